@@ -1,0 +1,94 @@
+"""Claims and hypotheses: the two tables that end every chapter.
+
+A *claim* is what a chapter stands on: a measured value compared with a threshold, asserted —
+a claim that stops holding fails the tests. A *hypothesis* (from the seed study or the
+literature) may go either way: it is measured against a control and reported with its verdict,
+never asserted.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import InvalidInputError, bad_argument
+
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def fmt(value: float | int | str) -> str:
+    """Numbers with 3 significant decimals (the same text on any machine), other values as str."""
+    if isinstance(value, bool) or isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``measured <op> threshold``, e.g. ``Claim("captured = output_attentions", 3e-8, "<", 1e-5)``."""
+
+    text: str
+    measured: float
+    op: str
+    threshold: float
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise bad_argument(InvalidInputError, "op", f"one of {list(_OPS)}", self.op)
+        if not isinstance(self.measured, (int, float)) or isinstance(self.measured, bool):
+            raise bad_argument(InvalidInputError, "measured", "a number", self.measured)
+
+    @property
+    def holds(self) -> bool:
+        return math.isfinite(self.measured) and bool(_OPS[self.op](self.measured, self.threshold))
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A statement tested against a control: measured (model), control, the rule, and the verdict."""
+
+    text: str
+    measured: str
+    control: str
+    rule: str
+    supported: bool
+
+    @property
+    def verdict(self) -> str:
+        return "supported" if self.supported else "not supported"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), "-+-".join("-" * w for w in widths), *map(line, rows)])
+
+
+def claims_table(claims: Sequence[Claim]) -> str:
+    """Text table (claim, measured, threshold, holds)."""
+    rows = [[c.text, fmt(c.measured), f"{c.op} {fmt(c.threshold)}", "yes" if c.holds else "NO"] for c in claims]
+    return _table(["claim", "measured", "threshold", "holds"], rows)
+
+
+def check_claims(claims: Sequence[Claim]) -> int:
+    """Print the claims table and ``claims: K/N hold``; raise AssertionError unless all hold."""
+    if not claims:
+        raise bad_argument(InvalidInputError, "claims", "at least one claim", claims)
+    print(claims_table(claims))
+    held = sum(c.holds for c in claims)
+    print(f"claims: {held}/{len(claims)} hold")
+    failing = [c.text for c in claims if not c.holds]
+    assert not failing, f"claims that do not hold: {failing}"
+    return held
+
+
+def hypotheses_table(hypotheses: Sequence[Hypothesis]) -> str:
+    """Text table (hypothesis, measured, control, rule, verdict)."""
+    rows = [[h.text, h.measured, h.control, h.rule, h.verdict] for h in hypotheses]
+    return _table(["hypothesis", "measured", "control", "rule", "verdict"], rows)

@@ -1,0 +1,67 @@
+"""Shared fixtures: small models of every family capture supports (no downloads)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert():
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=32)
+    return BertModel(cfg).eval()
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from attnbook import lm
+
+    return lm.load("minilm")
+
+
+@pytest.fixture()
+def tiny_vit():
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    return VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4, num_classes=3).eval()
+
+
+@pytest.fixture()
+def torch_encoder():
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(d_model=16, nhead=4, dim_feedforward=32, dropout=0.1, batch_first=True)
+    return torch.nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False).eval()
+
+
+@pytest.fixture()
+def own_transformer():
+    from attnbook.modules import BlockConfig, Transformer
+
+    torch.manual_seed(0)
+    return Transformer(BlockConfig(d_model=16, n_heads=4, d_ff=32, dropout=0.1), n_layers=2).eval()
+
+
+def random_maps(L=2, B=2, H=3, Q=5, K=5, seed=0, labels=True, mask=None):
+    """Row-stochastic maps from seeded random logits (optionally masked)."""
+    from attnbook.maps import AttentionMaps
+
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(L, B, H, Q, K, generator=g) * 2
+    if mask is not None:
+        logits = logits.masked_fill(~mask[None, :, None], float("-inf"))
+        w = torch.softmax(logits, -1).nan_to_num(0.0)
+    else:
+        w = torch.softmax(logits, -1)
+    toks = [[f"t{b}_{k}" for k in range(K)] for b in range(B)] if labels else None
+    qtoks = [[f"t{b}_{q}" for q in range(Q)] for b in range(B)] if labels else None
+    return AttentionMaps(w, tuple(f"layer{i}" for i in range(L)), qtoks, toks, mask)

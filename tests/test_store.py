@@ -1,0 +1,93 @@
+"""Results, cache and checkpoint files: atomic writes, round trips, typed errors."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from attnbook import store
+from attnbook.errors import CheckpointError, InvalidInputError, MissingResourceError
+from conftest import random_maps
+
+
+def test_config_hash_is_order_independent():
+    assert store.config_hash({"a": 1, "b": [1, 2]}) == store.config_hash({"b": [1, 2], "a": 1})
+    assert store.config_hash({"a": 1}) != store.config_hash({"a": 2})
+    assert len(store.config_hash({})) == 16
+
+
+def test_json_round_trip_and_atomic(tmp_path):
+    path = store.write_json(tmp_path / "x" / "summary.json", {"t": torch.tensor([1.0, 2.0]), "n": 3})
+    assert store.read_json(path) == {"t": [1.0, 2.0], "n": 3}
+    with pytest.raises(TypeError):
+        store.write_json(tmp_path / "bad.json", {"f": object()})
+    assert sorted(os.listdir(tmp_path)) == ["x"]  # nothing half-written left behind
+
+
+def test_read_json_errors(tmp_path):
+    with pytest.raises(MissingResourceError, match="path"):
+        store.read_json(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="valid JSON"):
+        store.read_json(tmp_path / "bad.json")
+
+
+def test_maps_round_trip(tmp_path):
+    mask = torch.ones(2, 5, 5, dtype=torch.bool)
+    mask[1, :, 4] = False
+    mask[1, 4, :] = False
+    maps = random_maps(mask=mask)
+    path = store.save_maps(tmp_path / "maps.safetensors", maps)
+    back = store.load_maps(path)
+    assert torch.equal(back.weights, maps.weights) and torch.equal(back.mask, maps.mask)
+    assert back.key_labels == maps.key_labels and back.layer_names == maps.layer_names
+
+
+def test_corrupt_safetensors(tmp_path):
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="safetensors"):
+        store.load_tensors(path)
+    with pytest.raises(MissingResourceError):
+        store.load_tensors(tmp_path / "none.safetensors")
+
+
+def test_pth_weights_only(tmp_path):
+    ok = tmp_path / "ok.pth"
+    torch.save({"w": torch.ones(2)}, ok)
+    assert torch.equal(store.load_pth(ok)["w"], torch.ones(2))
+    evil = tmp_path / "evil.pth"
+    torch.save({"obj": Exception("needs code")}, evil)  # a pickle that needs a class
+    with pytest.raises(CheckpointError, match="weights_only"):
+        store.load_pth(evil)
+
+
+def test_cached_tensors(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": torch.arange(3.0)}
+
+    a = store.cached_tensors("demo", {"k": 1}, compute)
+    b = store.cached_tensors("demo", {"k": 1}, compute)
+    assert torch.equal(a["x"], b["x"]) and len(calls) == 1
+    store.cached_tensors("demo", {"k": 2}, compute)
+    assert len(calls) == 2
+    entry = tmp_path / "demo" / f"{store.config_hash({'k': 1})}.safetensors"
+    entry.write_bytes(b"corrupt")  # a corrupt entry is recomputed, not trusted
+    assert torch.equal(store.cached_tensors("demo", {"k": 1}, compute)["x"], torch.arange(3.0))
+    assert len(calls) == 3
+
+
+def test_unserialisable_config():
+    with pytest.raises(InvalidInputError, match="config"):
+        store.config_hash({(1, 2): "tuple keys are not JSON"})
+
+
+def test_results_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
+    assert store.results_dir("ch", "run").is_dir()
