@@ -19,14 +19,14 @@ _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge
 
 
 def fmt(value: float | int | str) -> str:
-    """Numbers with 3 significant decimals (the same text on any machine), other values as str."""
+    """Numbers with 3 decimals, or one significant digit below 1e-3 (the same text on any machine)."""
     if isinstance(value, bool) or isinstance(value, str):
         return str(value)
     if isinstance(value, int):
         return str(value)
     if not math.isfinite(value):
         return str(value)
-    return f"{value:.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+    return f"{value:.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.0e}"
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def claims_table(claims: Sequence[Claim]) -> str:
     return _table(["claim", "measured", "threshold", "holds"], rows)
 
 
-def check_claims(claims: Sequence[Claim]) -> int:
+def check_claims(claims: Sequence[Claim]) -> None:
     """Print the claims table and ``claims: K/N hold``; raise AssertionError unless all hold."""
     if not claims:
         raise bad_argument(InvalidInputError, "claims", "at least one claim", claims)
@@ -85,7 +85,6 @@ def check_claims(claims: Sequence[Claim]) -> int:
     print(f"claims: {held}/{len(claims)} hold")
     failing = [c.text for c in claims if not c.holds]
     assert not failing, f"claims that do not hold: {failing}"
-    return held
 
 
 def hypotheses_table(hypotheses: Sequence[Hypothesis]) -> str:

@@ -65,7 +65,7 @@ def similarity_relevance(lm: LanguageModel, text_a: str, text_b: str) -> dict:
         sim = torch.nn.functional.cosine_similarity(pooled["a"], pooled["b"]).sum()
         lm.model.zero_grad(set_to_none=True)
         sim.backward()
-    out["similarity"] = float(sim)
+    out["similarity"] = float(sim.detach())
     for side in ("a", "b"):
         cap = caps[side]
         maps = cap.to_maps()
