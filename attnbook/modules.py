@@ -44,6 +44,18 @@ class BlockConfig:
             raise bad_argument(InvalidInputError, "d_ff", "a positive integer", self.d_ff, raw=True)
 
 
+def softmax_rows(scores: torch.Tensor) -> torch.Tensor:
+    """``softmax(scores, -1)``, computed in place when no gradient is needed.
+
+    ``exp(s − max s) / Σ exp(s − max s)``; in place it allocates nothing new, which on a CPU is
+    most of the cost of materialising the weights (fresh pages for every (B, H, T, T) tensor).
+    """
+    if scores.requires_grad:
+        return torch.softmax(scores, dim=-1)
+    scores.sub_(scores.amax(-1, keepdim=True)).exp_()
+    return scores.div_(scores.sum(-1, keepdim=True))
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head self-attention: SDPA normally, explicit softmax while recorded.
 
@@ -70,10 +82,10 @@ class MultiHeadAttention(nn.Module):
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         mask = self._full_mask(attn_mask, T, x.device)
         if self.record_attention:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+            scores = (q * (1.0 / math.sqrt(self.head_dim))) @ k.transpose(-2, -1)
             if mask is not None:
                 scores = scores.masked_fill(~mask, float("-inf"))
-            weights = self.hook_pattern(torch.softmax(scores, dim=-1))
+            weights = self.hook_pattern(softmax_rows(scores))
             y = self.attn_drop(weights) @ v
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)

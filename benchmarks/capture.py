@@ -17,14 +17,20 @@ from attnbook.capture import capture
 from attnbook.modules import BlockConfig, Transformer
 
 
-def median_seconds(fn, repeats: int = 7) -> float:
-    fn()  # warm-up
-    times = []
+def seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleaved_medians(a, b, repeats: int = 21) -> tuple[float, float]:
+    """Median time of ``a`` and of ``b``, run alternately so machine drift hits both alike."""
+    a(), b()  # warm-up
+    ta, tb = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        ta.append(seconds(a))
+        tb.append(seconds(b))
+    return statistics.median(ta), statistics.median(tb)
 
 
 def ratio(model: torch.nn.Module, call) -> tuple[float, float]:
@@ -37,7 +43,7 @@ def ratio(model: torch.nn.Module, call) -> tuple[float, float]:
             call()
         cap.weights()
 
-    return median_seconds(plain), median_seconds(recorded)
+    return interleaved_medians(plain, recorded)
 
 
 def main() -> None:

@@ -27,11 +27,10 @@ def test_random_control_same_architecture(minilm):
 
 
 def test_local_folder(tmp_path, tiny_bert):
-    from transformers import BertTokenizerFast
+    from transformers import BertTokenizer
 
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat"] + [f"w{i}" for i in range(53)]))
-    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(tmp_path)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat"] + [f"w{i}" for i in range(53)]
+    BertTokenizer(vocab={w: i for i, w in enumerate(words)}).save_pretrained(tmp_path)
     tiny_bert.save_pretrained(tmp_path)
     model = lm.load(tmp_path)
     maps = lm.lm_attention(model, "the cat")
