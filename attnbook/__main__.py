@@ -19,8 +19,6 @@ from pathlib import Path
 from .errors import AttnbookError, InvalidInputError, MissingResourceError, bad_argument
 from .store import project_root
 
-BOOK_FILES = ("_config.yml", "_toc.yml")
-
 
 def chapters(root: Path | None = None) -> list[Path]:
     """The chapter notebooks ``book/NN-slug.ipynb`` in order."""
@@ -77,13 +75,21 @@ def run(names: Sequence[str], parameters: dict, root: Path | None = None) -> lis
 
 
 def stage(root: Path, executed: Sequence[Path]) -> Path:
-    """Copy the book sources into ``_build/src`` with the executed chapters in place of the clean ones."""
+    """Copy the book sources into ``_build/src`` with the executed chapters in place of the clean ones.
+
+    The staged ``_config.yml`` turns execution off: the chapters already ran under papermill
+    (myst-nb's ``auto`` would re-run any notebook with an output-less cell).
+    """
+    import yaml
+
     src = root / "_build" / "src"
     if src.exists():
         shutil.rmtree(src)
     shutil.copytree(root / "book", src / "book", ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "_build"))
-    for name in BOOK_FILES:
-        shutil.copy2(root / name, src / name)
+    shutil.copy2(root / "_toc.yml", src / "_toc.yml")
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    config.setdefault("execute", {})["execute_notebooks"] = "off"
+    (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     for nb in executed:
         shutil.copy2(nb, src / "book" / nb.name)
     return src

@@ -66,12 +66,13 @@ def test_minilm_equals_output_attentions(minilm):
     from attnbook.lm import lm_attention, reference_attentions
 
     texts = ["The cat sat on the mat.", "Attention is all you need, they said, and then trained it."]
+    implementation = minilm.model.config._attn_implementation
     maps = lm_attention(minilm, texts)
+    assert minilm.model.config._attn_implementation == implementation
     ref = reference_attentions(minilm, texts) * maps.mask[None, :, None]
     assert maps.shape[:3] == (6, 2, 12)
     assert (maps.weights - ref).abs().max() < 1e-5
     assert maps.tokens(0)[0] == "[CLS]" and maps.tokens(0)[maps.n_valid_keys(0) - 1] == "[SEP]"
-    assert minilm.model.config._attn_implementation != "eager" or minilm.model.config._attn_implementation == "eager"
 
 
 # --- timm ---------------------------------------------------------------------------------------
@@ -80,7 +81,6 @@ def test_timm_equals_attention_extract(tiny_vit):
     from timm.utils import AttentionExtract
 
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    assert all(b.attn.fused_attn for b in tiny_vit.blocks) or True
     fused_before = [b.attn.fused_attn for b in tiny_vit.blocks]
     with torch.no_grad(), capture(tiny_vit) as cap:
         out = tiny_vit(x)
@@ -256,3 +256,17 @@ def test_capture_returns_valid_maps(own_transformer):
         own_transformer(torch.randn(1, 3, 16))
     assert isinstance(cap.maps, AttentionMaps)
     assert torch.allclose(cap.maps.weights.sum(-1), torch.ones(2, 1, 4, 3))
+
+
+@pytest.mark.parametrize("family", ["tiny_bert", "torch_encoder", "own_transformer", "tiny_vit"])
+def test_everything_restored_after_exception(request, family):
+    model = request.getfixturevalue(family)
+    before = hook_state(model)
+    fast = torch.backends.mha.get_fastpath_enabled()
+    implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    with pytest.raises(KeyError, match="inside"):
+        with capture(model):
+            raise KeyError("inside the block")
+    assert hook_state(model) == before
+    assert torch.backends.mha.get_fastpath_enabled() == fast
+    assert getattr(getattr(model, "config", None), "_attn_implementation", None) == implementation
