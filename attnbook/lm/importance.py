@@ -14,7 +14,7 @@ import torch
 from ..capture import capture
 from ..maps import AttentionMaps
 from ..metrics import gradient_rollout, rollout, token_importance
-from .attention import encode, lm_attention
+from .attention import encode
 from .loading import LanguageModel
 
 
