@@ -34,12 +34,19 @@ class BlockConfig:
     dropout: float = 0.1
     causal: bool = False
     bias: bool = True
+    attn_dropout: float | None = None  # dropout on the attention weights; None = ``dropout``
+
+    @property
+    def attention_dropout(self) -> float:
+        return self.dropout if self.attn_dropout is None else self.attn_dropout
 
     def __post_init__(self) -> None:
         if self.d_model <= 0 or self.n_heads <= 0 or self.d_model % self.n_heads:
             raise bad_argument(InvalidInputError, "d_model", f"a positive multiple of n_heads={self.n_heads}", self.d_model, raw=True)
-        if not 0.0 <= self.dropout < 1.0:
-            raise bad_argument(InvalidInputError, "dropout", "a probability in [0, 1)", self.dropout, raw=True)
+        for name in ("dropout", "attn_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise bad_argument(InvalidInputError, name, "a probability in [0, 1)", value, raw=True)
         if self.d_ff <= 0:
             raise bad_argument(InvalidInputError, "d_ff", "a positive integer", self.d_ff, raw=True)
 
@@ -68,10 +75,10 @@ class MultiHeadAttention(nn.Module):
         self.n_heads = config.n_heads
         self.head_dim = config.d_model // config.n_heads
         self.causal = config.causal
-        self.dropout = config.dropout
+        self.dropout = config.attention_dropout
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=config.bias)
         self.proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
-        self.attn_drop = nn.Dropout(config.dropout)
+        self.attn_drop = nn.Dropout(config.attention_dropout)
         self.hook_pattern = nn.Identity()
         self.record_attention = False
 

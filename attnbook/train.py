@@ -1,15 +1,19 @@
-"""Training support shared by every chapter: seeding, device and thread selection.
-
-(The training loop itself arrives with the first chapter that trains a model.)
-"""
+"""Training shared by every chapter: seeding, device and threads, one loop, train-or-load."""
 
 from __future__ import annotations
 
+import math
 import os
 import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from tqdm.auto import tqdm
 
 from .errors import InvalidInputError, bad_argument
 
@@ -50,3 +54,197 @@ def select_device(prefer: str = "auto") -> torch.device:
     if prefer == "cpu" or (prefer == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     return torch.device("cuda")
+
+
+# -- the training loop shared by every chapter ----------------------------------------------------
+
+Batch = tuple[torch.Tensor, ...]
+Callback = Callable[[int, nn.Module], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings: AdamW, linear warm-up then cosine decay, gradient clipping.
+
+    Learning rate at step ``s`` (of ``steps``)::
+
+        lr(s) = lr · s / warmup                                            s < warmup
+        lr(s) = lr · (r + (1 − r) · ½ (1 + cos(π (s − warmup) / (steps − warmup))))   otherwise
+
+    with ``r = min_lr_ratio``. Validation every ``eval_every`` steps (and at step 0 and the end);
+    with ``patience`` set, training stops after that many evaluations without a new best, and
+    the best weights are restored either way.
+    """
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: int = 50
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 50
+    patience: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad_argument(InvalidInputError, name, "a positive integer", value)
+        if not isinstance(self.warmup, int) or not 0 <= self.warmup < self.steps:
+            raise bad_argument(InvalidInputError, "warmup", f"an integer in [0, steps={self.steps})", self.warmup)
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise bad_argument(InvalidInputError, "lr", "a positive learning rate", self.lr)
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise bad_argument(InvalidInputError, "min_lr_ratio", "a ratio in [0, 1]", self.min_lr_ratio)
+        if self.weight_decay < 0 or self.grad_clip <= 0:
+            raise bad_argument(InvalidInputError, "weight_decay/grad_clip", "weight_decay >= 0 and grad_clip > 0", (self.weight_decay, self.grad_clip))
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+            raise bad_argument(InvalidInputError, "patience", "None or a positive integer", self.patience)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate at ``step`` (formula in the class docstring)."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(1, self.steps - self.warmup)
+        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+@dataclass
+class History:
+    """What a training run measured: losses per evaluation, the best step, wall time."""
+
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)  # mean training loss since the previous evaluation (NaN at step 0)
+    val_loss: list[float] = field(default_factory=list)
+    best_step: int = 0
+    best_val: float = math.inf
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "History":
+        return cls(**data)
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, Batch], torch.Tensor],
+    get_batch: Callable[[torch.Generator], Batch],
+    evaluate: Callable[[nn.Module], float],
+    config: TrainConfig,
+    *,
+    callbacks: Sequence[tuple[int, Callback]] = (),
+    device: torch.device | None = None,
+    progress: bool = True,
+    desc: str = "training",
+) -> History:
+    """Train ``model`` in place and return its :class:`History`.
+
+    ``get_batch(generator)`` draws a training batch (seeded by ``config.seed``), ``loss_fn``
+    returns a scalar loss for it, ``evaluate(model)`` returns the validation loss (called in eval
+    mode without gradients). Each ``(every, callback)`` pair is called as ``callback(step, model)``
+    at step 0 and every ``every`` steps, in eval mode without gradients (attention snapshots).
+    """
+    seed_everything(config.seed)
+    device = device or next(model.parameters()).device
+    generator = torch.Generator().manual_seed(config.seed)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    history = History()
+    best_state = None
+    stale = 0
+    running: list[float] = []
+    start = time.perf_counter()
+
+    def checkpoint(step: int) -> bool:
+        nonlocal best_state, stale
+        val = _quietly(model, evaluate)
+        history.steps.append(step)
+        history.val_loss.append(float(val))
+        history.train_loss.append(float(np.mean(running)) if running else math.nan)
+        running.clear()
+        if val < history.best_val:
+            history.best_val, history.best_step, stale = float(val), step, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+        return config.patience is not None and stale >= config.patience
+
+    def snapshots(step: int) -> None:
+        for every, callback in callbacks:
+            if step % every == 0 or step == config.steps:
+                _quietly(model, lambda m: callback(step, m))
+
+    checkpoint(0)
+    snapshots(0)
+    bar = tqdm(range(1, config.steps + 1), desc=desc, disable=not progress, leave=False, mininterval=1.0)
+    for step in bar:
+        model.train()
+        for group in optimiser.param_groups:
+            group["lr"] = config.lr_at(step - 1)
+        batch = tuple(t.to(device) for t in get_batch(generator))
+        loss = loss_fn(model, batch)
+        if not torch.isfinite(loss):
+            raise bad_argument(InvalidInputError, "loss", "a finite training loss", f"{float(loss)} at step {step}", raw=True)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimiser.step()
+        running.append(float(loss.detach()))
+        snapshots(step)
+        if step % config.eval_every == 0 or step == config.steps:
+            if checkpoint(step):
+                history.stopped_early = True
+                break
+            bar.set_postfix(train=f"{history.train_loss[-1]:.4f}", val=f"{history.val_loss[-1]:.4f}")
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def _quietly(model: nn.Module, fn: Callable[[nn.Module], Any]) -> Any:
+    """Run ``fn(model)`` in eval mode without gradients, restoring the previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return fn(model)
+    finally:
+        model.train(was_training)
+
+
+def cached_fit(
+    name: str,
+    config: dict,
+    build: Callable[[], nn.Module],
+    train_fn: Callable[[nn.Module], History],
+) -> tuple[nn.Module, History, bool]:
+    """Train-or-load: weights and history cached under ``<cache>/<name>/<config_hash>/``.
+
+    ``config`` must hold everything that determines the result (model, data, optimisation,
+    seed). Returns ``(model, history, loaded)``; a corrupt or mismatched cache entry is retrained.
+    """
+    from .errors import CheckpointError
+    from .store import cache_dir, config_hash, load_tensors, read_json, save_tensors, write_json
+
+    folder = cache_dir() / name / config_hash(config)
+    model = build()
+    weights, record = folder / "model.safetensors", folder / "history.json"
+    if weights.is_file() and record.is_file():
+        try:
+            tensors, _ = load_tensors(weights)
+            model.load_state_dict(tensors, strict=True)
+            return model.eval(), History.from_dict(read_json(record)["history"]), True
+        except (CheckpointError, RuntimeError, KeyError, TypeError):
+            model = build()  # stale or corrupt entry: train again
+    history = train_fn(model)
+    save_tensors(weights, model.state_dict())
+    write_json(record, {"config": config, "history": history.to_dict()})
+    return model.eval(), history, False

@@ -1,0 +1,51 @@
+"""Synthetic time series with known ground truth, and the windows a forecaster trains on."""
+
+from .generators import (
+    FAMILIES,
+    GARCH11,
+    GENERATORS,
+    HeavyTailedAR1,
+    JumpDiffusion,
+    MultiSeasonality,
+    OneOverFNoise,
+    RandomWalk,
+    RegimeSwitching,
+    SeasonTrendOutliers,
+    Series,
+    TrendBreaks,
+    make,
+)
+from .windows import (
+    chronological_split,
+    denormalise,
+    disjoint_gap,
+    last_value,
+    normalise,
+    seasonal_naive,
+    window_mean,
+    windows,
+)
+
+__all__ = [
+    "FAMILIES",
+    "GARCH11",
+    "GENERATORS",
+    "HeavyTailedAR1",
+    "JumpDiffusion",
+    "MultiSeasonality",
+    "OneOverFNoise",
+    "RandomWalk",
+    "RegimeSwitching",
+    "SeasonTrendOutliers",
+    "Series",
+    "TrendBreaks",
+    "chronological_split",
+    "denormalise",
+    "disjoint_gap",
+    "last_value",
+    "make",
+    "normalise",
+    "seasonal_naive",
+    "window_mean",
+    "windows",
+]
