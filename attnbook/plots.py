@@ -657,3 +657,283 @@ def head_dendrogram(
     ax.set_ylabel(f"Jensen-Shannon divergence ({method} linkage)")
     ax.set_title(title if title is not None else "heads clustered by attention distance")
     return fig
+
+
+# -- time series and training figures ----------------------------------------------------------
+DEFAULT_LOSS_LABEL = "MSE (normalised units)"
+WINDOW_COLOUR = "C0"
+WEIGHT_COLOUR = "C1"
+TARGET_COLOUR = "black"
+FORECAST_COLOUR = "C3"
+
+
+def _history_fields(name: str, history: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, train_loss, val_loss) of one :class:`~attnbook.train.History`, validated."""
+    from .train import History
+
+    if not isinstance(history, History):
+        raise bad_argument(InvalidInputError, name, "a History (attnbook.train)", history)
+    steps = _as_array(f"{name}.steps", history.steps, (1,))
+    val = _as_array(f"{name}.val_loss", history.val_loss, (1,))
+    train = _as_array(f"{name}.train_loss", history.train_loss, (1,), allow_nan=True)
+    if len(steps) == 0:
+        raise bad_argument(InvalidInputError, f"{name}.steps", "at least one evaluation", "none", raw=True)
+    for field_name, values in (("val_loss", val), ("train_loss", train)):
+        if len(values) != len(steps):
+            raise bad_argument(
+                InvalidInputError, f"{name}.{field_name}", f"{len(steps)} values (one per step)", f"{len(values)} values", raw=True
+            )
+    return steps, train, val
+
+
+def training_curves(
+    histories: Mapping[str, Any] | Any,
+    *,
+    title: str | None = None,
+    ax: Axes | None = None,
+    log: bool = True,
+    ylabel: str = DEFAULT_LOSS_LABEL,
+) -> Figure:
+    """Validation (solid) and training (dashed) loss against step, one colour per run.
+
+    ``histories``: one :class:`~attnbook.train.History` (called 'run') or a mapping run name ->
+    History. Training losses that are NaN (step 0) are skipped; a star marks each run's best
+    step (``best_step``, ``best_val``). ``log``: logarithmic y axis (needs positive losses).
+    """
+    from matplotlib.lines import Line2D
+
+    from .train import History
+
+    if isinstance(histories, History):
+        histories = {"run": histories}
+    if not isinstance(histories, Mapping) or not histories:
+        raise bad_argument(InvalidInputError, "histories", "a History or a non-empty mapping name -> History", histories)
+    runs = {str(k): (h, *_history_fields(f"histories[{str(k)!r}]", h)) for k, h in histories.items()}
+    if log:
+        lowest = min(float(np.min(np.r_[v, t[np.isfinite(t)]])) for _, _, t, v in runs.values())
+        if lowest <= 0:
+            raise bad_argument(InvalidInputError, "log", "log=False for losses <= 0", f"a loss of {lowest:.3g}", raw=True)
+    fig, ax = _figure_and_axes(ax, (7.5, 4.2))
+    for k, (name, (history, steps, train, val)) in enumerate(runs.items()):
+        colour = f"C{k % 10}"
+        ax.plot(steps, val, color=colour, linestyle="-", linewidth=1.6, label=name)
+        seen = np.isfinite(train)
+        if seen.any():
+            ax.plot(steps[seen], train[seen], color=colour, linestyle="--", linewidth=1.1, alpha=0.8, label="_nolegend_")
+        best_step, best_val = history.best_step, history.best_val
+        if isinstance(best_val, numbers.Real) and math.isfinite(best_val) and (not log or best_val > 0):
+            ax.scatter([best_step], [best_val], marker="*", s=110, color=colour, edgecolors="black", linewidths=0.6, zorder=3)
+    if log:
+        ax.set_yscale("log")
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [
+        Line2D([], [], color="grey", linestyle="-", label="validation"),
+        Line2D([], [], color="grey", linestyle="--", label="training"),
+        Line2D([], [], color="grey", marker="*", markersize=10, markeredgecolor="black", linestyle="none", label="best step"),
+    ]
+    ax.legend(handles=handles, fontsize=8)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title if title is not None else "training curves")
+    ax.grid(alpha=0.3, which="both" if log else "major")
+    return fig
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise bad_argument(InvalidInputError, name, "a positive integer", value)
+    return int(value)
+
+
+def series_overview(
+    series: Mapping[str, Sequence[float]],
+    *,
+    families: Mapping[str, str] | None = None,
+    n: int | None = None,
+    ncols: int = 3,
+    title: str | None = None,
+) -> Figure:
+    """Small multiples: one panel per series (its first ``n`` points), titled 'name (family)'."""
+    if not isinstance(series, Mapping) or not series:
+        raise bad_argument(InvalidInputError, "series", "a non-empty mapping name -> values", series)
+    if families is not None and not isinstance(families, Mapping):
+        raise bad_argument(InvalidInputError, "families", "a mapping name -> family or None", families)
+    limit = None if n is None else _positive_int("n", n)
+    ncols = min(_positive_int("ncols", ncols), len(series))
+    data = {}
+    for name, values in series.items():
+        array = _as_array(f"series[{str(name)!r}]", values, (1,))
+        if len(array) == 0:
+            raise bad_argument(InvalidInputError, f"series[{str(name)!r}]", "at least one value", "none", raw=True)
+        data[str(name)] = array[:limit]
+    kinds = {} if families is None else {str(k): str(v) for k, v in families.items()}
+    nrows = math.ceil(len(data) / ncols)
+    fig = _new_figure((min(16.0, 4.2 * ncols), 2.3 * nrows + 0.6))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in list(axes.flat)[len(data):]:
+        fig.delaxes(ax)
+    for ax, (name, values) in zip(axes.flat, data.items()):
+        ax.plot(np.arange(len(values)), values, color=WINDOW_COLOUR, linewidth=0.8)
+        ax.set_title(f"{name} ({kinds[name]})" if name in kinds else name, fontsize=9)
+        ax.set_xlabel("time step", fontsize=8)
+        ax.set_ylabel("value", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    longest = max(len(v) for v in data.values())
+    fig.suptitle(title if title is not None else f"{len(data)} series · first {longest} steps")
+    return fig
+
+
+def _query_position(query: Any, size: int) -> int:
+    if isinstance(query, bool) or not isinstance(query, numbers.Integral) or not -size <= query < size:
+        raise bad_argument(InvalidInputError, "query", f"an integer in [0, {size})", query)
+    return int(query) % size
+
+
+def series_attention(
+    window: Sequence[float],
+    weights: Sequence[float],
+    *,
+    target: Sequence[float] | None = None,
+    forecast: Sequence[float] | None = None,
+    query: int | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """One input window (a line) with one query row's attention weights as bars on a twin y axis.
+
+    ``window`` and ``weights`` have one value per input step ``0 .. L-1``; ``target`` (the true
+    future, solid) and ``forecast`` (dashed) follow at steps ``L .. L+H-1``. A dotted vertical
+    line marks the query position ``query`` (default ``L-1``; up to ``L+H-1`` when a horizon is
+    drawn, for queries that sit in the horizon).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    values = _as_array("window", window, (1,))
+    attn = _as_array("weights", weights, (1,))
+    if len(values) == 0:
+        raise bad_argument(InvalidInputError, "window", "at least one step", "none", raw=True)
+    if len(attn) != len(values):
+        raise bad_argument(InvalidInputError, "weights", f"{len(values)} values (one per window step)", f"{len(attn)} values", raw=True)
+    truth = None if target is None else _as_array("target", target, (1,))
+    guess = None if forecast is None else _as_array("forecast", forecast, (1,))
+    if truth is not None and guess is not None and len(guess) != len(truth):
+        raise bad_argument(InvalidInputError, "forecast", f"{len(truth)} values (as many as target)", f"{len(guess)} values", raw=True)
+    size = len(values)
+    horizon = len(truth) if truth is not None else (len(guess) if guess is not None else 0)
+    position = size - 1 if query is None else _query_position(query, size + horizon)
+    fig, ax = _figure_and_axes(ax, (8.0, 3.8))
+    twin = ax.twinx()
+    steps = np.arange(size)
+    twin.bar(steps, attn, width=0.8, color=WEIGHT_COLOUR, alpha=0.45, label=f"attention weight (query {position})")
+    top = float(attn.max()) if attn.size and attn.max() > 0 else 1.0
+    twin.set_ylim(min(0.0, float(attn.min()) * 1.1), top * 1.6)  # bars fill the lower part, under the line
+    twin.set_ylabel("attention weight")
+    ax.set_zorder(twin.get_zorder() + 1)  # the series is drawn over the bars
+    ax.patch.set_visible(False)
+    ax.plot(steps, values, color=WINDOW_COLOUR, linewidth=1.5, marker="o" if size <= 60 else None, markersize=2.5, label="input window")
+    after = np.arange(size, size + horizon)
+    if horizon:
+        ax.axvspan(size - 0.5, size + horizon - 0.5, color="grey", alpha=0.08, linewidth=0)
+    if truth is not None:
+        ax.plot(after, truth, color=TARGET_COLOUR, linewidth=1.3, label="true future")
+    if guess is not None:
+        ax.plot(after, guess, color=FORECAST_COLOUR, linestyle="--", linewidth=1.5, label="forecast")
+    ax.axvline(position, color="grey", linestyle=":", linewidth=1.3, label=f"query t={position}")
+    ax.set_xlim(-0.8, size + horizon - 0.2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles, labels = ax.get_legend_handles_labels()
+    more, more_labels = twin.get_legend_handles_labels()
+    ax.legend(handles + more, labels + more_labels, fontsize=8, loc="best")
+    ax.set_xlabel("time step (input window, then horizon)")
+    ax.set_ylabel("value")
+    ax.set_title(title if title is not None else f"input window and attention of query {position}")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def grouped_bars(
+    values: Mapping[str, Sequence[float]],
+    *,
+    errors: Mapping[str, Sequence[float]] | None = None,
+    group_labels: Sequence[str],
+    title: str | None = None,
+    ylabel: str | None = None,
+    ax: Axes | None = None,
+    reference: float | None = None,
+) -> Figure:
+    """Grouped bars: one group per ``group_labels`` entry, one colour per key of ``values``.
+
+    ``values[key]`` holds one value per group (NaN = no bar); ``errors[key]`` (optional, for any
+    of the keys) the matching non-negative error bar sizes; ``reference`` draws a dashed
+    horizontal line.
+    """
+    if not isinstance(values, Mapping) or not values:
+        raise bad_argument(InvalidInputError, "values", "a non-empty mapping name -> one value per group", values)
+    if isinstance(group_labels, str) or not isinstance(group_labels, Sequence) or len(group_labels) == 0:
+        raise bad_argument(InvalidInputError, "group_labels", "a non-empty sequence of strings", group_labels)
+    groups = [str(g) for g in group_labels]
+    data = {}
+    for key, row in values.items():
+        array = _as_array(f"values[{str(key)!r}]", row, (1,), allow_nan=True)
+        if len(array) != len(groups):
+            raise bad_argument(InvalidInputError, f"values[{str(key)!r}]", f"{len(groups)} values (one per group)", f"{len(array)} values", raw=True)
+        data[str(key)] = array
+    err: dict[str, np.ndarray] = {}
+    if errors is not None:
+        if not isinstance(errors, Mapping):
+            raise bad_argument(InvalidInputError, "errors", "a mapping name -> error sizes or None", errors)
+        for key, row in errors.items():
+            if str(key) not in data:
+                raise bad_argument(InvalidInputError, "errors", f"keys among {list(data)}", repr(str(key)), raw=True)
+            array = _as_array(f"errors[{str(key)!r}]", row, (1,), allow_nan=True)
+            if len(array) != len(groups):
+                raise bad_argument(InvalidInputError, f"errors[{str(key)!r}]", f"{len(groups)} values (one per group)", f"{len(array)} values", raw=True)
+            if (array[np.isfinite(array)] < 0).any():
+                raise bad_argument(InvalidInputError, f"errors[{str(key)!r}]", "non-negative values", f"minimum {np.nanmin(array):.3g}", raw=True)
+            err[str(key)] = np.nan_to_num(array, nan=0.0)
+    level = None if reference is None else _real("reference", reference)
+    fig, ax = _figure_and_axes(ax, (min(15.0, max(5.0, 0.45 * len(groups) * len(data) + 0.5 * len(groups) + 2)), 4.3))
+    x = np.arange(len(groups))
+    width = 0.8 / len(data)
+    handles = []
+    for k, (key, row) in enumerate(data.items()):
+        handles.append(ax.bar(x - 0.4 + width * (k + 0.5), row, width=width, yerr=err.get(key),
+                              capsize=3 if key in err else 0, color=f"C{k % 10}", label=key))
+    ax.set_xticks(x, [g.replace("$", r"\$") for g in groups], rotation=35, ha="right", rotation_mode="anchor")
+    if level is not None:
+        handles.append(ax.axhline(level, linestyle="--", color="grey", linewidth=1.2, label=f"reference {level:g}"))
+    ax.legend(handles=handles, fontsize=8)
+    ax.set_ylabel(ylabel if ylabel is not None else "value")
+    ax.set_title(title if title is not None else "comparison by group")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def maps_grid(maps_by_name: Mapping[str, Any], *, ncols: int = 3, title: str | None = None, **colour: Any) -> Figure:
+    """One ``(queries, keys)`` map per name as small multiples with a shared colour scale.
+
+    ``colour`` takes ``gamma``, ``robust``, ``log`` and ``cmap`` as in :func:`heatmap`.
+    """
+    if not maps_by_name:
+        raise bad_argument(InvalidInputError, "maps_by_name", "at least one map", maps_by_name)
+    arrays = {name: _as_array(f"maps_by_name[{name!r}]", m, (2,)) for name, m in maps_by_name.items()}
+    n = len(arrays)
+    cols = max(1, min(int(ncols), n))
+    rows = math.ceil(n / cols)
+    fig = _new_figure((3.6 * cols + 1.0, 3.3 * rows + 0.6))
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    spec = _Colour(**colour)
+    norm = spec.norm(np.concatenate([a.ravel() for a in arrays.values()]))
+    image = None
+    for ax, (name, data) in zip(axes, arrays.items()):
+        image = ax.imshow(data, cmap=spec.cmap, norm=norm, aspect="auto", interpolation="nearest")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("key", fontsize=8)
+        ax.set_ylabel("query", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes[n:]:
+        ax.remove()
+    fig.colorbar(image, ax=list(axes[:n]), shrink=0.8, label="attention weight")
+    fig.suptitle(title if title is not None else "attention maps")
+    return fig

@@ -18,6 +18,15 @@ PROFILES: dict[str, dict[str, dict]] = {
         "quick": {"sentences": 24},
         "full": {"sentences": 64},
     },
+    "distribution-effects": {
+        # one forecaster per generator; extra training seeds where a question compares across seeds
+        "quick": {"series_len": 3000, "steps": 160, "batch_size": 32, "lr": 2e-3, "warmup": 20, "eval_every": 40,
+                  "attn_dropout": 0.0, "n_windows": 64, "seeds": 1, "extra_seeds": {"RandomWalk": 3, "GARCH11": 3},
+                  "heatmaps": {"samples": 1, "heads": 2}},
+        "full": {"series_len": 10000, "steps": 2000, "batch_size": 64, "lr": 1e-3, "warmup": 100, "eval_every": 100,
+                 "attn_dropout": None, "n_windows": 256, "seeds": 3, "extra_seeds": {},
+                 "heatmaps": {"samples": 3, "heads": None}},
+    },
 }
 
 

@@ -83,6 +83,11 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def save_figure(path: str | os.PathLike, fig: Any, dpi: int = 100) -> Path:
+    """Save a matplotlib figure as PNG, atomically."""
+    return _atomic(Path(path), lambda p: fig.savefig(p, format="png", dpi=dpi, bbox_inches="tight"))
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Read JSON; a missing file raises ``MissingResourceError``, a corrupt one ``CheckpointError``."""
     path = Path(path)

@@ -1,0 +1,215 @@
+"""One forecaster per generator: data, train-or-load, errors against naive baselines, attention.
+
+All errors are mean squared errors in *normalised* units (each window divided by its input
+window's standard deviation, after subtracting its mean), so they compare across generators and
+across the non-stationary series that would otherwise be dominated by their largest windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from ..capture import capture
+from ..errors import InvalidInputError, bad_argument
+from ..maps import AttentionMaps
+from ..train import History, TrainConfig, cached_fit, fit
+from .forecaster import Forecaster, ForecasterConfig
+from .generators import Series, make
+from .windows import chronological_split, disjoint_gap, last_value, normalise, seasonal_naive, window_mean, windows
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one trained forecaster (hashed for the cache)."""
+
+    generator: str
+    series_len: int = 3000
+    data_seed: int = 0
+    val_fraction: float = 0.2
+    model: ForecasterConfig = field(default_factory=ForecasterConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return {"generator": self.generator, "series_len": self.series_len, "data_seed": self.data_seed,
+                "val_fraction": self.val_fraction, "model": self.model.to_dict(), "train": asdict(self.train)}
+
+
+@dataclass
+class Dataset:
+    """Normalised train/validation windows of one series, with what the analyses need."""
+
+    series: Series
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    val_starts: np.ndarray  # start index of each validation input window in the series
+    raw_val_inputs: np.ndarray
+    raw_val_targets: np.ndarray
+    val_mean: np.ndarray
+    val_std: np.ndarray
+
+
+def prepare(config: RunConfig) -> Dataset:
+    """Generate the series, cut windows, split chronologically with a gap, normalise per window.
+
+    The gap drops the windows between the splits so that no validation window shares a time step
+    with a training window.
+    """
+    series = make(config.generator).generate(config.series_len, config.data_seed)
+    L, H = config.model.input_len, config.model.horizon
+    if config.series_len < 4 * (L + H):
+        raise bad_argument(InvalidInputError, "series_len", f"at least 4 x (input_len + horizon) = {4 * (L + H)}", config.series_len)
+    inputs, targets, starts = windows(series.values, L, H)
+    train_idx, val_idx = chronological_split(len(inputs), config.val_fraction, gap=disjoint_gap(L, H))
+    x, y, mean, std = normalise(inputs, targets)
+    as_tensor = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+    return Dataset(series, as_tensor(x[train_idx]), as_tensor(y[train_idx]), as_tensor(x[val_idx]), as_tensor(y[val_idx]),
+                   starts[val_idx], inputs[val_idx], targets[val_idx], mean[val_idx], std[val_idx])
+
+
+def mse(model: Forecaster, x: torch.Tensor, y: torch.Tensor, batch: int = 256) -> float:
+    """Mean squared error of ``model`` on normalised windows (eval mode, no gradients)."""
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            total += float(((model(x[i : i + batch]) - y[i : i + batch]) ** 2).sum())
+    return total / y.numel()
+
+
+def baseline_mse(data: Dataset) -> dict[str, float]:
+    """Validation MSE (normalised units) of the naive forecasts: last value, window mean and,
+    where the generator has true periods, seasonal naive with each period that fits the input."""
+    H = data.raw_val_targets.shape[1]
+    norm = lambda f: (f - data.val_mean) / data.val_std  # noqa: E731
+    target = norm(data.raw_val_targets)
+    out = {
+        "last value": float(np.mean((norm(last_value(data.raw_val_inputs, H)) - target) ** 2)),
+        "window mean": float(np.mean((norm(window_mean(data.raw_val_inputs, H)) - target) ** 2)),
+    }
+    for period in data.series.truth.get("periods", ()):
+        if period <= data.raw_val_inputs.shape[1]:
+            out[f"seasonal naive ({period})"] = float(np.mean((norm(seasonal_naive(data.raw_val_inputs, H, period)) - target) ** 2))
+    return out
+
+
+def train_forecaster(config: RunConfig, data: Dataset | None = None, *, progress: bool = True) -> tuple[Forecaster, History, bool]:
+    """Train-or-load the forecaster of ``config`` (cached by a hash of the whole config)."""
+    data = data or prepare(config)
+    batch = config.train.batch_size
+
+    def get_batch(generator: torch.Generator):
+        idx = torch.randint(0, len(data.x_train), (batch,), generator=generator)
+        return data.x_train[idx], data.y_train[idx]
+
+    def loss_fn(model, b):
+        return torch.nn.functional.mse_loss(model(b[0]), b[1])
+
+    def build() -> Forecaster:
+        torch.manual_seed(config.train.seed)
+        return Forecaster(config.model)
+
+    def train_fn(model: Forecaster) -> History:
+        return fit(model, loss_fn, get_batch, lambda m: mse(m, data.x_val, data.y_val), config.train,
+                   progress=progress, desc=f"{config.generator} (seed {config.train.seed})")
+
+    return cached_fit("distribution", config.to_dict(), build, train_fn)
+
+
+def untrained(config: RunConfig) -> Forecaster:
+    """The same architecture with the initial weights of ``config``'s training run."""
+    torch.manual_seed(config.train.seed)
+    return Forecaster(config.model).eval()
+
+
+def record(model: Forecaster, data: Dataset, n_windows: int) -> AttentionMaps:
+    """Attention of ``model`` on the first ``n_windows`` validation windows.
+
+    Key labels are time offsets relative to the last input (``t-99 … t0``).
+    """
+    if n_windows < 1:
+        raise bad_argument(InvalidInputError, "n_windows", "a positive number of windows", n_windows)
+    x = data.x_val[:n_windows]
+    L = x.shape[1]
+    with torch.no_grad(), capture(model) as cap:
+        model(x)
+    labels = [f"t-{L - 1 - i}" if i < L - 1 else "t0" for i in range(L)]
+    return cap.to_maps(query_labels=labels, key_labels=labels, meta={"generator": data.series.name})
+
+
+@dataclass
+class GeneratorRun:
+    """A trained forecaster with its data, errors and attention (trained and untrained)."""
+
+    config: RunConfig
+    data: Dataset
+    model: Forecaster
+    history: History
+    loaded: bool
+    mse: float
+    baselines: dict[str, float]
+    maps: AttentionMaps
+    untrained_maps: AttentionMaps
+
+    @property
+    def name(self) -> str:
+        return self.config.generator
+
+    @property
+    def best_baseline(self) -> tuple[str, float]:
+        name = min(self.baselines, key=self.baselines.get)
+        return name, self.baselines[name]
+
+
+def run_generator(config: RunConfig, n_windows: int, *, progress: bool = True) -> GeneratorRun:
+    """Prepare, train-or-load, evaluate and record attention for one generator and seed."""
+    data = prepare(config)
+    model, history, loaded = train_forecaster(config, data, progress=progress)
+    return GeneratorRun(
+        config, data, model, history, loaded, mse(model, data.x_val, data.y_val), baseline_mse(data),
+        record(model, data, n_windows), record(untrained(config), data, n_windows),
+    )
+
+
+def forecasts(run: GeneratorRun, n_windows: int) -> np.ndarray:
+    """Forecasts of the first ``n_windows`` validation windows in the series' own units."""
+    with torch.no_grad():
+        y = run.model(run.data.x_val[:n_windows]).numpy()
+    return y * run.data.val_std[:n_windows] + run.data.val_mean[:n_windows]
+
+
+def configs(settings: dict, data_seed: int = 0) -> dict[str, list[RunConfig]]:
+    """One :class:`RunConfig` per generator and training seed from a profile's settings."""
+    from .generators import GENERATORS
+
+    model = ForecasterConfig(attn_dropout=settings["attn_dropout"])
+    out = {}
+    for name in GENERATORS:
+        n_seeds = max(settings["seeds"], settings["extra_seeds"].get(name, 0))
+        out[name] = [
+            RunConfig(name, series_len=settings["series_len"], data_seed=data_seed, model=model,
+                      train=TrainConfig(steps=settings["steps"], batch_size=settings["batch_size"], lr=settings["lr"],
+                                        warmup=settings["warmup"], eval_every=settings["eval_every"], seed=seed))
+            for seed in range(n_seeds)
+        ]
+    return out
+
+
+def run_all(settings: dict, data_seed: int = 0, *, progress: bool = True) -> dict[str, list[GeneratorRun]]:
+    """Train-or-load every forecaster of a profile (progress bar over the runs)."""
+    from tqdm.auto import tqdm
+
+    plan = configs(settings, data_seed)
+    total = sum(len(v) for v in plan.values())
+    runs: dict[str, list[GeneratorRun]] = {}
+    with tqdm(total=total, desc="forecasters", disable=not progress) as bar:
+        for name, cfgs in plan.items():
+            runs[name] = []
+            for cfg in cfgs:
+                runs[name].append(run_generator(cfg, settings["n_windows"], progress=progress))
+                bar.update(1)
+    return runs
