@@ -189,7 +189,7 @@ def fit(
         batch = tuple(t.to(device) for t in get_batch(generator))
         loss = loss_fn(model, batch)
         if not torch.isfinite(loss):
-            raise bad_argument(InvalidInputError, "loss", "a finite training loss", f"{float(loss)} at step {step}", raw=True)
+            raise bad_argument(InvalidInputError, "loss", "a finite training loss", f"{float(loss.detach())} at step {step}", raw=True)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

@@ -59,10 +59,10 @@ def prepare(config: RunConfig) -> Dataset:
     The gap drops the windows between the splits so that no validation window shares a time step
     with a training window.
     """
-    series = make(config.generator).generate(config.series_len, config.data_seed)
     L, H = config.model.input_len, config.model.horizon
     if config.series_len < 4 * (L + H):
         raise bad_argument(InvalidInputError, "series_len", f"at least 4 x (input_len + horizon) = {4 * (L + H)}", config.series_len)
+    series = make(config.generator).generate(config.series_len, config.data_seed)
     inputs, targets, starts = windows(series.values, L, H)
     train_idx, val_idx = chronological_split(len(inputs), config.val_fraction, gap=disjoint_gap(L, H))
     x, y, mean, std = normalise(inputs, targets)
@@ -213,3 +213,13 @@ def run_all(settings: dict, data_seed: int = 0, *, progress: bool = True) -> dic
                 runs[name].append(run_generator(cfg, settings["n_windows"], progress=progress))
                 bar.update(1)
     return runs
+
+
+def capture_change(run: GeneratorRun, n_windows: int = 64) -> float:
+    """Largest change capturing makes to the forecasts (SDPA path vs the explicit, recorded path)."""
+    x = run.data.x_val[:n_windows]
+    with torch.no_grad():
+        plain = run.model(x)
+        with capture(run.model):
+            recorded = run.model(x)
+    return float((plain - recorded).abs().max())

@@ -211,3 +211,14 @@ def verdicts(spikes: Mapping[str, dict], persist: dict, turb: dict, regime: dict
                    f"noise max {fmt(noise_max)}; untrained " + ", ".join(f"lag {untrained_peaks[g]['lag']}" for g in SEASONAL),
                    "peak within 2 of a true period and more prominent than any noise series", q6),
     ]
+
+
+def autocorrelation_rank(values: np.ndarray, lag: int, max_lag: int, min_lag: int = MIN_LAG) -> dict[str, float]:
+    """Sample autocorrelation ``ρ(lag)`` of a series and the rank of ``|ρ(lag)|`` among lags
+    ``min_lag … max_lag`` (1 = the lag where the series most resembles, or mirrors, itself)."""
+    x = np.asarray(values, dtype=np.float64) - np.mean(values)
+    denom = float(np.dot(x, x))
+    rho = np.array([np.dot(x[:-k], x[k:]) / denom for k in range(min_lag, max_lag + 1)])
+    order = np.argsort(-np.abs(rho))
+    rank = int(np.where(order == lag - min_lag)[0][0]) + 1
+    return {"rho": float(rho[lag - min_lag]), "rank": rank, "lags": len(rho)}

@@ -1,0 +1,82 @@
+"""The forecaster, data preparation, baselines, recording and the six question measurements."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attnbook.errors import InvalidInputError
+from attnbook.maps import AttentionMaps
+from attnbook.timeseries import questions as Q
+from attnbook.timeseries.experiment import RunConfig, baseline_mse, prepare, record, untrained
+from attnbook.timeseries.forecaster import Forecaster, ForecasterConfig
+
+
+def test_forecaster_shapes_and_errors():
+    model = Forecaster(ForecasterConfig(input_len=30, horizon=5, d_model=16, n_heads=2, d_ff=32)).eval()
+    assert model(torch.randn(4, 30)).shape == (4, 5)
+    with pytest.raises(InvalidInputError, match=r"x: expected windows of shape \(batch, 30\)"):
+        model(torch.randn(4, 100))  # input length of another model
+    with pytest.raises(InvalidInputError, match="finite"):
+        model(torch.full((1, 30), float("nan")))
+    for bad, match in (({"horizon": 0}, "horizon"), ({"d_model": 10, "n_heads": 4}, "d_model"), ({"dropout": 1.5}, "dropout")):
+        with pytest.raises(InvalidInputError, match=match):
+            ForecasterConfig(**bad)
+
+
+def small_config(generator="MultiSeasonality", series_len=600):
+    return RunConfig(generator, series_len=series_len, model=ForecasterConfig(input_len=40, horizon=10, d_model=16, n_heads=2, d_ff=32))
+
+
+def test_prepare_splits_without_overlap():
+    data = prepare(small_config())
+    assert data.x_train.shape[1] == 40 and data.y_val.shape[1] == 10
+    last_train_start = (len(data.x_train) - 1)
+    assert data.val_starts[0] - last_train_start >= 50  # gap: no shared time step
+    assert torch.allclose(data.x_val.mean(1), torch.zeros(len(data.x_val)), atol=1e-5)
+
+
+def test_prepare_rejects_short_series():
+    with pytest.raises(InvalidInputError, match="series_len"):
+        prepare(RunConfig("RandomWalk", series_len=300))  # needs 4 x (100 + 20)
+
+
+def test_baselines_include_true_periods():
+    names = baseline_mse(prepare(small_config()))
+    assert {"last value", "window mean", "seasonal naive (12)", "seasonal naive (30)"} <= set(names)
+    assert "seasonal naive (50)" not in names  # longer than the 40-step input
+
+
+def test_record_labels_and_untrained_control():
+    cfg = small_config()
+    data = prepare(cfg)
+    maps = record(untrained(cfg), data, 5)
+    assert maps.shape == (2, 5, 2, 40, 40) and maps.key_labels[0][-1] == "t0" and maps.key_labels[0][0] == "t-39"
+    with pytest.raises(InvalidInputError, match="n_windows"):
+        record(untrained(cfg), data, 0)
+
+
+def test_lag_peak_finds_a_planted_lag():
+    K = 40
+    w = torch.full((1, 1, 2, K, K), 1e-3)
+    for i in range(K):
+        if i >= 7:
+            w[0, 0, 1, i, i - 7] = 1.0
+    w = w / w.sum(-1, keepdim=True)
+    peak = Q.lag_peak(AttentionMaps(w))
+    assert (peak["layer"], peak["head"], peak["lag"]) == (0, 1, 7) and peak["prominence"] > 10
+
+
+def test_autocorrelation_rank_of_a_sinusoid():
+    t = np.arange(2000)
+    out = Q.autocorrelation_rank(np.sin(2 * np.pi * t / 20), 20, 30)
+    assert out["rho"] > 0.95 and out["rank"] <= 2 and out["lags"] == 28
+    assert Q.autocorrelation_rank(np.sin(2 * np.pi * t / 20), 10, 30)["rho"] < -0.95
+
+
+def test_near_period_and_stationarity_test():
+    assert Q.near_period(52, (12, 50)) and not Q.near_period(35, (12, 30, 50))
+    rows = [{"generator": g, "recency": 2.0 if g in Q.NON_STATIONARY else 1.0} for g in Q.STATIONARY + Q.NON_STATIONARY]
+    out = Q.stationarity_test(rows)
+    assert out["non_stationary"] == 2.0 and out["stationary"] == 1.0 and out["p_value"] < 0.05
