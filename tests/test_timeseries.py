@@ -80,3 +80,9 @@ def test_near_period_and_stationarity_test():
     rows = [{"generator": g, "recency": 2.0 if g in Q.NON_STATIONARY else 1.0} for g in Q.STATIONARY + Q.NON_STATIONARY]
     out = Q.stationarity_test(rows)
     assert out["non_stationary"] == 2.0 and out["stationary"] == 1.0 and out["p_value"] < 0.05
+
+
+def test_profile_period_of_a_planted_oscillation():
+    lags = np.arange(3, 51)
+    assert abs(Q.profile_period(np.cos(2 * np.pi * lags / 12)) - 12) < 0.5
+    assert abs(Q.profile_period(np.cos(2 * np.pi * lags / 7) + 0.1 * np.cos(2 * np.pi * lags / 20)) - 7) < 0.5

@@ -222,3 +222,17 @@ def autocorrelation_rank(values: np.ndarray, lag: int, max_lag: int, min_lag: in
     order = np.argsort(-np.abs(rho))
     rank = int(np.where(order == lag - min_lag)[0][0]) + 1
     return {"rho": float(rho[lag - min_lag]), "rank": rank, "lags": len(rho)}
+
+
+def profile_period(profile: Sequence[float], min_period: int = 4, max_period: int | None = None, pad: int = 10) -> float:
+    """The dominant period (in lags) of a lag profile: the peak of the periodogram of the
+    mean-removed profile, zero-padded ``pad``-fold for resolution, over periods
+    ``min_period … max_period`` (default half the profile's length)."""
+    x = np.asarray(profile, dtype=np.float64)
+    x = x - x.mean()
+    n = len(x) * pad
+    power = np.abs(np.fft.rfft(x, n)) ** 2
+    freq = np.fft.rfftfreq(n)
+    max_period = max_period or len(x) // 2
+    keep = (freq >= 1 / max_period) & (freq <= 1 / min_period)
+    return float(1 / freq[keep][np.argmax(power[keep])])
