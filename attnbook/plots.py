@@ -31,6 +31,7 @@ GRID_MAX_TICKS = 20  # ... and per axis of a panel in a grid of heads
 MAX_LABEL_CHARS = 14
 MAX_ANNOTATED_CELLS = 900
 LOG_FLOOR = 1e-4  # LogNorm floor, relative to the largest value shown
+LOG_ABS_FLOOR = 1e-12  # ... and in absolute terms
 MASK_COLOUR = "lightgrey"
 TOP_COLOUR = "#e41a1c"
 PNG_DPI = 100
@@ -142,8 +143,10 @@ class _Colour:
             lo, hi = float(values.min()), float(values.max())
             lo = min(lo, 0.0)  # anchor non-negative data (attention) at 0
         if self.log:
-            top = hi if hi > 0 else 1.0
-            lo = max(lo, top * LOG_FLOOR)
+            # weights below LOG_ABS_FLOOR count as zero: matplotlib's log colour bar breaks on
+            # ranges near the bottom of float64 (subnormals, 1e-300)
+            top = hi if hi > LOG_ABS_FLOOR else 1.0
+            lo = max(lo, top * LOG_FLOOR, LOG_ABS_FLOOR)
             return mcolors.LogNorm(vmin=lo, vmax=max(hi, lo * 10), clip=True)
         if hi <= lo:
             hi = lo + (abs(lo) * 1e-3 if lo else 1.0)

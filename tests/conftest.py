@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
 
 import pytest
 import torch
+from hypothesis import settings
 
 torch.set_num_threads(2)
+
+# CI replays the same examples every run (a red CI always means a change broke something);
+# local runs keep exploring new ones.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,32 @@
+"""ViTime: the series ↔ image mapping, the MAE-style ViT, official checkpoints.
+
+Both ``mapping`` and ``model`` define their own ``PRESETS``; use them through their modules.
+"""
+
+from .mapping import (
+    DECODINGS,
+    Mapped,
+    MappingConfig,
+    blur,
+    crop_lookback,
+    decode,
+    gaussian_kernel,
+    history_columns,
+    image_to_series,
+    normalisation,
+    one_hot,
+    resample,
+    samples_per_column,
+    samples_per_patch,
+    series_to_image,
+    to_bins,
+)
+from .model import ViTime, ViTimeConfig, preset, unshuffle_attention
+from .weights import load_official, read_official, save_official
+
+__all__ = [
+    "DECODINGS", "Mapped", "MappingConfig", "blur", "crop_lookback", "decode", "gaussian_kernel", "history_columns",
+    "image_to_series", "normalisation", "one_hot", "resample", "samples_per_column", "samples_per_patch",
+    "series_to_image", "to_bins", "ViTime", "ViTimeConfig", "preset", "unshuffle_attention",
+    "load_official", "read_official", "save_official",
+]
