@@ -223,3 +223,10 @@ def capture_change(run: GeneratorRun, n_windows: int = 64) -> float:
         with capture(run.model):
             recorded = run.model(x)
     return float((plain - recorded).abs().max())
+
+
+def attention(model: Forecaster, x: torch.Tensor) -> torch.Tensor:
+    """Attention weights (layers, windows, heads, queries, keys) of ``model`` on normalised windows."""
+    with torch.no_grad(), capture(model) as cap:
+        model(x)
+    return cap.weights()

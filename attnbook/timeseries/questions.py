@@ -14,9 +14,8 @@ import torch
 from scipy.stats import mannwhitneyu
 
 from .. import metrics
-from ..capture import capture
 from ..claims import Hypothesis, fmt
-from .experiment import GeneratorRun
+from .experiment import GeneratorRun, attention
 from .windows import normalise
 
 SPIKE_KEYS = {"HeavyTailedAR1": "spikes", "JumpDiffusion": "jumps", "SeasonTrendOutliers": "outliers"}
@@ -25,13 +24,6 @@ NON_STATIONARY = ("JumpDiffusion", "RegimeSwitching", "TrendBreaks", "RandomWalk
 SEASONAL = ("SeasonTrendOutliers", "MultiSeasonality")
 NOISE = ("HeavyTailedAR1", "GARCH11", "OneOverFNoise")
 MIN_LAG = 3  # lags 0-2 are locality, present in every trained head
-
-
-def _attention(model, x: torch.Tensor) -> torch.Tensor:
-    """Attention (layers, windows, heads, q, k) of ``model`` on normalised windows ``x``."""
-    with torch.no_grad(), capture(model) as cap:
-        model(x)
-    return cap.weights()
 
 
 def _windows_with(run: GeneratorRun, positions: np.ndarray, limit: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -81,7 +73,7 @@ def spike_preference(run: GeneratorRun, limit: int = 64) -> dict[str, float]:
     share = onehot.sum(1) / K  # (windows,)
 
     def preference(windows: np.ndarray) -> float:
-        w = _attention(run.model, torch.tensor(normalise(windows)[0], dtype=torch.float32))
+        w = attention(run.model, torch.tensor(normalise(windows)[0], dtype=torch.float32))
         mass = (w * onehot[None, :, None, None, :]).sum(-1).mean(dim=(0, 2, 3))  # per window
         return float((mass / share).mean())
 
@@ -126,7 +118,7 @@ def regime_recovery(run: GeneratorRun, limit: int = 128) -> dict:
     idx, keys = _windows_with(run, switches, limit)
     K = run.data.raw_val_inputs.shape[1]
     last_switch = np.array([int(k.max()) for k in keys])
-    w = _attention(run.model, run.data.x_val[idx])[:, :, :, -1, :].mean(dim=(0, 2))  # (windows, K)
+    w = attention(run.model, run.data.x_val[idx])[:, :, :, -1, :].mean(dim=(0, 2))  # (windows, K)
     post = torch.arange(K)[None, :] >= torch.tensor(last_switch)[:, None]
     ratio = ((w * post).sum(1) / (post.sum(1) / K)).numpy()
     since = K - last_switch
