@@ -1,0 +1,152 @@
+"""Signal builder: up to three harmonics (amplitude and period sliders) → one head's time map and
+lag profile, on a trained ViTime.
+
+:func:`render_signal` draws (no widgets, testable); :class:`SignalExplorer` puts sliders around
+it (``amp1 … amp3`` with amplitude 0 switching a harmonic off, ``period1 … period3`` in samples,
+``layer``, ``head``). The model runs once per signal change; switching layer or head reuses the
+analysis.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..errors import AttnbookError, InvalidInputError, bad_argument
+from ..explore import _show, message_output
+from ..maps import check_index
+from . import lags
+from .harmonics import PERIOD_63, Analysis, Harmonic, analyse, signal
+from .model import ViTime
+
+__all__ = ["render_signal", "SignalExplorer", "signals"]
+
+MAX_HARMONICS = 3
+
+
+def _harmonics(components: Sequence[tuple[float, float]]) -> list[Harmonic]:
+    if isinstance(components, (str, bytes)) or not isinstance(components, Sequence) or not 1 <= len(components) <= MAX_HARMONICS:
+        raise bad_argument(InvalidInputError, "components", f"1 to {MAX_HARMONICS} (amplitude, period) pairs", components)
+    out = [Harmonic(float(a), float(p)) for a, p in components if a != 0]
+    if not out:
+        raise bad_argument(InvalidInputError, "components", "at least one harmonic with a non-zero amplitude", components)
+    return out
+
+
+def render_signal(model: ViTime, analysis: Analysis, layer: int | str, head: int, *, title: str = "") -> tuple[Any, str]:
+    """The seed's combined figure for one head of ``analysis`` and an HTML line with its period
+    contrast and highest lag peaks."""
+    li = analysis.maps.layer_index(layer)
+    hi = check_index("head", head, analysis.maps.n_heads)
+    spp = analysis.samples_per_patch
+    name = analysis.maps.layer_names[li]
+    fig = lags.correlation_figure(
+        analysis.time_maps.weights[li, 0, hi], analysis.profiles[li, hi], spp, title=title or f"{name}, head {hi}",
+        true_periods=[analysis.period * k for k in (1, 2, 3)],
+    )
+    peaks = ", ".join(f"{p:.0f}" for p in analysis.peaks(li, hi))
+    info = (f"{html.escape(name)} head {hi}: contrast at {analysis.period:.1f} samples "
+            f"<b>{analysis.head_contrast(li, hi):.2f}</b>; highest lag peaks (samples): {peaks}")
+    return fig, info
+
+
+class SignalExplorer:
+    """Sliders for up to three harmonics, the layer and the head; display it (or ``.widget``).
+
+    The contrast is measured at the period of the first harmonic (amplitude ≠ 0); the input is
+    ``length`` samples with a horizon of ``horizon``.
+    """
+
+    def __init__(self, model: ViTime, *, length: int = 512, horizon: int = 720,
+                 components: Sequence[tuple[float, float]] = ((1.0, PERIOD_63), (1.0, PERIOD_63 / 2), (0.0, 80.0)),
+                 title: str | None = None) -> None:
+        if not isinstance(model, ViTime):
+            raise bad_argument(InvalidInputError, "model", "a ViTime model", type(model).__name__, raw=True)
+        if len(components) != MAX_HARMONICS:
+            raise bad_argument(InvalidInputError, "components", f"{MAX_HARMONICS} (amplitude, period) pairs", components)
+        _harmonics(components)
+        self.model, self.length, self.horizon = model, length, horizon
+        self.analysis: Analysis | None = None
+        self.n_analyses = 0
+        self.n_renders = 0
+        slider = dict(continuous_update=False, readout_format=".2f")
+        self.amps = [widgets.FloatSlider(value=a, min=0.0, max=2.0, step=0.05, description=f"amp {k + 1}", **slider)
+                     for k, (a, _) in enumerate(components)]
+        self.periods = [widgets.FloatSlider(value=p, min=8.0, max=160.0, step=0.5, description=f"period {k + 1}",
+                                            continuous_update=False, readout_format=".1f")
+                        for k, (_, p) in enumerate(components)]
+        names = [(n, i) for i, n in enumerate(self._layer_names())]
+        self.layer = widgets.Dropdown(options=names, value=0, description="layer")
+        self.head = widgets.IntSlider(value=0, min=0, max=model.config.num_heads - 1, description="head", continuous_update=False)
+        self.output = widgets.Output()
+        self.info = widgets.HTML()
+        self.title = widgets.HTML(f"<h4>{html.escape(title)}</h4>" if title else "")
+        wrap = widgets.Layout(flex_flow="row wrap")
+        self._rows = tuple(widgets.HBox([a, p], layout=wrap) for a, p in zip(self.amps, self.periods))
+        self._select = widgets.HBox([self.layer, self.head], layout=wrap)
+        self.widget = widgets.VBox([self.title, *self._rows, self._select, self.output, self.info])
+        for w in (*self.amps, *self.periods):
+            w.observe(self._on_signal, names="value")
+        for w in (self.layer, self.head):
+            w.observe(self._on_select, names="value")
+        self._on_signal(None)
+
+    def _layer_names(self) -> list[str]:
+        c = self.model.config
+        return [f"model.blocks.{i}.attn" for i in range(c.depth)] + [f"model.decoder_blocks.{j}.attn" for j in range(c.decoder_depth)]
+
+    def components(self) -> list[tuple[float, float]]:
+        return [(a.value, p.value) for a, p in zip(self.amps, self.periods)]
+
+    def _on_signal(self, _change: Mapping[str, Any] | None) -> None:
+        try:
+            harmonics = _harmonics(self.components())
+            x = signal(harmonics, self.length)
+            self.analysis = analyse(self.model, x, self.horizon, period=harmonics[0].period)
+            self.n_analyses += 1
+        except AttnbookError as exc:
+            self.analysis = None
+            self.output.outputs = (message_output(str(exc)),)
+            self.info.value = ""
+            return
+        self.update()
+
+    def _on_select(self, _change: Mapping[str, Any]) -> None:
+        self.update()
+
+    def update(self) -> None:
+        """Redraw for the current layer and head (the analysis of the current signal)."""
+        if self.analysis is None:
+            return
+        try:
+            head_max = self.analysis.maps.n_heads - 1
+            fig, info = render_signal(self.model, self.analysis, self.layer.value, min(self.head.value, head_max),
+                                      title=" + ".join(h.describe() for h in _harmonics(self.components())))
+        except AttnbookError as exc:
+            self.output.outputs = (message_output(str(exc)),)
+            self.info.value = ""
+            return
+        _show(self.output, fig)
+        self.info.value = info
+        self.n_renders += 1
+
+    def close(self) -> None:
+        for child in (*self.amps, *self.periods, self.layer, self.head, self.output, self.info, self.title, *self._rows,
+                      self._select, self.widget):
+            child.close()
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def signals(model: ViTime, **kwargs: Any) -> SignalExplorer:
+    """Explorer: build a signal from up to three harmonics, see each head's time map and lag profile."""
+    return SignalExplorer(model, **kwargs)

@@ -1,0 +1,236 @@
+"""The seed study's harmonic experiments: signals, attention per head, forecasts and baselines.
+
+Experiment 1 feeds ``sin(n/10) + sin(n/5 + 50) + cos(n + 50)`` (``n = 0 … 511``) with a horizon
+of 720; experiment 2 removes ``sin(n/10)``. The periods are ``2π·10 ≈ 62.8``, ``2π·5 ≈ 31.4``
+and ``2π ≈ 6.3`` samples. :func:`analyse` runs a model on one signal, captures every block's
+attention (un-shuffled when the encoder shuffles), converts it to time-lag profiles
+(:mod:`attnbook.vitime.lags`) and ranks heads by their period contrast.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..capture import capture
+from ..errors import InvalidInputError, bad_argument
+from ..maps import AttentionMaps
+from . import lags
+from .mapping import Mapped, MappingConfig, image_to_series, series_to_image
+from .model import ViTime, unshuffle_attention
+
+__all__ = [
+    "Harmonic",
+    "signal",
+    "EXPERIMENTS",
+    "HELD_OUT",
+    "PERIOD_63",
+    "Analysis",
+    "analyse",
+    "forecast",
+    "repeat_last_period",
+    "estimate_period",
+    "forecast_scores",
+]
+
+PERIOD_63 = 20.0 * math.pi  # sin(n/10): 62.83 samples
+
+
+@dataclass(frozen=True)
+class Harmonic:
+    """``amplitude · sin(2π n / period + phase)`` (``kind="cos"``: cos). Period in samples."""
+
+    amplitude: float = 1.0
+    period: float = PERIOD_63
+    phase: float = 0.0
+    kind: str = "sin"
+
+    def __post_init__(self) -> None:
+        for name in ("amplitude", "phase"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v):
+                raise bad_argument(InvalidInputError, name, "a finite number", v)
+        if isinstance(self.period, bool) or not isinstance(self.period, Real) or not math.isfinite(self.period) or self.period <= 0:
+            raise bad_argument(InvalidInputError, "period", "a positive number of samples", self.period)
+        if self.kind not in ("sin", "cos"):
+            raise bad_argument(InvalidInputError, "kind", "'sin' or 'cos'", self.kind)
+
+    def __call__(self, n: np.ndarray) -> np.ndarray:
+        f = np.sin if self.kind == "sin" else np.cos
+        return self.amplitude * f(2.0 * math.pi * n / self.period + self.phase)
+
+    def describe(self) -> str:
+        amp = "" if self.amplitude == 1 else f"{self.amplitude:g}·"
+        phase = f" + {self.phase:g}" if self.phase else ""
+        return f"{amp}{self.kind}(2πn/{self.period:.4g}{phase})"
+
+
+def signal(harmonics: Sequence[Harmonic], length: int = 512, start: int = 0) -> np.ndarray:
+    """``Σ_k harmonic_k(n)`` for ``n = start … start + length − 1`` (float64)."""
+    if isinstance(length, bool) or not isinstance(length, Integral) or length < 1:
+        raise bad_argument(InvalidInputError, "length", "a positive integer", length)
+    if isinstance(harmonics, Harmonic) or not isinstance(harmonics, Sequence) or not harmonics:
+        raise bad_argument(InvalidInputError, "harmonics", "a non-empty sequence of Harmonic", harmonics)
+    for h in harmonics:
+        if not isinstance(h, Harmonic):
+            raise bad_argument(InvalidInputError, "harmonics", "Harmonic items", type(h).__name__, raw=True)
+    n = np.arange(start, start + int(length), dtype=np.float64)
+    return np.sum([h(n) for h in harmonics], axis=0)
+
+
+# The seed's inputs: sin(n/10) = sin(2πn/(20π)), sin(n/5 + 50), cos(n + 50).
+_SIN10 = Harmonic(1.0, 20.0 * math.pi, 0.0, "sin")
+_SIN5 = Harmonic(1.0, 10.0 * math.pi, 50.0, "sin")
+_COS1 = Harmonic(1.0, 2.0 * math.pi, 50.0, "cos")
+EXPERIMENTS: dict[int, tuple[Harmonic, ...]] = {1: (_SIN10, _SIN5, _COS1), 2: (_SIN5, _COS1)}
+
+# Periods the two experiments do not contain (samples), each with the seed's fast components.
+HELD_OUT: dict[str, tuple[Harmonic, ...]] = {
+    "P=48": (Harmonic(1.0, 48.0), _COS1),
+    "P=80": (Harmonic(1.0, 80.0), Harmonic(0.5, 20.0, 1.0)),
+    "P=100": (Harmonic(1.0, 100.0), _SIN5),
+}
+
+
+@dataclass
+class Analysis:
+    """One model on one input: maps in raster order, time maps, profiles and contrasts.
+
+    ``maps`` ``(L, 1, H, N+1, N+1)``; ``time_maps`` ``(L, 1, H, grid_w, grid_w)``; ``profiles``
+    ``(L, H, max_lag + 1)`` indexed by column lag; ``contrast`` ``(L, H)`` for ``period``;
+    ``ranking`` from :func:`attnbook.vitime.lags.rank_heads`; ``probs`` the output
+    ``(1, 1, W, h)``; ``mapped`` the input mapping.
+    """
+
+    maps: AttentionMaps
+    time_maps: AttentionMaps
+    profiles: torch.Tensor
+    contrast: torch.Tensor
+    ranking: list[dict]
+    probs: torch.Tensor
+    mapped: Mapped
+    period: float
+
+    @property
+    def samples_per_patch(self) -> float:
+        return self.mapped.samples_per_patch
+
+    @property
+    def best(self) -> dict:
+        return self.ranking[0]
+
+    def head_contrast(self, layer: int, head: int) -> float:
+        return float(self.contrast[layer, head])
+
+    def peaks(self, layer: int, head: int, n: int = 3) -> list[float]:
+        """The ``n`` highest profile peaks of one head, in samples."""
+        return lags.peak_lags(self.profiles[layer, head], self.samples_per_patch, n=n)
+
+
+def _mapping_of(model: ViTime, mapping: MappingConfig | None) -> MappingConfig:
+    if not isinstance(model, ViTime):
+        raise bad_argument(InvalidInputError, "model", "a ViTime model", type(model).__name__, raw=True)
+    if mapping is None:
+        return MappingConfig(**model.config.mapping_kwargs())
+    if not isinstance(mapping, MappingConfig):
+        raise bad_argument(InvalidInputError, "mapping", "a MappingConfig or None", type(mapping).__name__, raw=True)
+    shared = model.config.mapping_kwargs()
+    if {k: getattr(mapping, k) for k in shared} != shared:
+        raise bad_argument(InvalidInputError, "mapping", f"a mapping matching the model's canvas {shared}", mapping, raw=True)
+    return mapping
+
+
+def analyse(
+    model: ViTime,
+    history: Any,
+    horizon: int = 720,
+    *,
+    period: float = PERIOD_63,
+    mapping: MappingConfig | None = None,
+    max_lag: int | None = None,
+    n_multiples: int = 3,
+) -> Analysis:
+    """Run ``model`` on ``history`` (horizon ``horizon``), capture every encoder and decoder
+    block, put shuffled encoder maps back into raster order, and measure each head's lag
+    profile and period contrast for ``period`` samples (``max_lag`` column lags, default
+    ``grid_w // 2``)."""
+    mapping = _mapping_of(model, mapping)
+    mapped = series_to_image(history, horizon, mapping)
+    image = torch.as_tensor(mapped.image, dtype=torch.float32)[None, None]
+    model.eval()
+    with capture(model) as cap, torch.no_grad():
+        probs = model(image)
+    maps = cap.maps
+    if model.last_permutation is not None:
+        maps = unshuffle_attention(maps, model.last_permutation)
+    c = model.config
+    tmaps = lags.time_attention(maps, c.grid_h, c.grid_w, samples_per_patch=mapped.samples_per_patch)
+    profiles = lags.lag_profiles(tmaps, max_lag=max_lag)
+    contrast = lags.period_contrast(profiles, period, mapped.samples_per_patch, n_multiples)
+    return Analysis(maps, tmaps, profiles, contrast, lags.rank_heads(contrast, maps.layer_names), probs, mapped, float(period))
+
+
+def forecast(model: ViTime, history: Any, horizon: int = 720, *, mapping: MappingConfig | None = None, method: str | None = None) -> np.ndarray:
+    """The model's forecast of the next ``horizon`` samples (decoding ``method``: the mapping's
+    default, ``"argmax"`` or ``"expectation"``)."""
+    mapping = _mapping_of(model, mapping)
+    mapped = series_to_image(history, horizon, mapping)
+    image = torch.as_tensor(mapped.image, dtype=torch.float32)[None, None]
+    model.eval()
+    with torch.no_grad():
+        probs = model(image)
+    return image_to_series(probs.numpy(), mapped, method=method)[mapped.input_len:]
+
+
+def estimate_period(history: Any, min_period: int = 2, max_period: int | None = None) -> int:
+    """The lag of the highest autocorrelation peak of ``history`` in ``[min_period, max_period]``
+    (default half its length): a local maximum of the sample ACF; the largest ACF value when
+    there is no local maximum."""
+    x = np.asarray(history, dtype=np.float64)
+    if x.ndim != 1 or len(x) < 8 or not np.isfinite(x).all():
+        raise bad_argument(InvalidInputError, "history", "a finite 1-D series of at least 8 samples", x.shape, raw=True)
+    max_period = len(x) // 2 if max_period is None else int(max_period)
+    if isinstance(min_period, bool) or not isinstance(min_period, Integral) or not 1 <= min_period < max_period < len(x):
+        raise bad_argument(InvalidInputError, "min_period/max_period", f"1 <= min_period < max_period < {len(x)}", (min_period, max_period), raw=True)
+    x = x - x.mean()
+    denom = float(x @ x) or 1.0
+    acf = np.array([float(x[:-k] @ x[k:]) / denom for k in range(1, max_period + 2)])  # acf[k-1] = lag k
+    candidates = [k for k in range(min_period, max_period + 1) if acf[k - 1] >= acf[k - 2] and acf[k - 1] >= acf[k]]
+    if not candidates:
+        candidates = list(range(min_period, max_period + 1))
+    return max(candidates, key=lambda k: acf[k - 1])
+
+
+def repeat_last_period(history: Any, horizon: int, period: int | None = None) -> np.ndarray:
+    """Seasonal-naive forecast: the last ``period`` samples of the history repeated
+    (``period`` None: :func:`estimate_period` of the history)."""
+    x = np.asarray(history, dtype=np.float64)
+    if isinstance(horizon, bool) or not isinstance(horizon, Integral) or horizon < 1:
+        raise bad_argument(InvalidInputError, "horizon", "a positive integer", horizon)
+    period = estimate_period(x) if period is None else period
+    if isinstance(period, bool) or not isinstance(period, Integral) or not 1 <= period <= len(x):
+        raise bad_argument(InvalidInputError, "period", f"an integer in [1, {len(x)}]", period)
+    last = x[-period:]
+    return np.resize(last, horizon)
+
+
+def forecast_scores(model: ViTime, harmonics: Sequence[Harmonic], *, length: int = 512, horizon: int = 720,
+                    mapping: MappingConfig | None = None) -> dict:
+    """MSE over the horizon of the model (argmax and expectation decoding), the repeat-last-period
+    baseline (period from the history's ACF) and the history-mean baseline, against the true
+    continuation of ``harmonics``; plus the truth's variance and the model/baseline ratio."""
+    history = signal(harmonics, length)
+    truth = signal(harmonics, horizon, start=length)
+    out = {"period_used": estimate_period(history), "truth_var": float(np.var(truth))}
+    for method in ("argmax", "expectation"):
+        out[f"model_{method}"] = float(np.mean((forecast(model, history, horizon, mapping=mapping, method=method) - truth) ** 2))
+    out["repeat_last_period"] = float(np.mean((repeat_last_period(history, horizon) - truth) ** 2))
+    out["history_mean"] = float(np.mean((history.mean() - truth) ** 2))
+    out["ratio"] = out["model_argmax"] / max(out["repeat_last_period"], 1e-12)
+    return out

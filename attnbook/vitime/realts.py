@@ -1,0 +1,351 @@
+"""RealTS-style synthetic pretraining data and the pretraining loop of the mini ViTime.
+
+The official RealTS generator bodies and their spectrum statistics are unpublished (design note
+§3.1), so this is an approximation with the note's shares (§5.1):
+
+- **periodic** (``periodic`` share, 0.6): a sum of 1–``max_components`` waves (sine, square,
+  triangle, sawtooth) with log-uniform periods in ``[min_period, max_period]`` samples, random
+  phases and amplitudes; or (``ifft_share`` of them) a sparse random spectrum turned into a
+  series by an inverse real FFT (a stand-in for IFFTB);
+- **trend** (``trend`` share, 0.2): a random walk, a logistic curve, a piecewise-linear path or
+  a quadratic;
+- **mixed** (the rest): a periodic series plus a trend scaled to ``U(0.2, 1)`` of its spread.
+
+Every series gets Gaussian noise of ``U(0, noise)`` of its std, is reversed in time with
+probability ``reverse_p`` and flipped in sign with probability ``flip_p``. Series are generated
+at canvas resolution (``history_len + future_len`` samples, one per column), normalised with the
+history's statistics as at inference, and mapped to images by :func:`batch_images`, which equals
+:func:`attnbook.vitime.mapping.series_to_image` applied to each series (tested).
+
+Loss (:func:`pretraining_loss`), per column ``c`` with true row ``j*`` and predicted
+distribution ``p = softmax(logits)`` over the ``h`` rows::
+
+    q_j   ∝ exp(−(j − j*)² / 2 s²)                      (Gaussian-smoothed one-hot, s = 1 bin)
+    CE_c  = −Σ_j q_j log p_j
+    EMD_c = Σ_j p_j |j − j*|                            (Wasserstein-1 to the one-hot truth, in bins)
+    loss  = Σ_c w_c (CE_c + λ · EMD_c) / Σ_c w_c          (w = 1 on future columns, 0.2 on history; λ = 0.02)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from ..errors import InvalidInputError, bad_argument
+from ..train import History, TrainConfig, cached_fit, fit
+from .mapping import MappingConfig, gaussian_kernel
+from .model import ViTime, ViTimeConfig
+
+__all__ = [
+    "RealTSConfig",
+    "LossConfig",
+    "KINDS",
+    "WAVES",
+    "generate",
+    "batch_images",
+    "pretraining_loss",
+    "future_emd",
+    "pretrain",
+]
+
+KINDS = ("periodic", "trend", "mixed")
+WAVES = ("sine", "square", "triangle", "sawtooth")
+TRENDS = ("random_walk", "logistic", "piecewise_linear", "quadratic")
+
+
+def _probability(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= float(value) <= 1.0:
+        raise bad_argument(InvalidInputError, name, "a probability in [0, 1]", value)
+    return float(value)
+
+
+@dataclass(frozen=True)
+class RealTSConfig:
+    """What the synthetic series look like (see the module docstring)."""
+
+    length: int = 1232
+    periodic: float = 0.6
+    trend: float = 0.2
+    ifft_share: float = 0.3
+    max_components: int = 3
+    min_period: float = 6.0
+    max_period: float = 400.0
+    noise: float = 0.1
+    reverse_p: float = 0.5
+    flip_p: float = 0.5
+
+    def __post_init__(self) -> None:
+        if isinstance(self.length, bool) or not isinstance(self.length, Integral) or self.length < 8:
+            raise bad_argument(InvalidInputError, "length", "an integer >= 8", self.length)
+        for name in ("periodic", "trend", "ifft_share", "noise", "reverse_p", "flip_p"):
+            _probability(name, getattr(self, name))
+        if self.periodic + self.trend > 1.0 + 1e-12:
+            raise bad_argument(InvalidInputError, "periodic + trend", "shares summing to at most 1 (the rest is mixed)", self.periodic + self.trend)
+        if isinstance(self.max_components, bool) or not isinstance(self.max_components, Integral) or self.max_components < 1:
+            raise bad_argument(InvalidInputError, "max_components", "a positive integer", self.max_components)
+        lo, hi = self.min_period, self.max_period
+        if any(isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) for v in (lo, hi)) or not 2.0 <= lo < hi:
+            raise bad_argument(InvalidInputError, "min_period/max_period", "periods with 2 <= min_period < max_period", (lo, hi))
+
+    @property
+    def mixed(self) -> float:
+        return max(0.0, 1.0 - self.periodic - self.trend)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of :func:`pretraining_loss`: target smoothing ``sigma`` (bins), ``emd`` (λ),
+    ``history_weight`` (w on history columns; future columns weigh 1)."""
+
+    sigma: float = 1.0
+    emd: float = 0.02
+    history_weight: float = 0.2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sigma, bool) or not isinstance(self.sigma, Real) or not self.sigma > 0:
+            raise bad_argument(InvalidInputError, "sigma", "a positive width in bins", self.sigma)
+        for name in ("emd", "history_weight"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v < 0:
+                raise bad_argument(InvalidInputError, name, "a non-negative weight", v)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# -- generators --------------------------------------------------------------------------------
+
+def _wave(kind: str, phase: np.ndarray) -> np.ndarray:
+    """Unit-amplitude periodic wave of ``phase`` (in cycles)."""
+    frac = phase - np.floor(phase)
+    if kind == "sine":
+        return np.sin(2 * np.pi * phase)
+    if kind == "square":
+        return np.where(frac < 0.5, 1.0, -1.0)
+    if kind == "triangle":
+        return 4.0 * np.abs(frac - 0.5) - 1.0
+    return 2.0 * frac - 1.0  # sawtooth
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float, size: Any = None) -> Any:
+    return np.exp(rng.uniform(np.log(lo), np.log(hi), size))
+
+
+def _periodic(rng: np.random.Generator, cfg: RealTSConfig) -> np.ndarray:
+    n = cfg.length
+    t = np.arange(n, dtype=np.float64)
+    if rng.random() < cfg.ifft_share:  # sparse random spectrum
+        freqs = np.fft.rfftfreq(n)
+        allowed = np.flatnonzero((freqs >= 1.0 / cfg.max_period) & (freqs <= 1.0 / cfg.min_period))
+        k = int(rng.integers(1, 6))
+        chosen = rng.choice(allowed, size=min(k, len(allowed)), replace=False)
+        spectrum = np.zeros(len(freqs), dtype=np.complex128)
+        spectrum[chosen] = rng.lognormal(0.0, 0.5, len(chosen)) * np.exp(2j * np.pi * rng.random(len(chosen)))
+        return np.fft.irfft(spectrum, n) * n
+    out = np.zeros(n)
+    for _ in range(int(rng.integers(1, cfg.max_components + 1))):
+        period = _log_uniform(rng, cfg.min_period, cfg.max_period)
+        kind = WAVES[int(rng.integers(0, len(WAVES)))] if rng.random() < 0.5 else "sine"
+        out += rng.uniform(0.2, 1.0) * _wave(kind, t / period + rng.random())
+    return out
+
+
+def _trend(rng: np.random.Generator, cfg: RealTSConfig) -> np.ndarray:
+    n = cfg.length
+    t = np.linspace(0.0, 1.0, n)
+    kind = TRENDS[int(rng.integers(0, len(TRENDS)))]
+    if kind == "random_walk":
+        return np.cumsum(rng.normal(0.0, 1.0, n))
+    if kind == "logistic":
+        return 1.0 / (1.0 + np.exp(-rng.uniform(5, 40) * (t - rng.uniform(0.2, 0.9))))
+    if kind == "piecewise_linear":
+        knots = np.sort(rng.uniform(0, 1, int(rng.integers(1, 4))))
+        xs = np.concatenate([[0.0], knots, [1.0]])
+        ys = np.cumsum(np.concatenate([[0.0], rng.normal(0.0, 1.0, len(xs) - 1)]))
+        return np.interp(t, xs, ys)
+    a, b = rng.normal(0.0, 1.0, 2)
+    return a * t**2 + b * t
+
+
+def _one(rng: np.random.Generator, cfg: RealTSConfig) -> np.ndarray:
+    u = rng.random()
+    if u < cfg.periodic:
+        x = _periodic(rng, cfg)
+    elif u < cfg.periodic + cfg.trend:
+        x = _trend(rng, cfg)
+    else:
+        p = _periodic(rng, cfg)
+        tr = _trend(rng, cfg)
+        tr = tr / (np.ptp(tr) + 1e-12) * np.ptp(p) * rng.uniform(0.2, 1.0)
+        x = p + tr
+    scale = float(np.std(x)) or 1.0
+    x = x + rng.normal(0.0, 1.0, cfg.length) * scale * rng.uniform(0.0, cfg.noise)
+    if rng.random() < cfg.reverse_p:
+        x = x[::-1]
+    if rng.random() < cfg.flip_p:
+        x = -x
+    return np.ascontiguousarray(x)
+
+
+def generate(n: int, config: RealTSConfig | None = None, *, seed: int | np.random.Generator = 0) -> np.ndarray:
+    """``n`` synthetic series ``(n, config.length)`` float64, reproducible from ``seed``."""
+    config = RealTSConfig() if config is None else config
+    if not isinstance(config, RealTSConfig):
+        raise bad_argument(InvalidInputError, "config", "a RealTSConfig", type(config).__name__, raw=True)
+    if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
+        raise bad_argument(InvalidInputError, "n", "a positive integer", n)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return np.stack([_one(rng, config) for _ in range(int(n))])
+
+
+# -- images ------------------------------------------------------------------------------------
+
+def batch_images(series: Any, mapping: MappingConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, W)`` series at canvas resolution → (model input ``(B, 1, W, h)`` float32, true rows
+    ``(B, W)`` int64).
+
+    Column ``c`` holds sample ``c``; the first ``history_len`` columns are the history, whose
+    mean and std normalise the whole series. Equals ``series_to_image(x[:T], H, mapping,
+    future=x[T:])`` (``.image``, ``.rows``) for each row, computed for the batch at once (the
+    blur as a table lookup along the value axis and one 1-D correlation along time, float32).
+    """
+    if not isinstance(mapping, MappingConfig):
+        raise bad_argument(InvalidInputError, "mapping", "a MappingConfig", type(mapping).__name__, raw=True)
+    x = torch.as_tensor(np.asarray(series, dtype=np.float64))
+    if x.dim() != 2 or x.shape[1] != mapping.width or x.shape[0] < 1:
+        raise bad_argument(InvalidInputError, "series", f"an array (batch, W={mapping.width})", tuple(x.shape), raw=True)
+    if not torch.isfinite(x).all():
+        raise bad_argument(InvalidInputError, "series", "finite values", "non-finite entries", raw=True)
+    n = mapping.history_len
+    hist = x[:, :n]
+    if mapping.mu_norm is None:
+        mu = hist.mean(1, keepdim=True)
+    else:
+        m = (torch.sign(hist) * hist.abs() ** mapping.mu_norm).mean(1, keepdim=True) + 1e-7
+        mu = torch.sign(m) * m.abs().sqrt()
+    sigma = (hist.std(1, unbiased=False, keepdim=True) + mapping.std_eps) * mapping.std_factor
+    z = (x - mu) / sigma
+    ms = mapping.max_scal
+    rows = torch.floor((z.clamp(-ms, ms) + ms) / mapping.bin_width).long().clamp(0, mapping.bins - 1)
+    # Blur along the value axis first: a one-hot column blurs to row ``rows[c]`` of the table
+    # ``columns`` (the 1-D blur of each one-hot, reflect-101 edges); then along time (float32).
+    k = gaussian_kernel(mapping.blur_kernel)
+    columns = ndimage.correlate1d(np.eye(mapping.bins), k, axis=-1, mode="mirror").astype(np.float32)
+    image = columns[rows.numpy()]  # (B, W, h)
+    image[:, n:] = 0.0
+    image = ndimage.correlate1d(image, k.astype(np.float32), axis=1, mode="mirror")
+    image *= np.float32(mapping.blur_gain)
+    return torch.from_numpy(image).unsqueeze(1), rows
+
+
+# -- loss ----------------------------------------------------------------------------------------
+
+def _column_weights(mapping: MappingConfig, history_weight: float, device: torch.device) -> torch.Tensor:
+    w = torch.ones(mapping.width, device=device)
+    w[: mapping.history_len] = history_weight
+    return w
+
+
+def pretraining_loss(logits: torch.Tensor, rows: torch.Tensor, mapping: MappingConfig, loss: LossConfig | None = None) -> torch.Tensor:
+    """Weighted CE against a Gaussian-smoothed one-hot plus λ·EMD (module docstring).
+
+    ``logits`` ``(B, 1, W, h)`` (``ViTime.logits``), ``rows`` ``(B, W)`` true rows."""
+    loss = LossConfig() if loss is None else loss
+    logp = F.log_softmax(logits[:, 0].float(), dim=-1)  # (B, W, h)
+    j = torch.arange(mapping.bins, device=logits.device, dtype=torch.float32)
+    dist = (j[None, None, :] - rows[..., None].float()).abs()  # (B, W, h)
+    q = torch.exp(-0.5 * (dist / loss.sigma) ** 2)
+    q = q / q.sum(-1, keepdim=True)
+    ce = -(q * logp).sum(-1)
+    emd = (logp.exp() * dist).sum(-1)
+    w = _column_weights(mapping, loss.history_weight, logits.device)
+    per_column = ce + loss.emd * emd
+    return (per_column * w).sum(-1).div(w.sum()).mean()
+
+
+def future_emd(probs: torch.Tensor, rows: torch.Tensor, mapping: MappingConfig) -> torch.Tensor:
+    """Mean over future columns of ``Σ_j p_j |j − j*|`` per sample ``(B,)``, in bins."""
+    j = torch.arange(mapping.bins, device=probs.device, dtype=probs.dtype)
+    dist = (j[None, None, :] - rows[..., None].to(probs.dtype)).abs()
+    emd = (probs[:, 0] * dist).sum(-1)
+    return emd[:, mapping.history_len:].mean(-1)
+
+
+# -- pretraining --------------------------------------------------------------------------------
+
+def _check_pair(model_config: ViTimeConfig, mapping: MappingConfig, data: RealTSConfig) -> None:
+    if not isinstance(model_config, ViTimeConfig):
+        raise bad_argument(InvalidInputError, "model_config", "a ViTimeConfig", type(model_config).__name__, raw=True)
+    if not isinstance(mapping, MappingConfig):
+        raise bad_argument(InvalidInputError, "mapping", "a MappingConfig", type(mapping).__name__, raw=True)
+    if not isinstance(data, RealTSConfig):
+        raise bad_argument(InvalidInputError, "data", "a RealTSConfig", type(data).__name__, raw=True)
+    shared = model_config.mapping_kwargs()
+    mine = {k: getattr(mapping, k) for k in shared}
+    if mine != shared:
+        raise bad_argument(InvalidInputError, "mapping", f"a mapping matching the model's canvas {shared}", mine, raw=True)
+    if data.length != mapping.width:
+        raise bad_argument(InvalidInputError, "data.length", f"the canvas width W = {mapping.width}", data.length)
+
+
+def pretrain(
+    model_config: ViTimeConfig,
+    mapping: MappingConfig,
+    data: RealTSConfig,
+    train: TrainConfig,
+    *,
+    loss: LossConfig | None = None,
+    val_size: int = 64,
+    name: str = "vitime-realts",
+    progress: bool = True,
+) -> tuple[ViTime, History, bool]:
+    """Train a :class:`ViTime` on fresh RealTS batches (train-or-load, cached by config hash).
+
+    Each step draws ``train.batch_size`` new series (seeded from ``train.seed``); validation is
+    the loss on ``val_size`` fixed series (seed ``train.seed + 10_000``), and the best weights
+    are kept. Returns ``(model, history, loaded_from_cache)``.
+    """
+    _check_pair(model_config, mapping, data)
+    loss = LossConfig() if loss is None else loss
+    if isinstance(val_size, bool) or not isinstance(val_size, Integral) or val_size < 1:
+        raise bad_argument(InvalidInputError, "val_size", "a positive integer", val_size)
+    key = {
+        "version": 1,
+        "model": model_config.to_dict(),
+        "mapping": asdict(mapping),
+        "data": data.to_dict(),
+        "train": asdict(train),
+        "loss": loss.to_dict(),
+        "val_size": int(val_size),
+    }
+
+    def build() -> ViTime:
+        torch.manual_seed(train.seed)
+        return ViTime(model_config)
+
+    def train_fn(model: ViTime) -> History:
+        rng = np.random.default_rng(train.seed)
+        val_x, val_rows = batch_images(generate(val_size, data, seed=train.seed + 10_000), mapping)
+
+        def get_batch(_: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+            return batch_images(generate(train.batch_size, data, seed=rng), mapping)
+
+        def loss_fn(m: ViTime, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            return pretraining_loss(m.logits(batch[0]), batch[1], mapping, loss)
+
+        def evaluate(m: ViTime) -> float:
+            return float(pretraining_loss(m.logits(val_x), val_rows, mapping, loss))
+
+        return fit(model, loss_fn, get_batch, evaluate, train, progress=progress, desc="pretraining")
+
+    return cached_fit(name, key, build, train_fn)
