@@ -27,6 +27,13 @@ PROFILES: dict[str, dict[str, dict]] = {
                  "attn_dropout": None, "n_windows": 256, "seeds": 3, "extra_seeds": {},
                  "heatmaps": {"samples": 3, "heads": None}},
     },
+    "vitime-harmonics": {
+        # pretraining of the mini ViTime on fresh RealTS batches; the experiments themselves are a few forwards
+        "quick": {"preset": "strip", "steps": 400, "batch_size": 32, "lr": 2e-3, "weight_decay": 0.05, "warmup": 10,
+                  "eval_every": 50, "val_size": 64, "emd": 0.2},
+        "full": {"preset": "grid4", "steps": 3000, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.05, "warmup": 50,
+                 "eval_every": 100, "val_size": 128, "emd": 0.2},
+    },
 }
 
 

@@ -148,8 +148,10 @@ def test_rollout_time_attention_of_one_layer_without_residual_is_its_head_mean()
     m = token_maps(L=1, grid_h=2, grid_w=4)
     got = lags.rollout_time_attention(m, 2, 4, residual=0.0)
     mean = AttentionMaps(m.weights.mean(2, keepdim=True), m.layer_names)
-    ref = lags.time_attention(mean, 2, 4).weights[0, :, 0]
-    assert torch.allclose(got, ref, atol=1e-5)
+    ref = lags.time_attention(mean, 2, 4).weights
+    assert list(got.layer_names) == ["rollout"] and got.weights.shape == (1, 2, 1, 4, 4)
+    assert torch.allclose(got.weights, ref, atol=1e-5)
+    assert lags.lag_profiles(got).shape == (1, 1, 3)
     assert torch.allclose(metrics.rollout(m, residual=0.0), m.weights[0].mean(1), atol=1e-6)
 
 
@@ -288,3 +290,29 @@ def test_render_signal_and_explorer_errors():
         SignalExplorer(model, components=((1.0, 24.0),))
     with pytest.raises(InvalidInputError, match="ViTime"):
         SignalExplorer(torch.nn.Linear(1, 1))
+
+
+def test_canvas_figure():
+    from attnbook.vitime.figures import canvas_figure
+
+    model = small_model()
+    x = hm.signal([hm.Harmonic(1.0, 24.0)], 64)
+    a = hm.analyse(model, x, 96, period=24.0)
+    fig = canvas_figure(a.mapped, a.probs, truth=hm.signal([hm.Harmonic(1.0, 24.0)], 96, start=64), baseline=hm.repeat_last_period(x, 96), title="t")
+    assert len(fig.axes) == 2 and fig.axes[1].get_legend() is not None
+    assert len(canvas_figure(a.mapped).axes) == 1
+    with pytest.raises(InvalidInputError, match="truth/baseline"):
+        canvas_figure(a.mapped, a.probs, truth=np.ones(5))
+    with pytest.raises(InvalidInputError, match="mapped"):
+        canvas_figure(x)
+
+
+def test_peak_window():
+    y = torch.tensor([9.0, 0.1, 0.2, 0.1, 3.0, 0.1, 0.1, 0.2, 2.0, 0.1, 0.3, 0.2, 1.0, 0.1, 0.1, 8.0, 0.1])
+    assert lags.peak_lags(y, 16.0) == [64.0, 128.0, 240.0]
+    assert lags.peak_lags(y, 16.0, max_lag=13) == [64.0, 128.0, 192.0]
+    assert lags.contrast_window(20 * math.pi, 16.0) == 13
+    with pytest.raises(InvalidInputError, match="max_lag"):
+        lags.peak_lags(y, 16.0, max_lag=40)
+    with pytest.raises(InvalidInputError, match="period"):
+        lags.contrast_window(10.0, 16.0)

@@ -1,6 +1,8 @@
 """ViTime: the series ↔ image mapping, the MAE-style ViT, official checkpoints.
 
 Both ``mapping`` and ``model`` define their own ``PRESETS``; use them through their modules.
+Pretraining data (``realts``), the lag analysis (``lags``), the seed's experiments
+(``harmonics``), figures and the signal explorer are submodules.
 """
 
 from .mapping import (

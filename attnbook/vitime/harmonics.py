@@ -93,7 +93,7 @@ EXPERIMENTS: dict[int, tuple[Harmonic, ...]] = {1: (_SIN10, _SIN5, _COS1), 2: (_
 # Periods the two experiments do not contain (samples), each with the seed's fast components.
 HELD_OUT: dict[str, tuple[Harmonic, ...]] = {
     "P=48": (Harmonic(1.0, 48.0), _COS1),
-    "P=80": (Harmonic(1.0, 80.0), Harmonic(0.5, 20.0, 1.0)),
+    "P=80": (Harmonic(1.0, 80.0), Harmonic(0.5, 21.0, 1.0)),
     "P=100": (Harmonic(1.0, 100.0), _SIN5),
 }
 
@@ -129,8 +129,10 @@ class Analysis:
         return float(self.contrast[layer, head])
 
     def peaks(self, layer: int, head: int, n: int = 3) -> list[float]:
-        """The ``n`` highest profile peaks of one head, in samples."""
-        return lags.peak_lags(self.profiles[layer, head], self.samples_per_patch, n=n)
+        """The ``n`` highest profile peaks of one head within the contrast's lag window
+        (:func:`attnbook.vitime.lags.contrast_window`: three periods and a half), in samples."""
+        window = min(lags.contrast_window(self.period, self.samples_per_patch), self.profiles.shape[-1] - 1)
+        return lags.peak_lags(self.profiles[layer, head], self.samples_per_patch, n=n, max_lag=window)
 
 
 def _mapping_of(model: ViTime, mapping: MappingConfig | None) -> MappingConfig:

@@ -50,6 +50,7 @@ __all__ = [
     "period_lags",
     "period_contrast",
     "peak_lags",
+    "contrast_window",
     "rank_heads",
     "profile_correlation",
     "rollout_time_attention",
@@ -151,10 +152,10 @@ def period_contrast(profiles: Any, period: float, samples_per_patch: float, n_mu
     return prof[..., multiples].mean(-1) / prof[..., midpoints].mean(-1)
 
 
-def peak_lags(profile: Any, samples_per_patch: float, n: int = 3, min_lag: int = 1) -> list[float]:
-    """The ``n`` highest local maxima of one profile (lags ≥ ``min_lag``, ordered by lag), in
-    samples (``lag · samples_per_patch``). A maximum is a lag higher than both neighbours (the
-    last lag counts if higher than the one before)."""
+def peak_lags(profile: Any, samples_per_patch: float, n: int = 3, min_lag: int = 1, max_lag: int | None = None) -> list[float]:
+    """The ``n`` highest local maxima of one profile at lags ``min_lag … max_lag`` (default: the
+    whole profile), ordered by lag, in samples (``lag · samples_per_patch``). A maximum is a lag
+    higher than both neighbours (the last lag of the profile counts if higher than the one before)."""
     y = np.asarray(torch.as_tensor(profile, dtype=torch.float64))
     if y.ndim != 1 or len(y) < 2:
         raise bad_argument(InvalidInputError, "profile", "one profile (n_lags,) with n_lags >= 2", y.shape, raw=True)
@@ -163,10 +164,21 @@ def peak_lags(profile: Any, samples_per_patch: float, n: int = 3, min_lag: int =
         raise bad_argument(InvalidInputError, "n", "a positive integer", n)
     if isinstance(min_lag, bool) or not isinstance(min_lag, Integral) or not 0 <= min_lag < len(y):
         raise bad_argument(InvalidInputError, "min_lag", f"an integer in [0, {len(y) - 1}]", min_lag)
-    lags = range(max(1, min_lag), len(y))
+    top_lag = len(y) - 1 if max_lag is None else max_lag
+    if isinstance(top_lag, bool) or not isinstance(top_lag, Integral) or not min_lag <= top_lag < len(y):
+        raise bad_argument(InvalidInputError, "max_lag", f"an integer in [min_lag={min_lag}, {len(y) - 1}]", max_lag)
+    lags = range(max(1, min_lag), top_lag + 1)
     peaks = [d for d in lags if y[d] > y[d - 1] and (d + 1 == len(y) or y[d] > y[d + 1])]
     top = sorted(sorted(peaks, key=lambda d: -y[d])[:n])
     return [d * spp for d in top]
+
+
+def contrast_window(period: float, samples_per_patch: float, n_multiples: int = 3) -> int:
+    """The largest lag the contrast of ``n_multiples`` periods looks at, plus half a period:
+    ``floor((n_multiples + ½) · period / samples_per_patch)`` (13 for sin(n/10) at 16 samples per
+    patch) — the window in which a head's peaks are compared with the period's multiples."""
+    period_lags(period, samples_per_patch, n_multiples)  # validates
+    return math.floor((n_multiples + 0.5) * period / samples_per_patch)
 
 
 def rank_heads(contrast: Any, layer_names: Sequence[str]) -> list[dict]:
@@ -195,13 +207,17 @@ def profile_correlation(profiles: Any, min_lag: int = 1) -> np.ndarray:
         return (x @ x.T) / np.outer(norm, norm)
 
 
-def rollout_time_attention(maps: AttentionMaps, grid_h: int, grid_w: int, residual: float = 0.5) -> torch.Tensor:
-    """Attention rollout over all layers of ``maps`` (:func:`attnbook.metrics.rollout`,
-    token maps with CLS), then the time map of the result: ``(B, grid_w, grid_w)``."""
+def rollout_time_attention(maps: AttentionMaps, grid_h: int, grid_w: int, residual: float = 0.5) -> AttentionMaps:
+    """Attention rollout over all layers of ``maps`` (:func:`attnbook.metrics.rollout`, token
+    maps with CLS, raster order), then the time map of the result, as one layer ``"rollout"``
+    with one head: ``(1, B, 1, grid_w, grid_w)`` (so :func:`lag_profiles` applies)."""
     if not isinstance(maps, AttentionMaps):
         raise bad_argument(InvalidInputError, "maps", "AttentionMaps", type(maps).__name__, raw=True)
     grid_h, grid_w = _grid(grid_h, grid_w, maps.n_keys)
-    return _time_tensor(metrics.rollout(maps, residual=residual), grid_h, grid_w)
+    t = _time_tensor(metrics.rollout(maps, residual=residual), grid_h, grid_w)
+    meta = dict(maps.meta)
+    meta.update(grid_h=grid_h, grid_w=grid_w, rollout_residual=residual, rollout_layers=list(maps.layer_names))
+    return AttentionMaps(t[None, :, None], ["rollout"], None, None, None, meta)
 
 
 # -- the seed study's combined figure -----------------------------------------------------------

@@ -1,0 +1,61 @@
+"""Figures of ViTime's visual space: the input canvas and the predicted distributions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import plots
+from ..errors import InvalidInputError, bad_argument
+from .mapping import Mapped, image_to_series
+
+__all__ = ["canvas_figure"]
+
+
+def canvas_figure(mapped: Mapped, probs: Any = None, *, truth: Any = None, baseline: Any = None, title: str = "") -> plots.BookFigure:
+    """The model input (blurred one-hot history, future zeroed) and, with ``probs`` ``(1, 1, W, h)``,
+    the predicted per-column distributions with the argmax-decoded series; ``truth`` and
+    ``baseline`` (``T + H`` or ``H`` samples, series units) are drawn over the decoded series.
+    Value rows run upwards (row 0, the most negative value, at the bottom)."""
+    if not isinstance(mapped, Mapped):
+        raise bad_argument(InvalidInputError, "mapped", "the Mapped of series_to_image", type(mapped).__name__, raw=True)
+    c = mapped.config
+    panels = 1 if probs is None else 2
+    fig = plots.BookFigure(figsize=(12.0, 3.2 * panels + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(panels, 1, sharex=True))
+    extent = (0, c.width, 0, c.bins)
+    axes[0].imshow(mapped.image.T, origin="lower", aspect="auto", cmap="magma", extent=extent, interpolation="nearest")
+    axes[0].axvline(mapped.history_columns, color="white", linestyle="--", linewidth=1)
+    axes[0].set_ylabel("value bin")
+    axes[0].set_title("input: blurred one-hot of the normalised history (future columns empty)")
+    if probs is not None:
+        p = np.asarray(torch.as_tensor(probs, dtype=torch.float32).reshape(-1, c.width, c.bins)[0])
+        axes[1].imshow(p.T, origin="lower", aspect="auto", cmap="viridis", extent=extent, interpolation="nearest")
+        axes[1].axvline(mapped.history_columns, color="white", linestyle="--", linewidth=1)
+        axes[1].set_ylabel("value bin")
+        axes[1].set_title("output: predicted distribution over value bins per column")
+        total = mapped.input_len + mapped.horizon
+        cols = np.linspace(0, c.width - 1, total) + 0.5
+
+        def to_rows(values: Any) -> np.ndarray:
+            v = np.asarray(values, dtype=np.float64)
+            if len(v) == mapped.horizon:
+                v = np.concatenate([np.full(mapped.input_len, np.nan), v])
+            if len(v) != total:
+                raise bad_argument(InvalidInputError, "truth/baseline", f"{mapped.horizon} or {total} values", f"{len(v)} values", raw=True)
+            return ((v - mapped.mu) / mapped.sigma + c.max_scal) / c.bin_width
+
+        decoded = image_to_series(p, mapped, method="argmax")
+        axes[1].plot(cols, to_rows(decoded) + 0.5, color="white", linewidth=0.8, label="decoded (argmax)")
+        if truth is not None:
+            axes[1].plot(cols, to_rows(truth), color="#4daf4a", linewidth=0.8, label="truth")
+        if baseline is not None:
+            axes[1].plot(cols, to_rows(baseline), color="#e41a1c", linewidth=0.8, linestyle=":", label="repeat last period")
+        axes[1].set_ylim(0, c.bins)
+        axes[1].legend(fontsize=8, loc="upper left")
+    axes[-1].set_xlabel("canvas column (history | future)")
+    if title:
+        fig.suptitle(title)
+    return fig
