@@ -1,0 +1,1 @@
+"""Algorithm Distillation: environments, source algorithms, the AD transformer, context compression."""

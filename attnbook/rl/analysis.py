@@ -1,0 +1,107 @@
+"""The seed study's statistics of the query token's attention over the context, with its fixes.
+
+For the query row ``w`` of one head (weights on the ``L`` context transitions; the query's
+weight on itself is left out and the rest renormalised, ``p = w[:L] / Σ w[:L]``):
+
+- ``mean``, ``std`` of ``p``; ``entropy = −Σ p log p`` (nats) and ``entropy / log L`` (the seed
+  compared raw entropy with 2 nats, which depends on ``L``: log 60 ≈ 4.1);
+- ``recency``: mean of ``p`` over the newest 25 % of positions / mean over the oldest 25 %;
+  ``recency_no_sink`` the same with position 0 left out of the oldest quarter (a sink there
+  would otherwise make every head look "distant");
+- ``argmax`` position (0 = oldest) and ``argmax_rel = argmax / (L − 1)``;
+- ``sink``: ``p[0]``, the weight on the oldest transition;
+- ``reward_mass``: ``Σ p`` over transitions with reward > 0, and ``reward_enrichment`` = that
+  over their share of positions (1 = no preference; NaN without rewarded transitions).
+
+:func:`insights` turns the table into the seed's kind of sentences with thresholds that do not
+depend on ``L`` (documented in :data:`THRESHOLDS`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InvalidInputError, bad_argument
+
+__all__ = ["STATS", "THRESHOLDS", "query_stats", "summarise", "insights"]
+
+STATS = ("mean", "std", "entropy", "entropy_norm", "recency", "recency_no_sink", "argmax", "argmax_rel", "sink",
+         "reward_mass", "reward_enrichment")
+
+THRESHOLDS = {
+    "recency_biased": ("recency_no_sink", ">", 2.0),   # newest quarter gets > 2× the oldest (sink excluded)
+    "diffuse": ("entropy_norm", ">", 0.9),             # close to uniform over the context
+    "focused": ("entropy_norm", "<", 0.5),
+    "sink": ("sink", ">", 0.2),                         # one fifth of the mass on the oldest transition
+    "reward_seeking": ("reward_enrichment", ">", 2.0),  # rewarded transitions get > 2× their share
+}
+
+
+def query_stats(attention: Any, rewards: Any | None = None) -> dict[str, np.ndarray]:
+    """Statistics of query rows ``attention`` ``(layers, batch, heads, L + 1)`` (the query last);
+    ``rewards`` ``(batch, L)`` of the context transitions. Each value is ``(layers, batch, heads)``."""
+    w = torch.as_tensor(attention, dtype=torch.float64)
+    if w.dim() != 4 or w.shape[-1] < 3:
+        raise bad_argument(InvalidInputError, "attention", "query rows (layers, batch, heads, L + 1) with L >= 2", tuple(w.shape), raw=True)
+    L = w.shape[-1] - 1
+    p = w[..., :L] / w[..., :L].sum(-1, keepdim=True).clamp_min(1e-300)
+    q = max(1, L // 4)
+    ent = -(p * torch.log(p.clamp_min(1e-300))).sum(-1)
+    out = {
+        "mean": p.mean(-1),
+        "std": p.std(-1, unbiased=False),
+        "entropy": ent,
+        "entropy_norm": ent / math.log(L),
+        "recency": p[..., L - q:].mean(-1) / p[..., :q].mean(-1).clamp_min(1e-12),
+        "recency_no_sink": p[..., L - q:].mean(-1) / p[..., 1:q + 1].mean(-1).clamp_min(1e-12),
+        "argmax": p.argmax(-1).double(),
+        "argmax_rel": p.argmax(-1).double() / (L - 1),
+        "sink": p[..., 0],
+    }
+    if rewards is not None:
+        r = torch.as_tensor(np.asarray(rewards, dtype=np.float64))
+        if r.shape != (w.shape[1], L):
+            raise bad_argument(InvalidInputError, "rewards", f"shape (batch={w.shape[1]}, L={L})", tuple(r.shape), raw=True)
+        hit = (r > 0).double()[None, :, None, :]
+        share = hit.mean(-1)
+        mass = (p * hit).sum(-1)
+        out["reward_mass"] = mass
+        out["reward_enrichment"] = torch.where(share > 0, mass / share.clamp_min(1e-12), torch.full_like(mass, float("nan")))
+    else:
+        nan = torch.full_like(ent, float("nan"))
+        out["reward_mass"], out["reward_enrichment"] = nan, nan.clone()
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def summarise(stats: dict[str, np.ndarray]) -> list[dict]:
+    """One row per layer and head: the mean over samples of every statistic, and its std."""
+    if not isinstance(stats, dict) or "mean" not in stats:
+        raise bad_argument(InvalidInputError, "stats", "the dict of query_stats", type(stats).__name__, raw=True)
+    layers, _, heads = stats["mean"].shape
+    rows = []
+    for layer in range(layers):
+        for head in range(heads):
+            row = {"layer": layer, "head": head}
+            for name in STATS:
+                values = stats[name][layer, :, head]
+                row[name] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+                row[f"{name}_std"] = float(np.nanstd(values)) if np.isfinite(values).any() else float("nan")
+            rows.append(row)
+    return rows
+
+
+def insights(rows: list[dict]) -> list[str]:
+    """Sentences for every head a documented threshold marks (:data:`THRESHOLDS`)."""
+    ops = {">": lambda a, b: a > b, "<": lambda a, b: a < b}
+    out = []
+    for label, (stat, op, value) in THRESHOLDS.items():
+        heads = [f"L{r['layer']}H{r['head']}" for r in rows if math.isfinite(r[stat]) and ops[op](r[stat], value)]
+        if heads:
+            out.append(f"{label.replace('_', ' ')} ({stat} {op} {value:g}): {', '.join(heads)}")
+        else:
+            out.append(f"{label.replace('_', ' ')} ({stat} {op} {value:g}): no head")
+    return out

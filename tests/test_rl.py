@@ -1,0 +1,322 @@
+"""Algorithm Distillation: environments, sources, tokens, the transformer, compression, in-context runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from attnbook.capture import capture
+from attnbook.errors import InvalidInputError
+from attnbook.rl import ad, compress, envs, sources
+
+# --- environments ----------------------------------------------------------------------------------
+
+
+def test_bandit_tasks_parity_variants():
+    odd = envs.bandit_tasks(2000, 10, variant="odd", seed=0)
+    even = envs.bandit_tasks(2000, 10, variant="even", seed=0)
+    uniform = envs.bandit_tasks(2000, 10, seed=0)
+    assert odd.shape == (2000, 10) and ((odd >= 0) & (odd <= 1)).all()
+    share = lambda m, parity: float(np.mean(m.argmax(1) % 2 == parity))  # noqa: E731
+    assert 0.93 < share(odd, 1) < 0.98 + 0.02 * 0.5
+    assert 0.93 < share(even, 0) < 0.99
+    assert 0.45 < share(uniform, 1) < 0.55
+    assert np.array_equal(np.sort(odd, 1), np.sort(uniform, 1))  # only a swap of two means
+
+
+def test_bandit_pulls_pay_their_means():
+    means = np.array([[0.1, 0.9], [0.5, 0.2]])
+    env = envs.Bandits(np.tile(means, (5000, 1)), seed=1)
+    arms = np.tile([1, 0], 5000)
+    r = env.pull(arms)
+    assert abs(r[0::2].mean() - 0.9) < 0.02 and abs(r[1::2].mean() - 0.5) < 0.02
+    assert np.allclose(env.regret(arms)[:2], [0.0, 0.0])
+    assert np.allclose(env.regret(np.tile([0, 1], 5000))[:2], [0.8, 0.3])
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: envs.bandit_tasks(5, 1), "arms"),
+    (lambda: envs.bandit_tasks(5, 3, variant="prime"), "variant"),
+    (lambda: envs.Bandits(np.ones((3, 1))), "at least 2 arms"),
+    (lambda: envs.Bandits(np.full((2, 2), 1.5)), "probabilities"),
+    (lambda: envs.Bandits(np.full((2, 2), 0.5)).pull(np.array([0, 2])), "arm indices"),
+    (lambda: envs.DarkRoom(np.array([[9, 0]])), "inside the 9×9 grid"),
+    (lambda: envs.DarkRoom(np.array([[-1, 3]])), "inside"),
+    (lambda: envs.DarkRoom(np.array([[1, 1]]), horizon=0), "horizon"),
+    (lambda: envs.goal_split(9, 81), "n_test"),
+    (lambda: sources.bandit_histories(np.full((2, 3), 0.5), 0), "horizon"),
+    (lambda: sources.bandit_histories(np.full((2, 3), 0.5), 5, "greedy"), "source"),
+])
+def test_documented_errors(call, match):
+    with pytest.raises(InvalidInputError, match=match):
+        call()
+
+
+def test_darkroom_moves_rewards_and_episodes():
+    env = envs.DarkRoom(np.array([[4, 5], [0, 0]]), size=9, horizon=3)
+    s = env.reset()
+    assert s.tolist() == [4 * 9 + 4] * 2
+    s, r, done = env.step(np.array([0, 2]))  # up; left
+    assert s.tolist() == [4 * 9 + 5, 3 * 9 + 4] and r.tolist() == [1.0, 0.0] and not done
+    s, r, done = env.step(np.array([4, 2]))  # stay on the goal: paid again
+    assert r.tolist() == [1.0, 0.0]
+    _, _, done = env.step(np.array([4, 4]))
+    assert done
+    with pytest.raises(InvalidInputError, match="reset"):
+        env.step(np.array([4, 4]))
+    env.reset()
+    for _ in range(3):
+        s, _, _ = env.step(np.array([1, 1]))
+    assert s.tolist() == [4 * 9 + 1, 4 * 9 + 1]  # both reset to the centre, then down three times
+
+
+def test_walls_keep_the_agent_inside():
+    env = envs.DarkRoom(np.array([[0, 0]]), size=3, horizon=10)
+    env.reset()
+    for _ in range(5):
+        s, r, _ = env.step(np.array([2]))
+    assert s.tolist() == [0 * 3 + 1] and r.tolist() == [0.0]
+
+
+def test_goal_split_and_optimal_return():
+    train, test = envs.goal_split(9, 16, seed=0)
+    assert len(train) == 65 and len(test) == 16
+    assert not set(map(tuple, train)) & set(map(tuple, test))
+    assert np.array_equal(envs.goal_split(9, 16, seed=0)[1], test)
+    assert envs.optimal_return(np.array([[4, 4], [4, 5], [0, 0], [8, 8]])).tolist() == [20.0, 20.0, 13.0, 13.0]
+    assert abs(envs.optimal_return(np.stack(np.meshgrid(range(9), range(9)), -1).reshape(-1, 2)).mean() - 16.55) < 0.1
+
+
+def test_expert_reaches_the_optimal_return():
+    goals = np.stack(np.meshgrid(range(9), range(9)), -1).reshape(-1, 2)
+    h = sources.expert_darkroom_histories(goals, episodes=2)
+    assert np.array_equal(h.episode_returns(20)[:, 0], envs.optimal_return(goals))
+
+
+# --- sources ---------------------------------------------------------------------------------------
+
+def test_bandit_sources_order_by_regret():
+    means = envs.bandit_tasks(400, 5, seed=3)
+    regret = {}
+    for src in sources.BANDIT_SOURCES:
+        h = sources.bandit_histories(means, 60, src, seed=4)
+        assert h.actions.shape == (400, 60) and set(np.unique(h.rewards)) <= {0.0, 1.0}
+        regret[src] = float((means.max(1)[:, None] - means[np.arange(400)[:, None], h.actions]).sum(1).mean())
+    assert regret["expert"] == 0.0
+    assert regret["thompson"] < regret["ucb"] < regret["random"]
+
+
+def test_ucb_pulls_every_arm_first_and_is_seeded():
+    means = envs.bandit_tasks(8, 5, seed=0)
+    h = sources.bandit_histories(means, 20, "ucb", seed=1)
+    assert (h.actions[:, :5] == np.arange(5)).all()
+    assert np.array_equal(h.actions, sources.bandit_histories(means, 20, "ucb", seed=1).actions)
+
+
+def test_q_learning_improves_within_a_few_episodes():
+    train, _ = envs.goal_split(9, 16, seed=0)
+    h = sources.q_learning_histories(train[:20], episodes=40, streams=5, seed=0)
+    returns = h.episode_returns(20)
+    assert h.n == 100 and h.steps == 800
+    assert returns[:, :5].mean() < 2.0 < 8.0 < returns[:, -5:].mean()
+    # transitions chain: next_obs is the next obs, except across an episode end (reset to the centre)
+    same = ~h.done[:, :-1]
+    assert np.array_equal(h.next_obs[:, :-1][same], h.obs[:, 1:][same])
+    assert (h.obs[:, 1:][h.done[:, :-1]] == 40).all()
+
+
+# --- tokens and model ------------------------------------------------------------------------------
+
+def test_encode_lays_out_the_seed_format():
+    h = sources.Histories(np.array([[1, 2]]), np.array([[3, 0]]), np.array([[1.0, 0.0]]), np.array([[2, 0]]), np.array([[False, True]]))
+    tok = ad.encode(h, n_states=3, n_actions=4)
+    assert tok.shape == (1, 3, ad.token_dim(3, 4)) == (1, 3, 13)
+    assert tok[0, 0].tolist() == [0] * 12 + [1]  # BOS
+    # [s one-hot(3), a one-hot(4), r, s' one-hot(3), done, bos]
+    assert tok[0, 1].tolist() == [0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0]
+    assert tok[0, 2].tolist() == [0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 1, 0]
+    with pytest.raises(InvalidInputError, match="n_actions"):
+        ad.encode(h, 3, 3)
+
+
+def test_windows_pair_tokens_with_the_next_action():
+    means = envs.bandit_tasks(4, 3, seed=0)
+    h = sources.bandit_histories(means, 12, "random", seed=0)
+    w = ad.Windows(h, ad.ADConfig(n_states=1, n_actions=3, n_ctx=5))
+    tokens, targets = w.sample(16, torch.Generator().manual_seed(0))
+    assert tokens.shape == (16, 5, ad.token_dim(1, 3)) and targets.shape == (16, 5)
+    # the action in token j+1 is the target of position j
+    assert torch.equal(tokens[:, 1:, 1:4].argmax(-1), targets[:, :-1])
+    with pytest.raises(InvalidInputError, match="n_ctx"):
+        ad.Windows(h, ad.ADConfig(n_states=1, n_actions=3, n_ctx=13))
+
+
+def small_model(n_ctx=9, arms=3, seed=0):
+    torch.manual_seed(seed)
+    return ad.ADTransformer(ad.ADConfig(n_states=1, n_actions=arms, n_ctx=n_ctx, d_model=16, n_layers=2, n_heads=2, d_ff=32)).eval()
+
+
+def test_model_is_causal_and_its_maps_are_causal_distributions():
+    model = small_model()
+    x = torch.rand(2, 9, ad.token_dim(1, 3))
+    with torch.no_grad():
+        a = model(x)
+        y = x.clone()
+        y[:, 5:] = torch.rand(2, 4, y.shape[-1])
+        b = model(y)
+    assert torch.allclose(a[:, :5], b[:, :5], atol=1e-6) and not torch.allclose(a[:, 5:], b[:, 5:])
+    with capture(model) as cap, torch.no_grad():
+        model(x)
+    w = cap.weights()
+    assert torch.allclose(w.sum(-1), torch.ones(()), atol=1e-5)
+    assert (w.triu(1) == 0).all()
+    _, q = ad.query_attention(model, x)
+    assert torch.allclose(q, w[..., -1, :])
+
+
+def test_model_input_errors():
+    model = small_model()
+    with pytest.raises(InvalidInputError, match="tokens"):
+        model(torch.rand(1, 10, ad.token_dim(1, 3)))
+    with pytest.raises(InvalidInputError, match="positions"):
+        model(torch.rand(1, 3, ad.token_dim(1, 3)), torch.tensor([0, 1, 9]))
+    with pytest.raises(InvalidInputError, match="n_heads"):
+        ad.ADConfig(d_model=10, n_heads=4)
+    with pytest.raises(InvalidInputError, match="n_actions"):
+        ad.ADConfig(n_actions=1)
+
+
+# --- compression -----------------------------------------------------------------------------------
+
+def test_strategies_keep_what_they_say():
+    rng = np.random.default_rng(0)
+    L, K = 10, 4
+    assert compress.select("recent", 1, L, K).tolist() == [[6, 7, 8, 9]]
+    assert compress.select("uniform", 2, L, K).tolist() == [[2, 4, 7, 9]] * 2
+    assert compress.select("sink_recent", 1, L, K, n_sink=1).tolist() == [[0, 7, 8, 9]]
+    assert compress.select("full", 1, L, L).tolist() == [list(range(10))]
+    scores = np.arange(10.0)[::-1][None]  # oldest attended most
+    assert compress.select("topk", 1, L, K, scores=scores).tolist() == [[0, 1, 2, 3]]
+    assert compress.select("h2o", 1, L, K, scores=scores).tolist() == [[0, 1, 8, 9]]
+    rewards = np.zeros((1, L))
+    rewards[0, [1, 3]] = 1
+    assert compress.select("reward", 1, L, K, rewards=rewards).tolist() == [[1, 3, 8, 9]]
+    r = compress.select("random", 3, L, K, rng=rng)
+    assert r.shape == (3, 4) and all(len(set(row)) == 4 for row in r.tolist())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(compress.STRATEGIES), st.integers(1, 40), st.integers(1, 40), st.integers(0, 100))
+def test_every_strategy_keeps_k_distinct_sorted_positions(strategy, L, K, seed):
+    K = L if strategy == "full" else min(K, L)
+    rng = np.random.default_rng(seed)
+    kept = compress.select(strategy, 3, L, K, scores=rng.random((3, L)), rewards=(rng.random((3, L)) < 0.3).astype(float),
+                           n_sink=min(1, K - 1), rng=rng)
+    assert kept.shape == (3, K)
+    assert all(row == sorted(set(row)) and 0 <= row[0] and row[-1] < L for row in kept.tolist())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"strategy": "newest", "K": 2}, "strategy"),
+    ({"strategy": "recent", "K": 0}, "K"),
+    ({"strategy": "recent", "K": 11}, "K"),
+    ({"strategy": "full", "K": 5}, "K = L"),
+    ({"strategy": "topk", "K": 3}, "scores"),
+    ({"strategy": "reward", "K": 3}, "rewards"),
+    ({"strategy": "random", "K": 3}, "rng"),
+    ({"strategy": "sink_recent", "K": 3, "n_sink": 3}, "n_sink"),
+])
+def test_compression_errors(kwargs, match):
+    with pytest.raises(InvalidInputError, match=match):
+        compress.select(kwargs.pop("strategy"), 1, 10, kwargs.pop("K"), **kwargs)
+
+
+def test_positions_and_gathering():
+    kept = np.array([[1, 4, 6]])
+    assert compress.positions_for(kept, 8).tolist() == [[0, 1, 2, 3]]
+    assert compress.positions_for(kept, 8, "original").tolist() == [[1, 4, 6, 8]]
+    window = torch.arange(9.0)[None, :, None]  # 8 context tokens + query
+    assert compress.gather_window(window, kept)[0, :, 0].tolist() == [1, 4, 6, 8]
+    with pytest.raises(InvalidInputError, match="positions"):
+        compress.positions_for(kept, 8, "shifted")
+
+
+def test_compressed_forward_with_original_positions_equals_masking_the_dropped_tokens():
+    """Dropping tokens while keeping their positions = the full window with those keys masked out."""
+    model = small_model(n_ctx=9)
+    x = torch.rand(1, 9, ad.token_dim(1, 3))
+    kept = np.array([[0, 2, 5, 7]])
+    with torch.no_grad():
+        small = model(compress.gather_window(x, kept), compress.positions_for(kept, 8, "original"))[0, -1]
+        keep = torch.zeros(9, dtype=torch.bool)
+        keep[[0, 2, 5, 7, 8]] = True
+        h = model.embed(x) + model.pos(torch.arange(9))
+        mask = keep[None, :].expand(9, 9) & torch.ones(9, 9, dtype=torch.bool).tril()
+        mask = mask | torch.eye(9, dtype=torch.bool)
+        full_masked = model.head(model.transformer(h, mask[None]))[0, -1]
+    assert torch.allclose(small, full_masked, atol=1e-5)
+
+
+# --- in-context runs ---------------------------------------------------------------------------------
+
+def test_in_context_runs_every_strategy_on_bandits():
+    model = small_model(n_ctx=9)
+    means = envs.bandit_tasks(6, 3, seed=0)
+    for strategy in compress.STRATEGIES:
+        K = 8 if strategy == "full" else 4
+        ro = ad.in_context(model, envs.Bandits(means, seed=1), 12, strategy=strategy, K=K, seed=2)
+        assert ro.actions.shape == (6, 12) and ro.regret.shape == (6, 12) and ro.kept == K
+        assert (ro.regret >= 0).all() and np.isfinite(ro.ms_per_step)
+    a = ad.in_context(model, envs.Bandits(means, seed=1), 12, seed=2)
+    b = ad.in_context(model, envs.Bandits(means, seed=1), 12, seed=2)
+    assert np.array_equal(a.actions, b.actions)
+
+
+def test_in_context_on_darkroom_and_errors():
+    torch.manual_seed(0)
+    model = ad.ADTransformer(ad.ADConfig(n_states=81, n_actions=5, n_ctx=9, d_model=16, n_layers=1, n_heads=2, d_ff=32)).eval()
+    ro = ad.in_context(model, envs.DarkRoom(np.array([[4, 5], [0, 0]])), 45, strategy="reward", K=4)
+    assert ro.rewards.shape == (2, 45) and ro.regret is None
+    with pytest.raises(InvalidInputError, match="env"):
+        ad.in_context(model, envs.Bandits(np.full((2, 5), 0.5)), 3)
+    with pytest.raises(InvalidInputError, match="K"):
+        ad.in_context(model, envs.DarkRoom(np.array([[1, 1]])), 3, strategy="recent", K=9)
+    with pytest.raises(InvalidInputError, match="positions"):
+        ad.in_context(model, envs.DarkRoom(np.array([[1, 1]])), 3, positions="none")
+
+
+# --- the seed's query statistics ---------------------------------------------------------------------
+
+def test_query_stats_on_hand_made_rows():
+    from scipy.stats import entropy as scipy_entropy
+
+    from attnbook.rl import analysis
+
+    L = 8
+    uniform = np.full(L + 1, 1.0 / (L + 1))
+    recent = np.r_[np.full(L - 2, 0.01), 0.2, 0.66, 0.06]
+    sink = np.r_[0.6, np.full(L - 1, 0.05), 0.05]
+    w = torch.tensor(np.stack([uniform, recent, sink]))[None, :, None, :]  # (1 layer, 3 samples, 1 head, L+1)
+    rewards = np.zeros((3, L))
+    rewards[:, 7] = 1
+    s = analysis.query_stats(w, rewards)
+    p = [row[:L] / row[:L].sum() for row in (uniform, recent, sink)]
+    assert np.allclose(s["entropy"][0, :, 0], [scipy_entropy(x) for x in p])
+    assert np.allclose(s["entropy_norm"][0, 0, 0], 1.0)
+    assert np.allclose(s["recency"][0, 0, 0], 1.0) and s["recency"][0, 1, 0] > 2
+    assert s["recency"][0, 2, 0] < 0.5 and np.isclose(s["recency_no_sink"][0, 2, 0], 1.0)  # the sink explains it
+    assert s["argmax"][0, :, 0].tolist() == [0.0, 7.0, 0.0]
+    assert np.isclose(s["sink"][0, 2, 0], 0.6 / 0.95)
+    assert np.isclose(s["reward_enrichment"][0, 0, 0], 1.0) and s["reward_enrichment"][0, 1, 0] > 4
+    rows = analysis.summarise(s)
+    assert len(rows) == 1 and np.isclose(rows[0]["sink"], np.mean(s["sink"]))
+    text = analysis.insights(rows)
+    assert any(t.startswith("diffuse") for t in text) and len(text) == len(analysis.THRESHOLDS)
+    assert np.isnan(analysis.query_stats(w)["reward_enrichment"]).all()
+    with pytest.raises(InvalidInputError, match="rewards"):
+        analysis.query_stats(w, np.zeros((3, 2)))
+    with pytest.raises(InvalidInputError, match="attention"):
+        analysis.query_stats(torch.rand(3, 4))
