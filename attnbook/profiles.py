@@ -34,6 +34,19 @@ PROFILES: dict[str, dict[str, dict]] = {
         "full": {"preset": "grid4", "steps": 3000, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.05, "warmup": 50,
                  "eval_every": 100, "val_size": 128, "emd": 0.2},
     },
+    "ad-compression": {
+        # bandits: K arms, T pulls per task (one history per task), UCB1 source; Dark Room only in full.
+        # context_dropout: share of training windows with random key masking (AD's sequence masking);
+        # compression keeps K = L // d context transitions for each divisor d
+        "quick": {"arms": 5, "horizon": 60, "train_tasks": 4000, "test_tasks": 200, "source": "ucb",
+                  "steps": 1200, "batch_size": 32, "lr": 1e-3, "warmup": 50, "eval_every": 100, "ed_steps": 300,
+                  "context_dropout": 0.3, "k_divisors": [2, 4, 8], "timing_repeats": 10, "darkroom": None},
+        "full": {"arms": 5, "horizon": 60, "train_tasks": 8000, "test_tasks": 500, "source": "ucb",
+                 "steps": 3000, "batch_size": 64, "lr": 1e-3, "warmup": 100, "eval_every": 200, "ed_steps": 600,
+                 "context_dropout": 0.3, "k_divisors": [2, 4, 8], "timing_repeats": 30,
+                 "darkroom": {"test_goals": 16, "episodes": 60, "streams": 10, "n_ctx": 81, "steps": 8000, "batch_size": 32,
+                              "lr": 1e-3, "warmup": 200, "eval_every": 500, "eval_episodes": 40}},
+    },
 }
 
 

@@ -320,3 +320,77 @@ def test_query_stats_on_hand_made_rows():
         analysis.query_stats(w, np.zeros((3, 2)))
     with pytest.raises(InvalidInputError, match="attention"):
         analysis.query_stats(torch.rand(3, 4))
+
+
+# --- experiment helpers and the explorer -------------------------------------------------------------
+
+def test_regret_summary_and_random_darkroom():
+    from attnbook.rl.experiment import random_darkroom, regret_summary
+
+    r = np.tile(np.r_[np.full(10, 0.5), np.zeros(10), np.full(10, 0.1)], (4, 1))
+    s = regret_summary(r)
+    assert s["R(T)"] == pytest.approx(6.0) and s["R(T) se"] == 0.0
+    assert s["first 10"] == pytest.approx(0.5) and s["last 10"] == pytest.approx(0.1)
+    with pytest.raises(InvalidInputError, match="regret"):
+        regret_summary(np.zeros((3, 5)))
+    ret = random_darkroom(np.array([[4, 4], [0, 0]]), 3, seed=0)
+    assert ret.shape == (2, 3) and ret[0].min() >= 0 and ret.max() <= 20
+
+
+def test_compression_sweep_cost_and_memory():
+    from attnbook.rl.experiment import attention_memory, compression_sweep, step_cost
+
+    model = small_model(n_ctx=9)
+    means = envs.bandit_tasks(5, 3, seed=0)
+    rows = compression_sweep(model, lambda: envs.Bandits(means, seed=1), 12, ["recent", "topk"], [4, 2], random_level=10.0,
+                             positions="original", progress=False)
+    assert [(r["strategy"], r["K"]) for r in rows] == [("full", 8), ("recent", 4), ("recent", 2), ("topk", 4), ("topk", 2)]
+    assert rows[0]["% of full"] == pytest.approx(100.0)
+    window = torch.rand(3, 9, ad.token_dim(1, 3))
+    for strategy, k in (("full", 8), ("recent", 4), ("topk", 4), ("h2o", 4)):
+        assert 0 < step_cost(model, window, strategy, k, repeats=2) < 1000
+    with capture(model) as cap, torch.no_grad():
+        model(window[:, :5])
+    assert attention_memory(model, 3, 4) == sum(w.nbytes for w in cap.weights())
+
+
+def test_compression_explorer():
+    import pandas as pd
+
+    from attnbook.rl.explorer import CompressionExplorer, render_compression
+
+    g = torch.Generator().manual_seed(0)
+    query = torch.softmax(torch.randn(2, 3, 2, 11, generator=g), -1)
+    rewards = (torch.rand(3, 10, generator=g) < 0.3).double().numpy()
+    sweep = pd.DataFrame([{"strategy": s, "K": k, "performance": 1.0, "se": 0.1, "% of full": 90.0}
+                          for s in compress.STRATEGIES for k in (5, 2)])
+    fig, info = render_compression(query, rewards, sweep, "topk", 5)
+    bars = fig.axes[0].containers
+    assert len(bars[1]) == 5 and "90.0 % of full" in info
+    ex = CompressionExplorer(query, rewards, sweep, [5, 2])
+    assert ex.n_renders == 1
+    ex.strategy.value = "recent"
+    ex.K.value = 2
+    ex.task.value = 2
+    assert ex.n_renders == 4 and "<b>recent</b>, K = 2" in ex.info.value
+    _, missing = render_compression(query, rewards, sweep.iloc[:0], "recent", 2)
+    assert "not in the sweep" in missing
+    with pytest.raises(InvalidInputError, match="sweep"):
+        CompressionExplorer(query, rewards, pd.DataFrame(), [5])
+    with pytest.raises(InvalidInputError, match="query"):
+        render_compression(torch.rand(3, 4), rewards, sweep, "recent", 2)
+
+
+def test_context_dropout_masks_keys_but_never_self():
+    means = envs.bandit_tasks(4, 3, seed=0)
+    h = sources.bandit_histories(means, 12, "random", seed=0)
+    w = ad.Windows(h, ad.ADConfig(n_states=1, n_actions=3, n_ctx=6), context_dropout=1.0)
+    tokens, targets, mask = w.sample(64, torch.Generator().manual_seed(0))
+    assert mask.shape == (64, 6, 6) and mask.diagonal(dim1=1, dim2=2).all()
+    assert (~mask).any()  # some keys hidden
+    visible = torch.stack([mask[:, (j + 1) % 6, j] for j in range(6)], 1)
+    assert (mask == (visible[:, None, :] | torch.eye(6, dtype=torch.bool))).all()  # a key is hidden from every query alike
+    model = small_model(n_ctx=6)
+    assert torch.isfinite(model.loss(tokens, targets, mask))
+    with pytest.raises(InvalidInputError, match="context_dropout"):
+        ad.Windows(h, ad.ADConfig(n_states=1, n_actions=3, n_ctx=6), context_dropout=1.5)

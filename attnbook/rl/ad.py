@@ -28,6 +28,7 @@ from torch import nn
 
 from ..errors import InvalidInputError, bad_argument
 from ..modules import BlockConfig, Transformer
+from ..train import History, TrainConfig
 from .sources import Histories
 
 __all__ = ["ADConfig", "ADTransformer", "token_dim", "encode", "Windows", "train_ad", "Rollout", "in_context", "query_attention", "sample_actions"]
@@ -95,7 +96,10 @@ class Windows:
     """Training windows over encoded histories: ``n_ctx`` consecutive stream tokens and the
     action each position predicts (stream position ``j`` → ``a_j``)."""
 
-    def __init__(self, histories: Histories, config: ADConfig) -> None:
+    def __init__(self, histories: Histories, config: ADConfig, context_dropout: float = 0.0) -> None:
+        if not 0.0 <= context_dropout <= 1.0:
+            raise bad_argument(InvalidInputError, "context_dropout", "a probability in [0, 1]", context_dropout)
+        self.context_dropout = float(context_dropout)
         self.tokens = encode(histories, config.n_states, config.n_actions)
         self.actions = torch.as_tensor(histories.actions, dtype=torch.long)
         self.n_ctx = config.n_ctx
@@ -104,12 +108,23 @@ class Windows:
             raise bad_argument(InvalidInputError, "histories", f"at least n_ctx={config.n_ctx} steps per history", T)
         self.max_offset = T - config.n_ctx  # window [o, o + n_ctx) of the stream needs targets a_o … a_{o+n_ctx−1}
 
-    def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(tokens (B, n_ctx, dim), targets (B, n_ctx))``, uniform over histories and offsets."""
+    def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """``(tokens (B, n_ctx, dim), targets (B, n_ctx))``, uniform over histories and offsets;
+        with ``context_dropout`` also a key mask ``(B, n_ctx, n_ctx)``: in that share of the
+        windows each token is hidden from all later positions with a probability drawn from
+        ``U(0, 0.9)`` (the AD paper's sequence masking; compressed contexts with original
+        positions are then in distribution)."""
         h = torch.randint(0, self.tokens.shape[0], (batch,), generator=generator)
         o = torch.randint(0, self.max_offset + 1, (batch,), generator=generator)
         idx = o[:, None] + torch.arange(self.n_ctx)[None]
-        return self.tokens[h[:, None], idx], self.actions[h[:, None], idx]
+        out = (self.tokens[h[:, None], idx], self.actions[h[:, None], idx])
+        if self.context_dropout == 0.0:
+            return out
+        masked = torch.rand(batch, generator=generator) < self.context_dropout
+        rate = torch.rand(batch, 1, generator=generator) * 0.9 * masked[:, None]
+        visible = torch.rand(batch, self.n_ctx, generator=generator) >= rate  # (B, keys)
+        mask = visible[:, None, :].expand(batch, self.n_ctx, self.n_ctx) | torch.eye(self.n_ctx, dtype=torch.bool)[None]
+        return out + (mask,)
 
 
 class ADTransformer(nn.Module):
@@ -126,9 +141,10 @@ class ADTransformer(nn.Module):
         self.transformer = Transformer(block, config.n_layers)  # ends with a LayerNorm
         self.head = nn.Linear(config.d_model, config.n_actions)
 
-    def forward(self, tokens: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``tokens (B, L, dim)`` with ``L ≤ n_ctx`` → logits ``(B, L, n_actions)``;
-        ``positions (B, L)`` or ``(L,)`` position ids in ``[0, n_ctx)`` (default ``0 … L−1``)."""
+        ``positions (B, L)`` or ``(L,)`` position ids in ``[0, n_ctx)`` (default ``0 … L−1``);
+        ``attn_mask`` (bool, True = may attend) ``(B, L, L)``, combined with causality."""
         if tokens.dim() != 3 or tokens.shape[-1] != self.embed.in_features:
             raise bad_argument(InvalidInputError, "tokens", f"(batch, length, {self.embed.in_features})", tuple(tokens.shape), raw=True)
         L = tokens.shape[1]
@@ -139,44 +155,47 @@ class ADTransformer(nn.Module):
         elif positions.shape[-1] != L or positions.min() < 0 or positions.max() >= self.config.n_ctx:
             raise bad_argument(InvalidInputError, "positions", f"{L} position ids in [0, {self.config.n_ctx})", positions, raw=True)
         x = self.embed(tokens) + self.pos(positions)
-        return self.head(self.transformer(x))
+        return self.head(self.transformer(x, attn_mask))
 
-    def loss(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(self, tokens: torch.Tensor, targets: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy of every position's action."""
-        logits = self(tokens)
+        logits = self(tokens, attn_mask=attn_mask)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
 def train_ad(
     histories: Histories,
     config: ADConfig,
-    train: "TrainConfig",
+    train: TrainConfig,
     *,
     data_key: dict,
     val_histories: Histories | None = None,
     val_batch: int = 256,
+    context_dropout: float = 0.0,
     name: str = "ad",
     progress: bool = True,
-) -> tuple["ADTransformer", "History", bool]:
+) -> tuple["ADTransformer", History, bool]:
     """Train (or load from the cache) an AD transformer on windows of ``histories``.
 
     ``data_key`` must describe the histories (source, tasks, seeds) — with the model and
     training settings it forms the cache key. Validation: the loss on ``val_batch`` fixed windows
-    of ``val_histories`` (default: the training histories)."""
+    of ``val_histories`` (default: the training histories), unmasked. ``context_dropout``: see
+    :meth:`Windows.sample`."""
     from ..train import cached_fit, fit
 
     if not isinstance(data_key, dict):
         raise bad_argument(InvalidInputError, "data_key", "a dict describing the histories", data_key)
-    windows = Windows(histories, config)
-    val_windows = windows if val_histories is None else Windows(val_histories, config)
+    windows = Windows(histories, config, context_dropout)
+    val_windows = Windows(histories if val_histories is None else val_histories, config)
     val = val_windows.sample(val_batch, torch.Generator().manual_seed(train.seed + 1))
-    key = {"version": 1, "model": config.to_dict(), "train": asdict(train), "data": data_key, "val_batch": val_batch}
+    key = {"version": 1, "model": config.to_dict(), "train": asdict(train), "data": data_key, "val_batch": val_batch,
+           "context_dropout": context_dropout}
 
     def build() -> ADTransformer:
         torch.manual_seed(train.seed)
         return ADTransformer(config)
 
-    def train_fn(model: ADTransformer) -> "History":
+    def train_fn(model: ADTransformer) -> History:
         return fit(model, lambda m, b: m.loss(*b), lambda g: windows.sample(train.batch_size, g), lambda m: float(m.loss(*val)),
                    train, progress=progress, desc=name)
 

@@ -21,7 +21,10 @@ highest, in chronological order:
 **Positions.** The model has learned absolute positions. ``positions="reindex"`` (default)
 numbers the kept tokens ``0 … K`` (query ``K``), as a shorter window would be; ``"original"``
 keeps each token's position in the uncompressed window (query ``L``), leaving gaps the model
-never saw in training. Both are tested; the chapter uses ``reindex``.
+never saw in training — unless it was trained with sequence masking
+(:class:`attnbook.rl.ad.Windows` ``context_dropout``): dropping tokens with their positions kept
+is exactly masking them out (tested), so such a model has seen these contexts. The chapter trains
+that way and uses ``original``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ actions, rewards, next observations and episode-end flags, in the order they hap
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Any
 
 import numpy as np
