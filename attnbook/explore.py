@@ -150,6 +150,20 @@ def message_output(message: str, error: bool = True) -> dict[str, Any]:
     return {"output_type": "display_data", "data": {"text/html": text, "text/plain": message}, "metadata": {}}
 
 
+def redraw(output: widgets.Output, info: widgets.HTML, draw: Callable[[], tuple[Figure, str]]) -> bool:
+    """Show ``draw()``'s figure in ``output`` and its HTML in ``info``; an :class:`AttnbookError`
+    becomes a red message (``info`` cleared). Returns whether a figure was drawn."""
+    try:
+        fig, text = draw()
+    except AttnbookError as exc:
+        output.outputs = (message_output(str(exc)),)
+        info.value = ""
+        return False
+    _show(output, fig)
+    info.value = text
+    return True
+
+
 def _show(output: widgets.Output, fig: Figure) -> None:
     """Replace what ``output`` shows by ``fig`` and release the figure."""
     try:
@@ -232,15 +246,8 @@ class MapsExplorer:
 
     def update(self) -> None:
         """Redraw the output and the statistics for the current widget values."""
-        try:
-            fig, table = self.render()
-        except AttnbookError as exc:
-            self.output.outputs = (message_output(str(exc)),)
-            self.stats_html.value = ""
-            return
-        _show(self.output, fig)
-        self.stats_html.value = table
-        self.n_renders += 1
+        if redraw(self.output, self.stats_html, self.render):
+            self.n_renders += 1
 
     def _on_change(self, change: Mapping[str, Any]) -> None:
         self.update()
@@ -617,15 +624,8 @@ class SeriesExplorer:
 
     def update(self) -> None:
         """Redraw the output and the info line for the current widget values."""
-        try:
-            fig, info = self.render()
-        except AttnbookError as exc:
-            self.output.outputs = (message_output(str(exc)),)
-            self.info.value = ""
-            return
-        _show(self.output, fig)
-        self.info.value = info
-        self.n_renders += 1
+        if redraw(self.output, self.info, self.render):
+            self.n_renders += 1
 
     def _on_change(self, change: Mapping[str, Any]) -> None:
         if not self._syncing:

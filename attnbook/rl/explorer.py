@@ -13,8 +13,8 @@ import pandas as pd
 import torch
 
 from .. import plots
-from ..errors import AttnbookError, InvalidInputError, bad_argument
-from ..explore import _show, message_output
+from ..errors import InvalidInputError, bad_argument
+from ..explore import redraw
 from . import compress
 
 __all__ = ["render_compression", "CompressionExplorer", "compression_explorer"]
@@ -71,15 +71,9 @@ class CompressionExplorer:
         self.update()
 
     def update(self) -> None:
-        try:
-            fig, info = render_compression(self.query, self.rewards, self.sweep, self.strategy.value, self.K.value, self.task.value)
-        except AttnbookError as exc:
-            self.output.outputs = (message_output(str(exc)),)
-            self.info.value = ""
-            return
-        _show(self.output, fig)
-        self.info.value = info
-        self.n_renders += 1
+        draw = lambda: render_compression(self.query, self.rewards, self.sweep, self.strategy.value, self.K.value, self.task.value)  # noqa: E731
+        if redraw(self.output, self.info, draw):
+            self.n_renders += 1
 
     def _repr_mimebundle_(self, **kwargs: Any):
         return self.widget._repr_mimebundle_(**kwargs)

@@ -16,7 +16,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import AttnbookError, InvalidInputError, bad_argument
-from ..explore import _show, message_output
+from ..explore import message_output, redraw
 from ..maps import check_index
 from . import lags
 from .harmonics import PERIOD_63, Analysis, Harmonic, analyse, signal
@@ -121,17 +121,11 @@ class SignalExplorer:
         """Redraw for the current layer and head (the analysis of the current signal)."""
         if self.analysis is None:
             return
-        try:
-            head_max = self.analysis.maps.n_heads - 1
-            fig, info = render_signal(self.model, self.analysis, self.layer.value, min(self.head.value, head_max),
-                                      title=" + ".join(h.describe() for h in _harmonics(self.components())))
-        except AttnbookError as exc:
-            self.output.outputs = (message_output(str(exc)),)
-            self.info.value = ""
-            return
-        _show(self.output, fig)
-        self.info.value = info
-        self.n_renders += 1
+        analysis = self.analysis
+        draw = lambda: render_signal(self.model, analysis, self.layer.value, min(self.head.value, analysis.maps.n_heads - 1),  # noqa: E731
+                                     title=" + ".join(h.describe() for h in _harmonics(self.components())))
+        if redraw(self.output, self.info, draw):
+            self.n_renders += 1
 
     def close(self) -> None:
         for child in (*self.amps, *self.periods, self.layer, self.head, self.output, self.info, self.title, *self._rows,
