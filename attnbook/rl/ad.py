@@ -31,7 +31,7 @@ from ..modules import BlockConfig, Transformer
 from ..train import History, TrainConfig
 from .sources import Histories
 
-__all__ = ["ADConfig", "ADTransformer", "token_dim", "encode", "Windows", "train_ad", "Rollout", "in_context", "query_attention", "sample_actions"]
+__all__ = ["ADConfig", "ADTransformer", "token_dim", "encode", "Windows", "train_ad", "Rollout", "in_context", "compressed_step", "query_attention", "sample_actions"]
 
 
 @dataclass(frozen=True)
@@ -262,6 +262,45 @@ def query_attention(model: "ADTransformer", tokens: torch.Tensor, positions: tor
     return logits, cap.weights()[..., -1, :]
 
 
+def compressed_step(
+    model: "ADTransformer",
+    window: torch.Tensor,
+    strategy: str,
+    K: int,
+    *,
+    rewards: np.ndarray,
+    accumulated: np.ndarray | None = None,
+    positions: str = "reindex",
+    n_sink: int = 1,
+    rng: np.random.Generator | None = None,
+) -> tuple[torch.Tensor, np.ndarray, torch.Tensor | None]:
+    """One decision on ``window`` ``(B, L + 1, dim)`` (query last), without gradients: keep ``K``
+    context tokens by ``strategy`` when ``L > K`` (``topk`` pays a full pass for its scores,
+    ``h2o`` ranks by ``accumulated`` ``(B, L)``), then forward. Returns ``(logits, kept
+    positions (B, K'), query attention of that forward)`` — the attention only for ``h2o``,
+    which accumulates it; None otherwise."""
+    from . import compress
+
+    b, n, _ = window.shape
+    L = n - 1
+    with torch.no_grad():
+        if L <= K:
+            tokens, pos, kept = window, None, np.broadcast_to(np.arange(L), (b, L))
+        else:
+            scores = None
+            if strategy == "topk":
+                _, att = query_attention(model, window)
+                scores = att.mean((0, 2))[:, :L]
+            elif strategy == "h2o":
+                scores = accumulated
+            kept = compress.select(strategy, b, L, K, scores=scores, rewards=rewards, n_sink=n_sink, rng=rng)
+            tokens, pos = compress.gather_window(window, kept), compress.positions_for(kept, L, positions)
+        if strategy == "h2o":
+            logits, att = query_attention(model, tokens, pos)
+            return logits, kept, att
+        return model(tokens, pos), kept, None
+
+
 def in_context(
     model: "ADTransformer",
     env: Any,
@@ -316,28 +355,15 @@ def in_context(
         window = stream[:, lo:t + 1]
         L = window.shape[1] - 1
         start = time.perf_counter()
-        with torch.no_grad():
-            if L <= K:
-                tokens, pos, kept = window, None, np.broadcast_to(np.arange(L), (n, L))
-            else:
-                scores = None
-                if strategy == "topk":
-                    _, att = query_attention(model, window)
-                    scores = att.mean((0, 2))[:, :L]
-                elif strategy == "h2o":
-                    scores = accumulated[:, lo:lo + L]
-                kept = compress.select(strategy, n, L, K, scores=scores, rewards=stream_rewards[:, lo:lo + L], n_sink=n_sink, rng=rng)
-                tokens, pos = compress.gather_window(window, kept), compress.positions_for(kept, L, positions)
-            if strategy == "h2o":
-                logits, att = query_attention(model, tokens, pos)
-                q = att.mean((0, 2)).numpy()  # (n, len(kept) + 1)
-                np.add.at(accumulated, (np.arange(n)[:, None], lo + kept), q[:, :-1])
-            else:
-                logits = model(tokens, pos)
+        logits, kept, att = compressed_step(model, window, strategy, K, rewards=stream_rewards[:, lo:lo + L],
+                                            accumulated=accumulated[:, lo:lo + L], positions=positions, n_sink=n_sink, rng=rng)
+        if att is not None:  # h2o: the query's attention accumulates on the tokens it saw
+            q = att.mean((0, 2)).numpy()  # (n, len(kept) + 1)
+            np.add.at(accumulated, (np.arange(n)[:, None], lo + kept), q[:, :-1])
         a = sample_actions(logits, generator, greedy)
         if L == L_max:
             seconds.append(time.perf_counter() - start)
-        kept_now = tokens.shape[1] - 1
+        kept_now = kept.shape[1]
         if regret is not None:
             regret[:, t] = env.regret(a)
             r = env.pull(a)

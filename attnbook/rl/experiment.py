@@ -17,7 +17,7 @@ import torch
 
 from ..errors import InvalidInputError, bad_argument
 from . import compress
-from .ad import ADTransformer, Rollout, in_context, query_attention
+from .ad import ADTransformer, Rollout, compressed_step, in_context
 from .envs import Bandits, DarkRoom
 from .sources import bandit_histories
 
@@ -90,24 +90,11 @@ def step_cost(model: ADTransformer, window: torch.Tensor, strategy: str, K: int,
     scores = np.zeros((b, L))
     times = []
     model.eval()
-    with torch.no_grad():
-        for i in range(repeats + 2):
-            start = time.perf_counter()
-            if strategy == "full":
-                model(window)
-            else:
-                s = scores
-                if strategy == "topk":
-                    _, att = query_attention(model, window)
-                    s = att.mean((0, 2))[:, :L]
-                kept = compress.select(strategy, b, L, K, scores=s, rewards=rewards, rng=rng)
-                tokens, pos = compress.gather_window(window, kept), compress.positions_for(kept, L, positions)
-                if strategy == "h2o":
-                    query_attention(model, tokens, pos)
-                else:
-                    model(tokens, pos)
-            if i >= 2:  # two warm-up runs
-                times.append(time.perf_counter() - start)
+    for i in range(repeats + 2):
+        start = time.perf_counter()
+        compressed_step(model, window, strategy, K, rewards=rewards, accumulated=scores, positions=positions, rng=rng)
+        if i >= 2:  # two warm-up runs
+            times.append(time.perf_counter() - start)
     return 1000.0 * float(np.median(times))
 
 
