@@ -138,14 +138,16 @@ class Analysis:
 def _mapping_of(model: ViTime, mapping: MappingConfig | None) -> MappingConfig:
     if not isinstance(model, ViTime):
         raise bad_argument(InvalidInputError, "model", "a ViTime model", type(model).__name__, raw=True)
-    if mapping is None:
-        return MappingConfig(**model.config.mapping_kwargs())
-    if not isinstance(mapping, MappingConfig):
-        raise bad_argument(InvalidInputError, "mapping", "a MappingConfig or None", type(mapping).__name__, raw=True)
-    shared = model.config.mapping_kwargs()
-    if {k: getattr(mapping, k) for k in shared} != shared:
-        raise bad_argument(InvalidInputError, "mapping", f"a mapping matching the model's canvas {shared}", mapping, raw=True)
-    return mapping
+    return model.config.mapping(mapping)
+
+
+def _predict(model: ViTime, history: Any, horizon: int, mapping: MappingConfig | None) -> tuple[torch.Tensor, Mapped]:
+    """One forward on ``history``: (output probabilities ``(1, 1, W, h)``, its mapping)."""
+    mapped = series_to_image(history, horizon, _mapping_of(model, mapping))
+    image = torch.as_tensor(mapped.image, dtype=torch.float32)[None, None]
+    model.eval()
+    with torch.no_grad():
+        return model(image), mapped
 
 
 def analyse(
@@ -162,12 +164,9 @@ def analyse(
     block, put shuffled encoder maps back into raster order, and measure each head's lag
     profile and period contrast for ``period`` samples (``max_lag`` column lags, default
     ``grid_w // 2``)."""
-    mapping = _mapping_of(model, mapping)
-    mapped = series_to_image(history, horizon, mapping)
-    image = torch.as_tensor(mapped.image, dtype=torch.float32)[None, None]
-    model.eval()
-    with capture(model) as cap, torch.no_grad():
-        probs = model(image)
+    mapping = _mapping_of(model, mapping)  # checks the model before capture looks at it
+    with capture(model) as cap:
+        probs, mapped = _predict(model, history, horizon, mapping)
     maps = cap.maps
     if model.last_permutation is not None:
         maps = unshuffle_attention(maps, model.last_permutation)
@@ -181,12 +180,7 @@ def analyse(
 def forecast(model: ViTime, history: Any, horizon: int = 720, *, mapping: MappingConfig | None = None, method: str | None = None) -> np.ndarray:
     """The model's forecast of the next ``horizon`` samples (decoding ``method``: the mapping's
     default, ``"argmax"`` or ``"expectation"``)."""
-    mapping = _mapping_of(model, mapping)
-    mapped = series_to_image(history, horizon, mapping)
-    image = torch.as_tensor(mapped.image, dtype=torch.float32)[None, None]
-    model.eval()
-    with torch.no_grad():
-        probs = model(image)
+    probs, mapped = _predict(model, history, horizon, mapping)
     return image_to_series(probs.numpy(), mapped, method=method)[mapped.input_len:]
 
 
@@ -230,8 +224,10 @@ def forecast_scores(model: ViTime, harmonics: Sequence[Harmonic], *, length: int
     history = signal(harmonics, length)
     truth = signal(harmonics, horizon, start=length)
     out = {"period_used": estimate_period(history), "truth_var": float(np.var(truth))}
+    probs, mapped = _predict(model, history, horizon, mapping)  # one forward, two decodings
     for method in ("argmax", "expectation"):
-        out[f"model_{method}"] = float(np.mean((forecast(model, history, horizon, mapping=mapping, method=method) - truth) ** 2))
+        predicted = image_to_series(probs.numpy(), mapped, method=method)[length:]
+        out[f"model_{method}"] = float(np.mean((predicted - truth) ** 2))
     out["repeat_last_period"] = float(np.mean((repeat_last_period(history, horizon) - truth) ** 2))
     out["history_mean"] = float(np.mean((history.mean() - truth) ** 2))
     out["ratio"] = out["model_argmax"] / max(out["repeat_last_period"], 1e-12)

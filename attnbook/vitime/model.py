@@ -28,13 +28,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
+
+if TYPE_CHECKING:
+    from .mapping import MappingConfig
 
 __all__ = [
     "ViTimeConfig",
@@ -145,6 +148,21 @@ class ViTimeConfig:
         """The canvas fields a ``MappingConfig`` shares with this config
         (``MappingConfig(**config.mapping_kwargs())`` gives the matching series ↔ image mapping)."""
         return {"history_len": self.history_len, "future_len": self.future_len, "bins": self.h, "patch": self.patch, "max_scal": float(self.max_scal)}
+
+    def mapping(self, mapping: Any = None) -> "MappingConfig":
+        """The series ↔ image mapping of this canvas: ``MappingConfig(**mapping_kwargs())`` when
+        ``mapping`` is None, else ``mapping`` itself after checking that its canvas fields match."""
+        from .mapping import MappingConfig
+
+        if mapping is None:
+            return MappingConfig(**self.mapping_kwargs())
+        if not isinstance(mapping, MappingConfig):
+            raise bad_argument(InvalidInputError, "mapping", "a MappingConfig or None", type(mapping).__name__, raw=True)
+        shared = self.mapping_kwargs()
+        mine = {k: getattr(mapping, k) for k in shared}
+        if mine != shared:
+            raise bad_argument(InvalidInputError, "mapping", f"a mapping matching the model's canvas {shared}", mine, raw=True)
+        return mapping
 
     @property
     def grid_h(self) -> int:

@@ -290,10 +290,7 @@ def _check_pair(model_config: ViTimeConfig, mapping: MappingConfig, data: RealTS
         raise bad_argument(InvalidInputError, "mapping", "a MappingConfig", type(mapping).__name__, raw=True)
     if not isinstance(data, RealTSConfig):
         raise bad_argument(InvalidInputError, "data", "a RealTSConfig", type(data).__name__, raw=True)
-    shared = model_config.mapping_kwargs()
-    mine = {k: getattr(mapping, k) for k in shared}
-    if mine != shared:
-        raise bad_argument(InvalidInputError, "mapping", f"a mapping matching the model's canvas {shared}", mine, raw=True)
+    model_config.mapping(mapping)
     if data.length != mapping.width:
         raise bad_argument(InvalidInputError, "data.length", f"the canvas width W = {mapping.width}", data.length)
 
