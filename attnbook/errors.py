@@ -37,6 +37,10 @@ class MissingResourceError(AttnbookError, FileNotFoundError):
     """A model, data set or file that is not where it was looked for (the message says how to get it)."""
 
 
+class CorruptDataError(AttnbookError, ValueError):
+    """A data file whose size or checksum is not the published one (truncated, corrupt, or another file)."""
+
+
 class UnknownProfileError(AttnbookError, KeyError):
     """A profile name or chapter that ``profiles`` does not define."""
 

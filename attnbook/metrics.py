@@ -46,6 +46,7 @@ __all__ = [
     "self_mass",
     "previous_token_mass",
     "next_token_mass",
+    "key_mass",
     "diagonal_band_mass",
     "column_stripe",
     "label_mass",
@@ -423,6 +424,21 @@ def previous_token_mass(maps: AttentionMaps) -> Tensor:
 def next_token_mass(maps: AttentionMaps) -> Tensor:
     """``mean_i A[i, pos(i) + 1]`` — :func:`offset_mass` with ``offset=+1``."""
     return offset_mass(maps, 1)
+
+
+def key_mass(maps: AttentionMaps, key: int = 0) -> Tensor:
+    """Mass on one key position (an attention sink at ``key = 0``), ``(L, B, H)``.
+
+    ``mass = mean_i A[i, key]`` over valid rows with ``pos(i) > key`` whose mask allows ``key``
+    (a query that can only see ``key`` is left out: its weight there is 1 by construction).
+    For uniform causal attention over ``T`` tokens and ``key = 0`` it is ``mean_{t=2..T} 1/t``.
+    """
+    c = _ctx(maps)
+    key = check_index("key", key, c.K)
+    rows = c.valid & (c.pos > key)[None, :]
+    if c.mask is not None:
+        rows = rows & c.mask[:, :, key]
+    return c.rows_mean(c.w[..., key], rows)
 
 
 def _band_rows(c: _Ctx, width: int) -> Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -939,4 +940,48 @@ def maps_grid(maps_by_name: Mapping[str, Any], *, ncols: int = 3, title: str | N
         ax.remove()
     fig.colorbar(image, ax=list(axes[:n]), shrink=0.8, label="attention weight")
     fig.suptitle(title if title is not None else "attention maps")
+    return fig
+
+
+def band_curves(
+    x: Any,
+    runs: Mapping[str, Any],
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    xlabel: str = "step",
+    ylabel: str | None = None,
+    linestyle: str = "-",
+) -> Figure:
+    """Mean over runs with a ±1 standard-error band (``std / √n``, ddof 1), one colour per name.
+
+    ``runs[name]`` is ``(n_runs, len(x))`` (or ``(len(x),)`` for a single run, drawn without a
+    band). NaN values are ignored per point.
+    """
+    xs = _as_array("x", x, (1,))
+    if not isinstance(runs, Mapping) or not runs:
+        raise bad_argument(InvalidInputError, "runs", "a non-empty mapping name -> (n_runs, len(x)) array", runs)
+    fig, ax = _figure_and_axes(ax, (7.5, 4.2))
+    for k, (name, values) in enumerate(runs.items()):
+        data = _as_array(f"runs[{name!r}]", values, (1, 2), allow_nan=True)
+        data = data[None] if data.ndim == 1 else data
+        if data.shape[1] != len(xs):
+            raise bad_argument(InvalidInputError, f"runs[{name!r}]", f"{len(xs)} points per run", f"{data.shape[1]}", raw=True)
+        colour = f"C{k % 10}"
+        n = np.sum(np.isfinite(data), axis=0)
+        with warnings.catch_warnings():  # a point no run has (NaN everywhere) stays NaN: a gap in the line
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(data, axis=0)
+        ax.plot(xs, mean, color=colour, linestyle=linestyle, linewidth=1.5, label=f"{name} (n={int(n.max())})")
+        if data.shape[0] > 1:
+            with warnings.catch_warnings():  # a point seen by a single run has no spread: NaN, no band
+                warnings.simplefilter("ignore", RuntimeWarning)
+                se = np.nanstd(data, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1))
+            ax.fill_between(xs, mean - se, mean + se, color=colour, alpha=0.25, linewidth=0)
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.set_title(title if title is not None else "mean ± standard error over runs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return fig

@@ -47,6 +47,30 @@ PROFILES: dict[str, dict[str, dict]] = {
                  "darkroom": {"test_goals": 16, "episodes": 60, "streams": 10, "n_ctx": 81, "steps": 8000, "batch_size": 32,
                               "lr": 1e-3, "warmup": 200, "eval_every": 500, "eval_episodes": 40}},
     },
+    "charlm-evolution": {
+        # nanoGPT's CPU configuration for quick (1,800 of its 2,000 steps, two single-thread runs side by side
+        # on 2 cores: the chapter in <= 6 minutes); the seed's
+        # 6×6×384 / block 256 per-dataset settings for full (GPU when there is one). Each dataset entry: its
+        # prefix (characters; None = all), seeds and optimisation; shared keys apply to every run.
+        "quick": {"model": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "dropout": 0.0},
+                  "datasets": {
+                      "tinyshakespeare": {"prefix": None, "seeds": [0, 1], "steps": 1800, "batch_size": 12, "lr": 1e-3,
+                                          "warmup": 100, "eval_every": 225, "snapshot_every": 225},
+                      "text8": {"prefix": 12_500_000, "seeds": [0, 1], "steps": 1800, "batch_size": 12, "lr": 1e-3,
+                                "warmup": 100, "eval_every": 225, "snapshot_every": 225}},
+                  "weight_decay": 0.1, "min_lr_ratio": 0.1, "eval_batches": 16, "snapshot_windows": 8, "induction_period": 32,
+                  "sample_chars": 200, "speed_samples": 3, "speed_tokens": 200, "workers": 2, "threads": 1, "device": "cpu"},
+        "full": {"model": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2},
+                 "datasets": {
+                     "tinyshakespeare": {"prefix": None, "seeds": [0, 1, 2], "steps": 5000, "batch_size": 64, "lr": 1e-3,
+                                         "warmup": 100, "eval_every": 250, "snapshot_every": 500},
+                     "enwik8": {"prefix": None, "seeds": [0], "steps": 100_000, "batch_size": 32, "lr": 5e-4,
+                                "warmup": 200, "eval_every": 1000, "snapshot_every": 5000},
+                     "text8": {"prefix": None, "seeds": [0], "steps": 100_000, "batch_size": 32, "lr": 5e-4,
+                               "warmup": 200, "eval_every": 1000, "snapshot_every": 5000}},
+                 "weight_decay": 0.1, "min_lr_ratio": 0.1, "eval_batches": 200, "snapshot_windows": 8, "induction_period": 64,
+                 "sample_chars": 500, "speed_samples": 10, "speed_tokens": 500, "workers": 1, "threads": None, "device": "auto"},
+    },
 }
 
 

@@ -414,3 +414,21 @@ def test_head_dendrogram_labels_and_errors():
         plots.head_dendrogram(d, n_heads=4)
     with pytest.raises(InvalidInputError, match="distances"):
         plots.head_dendrogram(d[:, :5], n_heads=3)
+
+
+def test_band_curves_draws_mean_and_standard_error():
+    import numpy as np
+
+    from attnbook.plots import band_curves
+
+    runs = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, np.nan]])
+    fig = band_curves([0, 1, 2], {"a": runs}, title="t", ylabel="y")
+    ax = fig.axes[0]
+    assert np.allclose(ax.get_lines()[0].get_ydata(), [2.0, 2.0, 3.0])
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert np.isclose(band.max(), 2.0 + np.std([1, 3], ddof=1) / np.sqrt(2))  # the single-run point has no band
+    assert ax.get_title() == "t" and "(n=2)" in ax.get_legend().get_texts()[0].get_text()
+    with pytest.raises(InvalidInputError):
+        band_curves([0, 1], {"a": runs})
+    with pytest.raises(InvalidInputError):
+        band_curves([0, 1, 2], {})

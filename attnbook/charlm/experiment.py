@@ -1,0 +1,271 @@
+"""One training run of the char-level GPT with attention snapshots, cached; several runs in parallel.
+
+A run (:class:`RunSpec`) trains on random windows of the training split (nanoGPT's loader),
+evaluates the validation loss on ``eval_batches`` fixed batches every ``train.eval_every`` steps,
+and every ``snapshot_every`` steps records an attention snapshot (:class:`AttentionTracker`)
+and one generated sample with its quality (temperature 0.8, top-k 200, seeded). After training it
+measures inference speed as the seed did. Everything lands in ``<cache>/charlm/<hash>/`` so a
+second call loads instead of training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data import CORPORA, CharCorpus, load_corpus
+from ..errors import InvalidInputError, bad_argument
+from ..train import History, TrainConfig, fit, seed_everything, select_device, set_threads
+from .model import GPT, GPTConfig
+from .quality import inference_speed, quality, sample, word_set
+from .tracking import AttentionTracker, repeated_batch
+
+__all__ = ["RunSpec", "RunResult", "train_run", "train_runs", "profile_specs", "load_model", "ngram_loss", "windows"]
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines one run (its cache key)."""
+
+    dataset: str
+    model: GPTConfig
+    train: TrainConfig
+    prefix: int | None = None          # characters of the corpus to use (None: all)
+    eval_batches: int = 20             # fixed validation batches per evaluation
+    snapshot_every: int = 250
+    snapshot_windows: int = 8          # validation windows in the snapshot batch
+    induction_period: int = 32         # repeated strings of this length (2·period <= block_size)
+    sample_chars: int = 300            # characters generated at each snapshot
+    speed_samples: int = 10            # the seed: 10 samples × 500 tokens
+    speed_tokens: int = 500
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.dataset not in CORPORA:
+            raise bad_argument(InvalidInputError, "dataset", f"one of {sorted(CORPORA)}", self.dataset)
+        if not isinstance(self.model, GPTConfig) or not isinstance(self.train, TrainConfig):
+            raise bad_argument(InvalidInputError, "model/train", "a GPTConfig and a TrainConfig", (self.model, self.train))
+        for name in ("eval_batches", "snapshot_every", "snapshot_windows", "induction_period", "sample_chars", "speed_samples",
+                     "speed_tokens", "threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad_argument(InvalidInputError, name, "a positive integer", value)
+        if 2 * self.induction_period > self.model.block_size:
+            raise bad_argument(InvalidInputError, "induction_period", f"at most block_size / 2 = {self.model.block_size // 2}",
+                               self.induction_period)
+
+    @property
+    def seed(self) -> int:
+        return self.train.seed
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset} seed {self.seed}"
+
+    def to_dict(self) -> dict:
+        return {"version": VERSION, **{k: v for k, v in asdict(self).items()}}
+
+
+@dataclass
+class RunResult:
+    """What a run measured. ``snapshots[name]`` is (snapshots, …); ``maps`` (snapshots, L, H, T, T)."""
+
+    spec: RunSpec
+    history: History
+    steps: list[int]
+    snapshots: dict[str, np.ndarray]
+    maps: np.ndarray
+    samples: list[dict]                 # per snapshot: step, text, quality metrics
+    final_train_loss: float             # mean training loss over the last evaluation interval
+    inference_tok_s: float
+    final_samples: list[str]
+    final_quality: dict[str, float]
+    seconds: float                      # training wall time (with evaluations and snapshots)
+    tracking_seconds: float             # inside the attention tracker
+    sampling_seconds: float             # inside the per-snapshot sampler
+    window: str = ""                    # the text of the snapshot batch's first window (the stored maps)
+    loaded: bool = False
+
+
+def windows(data: np.ndarray, block_size: int, starts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs ``data[s : s+T]`` and targets ``data[s+1 : s+T+1]`` for each start ``s``: two (B, T) int64."""
+    if block_size < 1 or len(data) <= block_size:
+        raise bad_argument(InvalidInputError, "block_size", f"a positive size below the split length {len(data)}", block_size)
+    offsets = np.asarray(starts)[:, None] + np.arange(block_size + 1)[None, :]
+    chunk = torch.from_numpy(data[offsets].astype(np.int64))
+    return chunk[:, :-1], chunk[:, 1:]
+
+
+def ngram_loss(train: np.ndarray, val: np.ndarray, vocab_size: int, order: int = 2, alpha: float = 1.0) -> float:
+    """Cross-entropy (nats/char) of ``val`` under an add-``alpha`` n-gram model counted on ``train``
+    (``order`` 1 = unigram, 2 = bigram): the floor a model must beat to use any context."""
+    if order not in (1, 2):
+        raise bad_argument(InvalidInputError, "order", "1 or 2", order)
+    V = vocab_size
+    if order == 1:
+        p = (np.bincount(train, minlength=V) + alpha) / (len(train) + alpha * V)
+        return float(-np.log(p[val]).mean())
+    counts = np.bincount(train[:-1].astype(np.int64) * V + train[1:], minlength=V * V).reshape(V, V) + alpha
+    p = counts / counts.sum(1, keepdims=True)
+    return float(-np.log(p[val[:-1], val[1:]]).mean())
+
+
+def _nanmean(values: list[float]) -> float:
+    """Mean of the finite values; NaN (without a warning) when there are none."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def _folder(spec: RunSpec):
+    from ..store import cache_dir, config_hash
+
+    return cache_dir() / "charlm" / config_hash(spec.to_dict())
+
+
+def _build(spec: RunSpec) -> GPT:
+    seed_everything(spec.seed)
+    return GPT(spec.model)
+
+
+def load_model(spec: RunSpec) -> GPT:
+    """The trained model of a cached run (train it first with :func:`train_run`)."""
+    from ..errors import CheckpointError, MissingResourceError
+    from ..store import load_tensors
+
+    path = _folder(spec) / "model.safetensors"
+    if not path.is_file():
+        raise MissingResourceError(f"{spec.name}: not trained yet (run train_run first)")
+    model = _build(spec)
+    missing, unexpected = model.load_state_dict(load_tensors(path)[0], strict=False)
+    if missing != ["lm_head.weight"] or unexpected:  # lm_head.weight is wte.weight (tied), not stored
+        raise CheckpointError(f"{spec.name}: stored weights do not match the model (missing {missing}, unexpected {unexpected})")
+    return model.eval()
+
+
+def _load(spec: RunSpec) -> RunResult | None:
+    from ..errors import CheckpointError
+    from ..store import load_tensors, read_json
+
+    folder = _folder(spec)
+    if not all((folder / f).is_file() for f in ("model.safetensors", "record.json", "maps.safetensors")):
+        return None
+    try:
+        record = read_json(folder / "record.json")
+        maps = load_tensors(folder / "maps.safetensors")[0]["maps"].numpy()
+    except (CheckpointError, KeyError, json.JSONDecodeError):
+        return None
+    snaps = {k: np.asarray(v, dtype=np.float64) for k, v in record["snapshots"].items()}
+    return RunResult(spec, History.from_dict(record["history"]), record["steps"], snaps, maps, record["samples"],
+                     record["final_train_loss"], record["inference_tok_s"], record["final_samples"], record["final_quality"],
+                     record["seconds"], record["tracking_seconds"], record["sampling_seconds"], record["window"], loaded=True)
+
+
+def _save(result: RunResult, model: GPT) -> None:
+    from ..store import save_tensors, write_json
+
+    folder = _folder(result.spec)
+    save_tensors(folder / "maps.safetensors", {"maps": torch.from_numpy(result.maps)})
+    record = {k: v for k, v in asdict(result).items() if k not in ("spec", "maps", "history", "loaded", "snapshots")}
+    record.update(config=result.spec.to_dict(), history=result.history.to_dict(),
+                  snapshots={k: v.tolist() for k, v in result.snapshots.items()})
+    write_json(folder / "record.json", record)
+    weights = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}  # tied to wte.weight
+    save_tensors(folder / "model.safetensors", {k: v.cpu() for k, v in weights.items()})  # last: its presence marks a complete entry
+
+
+def train_run(spec: RunSpec, *, progress: bool = True, corpus: CharCorpus | None = None, device: str = "cpu") -> RunResult:
+    """Train (or load) one run; see the module docstring. ``device``: 'cpu', 'cuda' or 'auto'
+    (CUDA when present); not part of the cache key."""
+    cached = _load(spec)
+    if cached is not None:
+        return cached
+    set_threads(spec.threads)
+    corpus = corpus or load_corpus(spec.dataset, prefix=spec.prefix)
+    if corpus.vocab_size != spec.model.vocab_size:
+        raise bad_argument(InvalidInputError, "model.vocab_size", f"the corpus vocabulary size {corpus.vocab_size}", spec.model.vocab_size)
+    T, B = spec.model.block_size, spec.train.batch_size
+    rng = np.random.default_rng(spec.seed + 1000)
+    eval_sets = [windows(corpus.val, T, rng.integers(0, len(corpus.val) - T, B)) for _ in range(spec.eval_batches)]
+    snap_x, _ = windows(corpus.val, T, rng.integers(0, len(corpus.val) - T, spec.snapshot_windows))
+    tracker = AttentionTracker(snap_x, repeated_batch(corpus.vocab_size, spec.snapshot_windows, spec.induction_period, seed=spec.seed))
+    vocabulary = word_set(corpus.decode(corpus.train))
+    samples: list[dict] = []
+    sampling = [0.0]
+
+    def sampler(step: int, model: GPT) -> None:
+        start = time.perf_counter()
+        text = sample(model, corpus, " ", spec.sample_chars, seed=spec.seed)
+        samples.append({"step": int(step), "text": text, **quality(text, vocabulary)})
+        sampling[0] += time.perf_counter() - start
+
+    def get_batch(g: torch.Generator):
+        starts = torch.randint(0, len(corpus.train) - T, (B,), generator=g).numpy()
+        return windows(corpus.train, T, starts)
+
+    def evaluate(model: GPT) -> float:
+        return float(np.mean([float(model(x.to(dev), y.to(dev))[1]) for x, y in eval_sets]))
+
+    dev = select_device(device)
+    model = _build(spec).to(dev)
+    history = fit(model, lambda m, b: m(*b)[1], get_batch, evaluate, spec.train,
+                  callbacks=[(spec.snapshot_every, tracker), (spec.snapshot_every, sampler)], progress=progress, desc=spec.name)
+    speed, texts = inference_speed(model, corpus, samples=spec.speed_samples, new_tokens=spec.speed_tokens, seed=spec.seed)
+    qualities = [quality(t, vocabulary) for t in texts]
+    final_quality = {k: _nanmean([q[k] for q in qualities]) for k in qualities[0]}
+    snaps = {k: tracker.series(k).astype(np.float64) for k in tracker.snapshots[0]}
+    finite = [x for x in history.train_loss if not math.isnan(x)]
+    result = RunResult(spec, history, tracker.steps, snaps, np.stack(tracker.maps), samples, finite[-1] if finite else math.nan,
+                       speed, texts, final_quality, history.seconds, tracker.seconds, sampling[0], corpus.decode(snap_x[0].numpy()))
+    _save(result, model)
+    return result
+
+
+def _worker(spec: RunSpec, device: str) -> RunResult:
+    return train_run(spec, progress=False, device=device)
+
+
+def train_runs(specs: Sequence[RunSpec], *, workers: int = 2, progress: bool = True, device: str = "cpu") -> list[RunResult]:
+    """Every run of ``specs`` (cached ones loaded), the others trained in ``workers`` processes
+    (spawned, one thread each — on 2 cores two single-thread runs beat one two-thread run)."""
+    results: list[RunResult | None] = [_load(s) for s in specs]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if todo and (workers <= 1 or len(todo) == 1):
+        for i in todo:
+            results[i] = train_run(specs[i], progress=progress, device=device)
+    elif todo:
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
+            futures = {i: pool.submit(_worker, specs[i], device) for i in todo}
+            for i in tqdm(todo, desc="char-LM runs", disable=not progress):
+                results[i] = futures[i].result()
+    return [r for r in results if r is not None]
+
+
+def profile_specs(settings: dict) -> list[RunSpec]:
+    """The runs of a ``charlm-evolution`` profile (see :mod:`attnbook.profiles`), datasets in order,
+    seeds within each; vocabulary sizes are read from the corpora."""
+    from ..train import available_cores
+
+    runs = []
+    for dataset, d in settings["datasets"].items():
+        corpus = load_corpus(dataset, prefix=d["prefix"])
+        model = GPTConfig(vocab_size=corpus.vocab_size, **settings["model"])
+        for seed in d["seeds"]:
+            train = TrainConfig(steps=d["steps"], batch_size=d["batch_size"], lr=d["lr"], weight_decay=settings["weight_decay"],
+                                warmup=d["warmup"], min_lr_ratio=settings["min_lr_ratio"], eval_every=d["eval_every"], seed=seed)
+            runs.append(RunSpec(dataset, model, train, prefix=d["prefix"], eval_batches=settings["eval_batches"],
+                                snapshot_every=d["snapshot_every"], snapshot_windows=settings["snapshot_windows"],
+                                induction_period=settings["induction_period"], sample_chars=settings["sample_chars"],
+                                speed_samples=settings["speed_samples"], speed_tokens=settings["speed_tokens"],
+                                threads=settings["threads"] or available_cores()))
+    return runs

@@ -1,0 +1,306 @@
+"""The char-level GPT, sampling, quality metrics, attention snapshots, runs and their tables."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from attnbook import metrics
+from attnbook.capture import capture
+from attnbook.charlm import analysis, figures
+from attnbook.charlm.experiment import RunSpec, load_model, ngram_loss, train_run, train_runs, windows
+from attnbook.charlm.explorer import EvolutionExplorer, render_snapshot
+from attnbook.charlm.model import GPT, GPTConfig
+from attnbook.charlm.quality import coherence, distinct_n, inference_speed, quality, repetition, sample, words
+from attnbook.charlm.tracking import AttentionTracker, causal_maps, repeated_batch, snapshot_metrics, uniform_causal
+from attnbook.data import CharCorpus
+from attnbook.errors import InvalidInputError, MissingResourceError
+from attnbook.maps import AttentionMaps
+from attnbook.train import TrainConfig
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+TINY = GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=16)
+
+
+@pytest.fixture()
+def gpt():
+    torch.manual_seed(0)
+    return GPT(TINY).eval()
+
+
+@pytest.fixture()
+def corpus():
+    text = "abc de fgh ij " * 400
+    chars = tuple(sorted(set(text)))
+    ids = np.array([chars.index(c) for c in text], dtype=np.uint16)
+    cut = int(0.9 * len(ids))
+    return CharCorpus("tinyshakespeare", chars, ids[:cut], ids[cut:], None, "synthetic")
+
+
+# -- model -------------------------------------------------------------------------------------
+def test_forward_loss_is_cross_entropy_and_weights_are_tied(gpt):
+    x = torch.randint(0, 11, (3, 16))
+    y = torch.randint(0, 11, (3, 16))
+    logits, loss = gpt(x, y)
+    assert logits.shape == (3, 16, 11)
+    assert torch.allclose(loss, F.cross_entropy(logits.reshape(-1, 11), y.reshape(-1)))
+    assert gpt.lm_head.weight is gpt.wte.weight
+    assert gpt.n_params() == gpt.n_params(non_embedding=False) - 16 * 16
+
+
+def test_scaled_residual_init(gpt):
+    torch.manual_seed(1)
+    big = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=8, n_head=2, n_embd=64))
+    assert big.blocks[0].attn.proj.weight.std().item() == pytest.approx(0.02 / math.sqrt(16), rel=0.1)
+    assert big.blocks[0].attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.1)
+
+
+def test_model_is_causal(gpt):
+    x = torch.randint(0, 11, (2, 16))
+    z = x.clone()
+    z[:, 10:] = (z[:, 10:] + 1) % 11
+    assert torch.allclose(gpt(x)[0][:, :10], gpt(z)[0][:, :10], atol=1e-6)
+
+
+def test_captured_attention_matches_the_fused_forward(gpt):
+    x = torch.randint(0, 11, (2, 16))
+    plain = gpt(x)[0]
+    with capture(gpt) as cap:
+        recorded = gpt(x)[0]
+    assert torch.allclose(plain, recorded, atol=1e-5)
+    w = cap.maps.weights
+    assert w.shape == (2, 2, 2, 16, 16)
+    assert float(w.triu(1).abs().max()) == 0.0 and torch.allclose(w.sum(-1), torch.ones(()), atol=1e-6)
+
+
+def test_bad_inputs_are_typed_errors(gpt):
+    with pytest.raises(InvalidInputError, match="block_size=16"):
+        gpt(torch.zeros(1, 17, dtype=torch.long))
+    with pytest.raises(InvalidInputError, match=r"ids in \[0, 11\)"):
+        gpt(torch.full((1, 4), 11))
+    with pytest.raises(InvalidInputError, match="idx"):
+        gpt(torch.zeros(4))
+    with pytest.raises(InvalidInputError, match="n_embd"):
+        GPTConfig(n_embd=10, n_head=4)
+    with pytest.raises(InvalidInputError, match="block_size"):
+        GPTConfig(block_size=0)
+
+
+def test_generate_crops_context_and_top_k_1_is_greedy(gpt):
+    start = torch.zeros(1, 3, dtype=torch.long)
+    out = gpt.generate(start, 30, top_k=1)
+    assert out.shape == (1, 33)
+    idx = start
+    for _ in range(30):
+        nxt = gpt(idx[:, -16:])[0][:, -1].argmax(-1, keepdim=True)
+        idx = torch.cat([idx, nxt], 1)
+    assert torch.equal(out, idx)
+
+
+def test_generate_is_seeded_and_checks_arguments(gpt):
+    a = gpt.generate(torch.zeros(1, 1, dtype=torch.long), 20, temperature=0.8, generator=torch.Generator().manual_seed(3))
+    b = gpt.generate(torch.zeros(1, 1, dtype=torch.long), 20, temperature=0.8, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    for kwargs in ({"temperature": 0.0}, {"top_k": 0}):
+        with pytest.raises(InvalidInputError):
+            gpt.generate(torch.zeros(1, 1, dtype=torch.long), 2, **kwargs)
+    with pytest.raises(InvalidInputError):
+        gpt.generate(torch.zeros(1, 1, dtype=torch.long), -1)
+
+
+def test_sample_refuses_prompt_characters_outside_the_vocabulary(gpt, corpus):
+    with pytest.raises(InvalidInputError, match="outside"):
+        sample(gpt, corpus, "xyz", 5)
+    assert len(sample(gpt, corpus, "ab", 12)) == 12
+
+
+def test_inference_speed_returns_the_mean_rate_and_texts(gpt, corpus):
+    rate, texts = inference_speed(gpt, corpus, samples=2, new_tokens=10)
+    assert rate > 0 and len(texts) == 2 and all(len(t) == 10 for t in texts)
+
+
+# -- quality -----------------------------------------------------------------------------------
+def test_quality_metrics_on_hand_computed_cases():
+    assert distinct_n("abab", 2) == pytest.approx(2 / 3)  # ab, ba, ab
+    assert distinct_n(["a", "b"], 3) != distinct_n(["a", "b"], 3)  # NaN: too short
+    assert repetition("abcdefghabcdefgh", 8) == pytest.approx(1 - 8 / 9)
+    assert words("Hello, world!  'tis") == ["hello", "world", "tis"]
+    assert coherence("the cat zzq.", {"the", "cat"}) == pytest.approx(2 / 3)
+    assert math.isnan(coherence("...", {"a"}))
+    q = quality("the the the the", {"the"})
+    assert q["distinct_1_words"] == 0.25 and q["coherence"] == 1.0
+    with pytest.raises(InvalidInputError):
+        distinct_n("abc", 0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(alphabet="ab c", max_size=60), st.integers(1, 5))
+def test_distinct_n_is_a_ratio_in_0_1(text, n):
+    d = distinct_n(text, n)
+    assert math.isnan(d) if len(text) < n else 0 < d <= 1
+
+
+# -- snapshot statistics -----------------------------------------------------------------------
+def _uniform_causal_maps(T: int, L: int = 2, H: int = 3, B: int = 2) -> AttentionMaps:
+    w = torch.tril(torch.ones(T, T))
+    w = w / w.sum(-1, keepdim=True)
+    mask = torch.ones(T, T, dtype=torch.bool).tril()[None].expand(B, T, T)
+    return AttentionMaps(w.expand(L, B, H, T, T).contiguous(), tuple(f"l{l}" for l in range(L)), mask=mask)
+
+
+def test_uniform_causal_values_match_the_metrics():
+    T = 20
+    s = snapshot_metrics(_uniform_causal_maps(T))
+    u = uniform_causal(T)
+    assert np.allclose(s["entropy"], u["entropy"], atol=1e-5)
+    assert np.allclose(s["span"], u["span"], atol=1e-4)
+    assert np.allclose(s["sink"], u["sink"], atol=1e-6)
+    assert np.allclose(s["entropy_norm"], u["entropy_norm"], atol=1e-5)
+    assert np.allclose(s["diversity"], 0.0, atol=1e-6) and np.allclose(s["layer_js"], 0.0, atol=1e-6)
+    assert np.allclose(s["layer_cosine"], 1.0, atol=1e-6)
+
+
+def test_key_mass_skips_the_query_that_can_only_see_the_key():
+    T = 5
+    maps = _uniform_causal_maps(T, L=1, H=1, B=1)
+    assert float(metrics.key_mass(maps, 0)) == pytest.approx(np.mean([1 / t for t in range(2, T + 1)]))
+    assert float(metrics.key_mass(maps, 4)) != float(metrics.key_mass(maps, 4))  # no later query: NaN
+
+
+def test_snapshot_entropy_equals_scipy_per_row(gpt):
+    x = torch.randint(0, 11, (2, 16))
+    maps = causal_maps(gpt, x)
+    s = snapshot_metrics(maps)
+    w = maps.weights.double().numpy()
+    ref = np.mean([[[stats.entropy(w[l, b, h, i, : i + 1]) for i in range(16)] for b in range(2)] for l in range(2) for h in range(2)],
+                  axis=(1, 2)).reshape(2, 2)
+    assert np.allclose(s["entropy"], ref, atol=1e-5)
+
+
+def test_tracker_records_snapshots_and_induction(gpt):
+    rep = repeated_batch(11, 3, 8, seed=0)
+    assert torch.equal(rep[:, :8], rep[:, 8:])
+    tracker = AttentionTracker(torch.randint(0, 11, (3, 16)), rep)
+    tracker(0, gpt)
+    tracker(5, gpt)
+    assert tracker.steps == [0, 5] and tracker.series("entropy").shape == (2, 2, 2)
+    assert tracker.maps[0].shape == (2, 2, 16, 16) and tracker.maps[0].dtype == np.float16
+    assert np.isfinite(tracker.series("induction")).all() and tracker.seconds > 0
+    with pytest.raises(InvalidInputError):
+        AttentionTracker(torch.zeros(3, 7, dtype=torch.long), torch.zeros(3, 7, dtype=torch.long))
+
+
+# -- data helpers ------------------------------------------------------------------------------
+def test_windows_shift_targets_by_one():
+    data = np.arange(100, dtype=np.uint16)
+    x, y = windows(data, 8, np.array([0, 50]))
+    assert torch.equal(x[1], torch.arange(50, 58)) and torch.equal(y[1], torch.arange(51, 59))
+    with pytest.raises(InvalidInputError):
+        windows(data, 100, np.array([0]))
+
+
+def test_ngram_loss_matches_a_hand_count():
+    train = np.array([0, 1, 0, 1, 0, 0], dtype=np.uint16)
+    val = np.array([0, 1, 1], dtype=np.uint16)
+    # add-one bigram: from 0: counts 0->0:1, 0->1:2 (+1 each) -> p(1|0)=3/5; from 1: 1->0:2 -> p(1|1)=1/4
+    assert ngram_loss(train, val, 2, 2) == pytest.approx(-(math.log(3 / 5) + math.log(1 / 4)) / 2)
+    # unigram: 4 zeros, 2 ones (+1) -> p0=5/8, p1=3/8
+    assert ngram_loss(train, val, 2, 1) == pytest.approx(-(math.log(5 / 8) + 2 * math.log(3 / 8)) / 3)
+    with pytest.raises(InvalidInputError):
+        ngram_loss(train, val, 2, 3)
+
+
+# -- runs --------------------------------------------------------------------------------------
+def _spec(seed: int = 0, steps: int = 30) -> RunSpec:
+    return RunSpec("tinyshakespeare", TINY, TrainConfig(steps=steps, batch_size=4, lr=3e-3, warmup=2, eval_every=10, seed=seed),
+                   eval_batches=2, snapshot_every=10, snapshot_windows=2, induction_period=4, sample_chars=20, speed_samples=1,
+                   speed_tokens=10)
+
+
+def test_run_spec_rejects_bad_settings():
+    with pytest.raises(InvalidInputError, match="dataset"):
+        RunSpec("wiki", TINY, TrainConfig())
+    with pytest.raises(InvalidInputError, match="induction_period"):
+        RunSpec("text8", TINY, TrainConfig(), induction_period=9)
+    with pytest.raises(InvalidInputError, match="vocab_size"):
+        train_run(RunSpec("tinyshakespeare", GPTConfig(vocab_size=5, block_size=16, n_layer=1, n_head=1, n_embd=8), TrainConfig(steps=2, warmup=0),
+                          induction_period=4),
+                  corpus=CharCorpus("x", tuple("abcdefghijk"), np.zeros(100, np.uint16), np.zeros(50, np.uint16), None, "x"))
+
+
+def test_train_run_learns_tracks_and_is_cached(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    r = train_run(_spec(), corpus=corpus, progress=False)
+    assert r.steps == [0, 10, 20, 30] and r.history.steps == [0, 10, 20, 30]
+    assert r.history.val_loss[-1] < r.history.val_loss[0]
+    assert r.snapshots["entropy"].shape == (4, 2, 2) and r.maps.shape == (4, 2, 2, 16, 16)
+    assert [s["step"] for s in r.samples] == r.steps and len(r.window) == 16
+    again = train_run(_spec(), corpus=corpus, progress=False)
+    assert again.loaded and again.history.val_loss == r.history.val_loss
+    assert np.array_equal(again.snapshots["entropy"], r.snapshots["entropy"]) and np.array_equal(again.maps, r.maps)
+    model = load_model(_spec())
+    x, y = windows(corpus.val, 16, np.arange(4) * 7)
+    assert model(x, y)[1].item() < math.log(11)
+    with pytest.raises(MissingResourceError):
+        load_model(_spec(seed=9))
+
+
+def test_tables_and_figures_over_runs(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    runs = [train_run(_spec(seed=s), corpus=corpus, progress=False) for s in (0, 1)]
+    table = analysis.results_table(runs)
+    vals = [r.history.best_val for r in runs]
+    assert table.loc["tinyshakespeare", "best_val_loss"] == pytest.approx(np.mean(vals))
+    assert table.loc["tinyshakespeare", "best_val_loss_se"] == pytest.approx(stats.sem(vals))
+    assert analysis.layer_series(runs, "entropy").shape == (2, 4, 2)
+    corr = analysis.correlations(runs)
+    assert set(corr.against) == {"val_loss", "coherence", "repetition"} and (corr.n == 8).all()
+    ref = analysis.js_reference(runs[0])
+    assert 0 <= ref["min"] <= ref["max"] <= math.log(2) and ref["max_difference"] < 1e-4
+    within, between = analysis.head_similarity(runs[0])
+    assert 0 <= within <= math.log(2) and 0 <= between <= math.log(2)
+    assert (analysis.overhead_table(runs)["tracking_overhead"] >= 1).all()
+    assert len(analysis.samples_table(runs)) == 3
+    for fig in (figures.loss_curves(runs, {"tinyshakespeare": 2.0}), figures.metric_evolution(runs), figures.layer_similarity(runs[0])):
+        assert fig.axes and all(ax.get_title() for ax in fig.axes if ax.get_label() != "<colorbar>")
+    with pytest.raises(InvalidInputError):
+        analysis.layer_series(runs, "nope")
+    explorer = EvolutionExplorer(runs)
+    explorer.layer.value = 1
+    explorer.snapshot.value = 0
+    assert explorer.n_renders == 3 and "entropy" in explorer.info.value
+    with pytest.raises(IndexError):
+        render_snapshot(runs[0], 9, 0, 0)
+
+
+def test_floor_crossing_reads_the_first_evaluation_below_the_floor(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    r = train_run(_spec(), corpus=corpus, progress=False)
+    assert math.isnan(analysis.floor_crossing(r, -1.0))
+    e = r.snapshots["entropy"][:, 0].mean(-1)
+    k = next(i for i, v in enumerate(r.history.val_loss) if v < r.history.val_loss[0] - 1e-9)
+    floor = r.history.val_loss[0] - 1e-9
+    assert analysis.floor_crossing(r, floor) == pytest.approx((e[0] - e[k]) / (e[0] - e[-1]))
+
+
+@pytest.mark.skipif(not (SHARED / "tinyshakespeare.txt").is_file(), reason="shared data folder not beside the checkout")
+def test_parallel_runs_equal_serial_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_DATA_DIR", str(SHARED))
+    spec = RunSpec("tinyshakespeare", GPTConfig(vocab_size=65, block_size=16, n_layer=1, n_head=2, n_embd=16),
+                   TrainConfig(steps=10, batch_size=4, warmup=2, eval_every=5), eval_batches=1, snapshot_every=5, snapshot_windows=2,
+                   induction_period=4, sample_chars=10, speed_samples=1, speed_tokens=5)
+    other = RunSpec(**{**spec.__dict__, "train": TrainConfig(steps=10, batch_size=4, warmup=2, eval_every=5, seed=1)})
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path / "a"))
+    parallel = train_runs([spec, other], workers=2, progress=False)
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path / "b"))
+    serial = train_runs([spec, other], workers=1, progress=False)
+    for p, s in zip(parallel, serial):
+        assert p.history.val_loss == s.history.val_loss and np.array_equal(p.snapshots["entropy"], s.snapshots["entropy"])
