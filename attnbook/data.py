@@ -2,13 +2,9 @@
 
 Three corpora, prepared as in the seed study (nanoGPT / AI Scientist ``prepare.py``):
 
-=================  =============================================  ==========================
-name               source file                                    split (train / val / test)
-=================  =============================================  ==========================
-``tinyshakespeare`` ``tinyshakespeare.txt`` (char-rnn ``input.txt``)  first 90 % / last 10 % / —
-``enwik8``          ``enwik8.zip`` (member ``enwik8``, latin-1)    90M / 5M / 5M characters
-``text8``           ``text8.zip`` (member ``text8``)               90M / 5M / 5M characters
-=================  =============================================  ==========================
+- ``tinyshakespeare``: ``tinyshakespeare.txt`` (char-rnn's ``input.txt``); first 90 % train, last 10 % val;
+- ``enwik8``: ``enwik8.zip`` (member ``enwik8``, read as latin-1); 90M / 5M / 5M characters train / val / test;
+- ``text8``: ``text8.zip`` (member ``text8``); 90M / 5M / 5M characters.
 
 The vocabulary is the sorted set of characters in the whole text (enwik8 is read as latin-1, so
 each byte is one symbol). ``prefix=n`` reads only the first ``n`` characters and splits them

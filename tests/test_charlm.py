@@ -304,3 +304,23 @@ def test_parallel_runs_equal_serial_runs(tmp_path, monkeypatch):
     serial = train_runs([spec, other], workers=1, progress=False)
     for p, s in zip(parallel, serial):
         assert p.history.val_loss == s.history.val_loss and np.array_equal(p.snapshots["entropy"], s.snapshots["entropy"])
+
+
+def test_load_corpora_leaves_out_what_is_unavailable(tmp_path, monkeypatch):
+    from attnbook import data
+    from attnbook.charlm.experiment import load_corpora, profile_specs
+
+    monkeypatch.setenv("ATTNBOOK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "abc.txt").write_bytes(b"abc ab\n" * 300)
+    text = (tmp_path / "abc.txt").read_bytes()
+    monkeypatch.setitem(data.CORPORA, "abc", data.CorpusSpec("abc", "abc.txt", "http://x", len(text), data.file_digest(text, "sha256"), (0.9, 0.1)))
+    monkeypatch.setitem(data.CORPORA, "gone", data.CorpusSpec("gone", "gone.txt", (tmp_path / "nowhere.txt").as_uri(), 10, "sha256:0", (0.9, 0.1)))
+    d = {"prefix": None, "seeds": [0, 1], "steps": 4, "batch_size": 2, "lr": 1e-3, "warmup": 1, "eval_every": 2, "snapshot_every": 2}
+    settings = {"model": {"n_layer": 1, "n_head": 1, "n_embd": 8, "block_size": 8, "dropout": 0.0}, "datasets": {"abc": d, "gone": d},
+                "weight_decay": 0.1, "min_lr_ratio": 0.1, "eval_batches": 1, "snapshot_windows": 1, "induction_period": 4,
+                "sample_chars": 5, "speed_samples": 1, "speed_tokens": 5, "threads": 1}
+    corpora, missing = load_corpora(settings)
+    assert list(corpora) == ["abc"] and "gone.txt" in missing["gone"] and str(tmp_path / "cache") not in missing["gone"]
+    specs = profile_specs(settings, corpora)
+    assert [(s.dataset, s.seed) for s in specs] == [("abc", 0), ("abc", 1)] and specs[0].model.vocab_size == 5  # a b c space newline

@@ -29,7 +29,7 @@ from .model import GPT, GPTConfig
 from .quality import inference_speed, quality, sample, word_set
 from .tracking import AttentionTracker, repeated_batch
 
-__all__ = ["RunSpec", "RunResult", "train_run", "train_runs", "profile_specs", "load_model", "ngram_loss", "windows"]
+__all__ = ["RunSpec", "RunResult", "train_run", "train_runs", "load_corpora", "profile_specs", "load_model", "ngram_loss", "windows"]
 
 VERSION = 1
 
@@ -251,15 +251,31 @@ def train_runs(specs: Sequence[RunSpec], *, workers: int = 2, progress: bool = T
     return [r for r in results if r is not None]
 
 
-def profile_specs(settings: dict) -> list[RunSpec]:
-    """The runs of a ``charlm-evolution`` profile (see :mod:`attnbook.profiles`), datasets in order,
-    seeds within each; vocabulary sizes are read from the corpora."""
+def load_corpora(settings: dict) -> tuple[dict[str, CharCorpus], dict[str, str]]:
+    """The corpora of a ``charlm-evolution`` profile, and those left out (name -> why): a corpus
+    that is neither local nor downloadable is skipped with a path-free reason instead of stopping the chapter."""
+    from ..errors import MissingResourceError
+
+    found, missing = {}, {}
+    for dataset, d in settings["datasets"].items():
+        try:
+            found[dataset] = load_corpus(dataset, prefix=d["prefix"])
+        except MissingResourceError:  # the reason without the machine's paths (notebooks print it)
+            spec = CORPORA[dataset]
+            missing[dataset] = f"no local copy and no download; put {spec.filename} (from {spec.url}) into $ATTNBOOK_DATA_DIR"
+    return found, missing
+
+
+def profile_specs(settings: dict, corpora: dict[str, CharCorpus]) -> list[RunSpec]:
+    """The runs of a ``charlm-evolution`` profile (see :mod:`attnbook.profiles`) for the datasets in
+    ``corpora`` (from :func:`load_corpora`), in the profile's order, seeds within each."""
     from ..train import available_cores
 
     runs = []
     for dataset, d in settings["datasets"].items():
-        corpus = load_corpus(dataset, prefix=d["prefix"])
-        model = GPTConfig(vocab_size=corpus.vocab_size, **settings["model"])
+        if dataset not in corpora:
+            continue
+        model = GPTConfig(vocab_size=corpora[dataset].vocab_size, **settings["model"])
         for seed in d["seeds"]:
             train = TrainConfig(steps=d["steps"], batch_size=d["batch_size"], lr=d["lr"], weight_decay=settings["weight_decay"],
                                 warmup=d["warmup"], min_lr_ratio=settings["min_lr_ratio"], eval_every=d["eval_every"], seed=seed)

@@ -116,7 +116,8 @@ class GPT(nn.Module):
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """Append ``max_new_tokens`` sampled ids to ``idx`` (B, T), as nanoGPT: the context is
         cropped to ``block_size``, logits of the last position divided by ``temperature``, kept to
-        the ``top_k`` largest, softmax, one multinomial draw. No KV cache (one full forward per token)."""
+        the ``top_k`` largest, softmax, one multinomial draw (on the CPU, with ``generator`` a CPU
+        generator, so a seed gives the same text on any device). No KV cache (one full forward per token)."""
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise bad_argument(InvalidInputError, "max_new_tokens", "a non-negative integer", max_new_tokens)
         if not temperature > 0:
@@ -133,8 +134,9 @@ class GPT(nn.Module):
                 if top_k is not None:
                     v, _ = torch.topk(logits, min(top_k, logits.shape[-1]))
                     logits = logits.masked_fill(logits < v[:, [-1]], float("-inf"))
-                nxt = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1, generator=generator)
-                idx = torch.cat((idx, nxt.to(idx.dtype)), dim=1)
+                probs = F.softmax(logits.float(), dim=-1).cpu()  # drawn on the CPU: the same text on any device
+                nxt = torch.multinomial(probs, num_samples=1, generator=generator)
+                idx = torch.cat((idx, nxt.to(device=idx.device, dtype=idx.dtype)), dim=1)
         finally:
             self.train(was_training)
         return idx
