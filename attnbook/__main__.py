@@ -1,13 +1,18 @@
-"""``python -m attnbook run [chapter …] [-p name value …]`` and ``python -m attnbook build``.
+"""``python -m attnbook list | run [chapter …] [-p name value …] | build | clean``.
 
-``run`` executes chapters with papermill into ``_build/executed/``; ``build`` runs every chapter
-and then builds the site from the executed copies with ``jupyter-book build -W --keep-going``.
+``run`` executes chapters with papermill into ``_build/executed/`` (a chapter whose executed copy
+was made from the same notebook, parameters and package sources is skipped; ``--force`` runs it
+anyway); ``build`` does that for every chapter and then builds the site from the executed copies
+with ``jupyter-book build -W --keep-going``; ``list`` shows each chapter's state and the cache;
+``clean`` removes the executed copies and the site (``--cache``: the run cache too).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -54,22 +59,55 @@ def typed(value: str):
         return value
 
 
-def run(names: Sequence[str], parameters: dict, root: Path | None = None) -> list[Path]:
-    """Execute chapters with papermill into ``_build/executed``; return the executed paths."""
+def fingerprint(nb: Path, parameters: dict, root: Path) -> str:
+    """What an executed chapter depends on, hashed: the notebook, its parameters, ``ATTNBOOK_PROFILE``
+    and every source file of the package."""
+    h = hashlib.sha256(nb.read_bytes())
+    h.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+    h.update(os.environ.get("ATTNBOOK_PROFILE", "").encode())
+    for path in sorted((root / "attnbook").rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _stamp(target: Path) -> Path:
+    return target.with_suffix(".fingerprint")
+
+
+def up_to_date(nb: Path, parameters: dict, root: Path) -> bool:
+    """Whether ``_build/executed`` holds a copy of ``nb`` executed from exactly these inputs."""
+    target = root / "_build" / "executed" / nb.name
+    stamp = _stamp(target)
+    return target.is_file() and stamp.is_file() and stamp.read_text().strip() == fingerprint(nb, parameters, root)
+
+
+def run(names: Sequence[str], parameters: dict, root: Path | None = None, force: bool = False) -> list[Path]:
+    """Execute chapters with papermill into ``_build/executed``; return the executed paths.
+
+    A chapter whose executed copy is :func:`up_to_date` is not run again unless ``force``.
+    """
     import papermill
 
     root = root or project_root()
     out_dir = root / "_build" / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     done = []
-    for nb in resolve_chapters(names, root):
+    picked = resolve_chapters(names, root)
+    for k, nb in enumerate(picked, 1):
         target = out_dir / nb.name
+        if not force and up_to_date(nb, parameters, root):
+            print(f"[attnbook] [{k}/{len(picked)}] {nb.stem}: up to date", flush=True)
+            done.append(target)
+            continue
         start = time.perf_counter()
-        print(f"[attnbook] running {nb.stem} {parameters or ''}", flush=True)
+        print(f"[attnbook] [{k}/{len(picked)}] running {nb.stem} {parameters or ''}", flush=True)
+        _stamp(target).unlink(missing_ok=True)
         papermill.execute_notebook(
             str(nb), str(target), parameters=parameters, cwd=str(nb.parent), progress_bar=False, kernel_name="python3"
         )
-        print(f"[attnbook] {nb.stem}: {time.perf_counter() - start:.1f} s", flush=True)
+        _stamp(target).write_text(fingerprint(nb, parameters, root) + "\n")
+        print(f"[attnbook] [{k}/{len(picked)}] {nb.stem}: {time.perf_counter() - start:.1f} s", flush=True)
         done.append(target)
     return done
 
@@ -78,9 +116,12 @@ def stage(root: Path, executed: Sequence[Path]) -> Path:
     """Copy the book sources into ``_build/src`` with the executed chapters in place of the clean ones.
 
     The staged ``_config.yml`` turns execution off: the chapters already ran under papermill
-    (myst-nb's ``auto`` would re-run any notebook with an output-less cell).
+    (myst-nb's ``auto`` would re-run any notebook with an output-less cell). ``_static`` gets the
+    widget embedder and MathJax (:mod:`attnbook.site`) and the config points the pages at them.
     """
     import yaml
+
+    from .site import fetch_assets, sphinx_config
 
     src = root / "_build" / "src"
     if src.exists():
@@ -89,16 +130,18 @@ def stage(root: Path, executed: Sequence[Path]) -> Path:
     shutil.copy2(root / "_toc.yml", src / "_toc.yml")
     config = yaml.safe_load((root / "_config.yml").read_text())
     config.setdefault("execute", {})["execute_notebooks"] = "off"
+    fetch_assets(src / "_static")  # widget embedder and MathJax served locally: the site works offline
+    config.setdefault("sphinx", {}).setdefault("config", {}).update(sphinx_config())
     (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     for nb in executed:
         shutil.copy2(nb, src / "book" / nb.name)
     return src
 
 
-def build(parameters: dict, root: Path | None = None) -> Path:
-    """Run every chapter, then build the site; return ``_build/html/index.html``."""
+def build(parameters: dict, root: Path | None = None, force: bool = False) -> Path:
+    """Run every chapter that changed (see :func:`run`), then build the site; return ``_build/html/index.html``."""
     root = root or project_root()
-    executed = run([], parameters, root)
+    executed = run([], parameters, root, force=force)
     src = stage(root, executed)
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(src), "--path-output", str(root), "-W", "--keep-going", "--all"]
     print("[attnbook] building the site", flush=True)
@@ -111,23 +154,70 @@ def build(parameters: dict, root: Path | None = None) -> Path:
     return index
 
 
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def listing(root: Path | None = None) -> list[dict]:
+    """One row per chapter: its slug, profiles, and whether ``_build/executed`` holds a copy
+    executed from its current inputs (default parameters)."""
+    from .profiles import PROFILES
+
+    root = root or project_root()
+    rows = []
+    for nb in chapters(root):
+        target = root / "_build" / "executed" / nb.name
+        state = "up to date" if up_to_date(nb, {}, root) else ("stale" if target.is_file() else "not run")
+        rows.append({"chapter": nb.stem, "profiles": ", ".join(PROFILES.get(nb.stem[3:], {})) or "-", "executed": state})
+    return rows
+
+
+def clean(root: Path | None = None, cache: bool = False) -> list[Path]:
+    """Remove the executed chapters, the staged sources and the site (and, with ``cache``, the run
+    cache of trained models and downloads); return what was removed."""
+    from .store import cache_dir
+
+    root = root or project_root()
+    removed = [p for p in (root / "_build" / name for name in ("executed", "src", "html", "jupyter_execute", ".doctrees")) if p.exists()]
+    if cache:
+        removed += [p for p in cache_dir().iterdir()]
+    for p in removed:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return removed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m attnbook", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="chapters, their profiles, whether their executed copy is current, and the cache")
     p_run = sub.add_parser("run", help="execute chapters with papermill into _build/executed")
     p_run.add_argument("chapter", nargs="*", help="chapter number, slug or file (default: all)")
-    p_build = sub.add_parser("build", help="execute every chapter and build the site")
+    p_build = sub.add_parser("build", help="execute every chapter that changed and build the site")
     for p in (p_run, p_build):
         p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="notebook parameter, e.g. -p profile full")
+        p.add_argument("--force", action="store_true", help="execute even chapters whose executed copy is up to date")
+    p_clean = sub.add_parser("clean", help="remove executed chapters and the built site")
+    p_clean.add_argument("--cache", action="store_true", help="also empty the run cache (trained models, downloads)")
     args = parser.parse_args(argv)
-    params = {name: typed(value) for name, value in args.parameter}
     try:
-        if args.command == "run":
-            for path in run(args.chapter, params):
-                print(f"[attnbook] executed: {os.path.relpath(path)}")
+        if args.command == "list":
+            from .store import cache_dir
+
+            for row in listing():
+                print(f"{row['chapter']:<28} profiles: {row['profiles']:<12} executed: {row['executed']}")
+            folders = sorted(p for p in cache_dir().iterdir() if p.is_dir())
+            print("cache: " + (", ".join(f"{p.name} {_size(p) / 2**20:.1f} MiB" for p in folders) or "empty"))
+        elif args.command == "clean":
+            removed = clean(cache=args.cache)
+            print(f"[attnbook] removed {len(removed)} item(s)" + (": " + ", ".join(p.name for p in removed) if removed else ""))
         else:
-            index = build(params)
-            print(f"[attnbook] site: {os.path.relpath(index)}")
+            params = {name: typed(value) for name, value in args.parameter}
+            if args.command == "run":
+                for path in run(args.chapter, params, force=args.force):
+                    print(f"[attnbook] executed: {os.path.relpath(path)}")
+            else:
+                index = build(params, force=args.force)
+                print(f"[attnbook] site: {os.path.relpath(index)}")
     except AttnbookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

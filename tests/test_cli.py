@@ -1,0 +1,63 @@
+"""``python -m attnbook``: re-execution only of what changed, list, clean."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from attnbook import __main__ as cli
+
+
+@pytest.fixture()
+def tiny_book(tmp_path, monkeypatch):
+    """A project root with one fast chapter and a one-file package."""
+    (tmp_path / "book").mkdir()
+    (tmp_path / "attnbook").mkdir()
+    (tmp_path / "attnbook" / "x.py").write_text("A = 1\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("profile = 'quick'", metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell("print(profile)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "book" / "01-tiny.ipynb")
+    monkeypatch.delenv("ATTNBOOK_PROFILE", raising=False)
+    return tmp_path
+
+
+def test_fingerprint_follows_notebook_parameters_and_package(tiny_book):
+    nb = tiny_book / "book" / "01-tiny.ipynb"
+    base = cli.fingerprint(nb, {}, tiny_book)
+    assert cli.fingerprint(nb, {}, tiny_book) == base
+    assert cli.fingerprint(nb, {"profile": "full"}, tiny_book) != base
+    (tiny_book / "attnbook" / "x.py").write_text("A = 2\n")
+    assert cli.fingerprint(nb, {}, tiny_book) != base
+
+
+def test_run_executes_only_what_changed(tiny_book, capsys):
+    first = cli.run([], {}, tiny_book)
+    assert "running 01-tiny" in capsys.readouterr().out and first[0].is_file()
+    assert cli.up_to_date(tiny_book / "book" / "01-tiny.ipynb", {}, tiny_book)
+    cli.run([], {}, tiny_book)
+    assert "01-tiny: up to date" in capsys.readouterr().out
+    cli.run([], {"profile": "full"}, tiny_book)  # other parameters: run again
+    out = nbformat.read(first[0], 4)
+    assert "running 01-tiny" in capsys.readouterr().out and "full" in out.cells[-1].outputs[0]["text"]
+    cli.run([], {"profile": "full"}, tiny_book, force=True)
+    assert "running 01-tiny" in capsys.readouterr().out
+    assert [r["executed"] for r in cli.listing(tiny_book)] == ["stale"]  # executed with non-default parameters
+
+
+def test_clean_removes_the_build_but_keeps_the_cache_unless_asked(tiny_book, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "charlm").mkdir(parents=True)
+    (tiny_book / "_build" / "executed").mkdir(parents=True)
+    (tiny_book / "_build" / "html").mkdir()
+    removed = cli.clean(tiny_book)
+    assert {p.name for p in removed} == {"executed", "html"} and (tmp_path / "cache" / "charlm").exists()
+    assert [r["executed"] for r in cli.listing(tiny_book)] == ["not run"]
+    cli.clean(tiny_book, cache=True)
+    assert not (tmp_path / "cache" / "charlm").exists()
+
+
+def test_list_prints_chapters_and_cache(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "01-reading-attention" in out and "profiles: quick, full" in out and "cache:" in out
