@@ -59,13 +59,20 @@ def typed(value: str):
         return value
 
 
+#: pages built from the other chapters' results (their summaries are among their inputs)
+READS_RESULTS = ("06-findings",)
+
+
 def fingerprint(nb: Path, parameters: dict, root: Path) -> str:
-    """What an executed chapter depends on, hashed: the notebook, its parameters, ``ATTNBOOK_PROFILE``
-    and every source file of the package."""
+    """What an executed chapter depends on, hashed: the notebook, its parameters, ``ATTNBOOK_PROFILE``,
+    every source file of the package and, for :data:`READS_RESULTS`, every chapter's summary."""
     h = hashlib.sha256(nb.read_bytes())
     h.update(json.dumps(parameters, sort_keys=True, default=str).encode())
     h.update(os.environ.get("ATTNBOOK_PROFILE", "").encode())
-    for path in sorted((root / "attnbook").rglob("*.py")):
+    inputs = sorted((root / "attnbook").rglob("*.py"))
+    if nb.stem in READS_RESULTS:
+        inputs += sorted((root / "results").glob("*/*/summary.json"))
+    for path in inputs:
         h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()

@@ -61,3 +61,14 @@ def test_list_prints_chapters_and_cache(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "01-reading-attention" in out and "profiles: quick, full" in out and "cache:" in out
+
+
+def test_the_findings_page_depends_on_the_chapters_results(tiny_book):
+    nb = tiny_book / "book" / "06-findings.ipynb"
+    nb.write_text((tiny_book / "book" / "01-tiny.ipynb").read_text())
+    chapter = tiny_book / "book" / "01-tiny.ipynb"
+    before = (cli.fingerprint(nb, {}, tiny_book), cli.fingerprint(chapter, {}, tiny_book))
+    summary = tiny_book / "results" / "x" / "quick" / "summary.json"
+    summary.parent.mkdir(parents=True)
+    summary.write_text('{"claims": []}')
+    assert cli.fingerprint(nb, {}, tiny_book) != before[0] and cli.fingerprint(chapter, {}, tiny_book) == before[1]

@@ -1,0 +1,52 @@
+"""Every chapter's claims and hypotheses in one table, read from the chapters' own results.
+
+Each chapter writes ``results/<chapter>/<profile>/summary.json`` with a ``claims`` list
+(``claim, measured, op, threshold, holds``) and, where it measures hypotheses, a ``hypotheses``
+list (``text`` or ``hypothesis``, ``measured, control, rule, verdict``; chapter 2 names its
+questions in an ``answers`` mapping of the same records). :func:`collect` reads
+them for one profile; nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .errors import MissingResourceError
+from .store import read_json, results_dir
+
+__all__ = ["CHAPTERS", "collect"]
+
+#: results folder -> the chapter's title in the table
+CHAPTERS = {
+    "reading-attention": "1 · reading attention",
+    "distribution-effects": "2 · distribution effects",
+    "vitime-harmonics": "3 · ViTime harmonics",
+    "ad-compression": "4 · AD and compression",
+    "charlm-evolution": "5 · char-LM evolution",
+}
+
+
+def _fmt(x) -> str:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.0f}"
+
+
+def collect(profile: str = "quick") -> pd.DataFrame:
+    """One row per claim and hypothesis of every chapter: chapter, kind, statement, measured,
+    threshold or rule, verdict ('holds' / 'does not hold' for claims, the hypothesis's verdict)."""
+    rows = []
+    for folder, title in CHAPTERS.items():
+        path = results_dir(folder, profile) / "summary.json"
+        if not path.is_file():
+            raise MissingResourceError(f"{title}: no results for profile {profile!r} (run the chapter first: python -m attnbook run {folder})")
+        summary = read_json(path)
+        for c in summary.get("claims", []):
+            rows.append({"chapter": title, "kind": "claim", "statement": c["claim"], "measured": _fmt(c["measured"]),
+                         "threshold or rule": f"{c['op']} {_fmt(c['threshold'])}", "verdict": "holds" if c["holds"] else "does not hold"})
+        hypotheses = [{**h, "text": h.get("text") or h.get("hypothesis")} for h in summary.get("hypotheses", [])]
+        hypotheses += [{**h, "text": question} for question, h in summary.get("answers", {}).items()]  # chapter 2's questions
+        for h in hypotheses:
+            rows.append({"chapter": title, "kind": "hypothesis", "statement": h["text"], "measured": h["measured"],
+                         "threshold or rule": h["rule"], "verdict": h["verdict"]})
+    return pd.DataFrame(rows)

@@ -1,0 +1,35 @@
+"""The findings table is read from the chapters' summaries, never typed in."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from attnbook import findings
+from attnbook.errors import MissingResourceError
+
+
+def test_collect_reads_claims_hypotheses_and_answers(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
+    for k, folder in enumerate(findings.CHAPTERS):
+        path = tmp_path / folder / "quick" / "summary.json"
+        path.parent.mkdir(parents=True)
+        summary = {"claims": [{"claim": f"c{k}", "measured": 0.5, "op": "<", "threshold": 1.0, "holds": k != 2}]}
+        if k == 1:
+            summary["answers"] = {"Q1 something": {"measured": "m", "control": "c", "rule": "r", "verdict": "supported"}}
+        else:
+            summary["hypotheses"] = [{"text" if k else "hypothesis": f"h{k}", "measured": "m", "control": "c", "rule": "r", "verdict": "not supported"}]
+        path.write_text(json.dumps(summary))
+    table = findings.collect("quick")
+    assert len(table) == 10 and list(table.kind).count("claim") == 5
+    assert table[table.statement == "c2"].verdict.item() == "does not hold"
+    assert table[table.statement == "Q1 something"].verdict.item() == "supported"
+    assert table[table.statement == "h0"].chapter.item() == "1 · reading attention"
+    assert table[table.statement == "c0"]["threshold or rule"].item() == "< 1"
+
+
+def test_a_chapter_without_results_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
+    with pytest.raises(MissingResourceError, match="run the chapter first"):
+        findings.collect("quick")
