@@ -951,7 +951,6 @@ def band_curves(
     title: str | None = None,
     xlabel: str = "step",
     ylabel: str | None = None,
-    linestyle: str = "-",
 ) -> Figure:
     """Mean over runs with a ±1 standard-error band (``std / √n``, ddof 1), one colour per name.
 
@@ -972,7 +971,7 @@ def band_curves(
         with warnings.catch_warnings():  # a point no run has (NaN everywhere) stays NaN: a gap in the line
             warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(data, axis=0)
-        ax.plot(xs, mean, color=colour, linestyle=linestyle, linewidth=1.5, label=f"{name} (n={int(n.max())})")
+        ax.plot(xs, mean, color=colour, linewidth=1.5, label=f"{name} (n={int(n.max())})")
         if data.shape[0] > 1:
             with warnings.catch_warnings():  # a point seen by a single run has no spread: NaN, no band
                 warnings.simplefilter("ignore", RuntimeWarning)

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import InvalidInputError, bad_argument
+from ..maps import AttentionMaps
 from .experiment import RunResult
 
 __all__ = ["by_dataset", "mean_se", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
@@ -123,17 +124,22 @@ def samples_table(results: Sequence[RunResult], steps: Sequence[int] | None = No
     return pd.DataFrame(rows)
 
 
+def _window_maps(m: np.ndarray) -> AttentionMaps:
+    """A run's stored window maps ``(L, H, T, T)`` as causal :class:`AttentionMaps` of batch 1."""
+    import torch
+
+    T = m.shape[-1]
+    return AttentionMaps(torch.as_tensor(m)[:, None], tuple(f"layer {l}" for l in range(m.shape[0])),
+                         mask=torch.ones(T, T, dtype=torch.bool).tril()[None])
+
+
 def head_similarity(run: RunResult, snapshot: int = -1) -> tuple[float, float]:
     """Mean JS divergence between heads of the same layer and between heads of different layers,
     on the stored window at ``snapshot`` (Clark et al. 2019's comparison)."""
-    import torch
-
     from .. import metrics
-    from ..maps import AttentionMaps
 
-    m = torch.as_tensor(run.maps[snapshot].astype(np.float32))  # (L, H, T, T)
-    L, H, T = m.shape[0], m.shape[1], m.shape[-1]
-    maps = AttentionMaps(m[:, None], tuple(f"layer {l}" for l in range(L)), mask=torch.ones(T, T, dtype=torch.bool).tril()[None])
+    maps = _window_maps(run.maps[snapshot].astype(np.float32))
+    L, H = maps.n_layers, maps.n_heads
     D = metrics.head_distances(maps).numpy()
     same_layer = np.kron(np.eye(L), np.ones((H, H))).astype(bool)
     return float(D[same_layer & ~np.eye(L * H, dtype=bool)].mean()), float(D[~same_layer].mean())
@@ -156,11 +162,9 @@ def js_reference(run: RunResult, snapshot: int = -1) -> dict[str, float]:
     scipy (``jensenshannon(p, q)²``, natural log, every head pair and causal row) next to :func:`attnbook.metrics.head_diversity`, which
     clamps to [0, ln 2]: the range of the unclamped reference values and the largest per-layer
     difference between the two."""
-    import torch
     from scipy.spatial.distance import jensenshannon
 
     from .. import metrics
-    from ..maps import AttentionMaps
 
     m = run.maps[snapshot].astype(np.float64)  # (L, H, T, T), stored as float16: renormalise the causal rows
     m = np.tril(m) / np.tril(m).sum(-1, keepdims=True)
@@ -171,7 +175,5 @@ def js_reference(run: RunResult, snapshot: int = -1) -> dict[str, float]:
         js = [jensenshannon(m[l, a, i, : i + 1], m[l, b, i, : i + 1]) ** 2 for a in range(H) for b in range(a + 1, H) for i in range(T)]
         values.extend(js)
         ref[l] = np.mean(js)
-    maps = AttentionMaps(torch.as_tensor(m, dtype=torch.float32)[:, None], tuple(f"layer {l}" for l in range(L)),
-                         mask=torch.ones(T, T, dtype=torch.bool).tril()[None])
-    ours = metrics.head_diversity(maps)[:, 0].double().numpy()
+    ours = metrics.head_diversity(_window_maps(m.astype(np.float32)))[:, 0].double().numpy()
     return {"min": float(np.min(values)), "max": float(np.max(values)), "max_difference": float(np.abs(ours - ref).max())}
