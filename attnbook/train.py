@@ -1,7 +1,8 @@
-"""Training shared by every chapter: seeding, device and threads, one loop, train-or-load."""
+"""Training shared by every chapter: seeding, device, precision and threads, one loop, train-or-load."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -54,6 +55,34 @@ def select_device(prefer: str = "auto") -> torch.device:
     if prefer == "cpu" or (prefer == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     return torch.device("cuda")
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def select_precision(device: torch.device, prefer: str = "auto") -> torch.dtype | None:
+    """The autocast dtype for training steps on ``device``, or None for plain fp32.
+
+    ``"auto"``: bfloat16 on a CUDA device that supports it (tensor-core matmuls, half the
+    activation memory, fp32's exponent range so no loss scaling), fp32 elsewhere — on a CPU
+    without bf16 units autocast only adds casts; ``"bf16"``: bfloat16 on any device;
+    ``"fp32"``: never. Weights, optimiser state and evaluation stay fp32 either way.
+    """
+    if prefer not in PRECISIONS:
+        raise bad_argument(InvalidInputError, "precision", f"one of {list(PRECISIONS)}", prefer)
+    if prefer == "bf16" or (prefer == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return None
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (CPU for a model without parameters)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to ``dtype`` on ``device``'s type, or a no-op for ``None``."""
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 # -- the training loop shared by every chapter ----------------------------------------------------
@@ -122,6 +151,8 @@ class History:
     best_val: float = math.inf
     stopped_early: bool = False
     seconds: float = 0.0
+    device: str = "cpu"  # where the training steps ran
+    precision: str = "fp32"  # autocast dtype of the training steps ("fp32": none)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -140,6 +171,7 @@ def fit(
     *,
     callbacks: Sequence[tuple[int, Callback]] = (),
     device: torch.device | None = None,
+    precision: str = "fp32",
     progress: bool = True,
     desc: str = "training",
 ) -> History:
@@ -149,12 +181,17 @@ def fit(
     returns a scalar loss for it, ``evaluate(model)`` returns the validation loss (called in eval
     mode without gradients). Each ``(every, callback)`` pair is called as ``callback(step, model)``
     at step 0 and every ``every`` steps, in eval mode without gradients (attention snapshots).
+    Batches are drawn on the CPU (so a seed gives the same data on any device) and moved to
+    ``device`` (default: the model's); ``evaluate`` and callbacks get the model where it is and
+    move their own inputs (:func:`model_device`). ``precision``: see :func:`select_precision`
+    (training steps only; evaluation runs in fp32).
     """
     seed_everything(config.seed)
-    device = device or next(model.parameters()).device
+    device = device or model_device(model)
+    dtype = select_precision(device, precision)
     generator = torch.Generator().manual_seed(config.seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    history = History()
+    history = History(device=device.type, precision="fp32" if dtype is None else "bf16")
     best_state = None
     stale = 0
     running: list[float] = []
@@ -187,7 +224,8 @@ def fit(
         for group in optimiser.param_groups:
             group["lr"] = config.lr_at(step - 1)
         batch = tuple(t.to(device) for t in get_batch(generator))
-        loss = loss_fn(model, batch)
+        with autocast(device, dtype):
+            loss = loss_fn(model, batch)
         if not torch.isfinite(loss):
             raise bad_argument(InvalidInputError, "loss", "a finite training loss", f"{float(loss.detach())} at step {step}", raw=True)
         optimiser.zero_grad(set_to_none=True)
@@ -225,15 +263,21 @@ def cached_fit(
     config: dict,
     build: Callable[[], nn.Module],
     train_fn: Callable[[nn.Module], History],
+    *,
+    device: str = "cpu",
 ) -> tuple[nn.Module, History, bool]:
     """Train-or-load: weights and history cached under ``<cache>/<name>/<config_hash>/``.
 
     ``config`` must hold everything that determines the result (model, data, optimisation,
-    seed). Returns ``(model, history, loaded)``; a corrupt or mismatched cache entry is retrained.
+    seed). Training runs on ``device`` (see :func:`select_device`; not part of the key: a model
+    trained on a GPU is loaded on a CPU and the other way round); the model is returned on the
+    CPU, where the chapters analyse it. Returns ``(model, history, loaded)``; a corrupt or
+    mismatched cache entry is retrained.
     """
     from .errors import CheckpointError
     from .store import cache_dir, config_hash, load_tensors, read_json, save_tensors, write_json
 
+    dev = select_device(device)
     folder = cache_dir() / name / config_hash(config)
     model = build()
     weights, record = folder / "model.safetensors", folder / "history.json"
@@ -244,7 +288,8 @@ def cached_fit(
             return model.eval(), History.from_dict(read_json(record)["history"]), True
         except (CheckpointError, RuntimeError, KeyError, TypeError):
             model = build()  # stale or corrupt entry: train again
-    history = train_fn(model)
+    history = train_fn(model.to(dev))
+    model.cpu()
     save_tensors(weights, model.state_dict())
     write_json(record, {"config": config, "history": history.to_dict()})
     return model.eval(), history, False

@@ -324,3 +324,11 @@ def test_load_corpora_leaves_out_what_is_unavailable(tmp_path, monkeypatch):
     assert list(corpora) == ["abc"] and "gone.txt" in missing["gone"] and str(tmp_path / "cache") not in missing["gone"]
     specs = profile_specs(settings, corpora)
     assert [(s.dataset, s.seed) for s in specs] == [("abc", 0), ("abc", 1)] and specs[0].model.vocab_size == 5  # a b c space newline
+
+
+def test_train_run_in_bf16_learns_and_keeps_fp32_weights(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    r = train_run(_spec(seed=3), corpus=corpus, progress=False, precision="bf16")  # CPU autocast: the GPU path, run here
+    assert (r.history.device, r.history.precision) == ("cpu", "bf16") and r.history.val_loss[-1] < r.history.val_loss[0]
+    assert all(v.dtype == torch.float32 for v in load_model(_spec(seed=3)).state_dict().values())
+    assert train_run(_spec(seed=3), corpus=corpus, progress=False).history.precision == "bf16"  # loaded, as recorded

@@ -394,3 +394,20 @@ def test_context_dropout_masks_keys_but_never_self():
     assert torch.isfinite(model.loss(tokens, targets, mask))
     with pytest.raises(InvalidInputError, match="context_dropout"):
         ad.Windows(h, ad.ADConfig(n_states=1, n_actions=3, n_ctx=6), context_dropout=1.5)
+
+
+def test_train_ad_learns_caches_and_honours_precision(tmp_path, monkeypatch):
+    from attnbook.train import TrainConfig
+
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    means = envs.bandit_tasks(64, 3, seed=0)
+    histories = sources.bandit_histories(means, 12, "ucb", seed=1)
+    config = ad.ADConfig(n_states=1, n_actions=3, n_ctx=12, d_model=16, n_heads=2, n_layers=1, d_ff=32)
+    train = TrainConfig(steps=40, batch_size=16, lr=3e-3, warmup=5, eval_every=20)
+    model, history, loaded = ad.train_ad(histories, config, train, data_key={"test": 1}, val_batch=32, progress=False, precision="bf16")
+    assert not loaded and (history.device, history.precision) == ("cpu", "bf16") and history.best_val < history.val_loss[0]
+    assert next(model.parameters()).dtype == torch.float32 and not model.training
+    again, history2, loaded2 = ad.train_ad(histories, config, train, data_key={"test": 1}, val_batch=32, progress=False)
+    assert loaded2 and history2.val_loss == history.val_loss
+    with pytest.raises(InvalidInputError, match="precision"):
+        ad.train_ad(histories, config, TrainConfig(steps=3, warmup=0), data_key={"test": 2}, progress=False, precision="fp8")

@@ -23,6 +23,16 @@ def test_profiles():
     assert "profile: expected" in str(UnknownProfileError("profile: expected x, got y"))
 
 
+@pytest.mark.parametrize("chapter", ["distribution-effects", "vitime-harmonics", "ad-compression", "charlm-evolution"])
+def test_training_chapters_name_their_device_and_precision(chapter):
+    quick, full = profiles.get(chapter, "quick"), profiles.get(chapter, "full")
+    assert (quick["device"], quick["precision"]) == ("cpu", "fp32")  # quick tables are the same on every machine
+    assert full["device"] == "auto" and full["precision"] in train.PRECISIONS
+    for settings in (quick, full):
+        assert train.select_device(settings["device"]).type in ("cpu", "cuda")
+        assert train.select_precision(torch.device("cpu"), settings["precision"]) is None  # never bf16 on a CPU unasked
+
+
 def test_seed_everything_is_deterministic():
     train.seed_everything(3)
     a = torch.rand(3)

@@ -86,3 +86,18 @@ def test_profile_period_of_a_planted_oscillation():
     lags = np.arange(3, 51)
     assert abs(Q.profile_period(np.cos(2 * np.pi * lags / 12)) - 12) < 0.5
     assert abs(Q.profile_period(np.cos(2 * np.pi * lags / 7) + 0.1 * np.cos(2 * np.pi * lags / 20)) - 7) < 0.5
+
+
+def test_train_forecaster_learns_caches_and_honours_precision(tmp_path, monkeypatch):
+    from attnbook.train import TrainConfig
+    from attnbook.timeseries.experiment import mse, train_forecaster
+
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    config = RunConfig("MultiSeasonality", series_len=600, model=ForecasterConfig(input_len=40, horizon=10, d_model=16, n_heads=2, d_ff=32),
+                       train=TrainConfig(steps=40, batch_size=16, lr=3e-3, warmup=5, eval_every=20))
+    data = prepare(config)
+    model, history, loaded = train_forecaster(config, data, progress=False, precision="bf16")
+    assert not loaded and (history.device, history.precision) == ("cpu", "bf16")
+    assert history.best_val < history.val_loss[0] and mse(model, data.x_val, data.y_val) == pytest.approx(history.best_val, rel=1e-5)
+    again, history2, loaded2 = train_forecaster(config, data, progress=False)  # precision is not part of the key: loaded
+    assert loaded2 and history2.precision == "bf16" and torch.equal(again.head.weight, model.head.weight)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from attnbook.errors import InvalidInputError
-from attnbook.train import History, TrainConfig, cached_fit, fit
+from attnbook.train import History, TrainConfig, cached_fit, fit, model_device, select_device, select_precision
 
 
 def regression():
@@ -99,3 +99,72 @@ def test_cached_fit(tmp_path, monkeypatch):
     assert isinstance(h2, History)
     _, _, loaded3 = cached_fit("demo", {"k": 1}, lambda: nn.Sequential(nn.Linear(3, 1)), train_fn)  # mismatched model: retrain
     assert not loaded3 and len(trained) == 2
+
+
+# --- device and precision ------------------------------------------------------------------------
+
+
+def test_select_precision(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert select_precision(cpu, "auto") is None and select_precision(cpu, "fp32") is None  # fp32 on a CPU unless asked
+    assert select_precision(cpu, "bf16") is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert select_precision(cuda, "auto") is torch.bfloat16 and select_precision(cuda, "fp32") is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # e.g. a V100: no bf16 units
+    assert select_precision(cuda, "auto") is None
+    with pytest.raises(InvalidInputError, match=r"precision: expected one of \['auto', 'fp32', 'bf16'\]"):
+        select_precision(cpu, "fp16")
+    with pytest.raises(InvalidInputError, match="precision"):
+        fit(nn.Linear(3, 1), mse_loss, get_batch_of(*regression()), lambda m: 1.0, TrainConfig(steps=2, warmup=0), precision="half", progress=False)
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("auto", torch.float32), ("bf16", torch.bfloat16)])
+def test_fit_trains_in_the_precision_asked_and_evaluates_in_fp32(precision, dtype):
+    x, y = regression()
+    seen = {"train": set(), "eval": set()}
+
+    def loss_fn(model, batch):
+        out = model(batch[0])
+        seen["train"].add(out.dtype)
+        return nn.functional.mse_loss(out.float(), batch[1])
+
+    def evaluate(model):
+        out = model(x)
+        seen["eval"].add(out.dtype)
+        return float(nn.functional.mse_loss(out, y))
+
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    h = fit(model, loss_fn, get_batch_of(x, y), evaluate, TrainConfig(steps=150, lr=0.05, warmup=10, eval_every=50), precision=precision, progress=False)
+    assert seen == {"train": {dtype}, "eval": {torch.float32}}
+    assert (h.device, h.precision) == ("cpu", "bf16" if dtype == torch.bfloat16 else "fp32")
+    assert model.weight.dtype == torch.float32  # autocast leaves the weights (and the optimiser) in fp32
+    assert h.best_val < 0.02 * h.val_loss[0]  # bf16 steps still learn the regression
+    assert History.from_dict(h.to_dict()) == h
+
+
+def test_cached_fit_trains_on_the_device_asked_and_returns_a_cpu_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    x, y = regression()
+    where = []
+
+    def train_fn(model):
+        where.append(model_device(model).type)
+        return fit(model, mse_loss, get_batch_of(x, y), lambda m: float(mse_loss(m, (x, y))), TrainConfig(steps=5, warmup=0), progress=False)
+
+    model, history, _ = cached_fit("demo", {"k": 2}, lambda: nn.Linear(3, 1), train_fn, device="auto")
+    assert where == [select_device("auto").type] and model_device(model).type == "cpu" and history.device == where[0]
+    assert model_device(nn.Module()).type == "cpu"  # no parameters: the CPU
+    with pytest.raises(InvalidInputError, match="prefer"):
+        cached_fit("demo", {"k": 3}, lambda: nn.Linear(3, 1), train_fn, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidInputError, match="CUDA"):
+            cached_fit("demo", {"k": 3}, lambda: nn.Linear(3, 1), train_fn, device="cuda")
+    assert len(where) == 1  # neither bad request trained anything
+
+
+def test_old_cache_records_read_as_cpu_fp32():
+    record = History(steps=[0], train_loss=[math.nan], val_loss=[1.0]).to_dict()
+    del record["device"], record["precision"]  # a history cached before these fields existed
+    h = History.from_dict(record)
+    assert (h.device, h.precision) == ("cpu", "fp32")

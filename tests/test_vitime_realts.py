@@ -186,3 +186,11 @@ def test_pretrain_checks_that_the_pieces_fit():
         realts.pretrain(SMALL_MODEL, SMALL_MAP, realts.RealTSConfig(length=65), train)
     with pytest.raises(InvalidInputError, match="val_size"):
         realts.pretrain(SMALL_MODEL, SMALL_MAP, SMALL_DATA, train, val_size=0)
+
+
+def test_pretrain_in_bf16(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    train = TrainConfig(steps=20, batch_size=16, lr=3e-3, warmup=3, eval_every=10, seed=2)
+    model, history, _ = realts.pretrain(SMALL_MODEL, SMALL_MAP, SMALL_DATA, train, val_size=16, progress=False, precision="bf16")
+    assert (history.device, history.precision) == ("cpu", "bf16") and history.best_val < history.val_loss[0]
+    assert all(p.dtype == torch.float32 and p.device.type == "cpu" for p in model.parameters())

@@ -184,9 +184,11 @@ def _save(result: RunResult, model: GPT) -> None:
     save_tensors(folder / "model.safetensors", {k: v.cpu() for k, v in weights.items()})  # last: its presence marks a complete entry
 
 
-def train_run(spec: RunSpec, *, progress: bool = True, corpus: CharCorpus | None = None, device: str = "cpu") -> RunResult:
+def train_run(spec: RunSpec, *, progress: bool = True, corpus: CharCorpus | None = None, device: str = "cpu",
+              precision: str = "fp32") -> RunResult:
     """Train (or load) one run; see the module docstring. ``device``: 'cpu', 'cuda' or 'auto'
-    (CUDA when present); not part of the cache key."""
+    (CUDA when present); ``precision`` of the training steps: 'fp32', 'bf16' or 'auto' (bf16 on a
+    GPU that has it; :func:`attnbook.train.select_precision`). Neither is part of the cache key."""
     cached = _load(spec)
     if cached is not None:
         return cached
@@ -218,7 +220,7 @@ def train_run(spec: RunSpec, *, progress: bool = True, corpus: CharCorpus | None
 
     dev = select_device(device)
     model = _build(spec).to(dev)
-    history = fit(model, lambda m, b: m(*b)[1], get_batch, evaluate, spec.train,
+    history = fit(model, lambda m, b: m(*b)[1], get_batch, evaluate, spec.train, precision=precision,
                   callbacks=[(spec.snapshot_every, tracker), (spec.snapshot_every, sampler)], progress=progress, desc=spec.name)
     speed, texts = inference_speed(model, corpus, samples=spec.speed_samples, new_tokens=spec.speed_tokens, seed=spec.seed)
     qualities = [quality(t, vocabulary) for t in texts]
@@ -231,21 +233,22 @@ def train_run(spec: RunSpec, *, progress: bool = True, corpus: CharCorpus | None
     return result
 
 
-def _worker(spec: RunSpec, device: str) -> RunResult:
-    return train_run(spec, progress=False, device=device)
+def _worker(spec: RunSpec, device: str, precision: str) -> RunResult:
+    return train_run(spec, progress=False, device=device, precision=precision)
 
 
-def train_runs(specs: Sequence[RunSpec], *, workers: int = 2, progress: bool = True, device: str = "cpu") -> list[RunResult]:
+def train_runs(specs: Sequence[RunSpec], *, workers: int = 2, progress: bool = True, device: str = "cpu",
+               precision: str = "fp32") -> list[RunResult]:
     """Every run of ``specs`` (cached ones loaded), the others trained in ``workers`` processes
     (spawned, one thread each — on 2 cores two single-thread runs beat one two-thread run)."""
     results: list[RunResult | None] = [_load(s) for s in specs]
     todo = [i for i, r in enumerate(results) if r is None]
     if todo and (workers <= 1 or len(todo) == 1):
         for i in todo:
-            results[i] = train_run(specs[i], progress=progress, device=device)
+            results[i] = train_run(specs[i], progress=progress, device=device, precision=precision)
     elif todo:
         with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
-            futures = {i: pool.submit(_worker, specs[i], device) for i in todo}
+            futures = {i: pool.submit(_worker, specs[i], device, precision) for i in todo}
             for i in tqdm(todo, desc="char-LM runs", disable=not progress):
                 results[i] = futures[i].result()
     return [r for r in results if r is not None]

@@ -174,14 +174,17 @@ def train_ad(
     context_dropout: float = 0.0,
     name: str = "ad",
     progress: bool = True,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> tuple["ADTransformer", History, bool]:
     """Train (or load from the cache) an AD transformer on windows of ``histories``.
 
     ``data_key`` must describe the histories (source, tasks, seeds) — with the model and
     training settings it forms the cache key. Validation: the loss on ``val_batch`` fixed windows
     of ``val_histories`` (default: the training histories), unmasked. ``context_dropout``: see
-    :meth:`Windows.sample`."""
-    from ..train import cached_fit, fit
+    :meth:`Windows.sample`. Training runs on ``device`` with ``precision``
+    (:func:`attnbook.train.select_precision`); the model comes back on the CPU."""
+    from ..train import cached_fit, fit, model_device
 
     if not isinstance(data_key, dict):
         raise bad_argument(InvalidInputError, "data_key", "a dict describing the histories", data_key)
@@ -196,10 +199,13 @@ def train_ad(
         return ADTransformer(config)
 
     def train_fn(model: ADTransformer) -> History:
-        return fit(model, lambda m, b: m.loss(*b), lambda g: windows.sample(train.batch_size, g), lambda m: float(m.loss(*val)),
-                   train, progress=progress, desc=name)
+        def evaluate(m: ADTransformer) -> float:
+            return float(m.loss(*(t.to(model_device(m)) for t in val)))
 
-    return cached_fit(name, key, build, train_fn)
+        return fit(model, lambda m, b: m.loss(*b), lambda g: windows.sample(train.batch_size, g), evaluate,
+                   train, precision=precision, progress=progress, desc=name)
+
+    return cached_fit(name, key, build, train_fn, device=device)
 
 
 def sample_actions(logits: torch.Tensor, generator: torch.Generator, greedy: bool = False) -> np.ndarray:

@@ -15,7 +15,7 @@ import torch
 from ..capture import capture
 from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
-from ..train import History, TrainConfig, cached_fit, fit
+from ..train import History, TrainConfig, cached_fit, fit, model_device
 from .forecaster import Forecaster, ForecasterConfig
 from .generators import Series, make
 from .windows import chronological_split, disjoint_gap, last_value, normalise, seasonal_naive, window_mean, windows
@@ -74,10 +74,10 @@ def prepare(config: RunConfig) -> Dataset:
 def mse(model: Forecaster, x: torch.Tensor, y: torch.Tensor, batch: int = 256) -> float:
     """Mean squared error of ``model`` on normalised windows (eval mode, no gradients)."""
     model.eval()
-    total = 0.0
+    dev, total = model_device(model), 0.0
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            total += float(((model(x[i : i + batch]) - y[i : i + batch]) ** 2).sum())
+            total += float(((model(x[i : i + batch].to(dev)) - y[i : i + batch].to(dev)) ** 2).sum())
     return total / y.numel()
 
 
@@ -97,8 +97,10 @@ def baseline_mse(data: Dataset) -> dict[str, float]:
     return out
 
 
-def train_forecaster(config: RunConfig, data: Dataset | None = None, *, progress: bool = True) -> tuple[Forecaster, History, bool]:
-    """Train-or-load the forecaster of ``config`` (cached by a hash of the whole config)."""
+def train_forecaster(config: RunConfig, data: Dataset | None = None, *, progress: bool = True, device: str = "cpu",
+                     precision: str = "fp32") -> tuple[Forecaster, History, bool]:
+    """Train-or-load the forecaster of ``config`` (cached by a hash of the whole config) on ``device``
+    with ``precision`` (:func:`attnbook.train.select_precision`); returned on the CPU."""
     data = data or prepare(config)
     batch = config.train.batch_size
 
@@ -115,9 +117,9 @@ def train_forecaster(config: RunConfig, data: Dataset | None = None, *, progress
 
     def train_fn(model: Forecaster) -> History:
         return fit(model, loss_fn, get_batch, lambda m: mse(m, data.x_val, data.y_val), config.train,
-                   progress=progress, desc=f"{config.generator} (seed {config.train.seed})")
+                   precision=precision, progress=progress, desc=f"{config.generator} (seed {config.train.seed})")
 
-    return cached_fit("distribution", config.to_dict(), build, train_fn)
+    return cached_fit("distribution", config.to_dict(), build, train_fn, device=device)
 
 
 def untrained(config: RunConfig) -> Forecaster:
@@ -165,10 +167,11 @@ class GeneratorRun:
         return name, self.baselines[name]
 
 
-def run_generator(config: RunConfig, n_windows: int, *, progress: bool = True) -> GeneratorRun:
-    """Prepare, train-or-load, evaluate and record attention for one generator and seed."""
+def run_generator(config: RunConfig, n_windows: int, *, progress: bool = True, device: str = "cpu",
+                  precision: str = "fp32") -> GeneratorRun:
+    """Prepare, train-or-load (on ``device``), evaluate and record attention (on the CPU) for one generator and seed."""
     data = prepare(config)
-    model, history, loaded = train_forecaster(config, data, progress=progress)
+    model, history, loaded = train_forecaster(config, data, progress=progress, device=device, precision=precision)
     return GeneratorRun(
         config, data, model, history, loaded, mse(model, data.x_val, data.y_val), baseline_mse(data),
         record(model, data, n_windows), record(untrained(config), data, n_windows),
@@ -200,7 +203,8 @@ def configs(settings: dict, data_seed: int = 0) -> dict[str, list[RunConfig]]:
 
 
 def run_all(settings: dict, data_seed: int = 0, *, progress: bool = True) -> dict[str, list[GeneratorRun]]:
-    """Train-or-load every forecaster of a profile (progress bar over the runs)."""
+    """Train-or-load every forecaster of a profile (progress bar over the runs) on the profile's
+    ``device`` with its ``precision`` (default: CPU, fp32)."""
     from tqdm.auto import tqdm
 
     plan = configs(settings, data_seed)
@@ -210,7 +214,8 @@ def run_all(settings: dict, data_seed: int = 0, *, progress: bool = True) -> dic
         for name, cfgs in plan.items():
             runs[name] = []
             for cfg in cfgs:
-                runs[name].append(run_generator(cfg, settings["n_windows"], progress=progress))
+                runs[name].append(run_generator(cfg, settings["n_windows"], progress=progress, device=settings.get("device", "cpu"),
+                                                precision=settings.get("precision", "fp32")))
                 bar.update(1)
     return runs
 

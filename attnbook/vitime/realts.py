@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from ..errors import InvalidInputError, bad_argument
-from ..train import History, TrainConfig, cached_fit, fit
+from ..train import History, TrainConfig, cached_fit, fit, model_device
 from .mapping import MappingConfig, gaussian_kernel
 from .model import ViTime, ViTimeConfig
 
@@ -305,12 +305,15 @@ def pretrain(
     val_size: int = 64,
     name: str = "vitime-realts",
     progress: bool = True,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> tuple[ViTime, History, bool]:
     """Train a :class:`ViTime` on fresh RealTS batches (train-or-load, cached by config hash).
 
     Each step draws ``train.batch_size`` new series (seeded from ``train.seed``); validation is
     the loss on ``val_size`` fixed series (seed ``train.seed + 10_000``), and the best weights
-    are kept. Returns ``(model, history, loaded_from_cache)``.
+    are kept. Training runs on ``device`` with ``precision`` (:func:`attnbook.train.select_precision`);
+    the model comes back on the CPU. Returns ``(model, history, loaded_from_cache)``.
     """
     _check_pair(model_config, mapping, data)
     loss = LossConfig() if loss is None else loss
@@ -341,8 +344,9 @@ def pretrain(
             return pretraining_loss(m.logits(batch[0]), batch[1], mapping, loss)
 
         def evaluate(m: ViTime) -> float:
-            return float(pretraining_loss(m.logits(val_x), val_rows, mapping, loss))
+            dev = model_device(m)
+            return float(pretraining_loss(m.logits(val_x.to(dev)), val_rows.to(dev), mapping, loss))
 
-        return fit(model, loss_fn, get_batch, evaluate, train, progress=progress, desc="pretraining")
+        return fit(model, loss_fn, get_batch, evaluate, train, precision=precision, progress=progress, desc="pretraining")
 
-    return cached_fit(name, key, build, train_fn)
+    return cached_fit(name, key, build, train_fn, device=device)
