@@ -33,3 +33,17 @@ def test_a_chapter_without_results_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
     with pytest.raises(MissingResourceError, match="run the chapter first"):
         findings.collect("quick")
+
+
+def test_every_reference_is_cited_and_every_citation_is_in_the_bibliography():
+    import json
+    import re
+    from pathlib import Path
+
+    book = Path(__file__).resolve().parents[1] / "book"
+    keys = set(re.findall(r"^@\w+\{([^,]+),", (book / "references.bib").read_text(), flags=re.M))
+    texts = [(book / name).read_text() for name in ("intro.md", "references.md")]
+    texts += ["".join(cell["source"]) for nb in sorted(book.glob("*.ipynb")) for cell in json.loads(nb.read_text())["cells"] if cell["cell_type"] == "markdown"]
+    cited = {k.strip() for text in texts for group in re.findall(r"\{cite(?::[a-z]+)?\}`([^`]+)`", text) for k in group.split(",")}
+    assert keys and cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
+    assert keys <= cited, f"in references.bib but cited nowhere (the page lists cited works only): {sorted(keys - cited)}"
