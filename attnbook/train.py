@@ -63,16 +63,29 @@ PRECISIONS = ("auto", "fp32", "bf16")
 def select_precision(device: torch.device, prefer: str = "auto") -> torch.dtype | None:
     """The autocast dtype for training steps on ``device``, or None for plain fp32.
 
-    ``"auto"``: bfloat16 on a CUDA device that supports it (tensor-core matmuls, half the
-    activation memory, fp32's exponent range so no loss scaling), fp32 elsewhere — on a CPU
-    without bf16 units autocast only adds casts; ``"bf16"``: bfloat16 on any device;
-    ``"fp32"``: never. Weights, optimiser state and evaluation stay fp32 either way.
+    ``"auto"``: bfloat16 where the hardware computes in it — a CUDA device that supports it
+    (tensor-core matmuls, half the activation memory, fp32's exponent range so no loss scaling)
+    or a CPU with bf16 instructions (AVX512-BF16 or AMX, :func:`cpu_has_bf16`) — else fp32;
+    ``"bf16"``: bfloat16 on any device; ``"fp32"``: never. Weights, optimiser state and
+    evaluation stay fp32 either way. Whether bf16 pays depends on the model:
+    ``benchmarks/precision.py`` times it for each chapter.
     """
     if prefer not in PRECISIONS:
         raise bad_argument(InvalidInputError, "precision", f"one of {list(PRECISIONS)}", prefer)
-    if prefer == "bf16" or (prefer == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()):
+    if prefer == "bf16":
         return torch.bfloat16
+    if prefer == "auto":
+        native = torch.cuda.is_bf16_supported() if device.type == "cuda" else device.type == "cpu" and cpu_has_bf16()
+        return torch.bfloat16 if native else None
     return None
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 instructions that oneDNN uses (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - a build without oneDNN
+        return False
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from attnbook.errors import InvalidInputError
-from attnbook.train import History, TrainConfig, cached_fit, fit, model_device, select_device, select_precision
+from attnbook import train as train_module
+from attnbook.train import History, TrainConfig, cached_fit, cpu_has_bf16, fit, model_device, select_device, select_precision
 
 
 def regression():
@@ -106,8 +107,12 @@ def test_cached_fit(tmp_path, monkeypatch):
 
 def test_select_precision(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert select_precision(cpu, "auto") is None and select_precision(cpu, "fp32") is None  # fp32 on a CPU unless asked
-    assert select_precision(cpu, "bf16") is torch.bfloat16
+    assert select_precision(cpu, "fp32") is None and select_precision(cpu, "bf16") is torch.bfloat16
+    assert select_precision(cpu, "auto") is (torch.bfloat16 if cpu_has_bf16() else None)
+    monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: False)  # a CPU without bf16 instructions: autocast would only add casts
+    assert select_precision(cpu, "auto") is None
+    monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: True)  # AVX512-BF16 / AMX
+    assert select_precision(cpu, "auto") is torch.bfloat16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert select_precision(cuda, "auto") is torch.bfloat16 and select_precision(cuda, "fp32") is None
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # e.g. a V100: no bf16 units
@@ -118,7 +123,7 @@ def test_select_precision(monkeypatch):
         fit(nn.Linear(3, 1), mse_loss, get_batch_of(*regression()), lambda m: 1.0, TrainConfig(steps=2, warmup=0), precision="half", progress=False)
 
 
-@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("auto", torch.float32), ("bf16", torch.bfloat16)])
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
 def test_fit_trains_in_the_precision_asked_and_evaluates_in_fp32(precision, dtype):
     x, y = regression()
     seen = {"train": set(), "eval": set()}
