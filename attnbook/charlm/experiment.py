@@ -187,8 +187,8 @@ def _save(result: RunResult, model: GPT) -> None:
 def train_run(spec: RunSpec, *, progress: bool = True, corpus: CharCorpus | None = None, device: str = "cpu",
               precision: str = "fp32") -> RunResult:
     """Train (or load) one run; see the module docstring. ``device``: 'cpu', 'cuda' or 'auto'
-    (CUDA when present); ``precision`` of the training steps: 'fp32', 'bf16' or 'auto' (bf16 on a
-    GPU that has it; :func:`attnbook.train.select_precision`). Neither is part of the cache key."""
+    (CUDA when present); ``precision`` of the training steps: 'fp32', 'bf16' or 'auto' (bf16 where the
+    hardware has it; :func:`attnbook.train.select_precision`). Neither is part of the cache key."""
     cached = _load(spec)
     if cached is not None:
         return cached
