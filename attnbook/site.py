@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CorruptDataError, MissingResourceError
+from .store import _atomic, cache_dir
 
 __all__ = ["Asset", "ASSETS", "fetch_assets", "sphinx_config"]
 
@@ -77,17 +78,12 @@ def _tarball(asset: Asset, cache: Path, timeout: float) -> bytes:
     got = _integrity(data)
     if got != asset.integrity:
         raise CorruptDataError(f"{asset.name}@{asset.version}: expected integrity {asset.integrity}, got {got}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    _atomic(path, lambda tmp: tmp.write_bytes(data))
     return data
 
 
 def fetch_assets(static: Path, cache: Path | None = None, timeout: float = 60.0) -> list[Path]:
     """Unpack every :data:`ASSETS` file into ``static``; return the files written."""
-    from .store import cache_dir
-
     cache = cache or cache_dir() / "site-assets"
     written = []
     for asset in ASSETS:

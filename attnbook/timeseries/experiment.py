@@ -204,7 +204,7 @@ def configs(settings: dict, data_seed: int = 0) -> dict[str, list[RunConfig]]:
 
 def run_all(settings: dict, data_seed: int = 0, *, progress: bool = True) -> dict[str, list[GeneratorRun]]:
     """Train-or-load every forecaster of a profile (progress bar over the runs) on the profile's
-    ``device`` with its ``precision`` (default: CPU, fp32)."""
+    ``device`` with its ``precision``."""
     from tqdm.auto import tqdm
 
     plan = configs(settings, data_seed)
@@ -214,8 +214,8 @@ def run_all(settings: dict, data_seed: int = 0, *, progress: bool = True) -> dic
         for name, cfgs in plan.items():
             runs[name] = []
             for cfg in cfgs:
-                runs[name].append(run_generator(cfg, settings["n_windows"], progress=progress, device=settings.get("device", "cpu"),
-                                                precision=settings.get("precision", "fp32")))
+                runs[name].append(run_generator(cfg, settings["n_windows"], progress=progress, device=settings["device"],
+                                                precision=settings["precision"]))
                 bar.update(1)
     return runs
 
