@@ -61,14 +61,21 @@ def typed(value: str):
 
 #: pages built from the other chapters' results (their summaries are among their inputs)
 READS_RESULTS = ("06-findings",)
+#: chapters that read text corpora (which corpus files can be found is among their inputs)
+READS_CORPORA = ("05-charlm-evolution",)
 
 
 def fingerprint(nb: Path, parameters: dict, root: Path) -> str:
     """What an executed chapter depends on, hashed: the notebook, its parameters, ``ATTNBOOK_PROFILE``,
-    every source file of the package and, for :data:`READS_RESULTS`, every chapter's summary."""
+    every source file of the package, for :data:`READS_CORPORA` the corpus files that can be found
+    (so adding text8 re-runs chapter 5) and, for :data:`READS_RESULTS`, every chapter's summary."""
+    from .data import inventory
+
     h = hashlib.sha256(nb.read_bytes())
     h.update(json.dumps(parameters, sort_keys=True, default=str).encode())
     h.update(os.environ.get("ATTNBOOK_PROFILE", "").encode())
+    if nb.stem in READS_CORPORA:
+        h.update(json.dumps(inventory()).encode())
     inputs = sorted((root / "attnbook").rglob("*.py"))
     if nb.stem in READS_RESULTS:
         inputs += sorted((root / "results").glob("*/*/summary.json"))

@@ -11,10 +11,12 @@ each byte is one symbol). ``prefix=n`` reads only the first ``n`` characters and
 in the same proportions (90 / 5 / 5; 90 / 10 for Shakespeare): the CI copy of text8 is the first
 12.5 MB (``text8_prefix.txt``), whose sha256 is checked as well.
 
-Files are looked up in ``$ATTNBOOK_DATA_DIR``, then ``<cache>/data``; otherwise downloaded from
-the canonical address into the cache, written under a temporary name and renamed only after the
-size and checksum match. Offline with no file: :class:`~attnbook.errors.MissingResourceError`
-saying which file to put where.
+Files are looked up in ``$ATTNBOOK_DATA_DIR``, then ``<cache>/data``, then (tiny Shakespeare only)
+the copy embedded in the package (``attnbook/corpora/``, checked like any other); otherwise
+downloaded from the canonical address into the cache, written under a temporary name and renamed
+only after the size and checksum match. ``ATTNBOOK_OFFLINE=1`` (or ``offline=True``) forbids the
+download. With no file and no download: :class:`~attnbook.errors.MissingResourceError` saying
+which file to put where (:func:`missing_reason`, free of machine paths).
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ import numpy as np
 
 from .errors import CorruptDataError, InvalidInputError, MissingResourceError, bad_argument
 
-__all__ = ["CorpusSpec", "CORPORA", "CharCorpus", "load_corpus", "locate", "download", "read_text", "file_digest"]
+__all__ = ["CorpusSpec", "CORPORA", "EMBEDDED_DIR", "CharCorpus", "load_corpus", "locate", "download", "read_text", "file_digest",
+           "offline_mode", "missing_reason", "inventory"]
+
+#: where the package keeps its embedded corpora (tiny Shakespeare): the last place looked before a download
+EMBEDDED_DIR = Path(__file__).resolve().parent / "corpora"
+#: set to 1 / true / yes to forbid every corpus download (the offline newcomer's path; CI proves it)
+OFFLINE_ENV = "ATTNBOOK_OFFLINE"
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ class CorpusSpec:
     ``digest`` is ``"<algorithm>:<hex>"`` of the *text* (the uncompressed member); ``size`` its
     length in bytes. ``archive_size`` is the size of the zip as published (None: a plain file).
     ``prefix_file``/``prefix_digest`` name a local copy of the first ``prefix_size`` bytes.
+    ``embedded``: the package ships ``filename`` in :data:`EMBEDDED_DIR`.
     """
 
     name: str
@@ -57,13 +66,14 @@ class CorpusSpec:
     prefix_file: str | None = None
     prefix_size: int | None = None
     prefix_digest: str | None = None
+    embedded: bool = False
 
 
 CORPORA: dict[str, CorpusSpec] = {
     "tinyshakespeare": CorpusSpec(
         "tinyshakespeare", "tinyshakespeare.txt",
         "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
-        1_115_394, "sha256:86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed", (0.9, 0.1)),
+        1_115_394, "sha256:86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed", (0.9, 0.1), embedded=True),
     "enwik8": CorpusSpec(
         "enwik8", "enwik8.zip", "http://mattmahoney.net/dc/enwik8.zip",
         100_000_000, "sha1:57b8363b814821dc9d47aa4d41f58733519076b2", (0.9, 0.05, 0.05),
@@ -103,14 +113,31 @@ def _data_dirs() -> list[Path]:
     return dirs + [cache_dir() / "data"]
 
 
+def offline_mode() -> bool:
+    """True when ``$ATTNBOOK_OFFLINE`` is set to 1 / true / yes / on: no corpus is downloaded."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def missing_reason(name: str | CorpusSpec, prefix: int | None = None) -> str:
+    """Which file to put where so that ``load_corpus(name, prefix=prefix)`` finds the corpus, with no
+    machine path in it (chapters print it and the findings page shows it)."""
+    spec = _spec(name)
+    files = f"{spec.filename} (from {spec.url})"
+    if spec.prefix_file and prefix is not None and prefix <= spec.prefix_size:
+        files += f" or {spec.prefix_file} (its first {spec.prefix_size:,} bytes)"
+    return f"put {files} into the folder $ATTNBOOK_DATA_DIR names, or into $ATTNBOOK_CACHE/data (default ~/.cache/attnbook/data)"
+
+
 def locate(name: str | CorpusSpec, *, prefix: bool = False) -> Path | None:
-    """The first existing file of the corpus (or of its prefix copy) in the data dirs, else None.
+    """The first existing file of the corpus (or of its prefix copy) in the data dirs, then the
+    embedded copy (for a corpus the package ships), else None.
 
     For a zipped corpus the plain extracted member (``enwik8``, ``text8``) is accepted as well.
     """
     spec = _spec(name)
     names = [spec.prefix_file] if prefix else [spec.filename] + ([spec.member] if spec.member else [])
-    for folder in _data_dirs():
+    folders = _data_dirs() + ([EMBEDDED_DIR] if spec.embedded and not prefix else [])
+    for folder in folders:
         for filename in names:
             if filename and (folder / filename).is_file():
                 return folder / filename
@@ -123,6 +150,18 @@ def _check(what: str, data: bytes, size: int, digest: str) -> None:
     got = file_digest(data, digest.split(":")[0])
     if got != digest:
         raise bad_argument(CorruptDataError, what, f"checksum {digest}", got, raw=True)
+
+
+def inventory() -> dict[str, list]:
+    """Per corpus, the file :func:`locate` finds (name, size and whether embedded; None if absent) and its
+    prefix copy's, plus the offline switch: what a chapter reading corpora can use (no machine path)."""
+    def found(path: Path | None):
+        return None if path is None else [path.name, path.stat().st_size, path.parent == EMBEDDED_DIR]
+
+    out: dict[str, list] = {name: [found(locate(spec)), found(locate(spec, prefix=True)) if spec.prefix_file else None]
+                            for name, spec in CORPORA.items()}
+    out["offline"] = [offline_mode()]
+    return out
 
 
 def read_text(path: Path, spec: CorpusSpec, *, prefix_copy: bool = False) -> bytes:
@@ -156,11 +195,14 @@ def download(name: str | CorpusSpec, *, url: str | None = None, timeout: float =
 
     Written to ``<file>.part`` and renamed after :func:`read_text` accepts it, so a failed or
     corrupt download leaves nothing behind. ``url`` overrides the canonical address (tests use a
-    ``file://`` URL). Offline: :class:`MissingResourceError` naming the file and the folder.
+    ``file://`` URL). With ``$ATTNBOOK_OFFLINE`` set nothing is opened; offline or failed:
+    :class:`MissingResourceError` naming the file and where to put it.
     """
     from .store import cache_dir
 
     spec = _spec(name)
+    if offline_mode():
+        raise MissingResourceError(f"{spec.name}: not found locally and downloads are off (${OFFLINE_ENV} is set); {missing_reason(spec)}")
     target = cache_dir() / "data" / spec.filename
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
@@ -171,9 +213,8 @@ def download(name: str | CorpusSpec, *, url: str | None = None, timeout: float =
         os.replace(part, target)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise MissingResourceError(
-            f"{spec.name}: not found and the download from {url or spec.url} failed ({type(exc).__name__}: {exc}). "
-            f"Put {spec.filename} (from {spec.url}) into $ATTNBOOK_DATA_DIR or {target.parent}"
-            + (f", or {spec.prefix_file} for prefix mode" if spec.prefix_file else "")
+            f"{spec.name}: not found locally and the download from {url or spec.url} failed ({type(exc).__name__}: {exc}); "
+            + missing_reason(spec, spec.prefix_size)
         ) from None
     finally:
         part.unlink(missing_ok=True)
@@ -231,7 +272,8 @@ def load_corpus(name: str | CorpusSpec, *, prefix: int | None = None, offline: b
     """The corpus ``name`` prepared as in the seed study (see the module docstring).
 
     ``prefix``: use only the first ``prefix`` characters (then a local prefix copy is enough).
-    ``offline``: never download; raise :class:`MissingResourceError` if no local file is found.
+    ``offline`` (or ``$ATTNBOOK_OFFLINE``): never download; raise :class:`MissingResourceError`
+    (message from :func:`missing_reason`) if no local or embedded file is found.
     """
     spec = _spec(name)
     if prefix is not None and (isinstance(prefix, bool) or not isinstance(prefix, int) or not 1000 <= prefix <= spec.size):
@@ -240,9 +282,8 @@ def load_corpus(name: str | CorpusSpec, *, prefix: int | None = None, offline: b
     if path is None and prefix is not None and spec.prefix_file and prefix <= spec.prefix_size:
         path, copy = locate(spec, prefix=True), True
     if path is None:
-        if offline:
-            where = f"{spec.filename} (from {spec.url})" + (f" or, for prefix <= {spec.prefix_size:,}, {spec.prefix_file}" if spec.prefix_file else "")
-            raise MissingResourceError(f"{spec.name}: no local copy; put {where} into $ATTNBOOK_DATA_DIR or {_data_dirs()[-1]}")
+        if offline or offline_mode():
+            raise MissingResourceError(f"{spec.name}: no local copy and downloads are off; {missing_reason(spec, prefix)}")
         path = download(spec)
     data = read_text(path, spec, prefix_copy=copy)
     if prefix is not None:
@@ -251,4 +292,5 @@ def load_corpus(name: str | CorpusSpec, *, prefix: int | None = None, offline: b
     n = len(ids)
     cuts = np.cumsum([int(f * n) for f in spec.split[:-1]])  # int() as nanoGPT's prepare.py
     parts = np.split(ids, cuts)
-    return CharCorpus(spec.name, chars, parts[0], parts[1], parts[2] if len(parts) > 2 else None, path.name)
+    source = path.name + (" (embedded in attnbook)" if path.parent == EMBEDDED_DIR else "")
+    return CharCorpus(spec.name, chars, parts[0], parts[1], parts[2] if len(parts) > 2 else None, source)

@@ -3,8 +3,9 @@
 Each chapter writes ``results/<chapter>/<profile>/summary.json`` with a ``claims`` list
 (``claim, measured, op, threshold, holds``) and, where it measures hypotheses, a ``hypotheses``
 list (``text`` or ``hypothesis``, ``measured, control, rule, verdict``; chapter 2 names its
-questions in an ``answers`` mapping of the same records). :func:`collect` reads
-them for one profile; nothing is typed in by hand.
+questions in an ``answers`` mapping of the same records) and, where a part could not run (a corpus
+that is not there), a ``not_run`` list (``what, why``). :func:`collect` reads them for one profile;
+nothing is typed in by hand.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pandas as pd
 from .errors import MissingResourceError
 from .store import read_json, results_dir
 
-__all__ = ["CHAPTERS", "collect"]
+__all__ = ["CHAPTERS", "collect", "not_run_note"]
 
 #: results folder -> the chapter's title in the table
 CHAPTERS = {
@@ -33,8 +34,9 @@ def _fmt(x) -> str:
 
 
 def collect(profile: str = "quick") -> pd.DataFrame:
-    """One row per claim and hypothesis of every chapter: chapter, kind, statement, measured,
-    threshold or rule, verdict ('holds' / 'does not hold' for claims, the hypothesis's verdict)."""
+    """One row per claim, hypothesis and part not run of every chapter: chapter, kind ('claim',
+    'hypothesis', 'not run'), statement, measured, threshold or rule (for a part not run: why),
+    verdict ('holds' / 'does not hold' for claims, the hypothesis's verdict, 'not run')."""
     rows = []
     for folder, title in CHAPTERS.items():
         path = results_dir(folder, profile) / "summary.json"
@@ -49,4 +51,17 @@ def collect(profile: str = "quick") -> pd.DataFrame:
         for h in hypotheses:
             rows.append({"chapter": title, "kind": "hypothesis", "statement": h["text"], "measured": h["measured"],
                          "threshold or rule": h["rule"], "verdict": h["verdict"]})
-    return pd.DataFrame(rows)
+        for skipped in summary.get("not_run", []):
+            rows.append({"chapter": title, "kind": "not run", "statement": skipped["what"], "measured": "—",
+                         "threshold or rule": skipped["why"], "verdict": "not run"})
+    return pd.DataFrame(rows, columns=["chapter", "kind", "statement", "measured", "threshold or rule", "verdict"])
+
+
+def not_run_note(table: pd.DataFrame) -> str:
+    """Markdown for the findings page: which parts of which chapters did not run and why, from the
+    'not run' rows of :func:`collect`'s table."""
+    skipped = table[table.kind == "not run"]
+    if skipped.empty:
+        return "Every part of every chapter ran."
+    parts = [f"**{statement}** ({chapter}): {why}" for statement, chapter, why in zip(skipped.statement, skipped.chapter, skipped["threshold or rule"])]
+    return "Not run in this build, so neither claimed nor tested: " + "; ".join(parts) + "."

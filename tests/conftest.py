@@ -13,6 +13,8 @@ import torch
 from hypothesis import settings
 
 torch.set_num_threads(2)
+# Every tolerance in these tests is written for float32 tensors built without a dtype: say so.
+torch.set_default_dtype(torch.float32)
 
 # CI replays the same examples every run (a red CI always means a change broke something);
 # local runs keep exploring new ones.
@@ -26,8 +28,13 @@ def tiny_bert():
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=32)
-    return BertModel(cfg).eval()
+    # sdpa, the fused kernel that hides the weights, is what capture has to switch away from and back to;
+    # named here rather than left to transformers' choice of default implementation.
+    cfg = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=32,
+                     attn_implementation="sdpa")
+    model = BertModel(cfg).eval()
+    assert model.config._attn_implementation == "sdpa", "tiny_bert: expected the sdpa attention implementation it was built with"
+    return model
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +49,21 @@ def tiny_vit():
     from timm.models.vision_transformer import VisionTransformer
 
     torch.manual_seed(0)
-    return VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4, num_classes=3).eval()
+    model = VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4, num_classes=3).eval()
+    # The fused kernel (timm's default where F.scaled_dot_product_attention exists, but timm's choice and
+    # $TIMM_FUSED_ATTN's) hides the weights: on explicitly, so capture always has to switch it off and back on.
+    for block in model.blocks:
+        block.attn.fused_attn = True
+    return model
 
 
 @pytest.fixture()
 def torch_encoder():
     torch.manual_seed(0)
-    layer = torch.nn.TransformerEncoderLayer(d_model=16, nhead=4, dim_feedforward=32, dropout=0.1, batch_first=True)
+    # Explicitly a layer the eval fast path accepts (batch_first, bias, relu, post-norm, even heads), which
+    # skips the attention module: the case capture has to disable through torch.backends.mha.
+    layer = torch.nn.TransformerEncoderLayer(d_model=16, nhead=4, dim_feedforward=32, dropout=0.1, activation="relu", batch_first=True,
+                                             norm_first=False, bias=True)
     return torch.nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False).eval()
 
 

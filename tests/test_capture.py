@@ -63,13 +63,19 @@ def test_hf_outputs_unchanged_and_nothing_left(tiny_bert):
 
 
 def test_minilm_equals_output_attentions(minilm):
+    """On the pretrained model running sdpa (set here, not left to transformers' default choice),
+    lm_attention equals Hugging Face's eager ``output_attentions`` and hands the model back on sdpa."""
     from attnbook.lm import lm_attention, reference_attentions
 
     texts = ["The cat sat on the mat.", "Attention is all you need, they said, and then trained it."]
-    implementation = minilm.model.config._attn_implementation
-    maps = lm_attention(minilm, texts)
-    assert minilm.model.config._attn_implementation == implementation
-    ref = reference_attentions(minilm, texts) * maps.mask[None, :, None]
+    loaded_with = minilm.model.config._attn_implementation
+    minilm.model.set_attn_implementation("sdpa")
+    try:
+        maps = lm_attention(minilm, texts)
+        assert minilm.model.config._attn_implementation == "sdpa"
+        ref = reference_attentions(minilm, texts) * maps.mask[None, :, None]
+    finally:
+        minilm.model.set_attn_implementation(loaded_with)  # a session fixture: leave it as loaded
     assert maps.shape[:3] == (6, 2, 12)
     assert (maps.weights - ref).abs().max() < 1e-5
     assert maps.tokens(0)[0] == "[CLS]" and maps.tokens(0)[maps.n_valid_keys(0) - 1] == "[SEP]"
@@ -77,17 +83,22 @@ def test_minilm_equals_output_attentions(minilm):
 
 # --- timm ---------------------------------------------------------------------------------------
 
-def test_timm_equals_attention_extract(tiny_vit):
+@pytest.mark.parametrize("fused", [True, False])
+def test_timm_equals_attention_extract(tiny_vit, fused):
+    """capture equals timm's AttentionExtract hooks at ``attn_drop``, with the fused kernel on or off
+    (each set here: timm's default comes from its version and $TIMM_FUSED_ATTN), and restores the flag."""
     from timm.utils import AttentionExtract
 
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for b in tiny_vit.blocks:
+        b.attn.fused_attn = fused
     fused_before = [b.attn.fused_attn for b in tiny_vit.blocks]
     with torch.no_grad(), capture(tiny_vit) as cap:
         out = tiny_vit(x)
-    assert [b.attn.fused_attn for b in tiny_vit.blocks] == fused_before
+    assert [b.attn.fused_attn for b in tiny_vit.blocks] == fused_before == [fused, fused]
     for b in tiny_vit.blocks:
         b.attn.fused_attn = False
-    extractor = AttentionExtract(tiny_vit, method="hook")
+    extractor = AttentionExtract(tiny_vit, names=["*attn_drop"], mode="eval", method="hook")  # the module capture reads too
     with torch.no_grad():
         ref = extractor(x)
     assert list(ref) == ["blocks.0.attn.attn_drop", "blocks.1.attn.attn_drop"]
@@ -123,15 +134,21 @@ def encoder_reference(encoder: nn.TransformerEncoder, x: torch.Tensor) -> torch.
 
 
 def test_torch_encoder_fast_path(torch_encoder):
+    """With torch's eval fast path switched on (here, not assumed from torch's default), capture still
+    records every layer, leaves the outputs alone and switches the fast path back on afterwards."""
     x = torch.randn(2, 7, 16, generator=torch.Generator().manual_seed(0))
     fast = torch.backends.mha.get_fastpath_enabled()
-    with torch.no_grad():
-        plain = torch_encoder(x)
-        ref = encoder_reference(torch_encoder, x)
-        before = hook_state(torch_encoder)
-        with capture(torch_encoder) as cap:
-            out = torch_encoder(x)
-    assert torch.backends.mha.get_fastpath_enabled() == fast
+    torch.backends.mha.set_fastpath_enabled(True)
+    try:
+        with torch.no_grad():
+            plain = torch_encoder(x)
+            ref = encoder_reference(torch_encoder, x)
+            before = hook_state(torch_encoder)
+            with capture(torch_encoder) as cap:
+                out = torch_encoder(x)
+        assert torch.backends.mha.get_fastpath_enabled() is True
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fast)
     assert hook_state(torch_encoder) == before
     assert cap.weights().shape == (2, 2, 4, 7, 7)
     assert torch.allclose(cap.weights(), ref, atol=1e-6)

@@ -51,7 +51,7 @@ def test_forward_loss_is_cross_entropy_and_weights_are_tied(gpt):
     y = torch.randint(0, 11, (3, 16))
     logits, loss = gpt(x, y)
     assert logits.shape == (3, 16, 11)
-    assert torch.allclose(loss, F.cross_entropy(logits.reshape(-1, 11), y.reshape(-1)))
+    assert torch.allclose(loss, F.cross_entropy(logits.reshape(-1, 11), y.reshape(-1), reduction="mean"))
     assert gpt.lm_head.weight is gpt.wte.weight
     assert gpt.n_params() == gpt.n_params(non_embedding=False) - 16 * 16
 
@@ -180,7 +180,7 @@ def test_snapshot_entropy_equals_scipy_per_row(gpt):
     maps = causal_maps(gpt, x)
     s = snapshot_metrics(maps)
     w = maps.weights.double().numpy()
-    ref = np.mean([[[stats.entropy(w[l, b, h, i, : i + 1]) for i in range(16)] for b in range(2)] for l in range(2) for h in range(2)],
+    ref = np.mean([[[stats.entropy(w[l, b, h, i, : i + 1], base=np.e) for i in range(16)] for b in range(2)] for l in range(2) for h in range(2)],
                   axis=(1, 2)).reshape(2, 2)
     assert np.allclose(s["entropy"], ref, atol=1e-5)
 
@@ -259,7 +259,7 @@ def test_tables_and_figures_over_runs(corpus, tmp_path, monkeypatch):
     table = analysis.results_table(runs)
     vals = [r.history.best_val for r in runs]
     assert table.loc["tinyshakespeare", "best_val_loss"] == pytest.approx(np.mean(vals))
-    assert table.loc["tinyshakespeare", "best_val_loss_se"] == pytest.approx(stats.sem(vals))
+    assert table.loc["tinyshakespeare", "best_val_loss_se"] == pytest.approx(stats.sem(vals, ddof=1))
     assert analysis.layer_series(runs, "entropy").shape == (2, 4, 2)
     corr = analysis.correlations(runs)
     assert set(corr.against) == {"val_loss", "coherence", "repetition"} and (corr.n == 8).all()
@@ -269,16 +269,45 @@ def test_tables_and_figures_over_runs(corpus, tmp_path, monkeypatch):
     assert 0 <= within <= math.log(2) and 0 <= between <= math.log(2)
     assert (analysis.overhead_table(runs)["tracking_overhead"] >= 1).all()
     assert len(analysis.samples_table(runs)) == 3
-    for fig in (figures.loss_curves(runs, {"tinyshakespeare": 2.0}), figures.metric_evolution(runs), figures.layer_similarity(runs[0])):
+    for fig in (figures.loss_curves(runs, {"tinyshakespeare": 2.0}), figures.metric_evolution(runs), figures.layer_similarity(runs[0]),
+                figures.layer_similarity(runs, "layer_cosine", position=-1), figures.window_maps(runs)):
         assert fig.axes and all(ax.get_title() for ax in fig.axes if ax.get_label() != "<colorbar>")
     with pytest.raises(InvalidInputError):
         analysis.layer_series(runs, "nope")
+    with pytest.raises(InvalidInputError, match="position"):
+        figures.window_maps(runs, position=1)  # one dataset only
     explorer = EvolutionExplorer(runs)
     explorer.layer.value = 1
     explorer.snapshot.value = 0
     assert explorer.n_renders == 3 and "entropy" in explorer.info.value
     with pytest.raises(IndexError):
         render_snapshot(runs[0], 9, 0, 0)
+
+
+def test_chapter_claims_hypotheses_and_summary_follow_the_corpora_that_ran(corpus, tmp_path, monkeypatch):
+    """One corpus ran, text8 did not: claims and hypotheses are about tiny Shakespeare only, the summary
+    says why text8 is missing; with no runs there is nothing to claim and every table is empty."""
+    from attnbook import profiles
+
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    runs = [train_run(_spec(seed=s), corpus=corpus, progress=False) for s in (0, 1)]
+    floors = {"tinyshakespeare": 3.0}
+    claims = analysis.chapter_claims(runs, floors, "full")
+    texts = " ".join(c.text for c in claims)
+    assert "(tinyshakespeare, worst seed)" in texts and "text8" not in texts and "fresh capture" not in texts
+    gap = [c for c in claims if c.text.startswith("final val loss − bigram floor")][0]
+    assert gap.measured == pytest.approx(max(r.history.val_loss[-1] for r in runs) - 3.0)
+    hypotheses = analysis.chapter_hypotheses(runs, floors, analysis.correlations(runs), 4)
+    assert list(hypotheses)[:2] == ["h_focus", "h_span"] and len(hypotheses) == 11
+    assert hypotheses["h_spanloss"].measured.startswith("tinyshakespeare: ρ=")
+    summary = analysis.learning_summary(runs, floors, {"text8": "put text8.zip there"}, profiles.get("charlm-evolution", "full"))
+    assert "**tinyshakespeare** ends at a validation loss of" in summary and "(bigram floor 3.000)" in summary
+    assert "the seed reached 1.468" in summary and "**text8** was not run: put text8.zip there." in summary
+    assert analysis.chapter_claims([], {}, "quick") == [] and analysis.chapter_hypotheses([], {}, analysis.correlations([]), 4) == {}
+    for table in (analysis.runs_table([]), analysis.results_table([]), analysis.overhead_table([]), analysis.samples_table([])):
+        assert table.empty and len(table.columns) > 0
+    for fig in (figures.loss_curves([]), figures.metric_evolution([]), figures.layer_similarity([]), figures.window_maps([])):
+        assert "no corpus was available" in fig.axes[0].texts[0].get_text()
 
 
 def test_floor_crossing_reads_the_first_evaluation_below_the_floor(corpus, tmp_path, monkeypatch):

@@ -72,3 +72,21 @@ def test_the_findings_page_depends_on_the_chapters_results(tiny_book):
     summary.parent.mkdir(parents=True)
     summary.write_text('{"claims": []}')
     assert cli.fingerprint(nb, {}, tiny_book) != before[0] and cli.fingerprint(chapter, {}, tiny_book) == before[1]
+
+
+def test_the_char_lm_chapter_depends_on_which_corpora_can_be_found(tiny_book, tmp_path, monkeypatch):
+    """Adding text8 to the data folder (or switching downloads off) re-runs chapter 5, and only it."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    monkeypatch.setenv("ATTNBOOK_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ATTNBOOK_OFFLINE", raising=False)
+    nb = tiny_book / "book" / "05-charlm-evolution.ipynb"
+    nb.write_text((tiny_book / "book" / "01-tiny.ipynb").read_text())
+    chapter = tiny_book / "book" / "01-tiny.ipynb"
+    before = (cli.fingerprint(nb, {}, tiny_book), cli.fingerprint(chapter, {}, tiny_book))
+    (data_dir / "text8_prefix.txt").write_bytes(b"x" * 100)  # found by name and size (verified when read)
+    added = cli.fingerprint(nb, {}, tiny_book)
+    assert added != before[0] and cli.fingerprint(chapter, {}, tiny_book) == before[1]
+    monkeypatch.setenv("ATTNBOOK_OFFLINE", "1")
+    assert cli.fingerprint(nb, {}, tiny_book) not in (added, before[0])

@@ -57,7 +57,8 @@ def test_render_head_view_names_layer_and_head(maps):
     assert "block1 · head 2 · sample 1" in table and "<table" in table
     (selection,) = stats.calls
     assert selection.shape == (1, 1, 1, 5, 5)
-    torch.testing.assert_close(selection.weights[0, 0, 0], maps.head(1, 2, 1))
+    # a selection is the same numbers, not close ones: exact, not assert_close's dtype-dependent default tolerance
+    torch.testing.assert_close(selection.weights[0, 0, 0], maps.head(1, 2, 1), rtol=0, atol=0)
     assert ">block1<" in table and ">2<" in table  # layer/head entries show the real layer and head
     plt.close(fig)
 

@@ -30,7 +30,9 @@ def test_local_folder(tmp_path, tiny_bert):
     from transformers import BertTokenizer
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat"] + [f"w{i}" for i in range(53)]
-    BertTokenizer(vocab={w: i for i, w in enumerate(words)}).save_pretrained(tmp_path)
+    # the special tokens and lower-casing named, not taken from BertTokenizer's defaults: the labels below depend on them
+    BertTokenizer(vocab={w: i for i, w in enumerate(words)}, do_lower_case=True, unk_token="[UNK]", sep_token="[SEP]",
+                  pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]").save_pretrained(tmp_path)
     tiny_bert.save_pretrained(tmp_path)
     model = lm.load(tmp_path)
     maps = lm.lm_attention(model, "the cat")

@@ -304,7 +304,7 @@ def test_query_stats_on_hand_made_rows():
     rewards[:, 7] = 1
     s = analysis.query_stats(w, rewards)
     p = [row[:L] / row[:L].sum() for row in (uniform, recent, sink)]
-    assert np.allclose(s["entropy"][0, :, 0], [scipy_entropy(x) for x in p])
+    assert np.allclose(s["entropy"][0, :, 0], [scipy_entropy(x, base=np.e) for x in p])  # nats
     assert np.allclose(s["entropy_norm"][0, 0, 0], 1.0)
     assert np.allclose(s["recency"][0, 0, 0], 1.0) and s["recency"][0, 1, 0] > 2
     assert s["recency"][0, 2, 0] < 0.5 and np.isclose(s["recency_no_sink"][0, 2, 0], 1.0)  # the sink explains it

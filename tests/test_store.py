@@ -54,14 +54,54 @@ def test_corrupt_safetensors(tmp_path):
         store.load_tensors(tmp_path / "none.safetensors")
 
 
+# What a checkpoint's pickle made this process do on loading; anything here means code from the file ran.
+CODE_RAN: list[str] = []
+
+
+def _record_code_ran(tag: str) -> str:
+    """The code a malicious checkpoint would run: here it only leaves a trace in ``CODE_RAN``."""
+    CODE_RAN.append(tag)
+    return tag
+
+
+class NeedsCode:
+    """Pickles as the call ``_record_code_ran("loaded")``: unpickling it has to run that function."""
+
+    def __reduce__(self):
+        return (_record_code_ran, ("loaded",))
+
+
 def test_pth_weights_only(tmp_path):
+    """``load_pth`` reads plain tensors, and refuses a pickle that needs code before any of it runs.
+
+    The refused file holds an object whose ``__reduce__`` is a call of a function of this test
+    module. No allow-list can cover that function — not torch's own, which grows between
+    releases (torch 2.14 admits builtin exceptions, so ``Exception(...)`` no longer needs code) —
+    so only ``weights_only=True`` stands between reading the file and running it. The last step
+    loads the same file with ``weights_only=False`` and sees the function run: proof that the
+    file really needs code, so the refusal checked before it cannot silently stop meaning anything.
+    """
+    import pickle
+
     ok = tmp_path / "ok.pth"
     torch.save({"w": torch.ones(2)}, ok)
     assert torch.equal(store.load_pth(ok)["w"], torch.ones(2))
+
+    CODE_RAN.clear()
     evil = tmp_path / "evil.pth"
-    torch.save({"obj": Exception("needs code")}, evil)  # a pickle that needs a class
-    with pytest.raises(CheckpointError, match="weights_only"):
+    torch.save({"w": torch.ones(2), "obj": NeedsCode()}, evil)
+    assert CODE_RAN == []  # saving records the call; it does not make it
+    with pytest.raises(CheckpointError, match="weights_only") as info:
         store.load_pth(evil)
+    assert isinstance(info.value.__cause__, pickle.UnpicklingError), "refused by the weights-only unpickler, not by something else"
+    assert CODE_RAN == [], "load_pth ran code from the checkpoint"
+
+    # Sanity check of the test itself, last: the same file, loaded the unsafe way, does run the code.
+    try:
+        unsafe = torch.load(evil, map_location="cpu", weights_only=False)
+        assert CODE_RAN == ["loaded"] and unsafe["obj"] == "loaded", "the refused file must really need code"
+    finally:
+        CODE_RAN.clear()
 
 
 def test_cached_tensors(tmp_path, monkeypatch):

@@ -161,7 +161,7 @@ def test_correlation_figure_and_the_seed_file_name(tmp_path):
     fig = lags.correlation_figure(tm.weights[0, 0, 0], prof, 16.0, title="exp 1", true_periods=[62.8])
     axes = [a for a in fig.axes if a.get_label() != "<colorbar>"]
     assert [a.get_xlabel() for a in axes[:2]] == ["key (attended to)", "lag (samples of the series)"]
-    assert fig._suptitle.get_text() == "exp 1"
+    assert fig.get_suptitle() == "exp 1"  # the public accessor, not matplotlib's private Figure._suptitle
     assert list(axes[1].lines[0].get_xdata()) == [16.0 * d for d in range(1, len(prof))]
     path = lags.save_correlation_figure(fig, tmp_path, 1, 7)
     assert path.name == "experiment_1_head_7_correlations.png" and path.read_bytes()[:4] == b"\x89PNG"

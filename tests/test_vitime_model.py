@@ -127,7 +127,7 @@ def reference_pos_embed(dim: int, gh: int, gw: int) -> np.ndarray:
         out = np.einsum("m,d->md", pos.reshape(-1), omega)
         return np.concatenate([np.sin(out), np.cos(out)], axis=1)
 
-    grid = np.stack(np.meshgrid(np.arange(gw, dtype=np.float32), np.arange(gh, dtype=np.float32)), 0).reshape(2, 1, gh, gw)
+    grid = np.stack(np.meshgrid(np.arange(gw, dtype=np.float32), np.arange(gh, dtype=np.float32), indexing="xy"), 0).reshape(2, 1, gh, gw)
     emb = np.concatenate([one(dim // 2, grid[0]), one(dim // 2, grid[1])], axis=1)
     return np.concatenate([np.zeros([1, dim]), emb], axis=0)
 
@@ -163,10 +163,12 @@ def test_capture_records_encoder_attention_with_cls_and_patches():
     c = preset("strip")
     m = build(c)
     x = images(c, batch=2)
-    fused = [b.attn.fused_attn for b in [*m.model.blocks, *m.model.decoder_blocks]]
+    blocks = [*m.model.blocks, *m.model.decoder_blocks]
+    for b in blocks:  # the fused kernel on, as the timm Blocks run by default where SDPA exists: set, not assumed
+        b.attn.fused_attn = True
     with torch.no_grad(), capture(m) as cap:
         m(x)
-    assert [b.attn.fused_attn for b in [*m.model.blocks, *m.model.decoder_blocks]] == fused
+    assert all(b.attn.fused_attn for b in blocks)  # switched back on after the capture
     maps = cap.maps
     assert maps.layer_names == tuple(f"model.blocks.{i}.attn" for i in range(4)) + tuple(f"model.decoder_blocks.{j}.attn" for j in range(2))
     assert maps.shape == (6, 2, 4, 78, 78)  # CLS + 77 patches
@@ -362,11 +364,19 @@ class Evil:
 
 
 def test_pickle_that_needs_code_is_refused(tmp_path):
+    """load_official names the global a checkpoint needs and refuses it before it runs; the last step
+    shows the file really needs code (loaded with weights_only=False, the payload runs)."""
     m = build(TINY)
+    MARKER.clear()
     torch.save({"model": m.state_dict(), "args": save_args(m), "extra": Evil()}, tmp_path / "evil.pth")
     with pytest.raises(CheckpointError, match="_payload_ran"):
         load_official(tmp_path / "evil.pth")
     assert MARKER == []
+    try:  # sanity check of the test itself, last: the same file, loaded the unsafe way, runs the payload
+        unsafe = torch.load(tmp_path / "evil.pth", map_location="cpu", weights_only=False)
+        assert MARKER == ["ran"] and unsafe["extra"] == "pwned", "the refused file must really need code"
+    finally:
+        MARKER.clear()
 
 
 def test_v1_checkpoint_is_refused_with_a_clear_message(tmp_path):

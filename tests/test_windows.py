@@ -102,8 +102,8 @@ def test_normalised_windows_have_mean_zero_std_one():
     inputs, targets, _ = windows(walk, 50, 10, 5)
     x, y, _, _ = normalise(inputs, targets)
     assert np.allclose(x.mean(axis=1), 0, atol=1e-12)
-    assert np.allclose(x.std(axis=1), 1)
-    assert np.allclose(y, (targets - inputs.mean(1, keepdims=True)) / inputs.std(1, keepdims=True))
+    assert np.allclose(x.std(axis=1, ddof=0), 1)  # the population std (ddof=0) is the one normalise divides by
+    assert np.allclose(y, (targets - inputs.mean(1, keepdims=True)) / inputs.std(1, ddof=0, keepdims=True))
     assert normalise(inputs)[1] is None
 
 

@@ -13,12 +13,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..claims import Claim, Hypothesis, fmt
 from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
 from .experiment import RunResult
 
-__all__ = ["by_dataset", "mean_se", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
-           "head_similarity", "floor_crossing", "js_reference"]
+__all__ = ["by_dataset", "mean_se", "runs_table", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
+           "head_similarity", "floor_crossing", "js_reference", "chapter_claims", "chapter_hypotheses", "learning_summary",
+           "SEED_BEST_VAL"]
+
+#: the seed study's best validation loss per corpus (nats / char; 6×6×384, block 256, GPU, 5k / 100k steps)
+SEED_BEST_VAL = {"tinyshakespeare": 1.468, "enwik8": 1.006, "text8": 0.981}
 
 
 def by_dataset(results: Sequence[RunResult]) -> dict[str, list[RunResult]]:
@@ -37,9 +42,19 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else math.nan
 
 
+def runs_table(results: Sequence[RunResult]) -> pd.DataFrame:
+    """One row per run: steps, snapshots, best and final validation loss (empty with no runs)."""
+    rows = [{"run": r.spec.name, "steps": r.spec.train.steps, "snapshots": len(r.steps), "best val loss": r.history.best_val,
+             "final val loss": r.history.val_loss[-1]} for r in results]
+    return pd.DataFrame(rows, columns=["run", "steps", "snapshots", "best val loss", "final val loss"]).set_index("run")
+
+
 def results_table(results: Sequence[RunResult]) -> pd.DataFrame:
     """The seed's table per dataset: final train loss, best val loss, train time (s), inference tok/s,
-    each as mean and standard error over seeds, with the number of seeds."""
+    each as mean and standard error over seeds, with the number of seeds (empty with no runs)."""
+    if not results:
+        keys = ("final_train_loss", "best_val_loss", "total_train_time_s", "inference_tok_s")
+        return pd.DataFrame(columns=["dataset", "seeds", *(k + e for k in keys for e in ("", "_se"))]).set_index("dataset")
     rows = []
     for dataset, runs in by_dataset(results).items():
         row = {"dataset": dataset, "seeds": len(runs)}
@@ -93,7 +108,7 @@ def correlations(results: Sequence[RunResult], metrics: Sequence[str] = ("entrop
                 defined = x.size > 2 and np.ptp(x) > 0 and np.ptp(y) > 0  # a constant side has no rank correlation
                 rho, p = stats.spearmanr(x, y) if defined else (math.nan, math.nan)
                 rows.append({"dataset": dataset, "metric": m, "against": target, "spearman": float(rho), "p": float(p), "n": int(x.size)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["dataset", "metric", "against", "spearman", "p", "n"])
 
 
 def overhead_table(results: Sequence[RunResult]) -> pd.DataFrame:
@@ -104,7 +119,7 @@ def overhead_table(results: Sequence[RunResult]) -> pd.DataFrame:
         rest = r.seconds - r.tracking_seconds - r.sampling_seconds
         rows.append({"run": r.spec.name, "train_s": r.seconds, "tracker_s": r.tracking_seconds, "sampler_s": r.sampling_seconds,
                      "tracking_overhead": (rest + r.tracking_seconds) / rest, "sampling_overhead": (rest + r.sampling_seconds) / rest})
-    return pd.DataFrame(rows).set_index("run")
+    return pd.DataFrame(rows, columns=["run", "train_s", "tracker_s", "sampler_s", "tracking_overhead", "sampling_overhead"]).set_index("run")
 
 
 def samples_table(results: Sequence[RunResult], steps: Sequence[int] | None = None, chars: int = 120) -> pd.DataFrame:
@@ -121,7 +136,7 @@ def samples_table(results: Sequence[RunResult], steps: Sequence[int] | None = No
             x = match[0]
             rows.append({"dataset": dataset, "step": s, "sample": x["text"][:chars], "coherence": x["coherence"],
                          "repetition": x["repetition"], "distinct_2_words": x["distinct_2_words"], "distinct_4_chars": x["distinct_4_chars"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["dataset", "step", "sample", "coherence", "repetition", "distinct_2_words", "distinct_4_chars"])
 
 
 def _window_maps(m: np.ndarray) -> AttentionMaps:
@@ -177,3 +192,112 @@ def js_reference(run: RunResult, snapshot: int = -1) -> dict[str, float]:
         ref[l] = np.mean(js)
     ours = metrics.head_diversity(_window_maps(m.astype(np.float32)))[:, 0].double().numpy()
     return {"min": float(np.min(values)), "max": float(np.max(values)), "max_difference": float(np.abs(ours - ref).max())}
+
+
+def chapter_claims(results: Sequence[RunResult], floors: dict[str, float], profile: str, fresh_weights=None) -> list[Claim]:
+    """What chapter 5 stands on, for the corpora that ran (none: no claims). Per corpus: step-0 entropy
+    within 1 % of the uniform-causal value and a final validation loss below the bigram floor
+    (``floors``); tiny Shakespeare ≤ 2.0 in ``quick``; over all runs: entropy falls in every layer, no
+    head collapses, head diversity agrees with scipy; ``fresh_weights`` (L, B, H, T, T), a fresh capture
+    of a trained model (:func:`~attnbook.charlm.tracking.causal_maps`): causal and row-stochastic."""
+    from .tracking import uniform_causal
+
+    if not results:
+        return []
+    groups = by_dataset(results)
+    uniform = uniform_causal(results[0].maps.shape[-1])
+    entropy0 = {name: max(abs(r.snapshots["entropy"][0].mean() / uniform["entropy"] - 1) for r in runs) for name, runs in groups.items()}
+    final_gap = {name: max(r.history.val_loss[-1] - floors[name] for r in runs) for name, runs in groups.items()}
+    drop = max(float((r.snapshots["entropy"][-1].mean(-1) - r.snapshots["entropy"][0].mean(-1)).max()) for r in results)
+    min_head = min(float(r.snapshots["entropy"].min()) for r in results)
+    js = [js_reference(r) for r in results]  # scipy's unclamped JS on the stored window, last snapshot
+    claims = [Claim(f"step 0: mean entropy within 1% of (1/T) Σ ln t = {uniform['entropy']:.3f} ({name}, worst seed)", entropy0[name], "<=", 0.01)
+              for name in groups]
+    claims += [Claim(f"final val loss − bigram floor ({name}, worst seed)", final_gap[name], "<", 0.0) for name in groups]
+    if "tinyshakespeare" in groups and profile == "quick":
+        claims.append(Claim("tiny Shakespeare final val loss (worst seed), quick profile",
+                            max(r.history.val_loss[-1] for r in groups["tinyshakespeare"]), "<=", 2.0))
+    claims += [
+        Claim("entropy at the last snapshot − the first, every layer of every run (max)", drop, "<", 0.0),
+        Claim("no collapsed head: lowest mean entropy of any head at any snapshot (nats)", min_head, ">", 0.05),
+        Claim("JS between heads (scipy, unclamped, every run's last snapshot): lowest", min(j["min"] for j in js), ">=", 0.0),
+        Claim("JS between heads (scipy): highest, bounded by ln 2 = 0.693 (+1e-9 for rounding)", max(j["max"] for j in js), "<=", math.log(2) + 1e-9),
+        Claim("head diversity: attnbook.metrics vs scipy, largest difference", max(j["max_difference"] for j in js), "<=", 1e-4),
+    ]
+    if fresh_weights is not None:
+        claims += [Claim("fresh capture of a trained model: largest weight above the diagonal", float(fresh_weights.triu(1).abs().max()), "<=", 0.0),
+                   Claim("fresh capture: largest |row sum − 1|", float((fresh_weights.sum(-1) - 1).abs().max()), "<=", 1e-5)]
+    return claims
+
+
+def chapter_hypotheses(results: Sequence[RunResult], floors: dict[str, float], corr: pd.DataFrame, induction_period: int) -> dict[str, Hypothesis]:
+    """The seed's statements and the literature's, each with its rule fixed in advance, keyed for the
+    prose (``h_focus`` …); "on every corpus" means every corpus that ran. No runs: none."""
+    from .tracking import uniform_causal
+
+    if not results:
+        return {}
+    groups = by_dataset(results)
+    uniform = uniform_causal(results[0].maps.shape[-1])
+    final = lambda name, metric: layer_series(groups[name], metric)[:, -1]  # (runs, L) at the end  # noqa: E731
+    induction_max = max(float(r.snapshots["induction"][-1].max()) for r in results)
+    prev_max = max(float(r.snapshots["previous_token"][-1].max()) for r in results)
+    depth_rho = {name: float(np.mean([np.corrcoef(np.arange(s.size), s)[0, 1] for s in final(name, "span")])) for name in groups}
+    within, between = np.mean([head_similarity(r) for r in results], axis=0)
+    div = np.stack([layer_series([r], "diversity")[0].mean(-1) for r in results])  # (runs, snapshots)
+    quarter = div.shape[1] // 4
+    sink_max = max(float(final(name, "sink").max()) for name in groups)
+    entropy_change = [r.snapshots["entropy"][-1].mean() - r.snapshots["entropy"][0].mean() for r in results]
+    span_change = float(np.mean([r.snapshots["span"][-1].mean() - r.snapshots["span"][0].mean() for r in results]))
+    cross = float(np.nanmean([floor_crossing(r, floors[r.spec.dataset]) for r in results]))
+    rho = lambda m, t: corr[(corr.metric == m) & (corr.against == t)].set_index("dataset")["spearman"]  # noqa: E731
+    listed = lambda series: ", ".join(f"{d}: ρ={fmt(float(v))}" for d, v in series.items())  # noqa: E731
+    return {
+        "h_focus": Hypothesis("seed: attention becomes more focused (entropy falls) as training goes on",
+                              f"mean entropy change {fmt(float(np.mean(entropy_change)))} nats", f"uniform {fmt(uniform['entropy'])}",
+                              "mean entropy at the end < at the start in every run", all(c < 0 for c in entropy_change)),
+        "h_span": Hypothesis("seed: the attention span increases then stabilises", f"mean distance change {fmt(span_change)} chars",
+                             f"uniform {fmt(uniform['span'])}", "span at the end > at the start", span_change > 0),
+        "h_depth": Hypothesis("seed / Sukhbaatar 2019 / Vig 2019: later layers attend further (span grows with depth)",
+                              ", ".join(f"{n}: r={fmt(v)}" for n, v in depth_rho.items()), "r = 0: no depth order",
+                              "correlation of layer index with final span > 0.5 on every corpus", all(v > 0.5 for v in depth_rho.values())),
+        "h_spanloss": Hypothesis("seed: attention span correlates with validation loss", listed(rho("span", "val_loss")),
+                                 "ρ = 0", "|Spearman ρ| > 0.5 on every corpus", bool((rho("span", "val_loss").abs() > 0.5).all())),
+        "h_quality": Hypothesis("seed: lower entropy goes with better samples (coherence)", listed(rho("entropy", "coherence")),
+                                "ρ = 0", "Spearman ρ(entropy, coherence) < −0.5 on every corpus", bool((rho("entropy", "coherence") < -0.5).all())),
+        "h_prev": Hypothesis("Elhage 2021: a previous-token head forms", f"largest mass on i−1: {fmt(prev_max)}", "uniform: ≈ 1/i",
+                             "some head puts > 0.5 on the previous character", prev_max > 0.5),
+        "h_induction": Hypothesis("Olsson 2022: induction heads form (at this scale)", f"largest induction score: {fmt(induction_max)}",
+                                  f"uniform over a {2 * induction_period}-token prefix: ≈ {fmt(1 / (1.5 * induction_period))}",
+                                  "some head puts > 0.3 on the token after the previous occurrence", induction_max > 0.3),
+        "h_clark": Hypothesis("Clark 2019: heads of a layer resemble each other more than heads of other layers",
+                              f"within-layer JS {fmt(float(within))}", f"between-layer JS {fmt(float(between))}", "within < between", bool(within < between)),
+        "h_voita": Hypothesis("Voita / Michel 2019: head diversity rises early, then plateaus",
+                              f"diversity at a quarter of training / at the end: {fmt(float((div[:, quarter] / div[:, -1]).mean()))}",
+                              f"start {fmt(float(div[:, 0].mean()))}, end {fmt(float(div[:, -1].mean()))}", "end > start and ≥ 80 % of the end value by a quarter",
+                              bool((div[:, -1] > div[:, 0]).all() and (div[:, quarter] / div[:, -1]).mean() >= 0.8)),
+        "h_sink": Hypothesis("Xiao 2023: an attention sink forms at position 0", f"largest layer-mean mass on position 0 at the end: {fmt(sink_max)}",
+                             f"uniform {fmt(uniform['sink'])}", "> 2 × uniform in some layer", sink_max > 2 * uniform["sink"]),
+        "h_bietti": Hypothesis("Bietti 2023: the bigram floor is crossed before attention sharpens",
+                               f"share of layer 0's entropy drop done at the crossing: {fmt(cross)}", "1 = all of it", "< 0.5", bool(cross < 0.5)),
+    }
+
+
+def learning_summary(results: Sequence[RunResult], floors: dict[str, float], missing: dict[str, str], seed_scale: dict) -> str:
+    """Markdown: per corpus that ran, the mean final validation loss against its bigram floor, the
+    characters each run trained on as a share of the seed's (``seed_scale``: the ``full`` profile's
+    settings) and the seed's best loss; per corpus that did not run, why."""
+    parts = []
+    for name, runs in by_dataset(results).items():
+        train, model = runs[0].spec.train, runs[0].spec.model
+        ours = train.steps * train.batch_size * model.block_size
+        d = seed_scale["datasets"].get(name)
+        theirs = d["steps"] * d["batch_size"] * seed_scale["model"]["block_size"] if d else None
+        scale = f", 1/{theirs / ours:.0f} of the seed's {theirs / 1e6:.0f}M" if theirs and theirs > ours else ""
+        seed_loss = f"; the seed reached {SEED_BEST_VAL[name]:.3f}" if name in SEED_BEST_VAL else ""
+        parts.append(f"**{name}** ends at a validation loss of {fmt(float(np.mean([r.history.val_loss[-1] for r in runs])))} nats per "
+                     f"character (bigram floor {fmt(floors[name])}) after {ours / 1e6:.1f}M training characters per run{scale}{seed_loss}.")
+    parts += [f"**{name}** was not run: {why}." for name, why in missing.items()]
+    if not parts:
+        return "No corpus was configured."
+    return " ".join(parts)

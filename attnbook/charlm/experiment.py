@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data import CORPORA, CharCorpus, load_corpus
+from ..data import CORPORA, CharCorpus, load_corpus, missing_reason
 from ..errors import InvalidInputError, bad_argument
 from ..train import History, TrainConfig, fit, seed_everything, select_device, set_threads
 from .model import GPT, GPTConfig
@@ -264,8 +264,7 @@ def load_corpora(settings: dict) -> tuple[dict[str, CharCorpus], dict[str, str]]
         try:
             found[dataset] = load_corpus(dataset, prefix=d["prefix"])
         except MissingResourceError:  # the reason without the machine's paths (notebooks print it)
-            spec = CORPORA[dataset]
-            missing[dataset] = f"no local copy and no download; put {spec.filename} (from {spec.url}) into $ATTNBOOK_DATA_DIR"
+            missing[dataset] = f"no local copy and no download; {missing_reason(dataset, d['prefix'])}"
     return found, missing
 
 

@@ -13,17 +13,38 @@ from ..errors import InvalidInputError, bad_argument
 from .analysis import by_dataset, layer_series
 from .experiment import RunResult
 
-__all__ = ["loss_curves", "metric_evolution", "layer_similarity"]
+__all__ = ["loss_curves", "metric_evolution", "layer_similarity", "window_maps", "nothing_trained"]
 
 LABELS = {"entropy": "entropy (nats)", "entropy_norm": "entropy / ln(prefix)", "span": "mean distance (chars)",
           "span90": "90 % span (chars)", "previous_token": "mass on i−1", "induction": "induction score",
           "sink": "mass on position 0", "diversity": "head diversity (JS, nats)"}
 
 
+def nothing_trained(title: str) -> Figure:
+    """The figure a chapter shows in place of ``title`` when no corpus was available to train on."""
+    fig = plots.BookFigure(figsize=(6.0, 1.6), layout="constrained")
+    ax = fig.subplots()
+    ax.axis("off")
+    ax.text(0.5, 0.5, "no corpus was available, so no model was trained\n(the corpus table above says which file to put where)",
+            ha="center", va="center", fontsize=10)
+    ax.set_title(title)
+    return fig
+
+
+def _first_run(results: Sequence[RunResult], position: int) -> RunResult:
+    """The first seed's run of the dataset at ``position`` in first-seen order (0 first, -1 last)."""
+    groups = list(by_dataset(results).values())
+    if not -len(groups) <= position < len(groups):
+        raise bad_argument(InvalidInputError, "position", f"an index into the {len(groups)} datasets", position)
+    return groups[position][0]
+
+
 def loss_curves(results: Sequence[RunResult], floors: dict[str, float] | None = None) -> Figure:
     """Training and validation loss per dataset, mean ± standard error over seeds;
     ``floors[dataset]`` (the bigram loss) as a dotted line."""
     groups = by_dataset(results)
+    if not groups:
+        return nothing_trained("char-LM losses")
     fig = plots.BookFigure(figsize=(5.2 * len(groups), 4.0), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(groups)))
     for ax, (dataset, runs) in zip(axes, groups.items()):
@@ -44,6 +65,8 @@ def metric_evolution(results: Sequence[RunResult], metrics: Sequence[str] = ("en
     groups = by_dataset(results)
     if not metrics:
         raise bad_argument(InvalidInputError, "metrics", "at least one metric", metrics)
+    if not groups:
+        return nothing_trained("attention over training")
     fig = plots.BookFigure(figsize=(5.2 * len(groups), 3.2 * len(metrics)), layout="constrained")
     axes = np.asarray(fig.subplots(len(metrics), len(groups), squeeze=False))
     for col, (dataset, runs) in enumerate(groups.items()):
@@ -59,10 +82,17 @@ def metric_evolution(results: Sequence[RunResult], metrics: Sequence[str] = ("en
     return fig
 
 
-def layer_similarity(run: RunResult, metric: str = "layer_js", snapshots: Sequence[int] | None = None) -> Figure:
-    """The (L, L) matrix of ``metric`` ('layer_js' or 'layer_cosine') at chosen snapshot indices."""
+def layer_similarity(runs: RunResult | Sequence[RunResult], metric: str = "layer_js", snapshots: Sequence[int] | None = None,
+                     position: int = 0) -> Figure:
+    """The (L, L) matrix of ``metric`` ('layer_js' or 'layer_cosine') at chosen snapshot indices, for
+    one run or, given several, the first seed of the dataset at ``position`` (0 first, -1 last)."""
     if metric not in ("layer_js", "layer_cosine"):
         raise bad_argument(InvalidInputError, "metric", "'layer_js' or 'layer_cosine'", metric)
+    if not isinstance(runs, RunResult):
+        if not runs:
+            return nothing_trained("similarity between layers")
+        runs = _first_run(runs, position)
+    run = runs
     n = len(run.steps)
     picked = list(snapshots) if snapshots is not None else sorted({0, n // 4, n // 2, n - 1})
     mats = run.snapshots[metric]
@@ -85,3 +115,14 @@ def layer_similarity(run: RunResult, metric: str = "layer_js", snapshots: Sequen
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="JS divergence (nats)" if metric == "layer_js" else "cosine similarity")
     fig.suptitle(f"{run.spec.name}: {'JS divergence' if metric == 'layer_js' else 'cosine similarity'} between layers over training")
     return fig
+
+
+def window_maps(results: Sequence[RunResult], position: int = 0) -> Figure:
+    """Head-averaged maps on the stored validation window of the first seed of the dataset at
+    ``position``: rows the start, a quarter in and the end of training, columns the layers."""
+    if not results:
+        return nothing_trained("head-averaged attention on one validation window")
+    run = _first_run(results, position)
+    ks = [0, len(run.steps) // 4, len(run.steps) - 1]
+    panels = {f"step {run.steps[k]} · layer {l}": run.maps[k, l].astype(np.float32).mean(0) for k in ks for l in range(run.maps.shape[1])}
+    return plots.maps_grid(panels, ncols=run.maps.shape[1], title=f"{run.spec.name}: head-averaged attention on one validation window", gamma=0.5)

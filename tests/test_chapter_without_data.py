@@ -1,0 +1,73 @@
+"""Chapter 5 with every corpus missing — the embedded tiny Shakespeare removed on purpose — still runs
+every cell without an exception and says what it skipped; the findings page then lists what did not run."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from attnbook import data, findings
+from attnbook.store import read_json
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+MACHINE_PATH = re.compile(r"(/work/|/tmp/|/root/|/home/)")
+
+
+def _code_cells(notebook: str) -> list[str]:
+    nb = json.loads((BOOK / notebook).read_text())
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.fixture()
+def nothing_available(tmp_path, monkeypatch):
+    """No data dir, an empty cache, downloads off, no embedded copy; results in a temporary folder."""
+    monkeypatch.delenv("ATTNBOOK_DATA_DIR", raising=False)
+    monkeypatch.setenv("ATTNBOOK_OFFLINE", "1")
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("ATTNBOOK_PROFILE", "quick")
+    monkeypatch.setattr(data, "EMBEDDED_DIR", tmp_path / "no-embedded-corpora")
+    return tmp_path
+
+
+def test_chapter_5_runs_every_cell_with_no_corpus_and_says_what_it_skipped(nothing_available):
+    namespace: dict = {}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        for source in _code_cells("05-charlm-evolution.ipynb"):
+            exec(compile(source, "<chapter 5 cell>", "exec"), namespace)  # noqa: S102 - the chapter's own cells
+    out = printed.getvalue()
+    for name in ("tinyshakespeare", "text8"):
+        assert re.search(rf"{name}: not run \(data unavailable\) — no local copy and no download; put {name}", out), out
+    assert "text8_prefix.txt" in out and "claims: none" in out and "nothing to explore" in out
+    assert not MACHINE_PATH.search(out), out
+    assert namespace["results"] == [] and namespace["claims"] == [] and namespace["hypotheses"] == {}
+
+    summary = read_json(nothing_available / "results" / "charlm-evolution" / "quick" / "summary.json")
+    assert [entry["what"] for entry in summary["not_run"]] == ["tinyshakespeare corpus", "text8 corpus"]
+    assert summary["claims"] == [] and summary["hypotheses"] == []
+    assert not MACHINE_PATH.search(json.dumps(summary["not_run"]))
+
+
+def test_findings_list_what_did_not_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
+    for folder in findings.CHAPTERS:
+        path = tmp_path / folder / "quick" / "summary.json"
+        path.parent.mkdir(parents=True)
+        summary = {"claims": [{"claim": "c", "measured": 0.5, "op": "<", "threshold": 1.0, "holds": True}]}
+        if folder == "charlm-evolution":
+            summary["not_run"] = [{"what": "text8 corpus", "why": "no local copy and no download; put text8.zip into $ATTNBOOK_DATA_DIR"}]
+        path.write_text(json.dumps(summary))
+    table = findings.collect("quick")
+    skipped = table[table.kind == "not run"]
+    assert len(skipped) == 1 and skipped.chapter.item() == "5 · char-LM evolution"
+    assert skipped.statement.item() == "text8 corpus" and "text8.zip" in skipped["threshold or rule"].item()
+    assert skipped.verdict.item() == "not run" and (table.kind == "claim").sum() == 5
+    note = findings.not_run_note(table)
+    assert note.startswith("Not run in this build") and "**text8 corpus** (5 · char-LM evolution)" in note and "text8.zip" in note
+    assert findings.not_run_note(table[table.kind != "not run"]) == "Every part of every chapter ran."
