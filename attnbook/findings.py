@@ -64,4 +64,5 @@ def not_run_note(table: pd.DataFrame) -> str:
     if skipped.empty:
         return "Every part of every chapter ran."
     parts = [f"**{statement}** ({chapter}): {why}" for statement, chapter, why in zip(skipped.statement, skipped.chapter, skipped["threshold or rule"])]
-    return "Not run in this build, so neither claimed nor tested: " + "; ".join(parts) + "."
+    note = "Not run in this build, so neither claimed nor tested: " + "; ".join(parts) + "."
+    return note.replace("$", r"\$")  # "$ATTNBOOK_DATA_DIR … $ATTNBOOK_CACHE" is not inline math

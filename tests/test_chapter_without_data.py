@@ -71,3 +71,24 @@ def test_findings_list_what_did_not_run(tmp_path, monkeypatch):
     note = findings.not_run_note(table)
     assert note.startswith("Not run in this build") and "**text8 corpus** (5 · char-LM evolution)" in note and "text8.zip" in note
     assert findings.not_run_note(table[table.kind != "not run"]) == "Every part of every chapter ran."
+
+
+def test_reasons_render_as_text_not_as_math_on_the_page():
+    """The page parses glued Markdown with MyST's dollarmath: two `$VARIABLE`s in one reason must not
+    turn the words between them into an equation."""
+    import pandas as pd
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+    from attnbook import profiles
+    from attnbook.charlm import analysis
+    from attnbook.data import missing_reason
+
+    why = "no local copy and no download; " + missing_reason("text8", 12_500_000)
+    assert why.count("$") == 2
+    table = pd.DataFrame([{"chapter": "5 · char-LM evolution", "kind": "not run", "statement": "text8 corpus", "measured": "—",
+                           "threshold or rule": why, "verdict": "not run"}])
+    md = MarkdownIt().use(dollarmath_plugin)
+    for note in (findings.not_run_note(table), analysis.learning_summary([], {}, {"text8": why}, profiles.get("charlm-evolution", "full"))):
+        html = md.render(note)
+        assert "math" not in html and "$ATTNBOOK_DATA_DIR" in html and "$ATTNBOOK_CACHE/data" in html, html

@@ -300,4 +300,4 @@ def learning_summary(results: Sequence[RunResult], floors: dict[str, float], mis
     parts += [f"**{name}** was not run: {why}." for name, why in missing.items()]
     if not parts:
         return "No corpus was configured."
-    return " ".join(parts)
+    return " ".join(parts).replace("$", r"\$")  # "$ATTNBOOK_DATA_DIR … $ATTNBOOK_CACHE" is not inline math
