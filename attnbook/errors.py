@@ -33,6 +33,10 @@ class NothingCapturedError(AttnbookError, RuntimeError):
     """A forward pass ran inside ``capture`` but no attention weights were recorded."""
 
 
+class CaptureBudgetError(AttnbookError, MemoryError):
+    """Recording would keep more attention weights than ``capture``'s ``max_bytes`` allows (raised before they exist)."""
+
+
 class MissingResourceError(AttnbookError, FileNotFoundError):
     """A model, data set or file that is not where it was looked for (the message says how to get it)."""
 

@@ -1,0 +1,553 @@
+"""``capture(model)``: record the attention weights of any supported model.
+
+::
+
+    with capture(model) as cap:
+        model(x)
+    maps = cap.maps                      # AttentionMaps (layers, batch, heads, queries, keys)
+
+Each family is switched, only inside the block, to a path that materialises the weights:
+
+* attnbook's own :class:`~attnbook.modules.MultiHeadAttention` — ``record_attention`` on, the
+  explicit softmax passes through ``hook_pattern``;
+* ``torch.nn.MultiheadAttention`` — a kwargs pre-hook asks for per-head weights, and the output the
+  caller receives is put back to what it asked for (``None`` for ``need_weights=False``, the head
+  average for ``average_attn_weights=True``); the eval fast path (which skips the module) is off;
+* timm ViT-style ``Attention`` — ``fused_attn`` off, weights read at ``attn_drop``;
+* Hugging Face models — attention implementation switched to ``eager``; weights read from the
+  declared recorder modules, or (a model that declares none) from its innermost attention modules
+  with ``output_attentions=True`` passed in and the attentions taken out of the output again.
+
+What is recorded. One layer per call of an attention module in a forward pass: a module called
+twice (ALBERT's shared layer) gives two layers, ``name#0`` and ``name#1``. Layers come in the order
+they are called. Several forward passes of one shape concatenate along the batch axis; passes that
+continue one another over a KV cache (generation: each pass's keys are the previous keys plus its
+own queries) are assembled into one causal map over every position fed to the model.
+``kind='self' | 'cross'`` picks self- or cross-attention of encoder–decoders; ``heads`` keeps
+chosen heads; ``dtype`` stores in float16/bfloat16; ``max_bytes`` bounds what is kept.
+
+What is refused, loudly. A model with no attention capture knows; attention-like layers it cannot
+read when the caller did not select a subset (:func:`~attnbook.capture.sites.unrecordable`);
+attention that is not token × token (channel attention); windowed attention whose windows are
+folded into the batch axis; a forward pass that recorded nothing (fused kernels hide the weights);
+a forward whose kept weights would pass ``max_bytes`` (raised before the first weights exist).
+On exit — normal or exception — every hook is removed and every flag restored.
+
+Where outputs differ: the eager / explicit path computes the same function as the fused kernels to
+float rounding (< 1e-5) at every real token. At padded positions (left-padded decoder batches,
+local attention, ``nn.TransformerEncoder``'s nested tensors) the two paths fill in different values;
+only real tokens are the model's output there.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..errors import (AttnbookError, CaptureBudgetError, InvalidInputError, NothingCapturedError, OutOfRangeError,
+                      UnsupportedModelError, bad_argument)
+from ..maps import AttentionMaps
+from .sites import SUPPORTED_FAMILIES, Site, find_attention, unrecordable
+
+__all__ = ["capture", "Capture", "DEFAULT_MAX_BYTES", "KINDS"]
+
+#: kept weights allowed by default (``max_bytes``): 4 GiB
+DEFAULT_MAX_BYTES = 4 * 2**30
+KINDS = ("all", "self", "cross")
+_STORAGE = (torch.float32, torch.float16, torch.bfloat16)
+_ATTENTION_OUTPUTS = ("attentions", "cross_attentions", "encoder_attentions", "decoder_attentions")
+
+
+def _select(sites: list[Site], layers: int | str | Sequence[int | str] | None, kind: str) -> list[Site]:
+    if kind not in KINDS:
+        raise bad_argument(InvalidInputError, "kind", f"one of {list(KINDS)}", kind)
+    if kind != "all":
+        kept = [s for s in sites if s.kind == kind]
+        if not kept:
+            raise bad_argument(OutOfRangeError, "kind", f"a kind the model has ({sorted({s.kind for s in sites})})", kind)
+        sites = kept
+    if layers is None:
+        return sites
+    wanted = [layers] if isinstance(layers, (int, str)) else list(layers)
+    if not wanted:
+        raise bad_argument(InvalidInputError, "layers", "None or at least one layer index or name pattern", layers)
+    chosen: list[Site] = []
+    for item in wanted:
+        if isinstance(item, str):
+            hits = [s for s in sites if fnmatch.fnmatchcase(s.name, item)]
+            if not hits:
+                raise bad_argument(OutOfRangeError, "layers", f"a pattern matching one of {[s.name for s in sites]}", item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if not -len(sites) <= item < len(sites):
+                raise bad_argument(OutOfRangeError, "layers", f"an index in [0, {len(sites)})", item)
+            hits = [sites[item]]
+        else:
+            raise bad_argument(InvalidInputError, "layers", "integers or name patterns", item)
+        chosen.extend(s for s in hits if s not in chosen)
+    return sorted(chosen, key=sites.index)
+
+
+def _heads(heads: int | Sequence[int] | None, sites: list[Site]) -> list[int] | None:
+    if heads is None:
+        return None
+    chosen = [heads] if isinstance(heads, int) and not isinstance(heads, bool) else list(heads)
+    if not chosen or any(isinstance(h, bool) or not isinstance(h, int) for h in chosen):
+        raise bad_argument(InvalidInputError, "heads", "None, a head index or a list of head indices", heads)
+    for site in sites:
+        n = site.n_heads
+        if n is not None and not all(-n <= h < n for h in chosen):
+            raise bad_argument(OutOfRangeError, "heads", f"indices in [0, {n}) ({site.name} has {n} heads)", heads)
+    return chosen
+
+
+class Capture:
+    """What a ``capture`` block recorded: the weights of every call of every selected attention layer."""
+
+    def __init__(self, sites: list[Site], *, keep_grad: bool = False, heads: list[int] | None = None,
+                 dtype: torch.dtype = torch.float32, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.sites = sites
+        self.keep_grad = keep_grad
+        self.heads = heads
+        self.dtype = dtype
+        self.max_bytes = max_bytes
+        self.passes: list[list[tuple[Site, torch.Tensor]]] = []  # one list of (site, weights) per forward pass
+        self._open: list[tuple[Site, torch.Tensor]] | None = None
+        self.input_ids: list[torch.Tensor] = []  # the token ids of each pass (Hugging Face models), for labels
+        self.forwards = 0
+        self._bytes = 0
+
+    # -- recording -------------------------------------------------------------------------------
+    def _start(self) -> None:
+        self._open = []
+
+    def _finish(self, model_name: str) -> None:
+        recorded, self._open = self._open or [], None
+        self.forwards += 1
+        if not recorded:
+            raise NothingCapturedError(
+                f"capture: expected attention weights from the forward pass of {model_name}, got none "
+                f"(a fused kernel may hide them; selected layers: {[s.name for s in self.sites]})"
+            )
+        self.passes.append(recorded)
+
+    def kept_bytes(self) -> int:
+        """Bytes held by the recorded weights so far."""
+        return self._bytes
+
+    def _check_budget(self, site: Site, batch: int, heads: int | None, queries: int, keys: int) -> None:
+        """Raise before ``site`` computes its weights if this pass would keep more than ``max_bytes``."""
+        heads = len(self.heads) if self.heads is not None else (heads or site.n_heads or 1)
+        per_call = batch * heads * queries * keys * torch.empty((), dtype=self.dtype).element_size()
+        called = {id(s) for s, _ in self._open or []}
+        remaining = sum(1 for s in self.sites if id(s) not in called) or 1
+        projected = self.kept_bytes() + per_call * remaining
+        if projected > self.max_bytes:
+            raise CaptureBudgetError(
+                f"capture: the weights to keep would take about {projected / 2**20:,.1f} MiB "
+                f"({remaining} layer(s) × batch {batch} × {heads} heads × {queries} × {keys} × {self.dtype}), "
+                f"more than max_bytes = {self.max_bytes / 2**20:,.1f} MiB; record fewer layers (layers=...), fewer heads "
+                f"(heads=...), a shorter input or smaller batch, store in float16 (dtype=torch.float16), or raise max_bytes"
+            )
+
+    def _record(self, site: Site, weights: torch.Tensor | None) -> None:
+        if weights is None:
+            return
+        if weights.dim() == 3:  # unbatched nn.MultiheadAttention input
+            weights = weights.unsqueeze(0)
+        if weights.dim() != 4:
+            raise bad_argument(UnsupportedModelError, site.name, "attention weights (batch, heads, queries, keys)", weights, raw=True)
+        if self.heads is not None:
+            n = weights.shape[1]
+            if not all(-n <= h < n for h in self.heads):
+                raise bad_argument(OutOfRangeError, "heads", f"indices in [0, {n}) ({site.name} has {n} heads)", self.heads, raw=True)
+            weights = weights[:, self.heads]
+        if self.keep_grad and weights.requires_grad:
+            weights.retain_grad()
+        else:
+            weights = weights.detach().to("cpu", self.dtype)
+        if self._open is None:  # a submodule was called on its own, outside the model's forward
+            self._open = []
+        self._open.append((site, weights))
+        self._bytes += weights.numel() * weights.element_size()
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _layout(self) -> list[tuple[Site, int, str]]:
+        """(site, call index, layer name) of every layer, in the order of the first pass's calls."""
+        if not self.passes and not self._open:
+            raise NothingCapturedError(
+                "capture: expected at least one forward pass that recorded attention, got none "
+                "(run the model inside the `with capture(model) as cap:` block)"
+            )
+        first = self.passes[0] if self.passes else self._open
+        counts: dict[int, int] = {}
+        for site, _ in first:
+            counts[id(site)] = counts.get(id(site), 0) + 1
+        seen: dict[int, int] = {}
+        layout = []
+        for site, _ in first:
+            k = seen.get(id(site), 0)
+            seen[id(site)] = k + 1
+            layout.append((site, k, site.name if counts[id(site)] == 1 else f"{site.name}#{k}"))
+        return layout
+
+    @property
+    def layer_names(self) -> list[str]:
+        """The recorded layers (before any forward pass: the selected attention modules)."""
+        if not self.passes and not self._open:
+            return [s.name for s in self.sites]
+        return [name for _, _, name in self._layout()]
+
+    @property
+    def kinds(self) -> list[str]:
+        """'self' or 'cross' for every recorded layer."""
+        return [site.kind for site, _, _ in self._layout()]
+
+    def _calls(self, site: Site, k: int) -> list[torch.Tensor]:
+        out = []
+        for p in self.passes + ([self._open] if self._open else []):
+            mine = [w for s, w in p if s is site]
+            if len(mine) <= k:
+                raise NothingCapturedError(f"layer {site.name!r}: expected call {k} in every forward pass, got {len(mine)} call(s)")
+            out.append(mine[k])
+        return out
+
+    @property
+    def generated(self) -> bool:
+        """Whether the passes continue one another over a KV cache (see :meth:`per_layer`)."""
+        site, k, _ = self._layout()[0]
+        return _is_cache_chain(self._calls(site, k))
+
+    def per_layer(self, grads: bool = False) -> list[torch.Tensor]:
+        """Every recorded layer as one float32 tensor (batch, heads, queries, keys); several passes of
+        one shape concatenated on the batch axis, KV-cache passes assembled into one causal map."""
+        out = []
+        for site, k, name in self._layout():
+            recs = self._calls(site, k)
+            if grads:
+                if any(r.grad is None for r in recs):
+                    raise NothingCapturedError("gradients: expected .grad on the recorded weights, got None (call backward() on an output first)")
+                recs = [r.grad for r in recs]
+            recs = [r.detach().to("cpu", torch.float32) for r in recs]
+            if len({tuple(r.shape[1:]) for r in recs}) == 1:
+                out.append(recs[0] if len(recs) == 1 else torch.cat(recs, dim=0))
+            elif _is_cache_chain(recs):
+                out.append(_assemble(recs))
+            else:
+                raise InvalidInputError(f"layer {name!r}: expected forward passes of one shape (or a KV-cache continuation) "
+                                        f"to combine, got {sorted({tuple(r.shape) for r in recs})}")
+        if self.dtype != torch.float32 and not grads:  # rounding in float16/bfloat16: rows back to sum 1
+            out = [w / w.sum(-1, keepdim=True).clamp_min(1e-12) * (w.sum(-1, keepdim=True) > 0) for w in out]
+        return out
+
+    def _stack(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        shapes = {tuple(t.shape) for t in layers}
+        if len(shapes) > 1:
+            raise InvalidInputError(f"layers: expected maps of one shape to stack, got {sorted(shapes)}; choose kind='self' or "
+                                    f"kind='cross', or layers=..., or read them one by one with per_layer()")
+        return torch.stack(layers)
+
+    def weights(self) -> torch.Tensor:
+        """All recorded weights as one float32 tensor (layers, batch, heads, queries, keys)."""
+        return self._stack(self.per_layer())
+
+    def gradients(self) -> torch.Tensor:
+        """Gradients of the recorded weights after ``backward()`` (needs ``keep_grad=True``)."""
+        if not self.keep_grad:
+            raise bad_argument(InvalidInputError, "keep_grad", "True to read gradients", self.keep_grad, raw=True)
+        return self._stack(self.per_layer(grads=True))
+
+    def token_ids(self) -> torch.Tensor | None:
+        """The token ids the recorded passes read (a KV-cache generation: the whole sequence fed in), or None."""
+        if not self.input_ids:
+            return None
+        if len({tuple(t.shape) for t in self.input_ids}) == 1 and not self.generated:
+            return torch.cat(self.input_ids, dim=0)
+        return torch.cat(self.input_ids, dim=1)
+
+    def to_maps(self, *, query_labels=None, key_labels=None, mask: torch.Tensor | None = None, meta: dict | None = None,
+                tokenizer: Any = None) -> AttentionMaps:
+        """Recorded weights as :class:`AttentionMaps`, with optional labels and mask; ``tokenizer`` labels
+        both axes with the recorded token ids (self-attention of a Hugging Face model). A KV-cache
+        generation gets its causal mask."""
+        w = self.weights()
+        if tokenizer is not None and query_labels is None and key_labels is None:
+            ids = self.token_ids()
+            if ids is None or ids.shape[-1] != w.shape[-1]:
+                raise bad_argument(InvalidInputError, "tokenizer", "recorded token ids as long as the keys", ids, raw=True)
+            query_labels = key_labels = [tokenizer.convert_ids_to_tokens(row.tolist()) for row in ids]
+        if mask is None and self.generated:
+            T = w.shape[-1]
+            mask = torch.ones(T, T, dtype=torch.bool).tril().expand(w.shape[1], T, T)
+        return AttentionMaps(w, tuple(self.layer_names), query_labels, key_labels, mask, {"kinds": self.kinds, **(meta or {})})
+
+    @property
+    def maps(self) -> AttentionMaps:
+        return self.to_maps()
+
+
+def _is_cache_chain(recs: list[torch.Tensor]) -> bool:
+    """Passes whose keys grow by their queries, the first a full square: a generation over a KV cache."""
+    if len(recs) < 2 or recs[0].shape[-2] != recs[0].shape[-1]:
+        return False
+    return all(r.shape[:2] == recs[0].shape[:2] and r.shape[-1] == prev.shape[-1] + r.shape[-2] for prev, r in zip(recs, recs[1:]))
+
+
+def _assemble(recs: list[torch.Tensor]) -> torch.Tensor:
+    """KV-cache passes as one (batch, heads, T, T) causal map: pass ``p``'s rows are the positions it fed."""
+    B, H, T = recs[0].shape[0], recs[0].shape[1], recs[-1].shape[-1]
+    out = recs[0].new_zeros(B, H, T, T)
+    for r in recs:
+        end = r.shape[-1]
+        out[:, :, end - r.shape[-2]:end, :end] = r
+    return out
+
+
+@contextmanager
+def capture(model: nn.Module, layers: int | str | Sequence[int | str] | None = None, *, kind: str = "all",
+            heads: int | Sequence[int] | None = None, dtype: torch.dtype = torch.float32, max_bytes: int = DEFAULT_MAX_BYTES,
+            keep_grad: bool = False) -> Iterator[Capture]:
+    """Record attention weights of ``model`` during the forward passes inside the block.
+
+    ``layers`` picks attention modules by index (module order, negatives allowed) or ``fnmatch``
+    pattern on their qualified names; ``None`` records all of them — and then refuses a model with
+    attention-like layers it cannot read. ``kind``: 'all', 'self' or 'cross'. ``heads``: head
+    indices to keep. ``dtype``: storage (float32, float16 or bfloat16; read back as float32 with rows
+    renormalised). ``max_bytes``: the most the kept weights may take; a forward that would pass it
+    raises :class:`CaptureBudgetError` before its first attention weights are computed. With
+    ``keep_grad`` the live weights keep their graph so ``cap.gradients()`` works after a backward.
+    """
+    if not isinstance(model, nn.Module):
+        raise bad_argument(UnsupportedModelError, "model", "a torch.nn.Module", type(model).__name__, raw=True)
+    if dtype not in _STORAGE:
+        raise bad_argument(InvalidInputError, "dtype", f"one of {[str(d) for d in _STORAGE]}", dtype)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise bad_argument(InvalidInputError, "max_bytes", "a positive integer", max_bytes)
+    all_sites = find_attention(model)
+    refused = unrecordable(model, all_sites)
+    if not all_sites:
+        why = "; ".join(f"{n or type(model).__name__}: {r}" for n, r in refused[:5])
+        raise UnsupportedModelError(
+            f"model: expected a model with attention of a supported family ({'; '.join(SUPPORTED_FAMILIES)}), "
+            f"got {type(model).__name__} with none" + (f" it can read ({why})" if why else "")
+        )
+    if refused and layers is None:
+        listed = "; ".join(f"{n}: {r}" for n, r in refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
+        raise UnsupportedModelError(f"model: expected every attention layer to be recordable, got {len(refused)} that cannot be "
+                                    f"recorded ({listed}); select the others with layers=... to record a subset")
+    sites = _select(all_sites, layers, kind)
+    cap = Capture(sites, keep_grad=keep_grad, heads=_heads(heads, sites), dtype=dtype, max_bytes=max_bytes)
+    handles: list[Any] = []
+    restore: list[Callable[[], None]] = []
+    try:
+        _install(cap, model, handles, restore)
+        yield cap
+    finally:
+        for handle in handles:
+            handle.remove()
+        for undo in reversed(restore):
+            undo()
+
+
+# -- per-family hooks -----------------------------------------------------------------------------
+
+def _first_tensor(args: tuple, kwargs: dict, names: Sequence[str] = ()) -> torch.Tensor | None:
+    for name in names:
+        if isinstance(kwargs.get(name), torch.Tensor):
+            return kwargs[name]
+    for value in list(args) + list(kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            return value
+    return None
+
+
+def _mha_pre_hook(cap: Capture, site: Site, asked: list) -> Callable:
+    """Per-head weights from ``nn.MultiheadAttention`` (positional slots 4 and 6), the caller's wishes kept."""
+    def hook(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        args = list(args)
+        wishes = []
+        for slot, key, value in ((4, "need_weights", True), (6, "average_attn_weights", False)):
+            if len(args) > slot:
+                wishes.append(args[slot])
+                args[slot] = value
+            else:
+                wishes.append(kwargs.get(key, True))
+                kwargs[key] = value
+        asked.append(tuple(wishes))
+        query = args[0] if args else kwargs["query"]
+        key = args[1] if len(args) > 1 else kwargs.get("key", query)
+        batched = query.dim() == 3
+        batch = (query.shape[0] if module.batch_first else query.shape[1]) if batched else 1
+        q_len = (query.shape[1] if module.batch_first else query.shape[0]) if batched else query.shape[0]
+        k_len = (key.shape[1] if module.batch_first else key.shape[0]) if batched else key.shape[0]
+        cap._check_budget(site, batch, module.num_heads, q_len, k_len)
+        return tuple(args), kwargs
+    return hook
+
+
+def _mha_post_hook(cap: Capture, site: Site, asked: list) -> Callable:
+    def hook(module: nn.Module, _args: tuple, out: tuple) -> tuple:
+        need, average = asked.pop()
+        cap._record(site, out[1])
+        if not need:
+            return out[0], None
+        if average:
+            w = out[1]
+            return out[0], w.mean(dim=1) if w.dim() == 4 else w.mean(dim=0)
+        return out
+    return hook
+
+
+def _token_check(site: Site, tokens: list) -> Callable:
+    """timm: the weights' queries must be the input's tokens (or one class token): else not token attention."""
+    def hook(_m: nn.Module, _i: tuple, weights: torch.Tensor) -> None:
+        n = tokens[-1] if tokens else None
+        if n is not None and weights.dim() == 4 and weights.shape[-2] not in (n, 1):
+            raise UnsupportedModelError(
+                f"{site.name}: expected token × token attention (queries = the {n} input tokens), got weights of shape "
+                f"{tuple(weights.shape)} ({type(site.module).__name__} does not attend between tokens)")
+    return hook
+
+
+def _install(cap: Capture, model: nn.Module, handles: list, restore: list) -> None:
+    """Register hooks and flip flags for every selected site; undo actions go into ``restore``."""
+    families = {s.family for s in cap.sites}
+    batch = [0]
+    if "torch" in families:
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        restore.append(lambda: torch.backends.mha.set_fastpath_enabled(fastpath))
+    if "hf" in families:
+        _use_eager(model, restore)
+        _ask_for_attentions(cap, model, [s for s in cap.sites if s.family == "hf" and s.index is None], handles)
+    for site in cap.sites:
+        record = lambda weights, site=site: cap._record(site, weights)  # noqa: E731
+        m = site.module
+        if site.family == "attnbook":
+            old = m.record_attention
+            m.record_attention = True
+            restore.append(lambda m=m, old=old: setattr(m, "record_attention", old))
+            handles.append(m.register_forward_pre_hook(
+                lambda mod, args, s=site: cap._check_budget(s, args[0].shape[0], mod.n_heads, args[0].shape[1], args[0].shape[1])))
+            handles.append(m.hook_pattern.register_forward_hook(lambda _m, _i, out, r=record: r(out)))
+        elif site.family == "torch":
+            asked: list = []
+            handles.append(m.register_forward_pre_hook(_mha_pre_hook(cap, site, asked), with_kwargs=True))
+            handles.append(m.register_forward_hook(_mha_post_hook(cap, site, asked)))
+        elif site.family == "timm":
+            old = m.fused_attn
+            m.fused_attn = False
+            restore.append(lambda m=m, old=old: setattr(m, "fused_attn", old))
+            tokens: list = []
+
+            def timm_pre(mod, args, kwargs, s=site, tokens=tokens):
+                x = _first_tensor(args, kwargs, ("x",))
+                tokens[:] = [x.shape[-2]] if x is not None and x.dim() == 3 else []
+                if x is not None and x.dim() == 3 and batch[0] and x.shape[0] != batch[0]:
+                    raise UnsupportedModelError(
+                        f"{s.name}: expected attention over the model's {batch[0]} inputs, got {x.shape[0]} rows "
+                        f"({type(mod).__name__} folds windows into the batch axis; record other layers with layers=...)")
+                if x is not None and x.dim() == 3:
+                    cap._check_budget(s, x.shape[0], mod.num_heads, x.shape[1], x.shape[1])
+
+            handles.append(m.register_forward_pre_hook(timm_pre, with_kwargs=True))
+            handles.append(m.attn_drop.register_forward_hook(_token_check(site, tokens)))
+            handles.append(m.attn_drop.register_forward_hook(lambda _m, _i, out, r=record: r(out)))
+        else:
+            def hf_pre(mod, args, kwargs, s=site):
+                x = _first_tensor(args, kwargs, ("hidden_states",))
+                if x is not None and x.dim() == 3:
+                    if batch[0] and x.shape[0] != batch[0]:
+                        raise UnsupportedModelError(
+                            f"{s.name}: expected attention over the model's {batch[0]} inputs, got {x.shape[0]} rows "
+                            f"({type(mod).__name__} folds windows into the batch axis; record other layers with layers=...)")
+                    cap._check_budget(s, x.shape[0], s.n_heads, x.shape[1], x.shape[1])
+
+            handles.append(m.register_forward_pre_hook(hf_pre, with_kwargs=True))
+            handles.append(m.register_forward_hook(lambda _m, _i, out, r=record, s=site: r(_hf_weights(out, s))))
+
+    def pre(_m, args, kwargs):
+        x = _first_tensor(args, kwargs, ("input_ids", "pixel_values", "input_features", "inputs_embeds", "x"))
+        batch[0] = x.shape[0] if x is not None and x.dim() >= 2 and "torch" not in families else 0
+        ids = kwargs.get("input_ids")
+        if isinstance(ids, torch.Tensor) and ids.dim() == 2:
+            cap.input_ids.append(ids.detach().cpu())
+        cap._start()
+
+    handles.append(model.register_forward_pre_hook(pre, with_kwargs=True))
+    handles.append(model.register_forward_hook(lambda _m, _i, _o: cap._finish(type(model).__name__)))
+
+
+def _hf_weights(out: Any, site: Site) -> torch.Tensor | None:
+    """The weights in a Hugging Face attention module's output: the declared position, or the first
+    4-D tensor after the hidden states."""
+    if not isinstance(out, tuple):
+        return out if site.index is not None and isinstance(out, torch.Tensor) else None
+    if site.index is not None:
+        return out[site.index]
+    return next((o for o in out[1:] if isinstance(o, torch.Tensor) and o.dim() == 4), None)
+
+
+def _ask_for_attentions(cap: Capture, model: nn.Module, sites: list[Site], handles: list) -> None:
+    """A Hugging Face model that declares no recorders returns weights only when asked: pass
+    ``output_attentions=True`` into its outermost model and take the attentions out of the output
+    again when the caller did not ask for them."""
+    if not sites:
+        return
+    from transformers import PreTrainedModel
+
+    roots = [m for name, m in model.named_modules() if isinstance(m, PreTrainedModel)
+             and any(s.module in list(m.modules()) for s in sites)]
+    outermost = [m for m in roots if not any(m is not o and m in list(o.modules()) for o in roots)]
+    for root in outermost:
+        injected: list[bool] = []
+
+        def pre(_m, args, kwargs, injected=injected):
+            asked = bool(kwargs.get("output_attentions"))
+            injected.append(not asked)
+            if not asked:
+                kwargs["output_attentions"] = True
+            return args, kwargs
+
+        def post(_m, _args, _kwargs, out, injected=injected):
+            if not injected.pop():
+                return out
+            return _without_attentions(out)
+
+        handles.append(root.register_forward_pre_hook(pre, with_kwargs=True, prepend=True))
+        handles.append(root.register_forward_hook(post, with_kwargs=True))
+
+
+def _without_attentions(out: Any) -> Any:
+    """``out`` as the model returns it without ``output_attentions``: attention fields left unset."""
+    keys = getattr(out, "keys", None)
+    if callable(keys) and hasattr(out, "to_tuple"):  # a transformers ModelOutput
+        return type(out)(**{k: v for k, v in out.items() if k not in _ATTENTION_OUTPUTS})
+    if isinstance(out, tuple):  # return_dict=False: drop the tuples of weights
+        def is_weights(x: Any) -> bool:
+            return isinstance(x, tuple) and len(x) > 0 and all(isinstance(t, torch.Tensor) and t.dim() == 4 for t in x)
+        return tuple(o for o in out if not is_weights(o))
+    return out
+
+
+def _use_eager(model: nn.Module, restore: list) -> None:
+    """Switch every outermost Hugging Face model inside ``model`` to eager attention."""
+    from transformers import PreTrainedModel
+
+    seen: list[nn.Module] = []
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel) and not any(module in list(s.modules()) for s in seen):
+            seen.append(module)
+            old = module.config._attn_implementation
+            if old != "eager":
+                try:
+                    module.set_attn_implementation("eager")
+                except (ValueError, AttnbookError) as exc:  # a model with no eager path
+                    raise UnsupportedModelError(f"{type(module).__name__}: expected an eager attention path to read the weights from, "
+                                                f"got {type(exc).__name__}: {exc}") from exc
+                restore.append(lambda m=module, old=old: m.set_attn_implementation(old))
+
