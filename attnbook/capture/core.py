@@ -53,6 +53,7 @@ from ..errors import (AttnbookError, CaptureBudgetError, InvalidInputError, Noth
                       UnsupportedModelError, bad_argument)
 from ..maps import AttentionMaps
 from .sites import SUPPORTED_FAMILIES, Site, find_attention, unrecordable
+from .windows import WindowGrid, pair, scatter
 
 __all__ = ["capture", "Capture", "DEFAULT_MAX_BYTES", "KINDS"]
 
@@ -120,6 +121,7 @@ class Capture:
         self.input_ids: list[torch.Tensor] = []  # the token ids of each pass (Hugging Face models), for labels
         self.forwards = 0
         self._bytes = 0
+        self.grids: dict[int, WindowGrid] = {}  # per windowed site: the token grid of its last call
 
     # -- recording -------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -160,7 +162,8 @@ class Capture:
         if weights.dim() == 3:  # unbatched nn.MultiheadAttention input
             weights = weights.unsqueeze(0)
         if weights.dim() != 4:
-            raise bad_argument(UnsupportedModelError, site.name, "attention weights (batch, heads, queries, keys)", weights, raw=True)
+            raise UnsupportedModelError(f"{site.name}: expected attention weights (batch, heads, queries, keys), got a tensor of shape "
+                                        f"{tuple(weights.shape)}")
         if self.heads is not None:
             n = weights.shape[1]
             if not all(-n <= h < n for h in self.heads):
@@ -215,6 +218,10 @@ class Capture:
                 raise NothingCapturedError(f"layer {site.name!r}: expected call {k} in every forward pass, got {len(mine)} call(s)")
             out.append(mine[k])
         return out
+
+    def window_grids(self) -> list[WindowGrid | None]:
+        """Per recorded layer, the window grid its weights were scattered from (None: not windowed)."""
+        return [self.grids.get(id(site)) for site, _, _ in self._layout()]
 
     @property
     def generated(self) -> bool:
@@ -283,7 +290,11 @@ class Capture:
         if mask is None and self.generated:
             T = w.shape[-1]
             mask = torch.ones(T, T, dtype=torch.bool).tril().expand(w.shape[1], T, T)
-        return AttentionMaps(w, tuple(self.layer_names), query_labels, key_labels, mask, {"kinds": self.kinds, **(meta or {})})
+        grids = self.window_grids()
+        if mask is None and grids[0] is not None and all(g == grids[0] for g in grids):  # one window layout: its mask
+            mask = grids[0].mask().expand(w.shape[1], -1, -1)
+        windows = [None if g is None else {"window": list(g.window), "shift": list(g.shift)} for g in grids]
+        return AttentionMaps(w, tuple(self.layer_names), query_labels, key_labels, mask, {"kinds": self.kinds, "windows": windows, **(meta or {})})
 
     @property
     def maps(self) -> AttentionMaps:
@@ -413,6 +424,48 @@ def _token_check(site: Site, tokens: list) -> Callable:
     return hook
 
 
+def _grid_pre_hook(site: Site, grids: list) -> Callable:
+    """On the windowing block: the token grid it is about to cut (timm: x is (B, H, W, C);
+    Hugging Face: ``input_dimensions``), kept as ``[height, width]`` until the attention reads it."""
+    def hook(block: nn.Module, args: tuple, kwargs: dict) -> None:
+        x = _first_tensor(args, kwargs, ("x", "hidden_states"))
+        dims = kwargs.get("input_dimensions", kwargs.get("size", args[1] if len(args) > 1 and isinstance(args[1], (tuple, list)) else None))
+        if dims is None and x is not None and x.dim() == 4:
+            dims = (x.shape[1], x.shape[2])
+        if dims is None:
+            raise UnsupportedModelError(f"{site.name}: expected the token grid of its windowing block "
+                                        f"{type(block).__name__} (a (B, H, W, C) input or input_dimensions), got neither")
+        grids[:] = [tuple(int(d) for d in dims)]
+    return hook
+
+
+def _token_pre_hook(cap: Capture, site: Site, batch: list, grids: list, tokens: list) -> Callable:
+    """timm / Hugging Face attention: note the input's tokens; windowed inputs get their grid (from the
+    block's size, window and shift as they are now); other batch-folded inputs are refused; then the budget."""
+    def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        x = _first_tensor(args, kwargs, ("x", "hidden_states"))
+        if x is None or x.dim() != 3:
+            return
+        rows, n = x.shape[0], x.shape[1]
+        tokens[:] = [n]
+        if site.window_block is not None:
+            if not grids or not isinstance(grids[-1], tuple):
+                raise UnsupportedModelError(f"{site.name}: expected its windowing block to run first, got the attention alone")
+            block = site.window_block
+            window = getattr(block, "window_size", None) or getattr(block, "ws")
+            grid = WindowGrid(*grids[-1], pair(window), pair(getattr(block, "shift_size", 0)))
+            grids[:] = [grid]
+            images = batch[0] or rows // grid.token_index().shape[0]
+            cap._check_budget(site, images, site.n_heads, grid.tokens, grid.tokens)
+            return
+        if batch[0] and rows != batch[0]:
+            raise UnsupportedModelError(
+                f"{site.name}: expected attention over the model's {batch[0]} inputs, got {rows} rows "
+                f"({type(module).__name__} folds windows or groups into the batch axis; record other layers with layers=...)")
+        cap._check_budget(site, rows, site.n_heads, n, n)
+    return hook
+
+
 def _install(cap: Capture, model: nn.Module, handles: list, restore: list) -> None:
     """Register hooks and flip flags for every selected site; undo actions go into ``restore``."""
     families = {s.family for s in cap.sites}
@@ -438,37 +491,34 @@ def _install(cap: Capture, model: nn.Module, handles: list, restore: list) -> No
             asked: list = []
             handles.append(m.register_forward_pre_hook(_mha_pre_hook(cap, site, asked), with_kwargs=True))
             handles.append(m.register_forward_hook(_mha_post_hook(cap, site, asked)))
-        elif site.family == "timm":
-            old = m.fused_attn
-            m.fused_attn = False
-            restore.append(lambda m=m, old=old: setattr(m, "fused_attn", old))
-            tokens: list = []
+        else:  # timm and Hugging Face: one pre-hook (batch, windows, budget), the weights read where each family has them
+            grids: list[WindowGrid] = []
+            tokens: list[int] = []
+            if site.window_block is not None:  # first: the grid before the attention reads it
+                handles.append(site.window_block.register_forward_pre_hook(_grid_pre_hook(site, grids), with_kwargs=True))
+            handles.append(m.register_forward_pre_hook(_token_pre_hook(cap, site, batch, grids, tokens), with_kwargs=True))
 
-            def timm_pre(mod, args, kwargs, s=site, tokens=tokens):
-                x = _first_tensor(args, kwargs, ("x",))
-                tokens[:] = [x.shape[-2]] if x is not None and x.dim() == 3 else []
-                if x is not None and x.dim() == 3 and batch[0] and x.shape[0] != batch[0]:
+            def record(weights, site=site, grids=grids):
+                if weights is not None and grids:
+                    if weights.dim() == 5:  # (batch, windows, heads, N, N), as Twins keeps it
+                        weights = weights.flatten(0, 1)
+                    weights = scatter(weights, grids[-1], batch[0] or weights.shape[0] // grids[-1].token_index().shape[0])
+                    cap.grids[id(site)] = grids[-1]
+                elif weights is not None and batch[0] and weights.dim() == 4 and weights.shape[0] != batch[0]:
                     raise UnsupportedModelError(
-                        f"{s.name}: expected attention over the model's {batch[0]} inputs, got {x.shape[0]} rows "
-                        f"({type(mod).__name__} folds windows into the batch axis; record other layers with layers=...)")
-                if x is not None and x.dim() == 3:
-                    cap._check_budget(s, x.shape[0], mod.num_heads, x.shape[1], x.shape[1])
+                        f"{site.name}: expected attention over the model's {batch[0]} inputs, got weights of shape {tuple(weights.shape)} "
+                        f"({type(site.module).__name__} folds windows or partitions into the batch axis; record other layers with layers=...)")
+                cap._record(site, weights)
 
-            handles.append(m.register_forward_pre_hook(timm_pre, with_kwargs=True))
-            handles.append(m.attn_drop.register_forward_hook(_token_check(site, tokens)))
-            handles.append(m.attn_drop.register_forward_hook(lambda _m, _i, out, r=record: r(out)))
-        else:
-            def hf_pre(mod, args, kwargs, s=site):
-                x = _first_tensor(args, kwargs, ("hidden_states",))
-                if x is not None and x.dim() == 3:
-                    if batch[0] and x.shape[0] != batch[0]:
-                        raise UnsupportedModelError(
-                            f"{s.name}: expected attention over the model's {batch[0]} inputs, got {x.shape[0]} rows "
-                            f"({type(mod).__name__} folds windows into the batch axis; record other layers with layers=...)")
-                    cap._check_budget(s, x.shape[0], s.n_heads, x.shape[1], x.shape[1])
-
-            handles.append(m.register_forward_pre_hook(hf_pre, with_kwargs=True))
-            handles.append(m.register_forward_hook(lambda _m, _i, out, r=record, s=site: r(_hf_weights(out, s))))
+            if site.family == "timm":
+                if hasattr(m, "fused_attn"):
+                    old = m.fused_attn
+                    m.fused_attn = False
+                    restore.append(lambda m=m, old=old: setattr(m, "fused_attn", old))
+                handles.append(m.attn_drop.register_forward_hook(_token_check(site, tokens)))
+                handles.append(m.attn_drop.register_forward_hook(lambda _m, _i, out, r=record: r(out)))
+            else:
+                handles.append(m.register_forward_hook(lambda _m, _i, out, r=record, s=site: r(_hf_weights(out, s))))
 
     def pre(_m, args, kwargs):
         x = _first_tensor(args, kwargs, ("input_ids", "pixel_values", "input_features", "inputs_embeds", "x"))

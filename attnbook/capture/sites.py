@@ -37,6 +37,9 @@ SUPPORTED_FAMILIES = (
 REFUSED = {
     "XCA": "cross-covariance attention (XCiT) mixes channels, not tokens: its weights are (channels × channels) per head",
     "ChannelAttention": "channel attention (DaViT) mixes channels, not tokens: its weights are (channels × channels) per head",
+    "TalkingHeadAttn": "talking-heads attention (CaiT) mixes heads after the softmax: its weights are not distributions over keys",
+    "FactorAttnConvRelPosEnc": "factorized attention (CoaT) takes the softmax over keys and computes q·(softmax(K)ᵀV): "
+                               "no token × token matrix exists",
 }
 
 _ATTENTION_NAME = re.compile(r"(attention|attn)", re.IGNORECASE)
@@ -54,6 +57,7 @@ class Site:
     family: str
     kind: str = "self"
     index: int | None = None
+    window_block: nn.Module | None = None  # the Swin-style block that windows this layer's input (``window_size``, ``shift_size``)
 
     @property
     def n_heads(self) -> int | None:
@@ -69,7 +73,9 @@ class Site:
 
 
 def _is_timm_attention(module: nn.Module) -> bool:
-    return hasattr(module, "fused_attn") and isinstance(getattr(module, "attn_drop", None), nn.Module) and hasattr(module, "num_heads")
+    """timm-style attention: the probabilities pass through an ``attn_drop`` module (after ``fused_attn``
+    is turned off where the module has the switch), and it names its head count."""
+    return isinstance(getattr(module, "attn_drop", None), nn.Module) and hasattr(module, "num_heads") and not isinstance(module, nn.MultiheadAttention)
 
 
 def _hf_models(model: nn.Module) -> list[nn.Module]:
@@ -116,8 +122,8 @@ def _within(inner: str, outer: str) -> bool:
 def find_attention(model: nn.Module) -> list[Site]:
     """Every attention layer of ``model`` that capture can record, in module order."""
     hf_models = _hf_models(model)
-    declared = _declared(hf_models)
-    undeclared_roots = [n for n, m in model.named_modules() if m in hf_models and not (getattr(m, "_can_record_outputs", None) or {}).get("attentions")]
+    hf_names = [n for n, m in model.named_modules() if any(m is h for h in hf_models)]
+    owners = {n: m for n, m in model.named_modules() if n in hf_names}
     sites: list[Site] = []
     candidates: list[tuple[str, nn.Module]] = []
     for name, module in model.named_modules():
@@ -127,23 +133,51 @@ def find_attention(model: nn.Module) -> list[Site]:
             cross = name.rsplit(".", 1)[-1] == "multihead_attn" or bool(_CROSS_NAME.search(name.rsplit(".", 1)[-1]))
             sites.append(Site(name, module, "torch", "cross" if cross else "self"))
         elif _is_timm_attention(module) and type(module).__name__ not in REFUSED:
-            sites.append(Site(name, module, "timm"))
+            cross = bool(_CROSS_NAME.search(type(module).__name__))
+            site = Site(name, module, "timm", "cross" if cross else "self")
+            if isinstance(getattr(module, "ws", None), int):  # Twins' locally grouped attention windows its own input
+                site.window_block = module
+            sites.append(site)
         elif hf_models:
-            for key, kind in (("attentions", "self"), ("cross_attentions", "cross")):
-                hit, index = _match(name, module, declared[key])
-                if hit:
-                    sites.append(Site(name, module, "hf", kind, index))
-                    break
-            else:
-                cls = type(module).__name__
-                if cls.lower().endswith("attention") and any(_within(name, root) for root in undeclared_roots):
-                    candidates.append((name, module))
-    # a model that declares no recorders: the innermost attention modules of it
+            # the innermost Hugging Face model around the module decides: its declared recorders, or none
+            owner = max((n for n in hf_names if _within(name, n) and n != name), key=len, default=None)
+            if owner is None:
+                continue
+            declared = _declared([owners[owner]])
+            if declared["attentions"] or declared["cross_attentions"]:
+                for key, kind in (("attentions", "self"), ("cross_attentions", "cross")):
+                    hit, index = _match(name, module, declared[key])
+                    if hit:
+                        sites.append(Site(name, module, "hf", kind, index))
+                        break
+            elif type(module).__name__.lower().endswith("attention"):
+                candidates.append((name, module))
+    # a declared recorder that holds several attention modules (Swin declares its stages) gives one
+    # output per container: record the attention modules inside it instead
+    expanded: list[Site] = []
+    for site in sites:
+        inner = [(n, m) for n, m in model.named_modules() if n.startswith(site.name + ".") and type(m).__name__.endswith("Attention")]
+        inner = [(n, m) for n, m in inner if not any(o.startswith(n + ".") for o, _ in inner)]
+        if site.family == "hf" and len(inner) > 1:
+            expanded += [Site(n, m, "hf", site.kind, None) for n, m in inner]
+        else:
+            expanded.append(site)
+    sites = expanded
+    # models that declare no recorders: their innermost attention modules
     names = [n for n, _ in candidates]
     for name, module in candidates:
         if not any(other.startswith(name + ".") for other in names):
-            kind = "cross" if _CROSS_NAME.search(name) else "self"
-            sites.append(Site(name, module, "hf", kind, None))
+            sites.append(Site(name, module, "hf", "cross" if _CROSS_NAME.search(name) else "self", None))
+    modules = dict(model.named_modules())
+    for site in sites:
+        if site.window_block is not None:
+            continue
+        parts = site.name.split(".")
+        for cut in range(len(parts) - 1, -1, -1):  # nearest ancestor first
+            ancestor = modules[".".join(parts[:cut])]
+            if hasattr(ancestor, "window_size") and hasattr(ancestor, "shift_size"):
+                site.window_block = ancestor
+                break
     order = {m: i for i, (_, m) in enumerate(model.named_modules())}
     return sorted(sites, key=lambda s: order[s.module])
 
