@@ -183,13 +183,16 @@ def find_attention(model: nn.Module) -> list[Site]:
 
 
 def unrecordable(model: nn.Module, sites: list[Site]) -> list[tuple[str, str]]:
-    """Attention-like layers of ``model`` (class name with 'Attention' or 'Attn', with parameters) that
-    are not sites, hold no site and are not inside one: ``(name, why)`` for each."""
+    """Attention-like layers of ``model`` — a class named with 'Attention' or 'Attn', a refused class, or
+    a module of its own (not a ``torch.nn`` layer) whose attribute name says attention — with
+    parameters, that are not sites, hold no site and are not inside one: ``(name, why)`` for each."""
     site_names = [s.name for s in sites]
     found = []
     for name, module in model.named_modules():
         cls = type(module).__name__
-        if cls not in REFUSED and (not _ATTENTION_NAME.search(cls) or _NOT_ATTENTION.search(cls)):
+        own_name = name.rsplit(".", 1)[-1]
+        named_attention = bool(_ATTENTION_NAME.search(own_name)) and not type(module).__module__.startswith("torch.nn")
+        if cls not in REFUSED and (not (_ATTENTION_NAME.search(cls) or named_attention) or _NOT_ATTENTION.search(cls)):
             continue
         if not any(True for _ in module.parameters()):
             continue
