@@ -48,8 +48,9 @@ def refusals_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def differences_figure(table: pd.DataFrame) -> Figure:
-    """Largest |captured − reference| weight and |output with − without capture| per recorded family,
-    on a log scale (exact zeros drawn at 1e-10), with the 1e-5 tolerance."""
+    """Largest absolute difference of the captured weights from the reference and of the outputs with
+    capture from those without, per recorded family, on a log scale (exact zeros drawn at 1e-10), with
+    the 1e-5 tolerance."""
     recorded = table[table.expect == "recorded"].reset_index(drop=True)
     floor = 1e-10
     fig = plots.BookFigure(figsize=(11.0, 4.2), layout="constrained")
