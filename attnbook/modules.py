@@ -82,12 +82,16 @@ class MultiHeadAttention(nn.Module):
         self.hook_pattern = nn.Identity()
         self.record_attention = False
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
         if x.dim() != 3:
             raise bad_argument(InvalidInputError, "x", "a (batch, time, d_model) tensor", x)
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        mask = self._full_mask(attn_mask, T, x.device)
+        past = 0
+        if cache is not None:  # generation: the queries are the last T positions, the keys every position so far
+            past = cache.length_of(self)
+            k, v = cache.update(self, k, v)
+        mask = self._full_mask(attn_mask, T, x.device, past)
         if self.record_attention:
             scores = (q * (1.0 / math.sqrt(self.head_dim))) @ k.transpose(-2, -1)
             if mask is not None:
@@ -98,17 +102,43 @@ class MultiHeadAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
-    def _full_mask(self, attn_mask: torch.Tensor | None, T: int, device: torch.device) -> torch.Tensor | None:
-        """Bool mask (batch or 1, 1, T, T) combining ``attn_mask`` and causality, or None."""
+    def _full_mask(self, attn_mask: torch.Tensor | None, T: int, device: torch.device, past: int = 0) -> torch.Tensor | None:
+        """Bool mask (batch or 1, 1, T, past + T) combining ``attn_mask`` and causality (query ``i`` is
+        position ``past + i``), or None."""
         mask = None
         if self.causal:
-            mask = torch.ones(T, T, dtype=torch.bool, device=device).tril()[None, None]
+            mask = torch.ones(T, past + T, dtype=torch.bool, device=device).tril(diagonal=past)[None, None]
         if attn_mask is not None:
             if attn_mask.dtype != torch.bool:
                 raise bad_argument(InvalidInputError, "attn_mask", "a bool tensor (True = allowed)", attn_mask.dtype, raw=True)
             m = attn_mask if attn_mask.dim() == 4 else attn_mask.unsqueeze(1)
             mask = m if mask is None else mask & m
         return mask
+
+
+class KVCache:
+    """Keys and values of every attention layer so far, for generation one position at a time:
+    each :class:`MultiHeadAttention` appends its new ``k, v`` (batch, heads, T, d) and attends over all."""
+
+    def __init__(self) -> None:
+        self._kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def length(self) -> int:
+        """Positions held (0 when empty)."""
+        return next(iter(self._kv.values()))[0].shape[-2] if self._kv else 0
+
+    def length_of(self, layer: nn.Module) -> int:
+        kv = self._kv.get(id(layer))
+        return 0 if kv is None else kv[0].shape[-2]
+
+    def update(self, layer: nn.Module, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append ``k, v`` for ``layer``; return its keys and values over every position so far."""
+        if id(layer) in self._kv:
+            old_k, old_v = self._kv[id(layer)]
+            k, v = torch.cat((old_k, k), dim=-2), torch.cat((old_v, v), dim=-2)
+        self._kv[id(layer)] = (k, v)
+        return k, v
 
 
 class FeedForward(nn.Module):
@@ -135,8 +165,8 @@ class TransformerBlock(nn.Module):
         self.mlp = FeedForward(config)
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), attn_mask))
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), attn_mask, cache))
         return x + self.mlp(self.ln2(x))
 
 

@@ -105,6 +105,39 @@ def test_generate_crops_context_and_top_k_1_is_greedy(gpt):
     assert torch.equal(out, idx)
 
 
+def test_kv_cache_generation_reads_what_a_full_forward_reads(gpt):
+    """With a KV cache the prompt is read once and then one position per step; logits, sampled text and
+    the attention recorded while sampling equal the full-forward path (past the context: cropped recompute)."""
+    from attnbook.modules import KVCache
+
+    idx = torch.randint(0, 11, (2, 5), generator=torch.Generator().manual_seed(1))
+    cache = KVCache()
+    first = gpt(idx[:, :3], cache=cache)[0]
+    rest = gpt(idx[:, 3:], cache=cache)[0]
+    assert cache.length == 5 and torch.allclose(torch.cat([first, rest], 1), gpt(idx)[0], atol=1e-5)
+    with pytest.raises(InvalidInputError, match="in the cache"):
+        gpt(torch.zeros(2, 12, dtype=torch.long), cache=cache)  # 5 + 12 > block_size 16
+    assert torch.equal(gpt.generate(idx, 20, top_k=1), gpt.generate(idx, 20, top_k=1, use_cache=True))  # 25 > 16: crops too
+    sampled = [gpt.generate(idx, 9, temperature=0.8, generator=torch.Generator().manual_seed(5), use_cache=c) for c in (False, True)]
+    assert torch.equal(*sampled)
+    with torch.no_grad(), capture(gpt) as cap:
+        out = gpt.generate(idx, 9, top_k=1, use_cache=True)
+    with torch.no_grad(), capture(gpt) as once:
+        gpt(out[:, :-1])
+    assert cap.generated and cap.forwards == 9 and (cap.weights() - once.weights()).abs().max() < 1e-5
+
+
+def test_generation_attention_measures_sampled_against_validation_text(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    train_run(_spec(), corpus=corpus, progress=False)
+    measured = analysis.generation_attention(load_model(_spec()), corpus, windows=3, prompt=4, seed=0)
+    assert measured["capture_vs_forward"] <= 1e-5 and measured["positions"] == 15 and measured["windows"] == 3
+    assert 0 < measured["entropy_sampled"] < math.log(16) and 0 < measured["entropy_validation"] < math.log(16)
+    assert measured["relative_entropy_difference"] >= 0
+    again = analysis.generation_attention(load_model(_spec()), corpus, windows=3, prompt=4, seed=0)
+    assert again == measured  # seeded
+
+
 def test_generate_is_seeded_and_checks_arguments(gpt):
     a = gpt.generate(torch.zeros(1, 1, dtype=torch.long), 20, temperature=0.8, generator=torch.Generator().manual_seed(3))
     b = gpt.generate(torch.zeros(1, 1, dtype=torch.long), 20, temperature=0.8, generator=torch.Generator().manual_seed(3))

@@ -20,7 +20,7 @@ from .experiment import RunResult
 
 __all__ = ["by_dataset", "mean_se", "runs_table", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
            "head_similarity", "floor_crossing", "js_reference", "chapter_claims", "chapter_hypotheses", "learning_summary",
-           "SEED_BEST_VAL"]
+           "generation_attention", "SEED_BEST_VAL"]
 
 #: the seed study's best validation loss per corpus (nats / char; 6×6×384, block 256, GPU, 5k / 100k steps)
 SEED_BEST_VAL = {"tinyshakespeare": 1.468, "enwik8": 1.006, "text8": 0.981}
@@ -194,12 +194,14 @@ def js_reference(run: RunResult, snapshot: int = -1) -> dict[str, float]:
     return {"min": float(np.min(values)), "max": float(np.max(values)), "max_difference": float(np.abs(ours - ref).max())}
 
 
-def chapter_claims(results: Sequence[RunResult], floors: dict[str, float], profile: str, fresh_weights=None) -> list[Claim]:
+def chapter_claims(results: Sequence[RunResult], floors: dict[str, float], profile: str, fresh_weights=None,
+                   generation: dict | None = None) -> list[Claim]:
     """What chapter 5 stands on, for the corpora that ran (none: no claims). Per corpus: step-0 entropy
     within 1 % of the uniform-causal value and a final validation loss below the bigram floor
     (``floors``); tiny Shakespeare ≤ 2.0 in ``quick``; over all runs: entropy falls in every layer, no
     head collapses, head diversity agrees with scipy; ``fresh_weights`` (L, B, H, T, T), a fresh capture
-    of a trained model (:func:`~attnbook.charlm.tracking.causal_maps`): causal and row-stochastic."""
+    of a trained model (:func:`~attnbook.charlm.tracking.causal_maps`): causal and row-stochastic;
+    ``generation`` (:func:`generation_attention`): maps recorded while sampling equal one forward."""
     from .tracking import uniform_causal
 
     if not results:
@@ -227,10 +229,14 @@ def chapter_claims(results: Sequence[RunResult], floors: dict[str, float], profi
     if fresh_weights is not None:
         claims += [Claim("fresh capture of a trained model: largest weight above the diagonal", float(fresh_weights.triu(1).abs().max()), "<=", 0.0),
                    Claim("fresh capture: largest |row sum − 1|", float((fresh_weights.sum(-1) - 1).abs().max()), "<=", 1e-5)]
+    if generation is not None:
+        claims.append(Claim("maps recorded while sampling (KV cache) − one forward over the same text: largest |difference|",
+                            generation["capture_vs_forward"], "<=", 1e-5))
     return claims
 
 
-def chapter_hypotheses(results: Sequence[RunResult], floors: dict[str, float], corr: pd.DataFrame, induction_period: int) -> dict[str, Hypothesis]:
+def chapter_hypotheses(results: Sequence[RunResult], floors: dict[str, float], corr: pd.DataFrame, induction_period: int,
+                       generation: dict | None = None) -> dict[str, Hypothesis]:
     """The seed's statements and the literature's, each with its rule fixed in advance, keyed for the
     prose (``h_focus`` …); "on every corpus" means every corpus that ran. No runs: none."""
     from .tracking import uniform_causal
@@ -252,7 +258,7 @@ def chapter_hypotheses(results: Sequence[RunResult], floors: dict[str, float], c
     cross = float(np.nanmean([floor_crossing(r, floors[r.spec.dataset]) for r in results]))
     rho = lambda m, t: corr[(corr.metric == m) & (corr.against == t)].set_index("dataset")["spearman"]  # noqa: E731
     listed = lambda series: ", ".join(f"{d}: ρ={fmt(float(v))}" for d, v in series.items())  # noqa: E731
-    return {
+    out = {
         "h_focus": Hypothesis("seed: attention becomes more focused (entropy falls) as training goes on",
                               f"mean entropy change {fmt(float(np.mean(entropy_change)))} nats", f"uniform {fmt(uniform['entropy'])}",
                               "mean entropy at the end < at the start in every run", all(c < 0 for c in entropy_change)),
@@ -281,6 +287,15 @@ def chapter_hypotheses(results: Sequence[RunResult], floors: dict[str, float], c
         "h_bietti": Hypothesis("Bietti 2023: the bigram floor is crossed before attention sharpens",
                                f"share of layer 0's entropy drop done at the crossing: {fmt(cross)}", "1 = all of it", "< 0.5", bool(cross < 0.5)),
     }
+    if generation is not None:
+        rel = generation["relative_entropy_difference"]
+        out["h_generation"] = Hypothesis(
+            "seed: attention during generation differs slightly from training patterns",
+            f"mean |ΔH| / H over heads, own samples vs validation text: {fmt(rel)} (H {fmt(generation['entropy_sampled'])} vs "
+            f"{fmt(generation['entropy_validation'])} nats)",
+            f"same text read vs recorded while sampling: max |Δw| {fmt(generation['capture_vs_forward'])}",
+            "0.01 < mean relative entropy difference < 0.2 (different, but slightly)", bool(0.01 < rel < 0.2))
+    return out
 
 
 def learning_summary(results: Sequence[RunResult], floors: dict[str, float], missing: dict[str, str], seed_scale: dict) -> str:
@@ -301,3 +316,40 @@ def learning_summary(results: Sequence[RunResult], floors: dict[str, float], mis
     if not parts:
         return "No corpus was configured."
     return " ".join(parts).replace("$", r"\$")  # "$ATTNBOOK_DATA_DIR … $ATTNBOOK_CACHE" is not inline math
+
+
+def generation_attention(model, corpus, *, windows: int = 8, prompt: int = 16, seed: int = 0, temperature: float = 0.8,
+                         top_k: int | None = 200) -> dict[str, float]:
+    """Attention while the model writes, against attention while it reads.
+
+    ``windows`` prompts of ``prompt`` validation characters are continued (KV cache, seeded) to a
+    full context of ``T = block_size`` characters, with ``capture`` around the sampling: the passes
+    assemble into one causal map over the ``T − 1`` positions the model read. Measured:
+    ``capture_vs_forward``, the largest difference between those maps and one forward over the same
+    text (the mechanism: 0 up to float rounding); ``entropy_sampled`` and ``entropy_validation``, the
+    mean row entropy (nats) of every head on the sampled text and on as many validation windows of
+    the same length; ``relative_entropy_difference`` = mean over heads of ``|H_s − H_v| / H_v``.
+    """
+    import torch
+
+    from .. import metrics
+    from ..capture import capture
+    from .tracking import causal_maps
+
+    T = model.config.block_size
+    rng = np.random.default_rng(seed)
+    starts = rng.choice(len(corpus.val) - 2 * T, size=2 * windows, replace=False)
+    prompts = torch.as_tensor(np.stack([corpus.val[s:s + prompt] for s in starts[:windows]]).astype(np.int64))
+    generator = torch.Generator().manual_seed(seed)
+    model.eval()
+    with torch.no_grad(), capture(model) as cap:
+        text = model.generate(prompts, T - prompt, temperature=temperature, top_k=top_k, generator=generator, use_cache=True)
+    sampled = cap.to_maps()  # causal, over text[:, :-1]
+    read = causal_maps(model, text[:, :-1])
+    validation = causal_maps(model, torch.as_tensor(np.stack([corpus.val[s:s + T - 1] for s in starts[windows:]]).astype(np.int64)))
+    h_sampled = metrics.entropy(sampled).mean(1)  # (L, H)
+    h_validation = metrics.entropy(validation).mean(1)
+    return {"capture_vs_forward": float((sampled.weights - read.weights).abs().max()),
+            "entropy_sampled": float(h_sampled.mean()), "entropy_validation": float(h_validation.mean()),
+            "relative_entropy_difference": float(((h_sampled - h_validation).abs() / h_validation).mean()),
+            "positions": T - 1, "windows": windows}

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InvalidInputError, bad_argument
-from ..modules import BlockConfig, TransformerBlock
+from ..modules import BlockConfig, KVCache, TransformerBlock
 
 __all__ = ["GPTConfig", "GPT"]
 
@@ -99,25 +99,34 @@ class GPT(nn.Module):
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
             raise bad_argument(InvalidInputError, "idx", f"ids in [0, {self.config.vocab_size})", f"ids in [{int(idx.min())}, {int(idx.max())}]", raw=True)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (B, T, vocab) and, with ``targets`` (B, T), the mean cross-entropy in nats."""
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, vocab) and, with ``targets`` (B, T), the mean cross-entropy in nats. With a
+        ``cache`` (generation) ``idx`` holds the positions after those already in it."""
         self.check_input(idx)
+        past = cache.length if cache is not None else 0
         T = idx.shape[1]
-        pos = torch.arange(T, device=idx.device)
+        if past + T > self.config.block_size:
+            raise bad_argument(InvalidInputError, "idx", f"at most block_size={self.config.block_size} positions with the "
+                               f"{past} in the cache", f"{T} more", raw=True)
+        pos = torch.arange(past, past + T, device=idx.device)
         x = self.drop(self.wte(idx.long()) + self.wpe(pos))  # (B, T, C)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, cache=cache)
         logits = self.lm_head(self.ln_f(x))
         loss = None if targets is None else F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1).long())
         return logits, loss
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, use_cache: bool = False) -> torch.Tensor:
         """Append ``max_new_tokens`` sampled ids to ``idx`` (B, T), as nanoGPT: the context is
         cropped to ``block_size``, logits of the last position divided by ``temperature``, kept to
         the ``top_k`` largest, softmax, one multinomial draw (on the CPU, with ``generator`` a CPU
-        generator, so a seed gives the same text on any device). No KV cache (one full forward per token)."""
+        generator, so a seed gives the same text on any device). Without ``use_cache`` one full
+        forward per token (the seed's measurement); with it a :class:`~attnbook.modules.KVCache`
+        while the sequence fits the context (the prompt once, then one position per step), a full
+        forward of the cropped context after that."""
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise bad_argument(InvalidInputError, "max_new_tokens", "a non-negative integer", max_new_tokens)
         if not temperature > 0:
@@ -127,9 +136,13 @@ class GPT(nn.Module):
         self.check_input(idx)
         was_training = self.training
         self.eval()
+        cache = KVCache() if use_cache else None
         try:
             for _ in range(max_new_tokens):
-                logits, _ = self(idx[:, -self.config.block_size:])
+                if cache is not None and idx.shape[1] <= self.config.block_size:
+                    logits, _ = self(idx[:, cache.length:], cache=cache)
+                else:
+                    logits, _ = self(idx[:, -self.config.block_size:])
                 logits = logits[:, -1, :] / temperature
                 if top_k is not None:
                     v, _ = torch.topk(logits, min(top_k, logits.shape[-1]))
