@@ -217,3 +217,20 @@ def test_windows_scatter_and_gather_are_inverse(h, w, wh, ww, sh, sw, batch):
 def test_a_grid_the_model_pads_is_refused():
     with pytest.raises(UnsupportedModelError, match="divisible"):
         WindowGrid(7, 8, (4, 4), (0, 0))
+
+
+def test_cross_attention_is_labelled_decoder_by_encoder():
+    from transformers import T5Config, T5Model
+
+    torch.manual_seed(0)
+    model = T5Model(T5Config(vocab_size=40, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)).eval()
+    ids, decoder_ids = torch.randint(0, 40, (2, 7)), torch.randint(0, 40, (2, 5))
+    with torch.no_grad(), capture(model, kind="cross") as cap:
+        model(input_ids=ids, decoder_input_ids=decoder_ids)
+    maps = cap.to_maps(tokenizer=_Tokens())
+    assert maps.weights.shape == (2, 2, 4, 5, 7) and cap.layer_names == ["decoder.block.0.layer.1", "decoder.block.1.layer.1"]
+    assert maps.query_labels[1] == tuple(f"t{i}" for i in decoder_ids[1].tolist())
+    assert maps.key_labels[1] == tuple(f"t{i}" for i in ids[1].tolist())
+    with torch.no_grad(), capture(model, layers="encoder.*") as enc:
+        model(input_ids=ids, decoder_input_ids=decoder_ids)
+    assert enc.to_maps(tokenizer=_Tokens()).key_labels[0] == tuple(f"t{i}" for i in ids[0].tolist())

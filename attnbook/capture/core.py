@@ -118,7 +118,7 @@ class Capture:
         self.max_bytes = max_bytes
         self.passes: list[list[tuple[Site, torch.Tensor]]] = []  # one list of (site, weights) per forward pass
         self._open: list[tuple[Site, torch.Tensor]] | None = None
-        self.input_ids: list[torch.Tensor] = []  # the token ids of each pass (Hugging Face models), for labels
+        self.inputs: dict[str, list[torch.Tensor]] = {}  # token ids of each pass (input_ids, decoder_input_ids), for labels
         self.forwards = 0
         self._bytes = 0
         self.grids: dict[int, WindowGrid] = {}  # per windowed site: the token grid of its last call
@@ -268,25 +268,34 @@ class Capture:
             raise bad_argument(InvalidInputError, "keep_grad", "True to read gradients", self.keep_grad, raw=True)
         return self._stack(self.per_layer(grads=True))
 
-    def token_ids(self) -> torch.Tensor | None:
-        """The token ids the recorded passes read (a KV-cache generation: the whole sequence fed in), or None."""
-        if not self.input_ids:
+    def token_ids(self, which: str = "input_ids") -> torch.Tensor | None:
+        """The token ids the recorded passes read — ``input_ids`` or, for an encoder–decoder,
+        ``decoder_input_ids`` (a KV-cache generation: the whole sequence fed in) — or None."""
+        chunks = self.inputs.get(which, [])
+        if not chunks:
             return None
-        if len({tuple(t.shape) for t in self.input_ids}) == 1 and not self.generated:
-            return torch.cat(self.input_ids, dim=0)
-        return torch.cat(self.input_ids, dim=1)
+        if len({tuple(t.shape) for t in chunks}) == 1 and not self.generated:
+            return torch.cat(chunks, dim=0)
+        return torch.cat(chunks, dim=1)
 
     def to_maps(self, *, query_labels=None, key_labels=None, mask: torch.Tensor | None = None, meta: dict | None = None,
                 tokenizer: Any = None) -> AttentionMaps:
-        """Recorded weights as :class:`AttentionMaps`, with optional labels and mask; ``tokenizer`` labels
-        both axes with the recorded token ids (self-attention of a Hugging Face model). A KV-cache
-        generation gets its causal mask."""
+        """Recorded weights as :class:`AttentionMaps`, with optional labels and mask. ``tokenizer`` labels
+        the axes with the recorded token ids: cross-attention queries from the decoder's ids and keys from
+        the encoder's; self-attention from the ids as long as its keys. A KV-cache generation gets its
+        causal mask; one window layout its window mask."""
         w = self.weights()
         if tokenizer is not None and query_labels is None and key_labels is None:
-            ids = self.token_ids()
-            if ids is None or ids.shape[-1] != w.shape[-1]:
-                raise bad_argument(InvalidInputError, "tokenizer", "recorded token ids as long as the keys", ids, raw=True)
-            query_labels = key_labels = [tokenizer.convert_ids_to_tokens(row.tolist()) for row in ids]
+            ids = {which: self.token_ids(which) for which in ("input_ids", "decoder_input_ids")}
+            if set(self.kinds) == {"cross"}:
+                q_ids, k_ids = ids["decoder_input_ids"], ids["input_ids"]
+            else:
+                q_ids = k_ids = next((t for t in ids.values() if t is not None and t.shape[-1] == w.shape[-1]), None)
+            if q_ids is None or k_ids is None or (q_ids.shape[-1], k_ids.shape[-1]) != tuple(w.shape[-2:]):
+                raise bad_argument(InvalidInputError, "tokenizer", f"recorded token ids for {tuple(w.shape[-2:])} queries × keys",
+                                   {k: None if v is None else tuple(v.shape) for k, v in ids.items()}, raw=True)
+            query_labels = [tokenizer.convert_ids_to_tokens(row.tolist()) for row in q_ids]
+            key_labels = [tokenizer.convert_ids_to_tokens(row.tolist()) for row in k_ids]
         if mask is None and self.generated:
             T = w.shape[-1]
             mask = torch.ones(T, T, dtype=torch.bool).tril().expand(w.shape[1], T, T)
@@ -523,9 +532,10 @@ def _install(cap: Capture, model: nn.Module, handles: list, restore: list) -> No
     def pre(_m, args, kwargs):
         x = _first_tensor(args, kwargs, ("input_ids", "pixel_values", "input_features", "inputs_embeds", "x"))
         batch[0] = x.shape[0] if x is not None and x.dim() >= 2 and "torch" not in families else 0
-        ids = kwargs.get("input_ids")
-        if isinstance(ids, torch.Tensor) and ids.dim() == 2:
-            cap.input_ids.append(ids.detach().cpu())
+        for which in ("input_ids", "decoder_input_ids"):
+            ids = kwargs.get(which)
+            if isinstance(ids, torch.Tensor) and ids.dim() == 2:
+                cap.inputs.setdefault(which, []).append(ids.detach().cpu())
         cap._start()
 
     handles.append(model.register_forward_pre_hook(pre, with_kwargs=True))
