@@ -55,7 +55,7 @@ from ..maps import AttentionMaps
 from .sites import SUPPORTED_FAMILIES, Site, find_attention, unrecordable
 from .windows import WindowGrid, pair, scatter
 
-__all__ = ["capture", "Capture", "DEFAULT_MAX_BYTES", "KINDS"]
+__all__ = ["capture", "Capture", "eager_attention", "DEFAULT_MAX_BYTES", "KINDS"]
 
 #: kept weights allowed by default (``max_bytes``): 4 GiB
 DEFAULT_MAX_BYTES = 4 * 2**30
@@ -592,6 +592,19 @@ def _without_attentions(out: Any) -> Any:
             return isinstance(x, tuple) and len(x) > 0 and all(isinstance(t, torch.Tensor) and t.dim() == 4 for t in x)
         return tuple(o for o in out if not is_weights(o))
     return out
+
+
+@contextmanager
+def eager_attention(model: nn.Module) -> Iterator[nn.Module]:
+    """Every outermost Hugging Face model inside ``model`` on eager attention inside the block (the
+    path that computes the weights), its own implementation restored after — exception or not."""
+    restore: list[Callable[[], None]] = []
+    try:
+        _use_eager(model, restore)
+        yield model
+    finally:
+        for undo in reversed(restore):
+            undo()
 
 
 def _use_eager(model: nn.Module, restore: list) -> None:

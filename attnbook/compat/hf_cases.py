@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..capture import eager_attention
 from .case import Case, Reference
 
 VOCAB = 99          # tiny vocabulary; ids drawn from [FIRST_ID, VOCAB) so that no special id is used
@@ -104,13 +105,8 @@ def _hf_reference(
     (``towers``: the sub-outputs in the order the forward pass runs them). The model's attention
     implementation is restored afterwards, exception or not.
     """
-    previous = model.config._attn_implementation
-    model.set_attn_implementation("eager")
-    try:
-        with torch.no_grad():
-            outputs = model(**inputs, output_attentions=True)
-    finally:
-        model.set_attn_implementation(previous)
+    with torch.no_grad(), eager_attention(model):
+        outputs = model(**inputs, output_attentions=True)
     if hasattr(outputs, "encoder_attentions"):
         return {
             "self": _weights(outputs.encoder_attentions, "the encoder")
@@ -139,13 +135,10 @@ def _called_reference(model: nn.Module, inputs: dict[str, Any], attention_class:
                 with torch.no_grad():  # .forward: the module's own computation, without this hook again
                     calls.append(mha.forward(*args, **{**kwargs, "need_weights": True, "average_attn_weights": False})[1].detach().float())
             handles.append(module.register_forward_pre_hook(rerun, with_kwargs=True))
-    previous = model.config._attn_implementation
-    model.set_attn_implementation("eager")
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eager_attention(model):
             model(**inputs, output_attentions=True)
     finally:
-        model.set_attn_implementation(previous)
         for h in handles:
             h.remove()
     return {"self": calls}

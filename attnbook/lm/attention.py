@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..capture import capture
+from ..capture import capture, eager_attention
 from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
 from .loading import LanguageModel
@@ -60,14 +60,8 @@ def lm_attention(lm: LanguageModel, texts: str | Sequence[str], layers=None) -> 
 def reference_attentions(lm: LanguageModel, texts: str | Sequence[str]) -> torch.Tensor:
     """Hugging Face's own ``output_attentions`` under eager attention, stacked (layers, batch, heads, q, k)."""
     inputs, _ = encode(lm, texts)
-    model = lm.model
-    old = model.config._attn_implementation
-    model.set_attn_implementation("eager")
-    try:
-        with torch.no_grad():
-            out = model(**inputs, output_attentions=True)
-    finally:
-        model.set_attn_implementation(old)
+    with torch.no_grad(), eager_attention(lm.model) as model:
+        out = model(**inputs, output_attentions=True)
     return torch.stack([a.float() for a in out.attentions])
 
 
