@@ -4,6 +4,10 @@ A *claim* is what a chapter stands on: a measured value compared with a threshol
 a claim that stops holding fails the tests. A *hypothesis* (from the seed study or the
 literature) may go either way: it is measured against a control and reported with its verdict,
 never asserted.
+
+In a notebook both tables render as HTML (:func:`claims_frame`, :func:`hypotheses_frame`); outside one
+they print as text. :func:`check_claims` always prints the line ``claims: K/N hold`` that tests and
+tools read.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import InvalidInputError, bad_argument
+
+__all__ = ["fmt", "Claim", "Hypothesis", "claims_table", "claims_frame", "check_claims", "hypotheses_table", "hypotheses_frame",
+           "show_hypotheses"]
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
@@ -76,11 +83,40 @@ def claims_table(claims: Sequence[Claim]) -> str:
     return _table(["claim", "measured", "threshold", "holds"], rows)
 
 
+def claims_frame(claims: Sequence[Claim]):
+    """The claims as a pandas DataFrame indexed by claim (measured, threshold, holds): an HTML table in a notebook."""
+    import pandas as pd
+
+    rows = [{"claim": c.text, "measured": fmt(c.measured), "threshold": f"{c.op} {fmt(c.threshold)}", "holds": "yes" if c.holds else "NO"}
+            for c in claims]
+    return pd.DataFrame(rows, columns=["claim", "measured", "threshold", "holds"]).set_index("claim")
+
+
+def _in_notebook() -> bool:
+    """Whether a Jupyter kernel (JupyterLab, papermill, nbval) runs this code."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the book's stack
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def _show(frame, text: str) -> None:
+    if _in_notebook():
+        from IPython.display import display
+
+        display(frame)
+    else:
+        print(text)
+
+
 def check_claims(claims: Sequence[Claim]) -> None:
-    """Print the claims table and ``claims: K/N hold``; raise AssertionError unless all hold."""
+    """Show the claims table (HTML in a notebook, text elsewhere), print ``claims: K/N hold``, and raise
+    AssertionError unless all hold."""
     if not claims:
         raise bad_argument(InvalidInputError, "claims", "at least one claim", claims)
-    print(claims_table(claims))
+    _show(claims_frame(claims), claims_table(claims))
     held = sum(c.holds for c in claims)
     print(f"claims: {held}/{len(claims)} hold")
     failing = [c.text for c in claims if not c.holds]
@@ -91,3 +127,18 @@ def hypotheses_table(hypotheses: Sequence[Hypothesis]) -> str:
     """Text table (hypothesis, measured, control, rule, verdict)."""
     rows = [[h.text, h.measured, h.control, h.rule, h.verdict] for h in hypotheses]
     return _table(["hypothesis", "measured", "control", "rule", "verdict"], rows)
+
+
+def hypotheses_frame(hypotheses: Sequence[Hypothesis]):
+    """The hypotheses as a pandas DataFrame indexed by hypothesis (measured, control, rule, verdict)."""
+    import pandas as pd
+
+    rows = [{"hypothesis": h.text, "measured": h.measured, "control": h.control, "rule": h.rule, "verdict": h.verdict} for h in hypotheses]
+    return pd.DataFrame(rows, columns=["hypothesis", "measured", "control", "rule", "verdict"]).set_index("hypothesis")
+
+
+def show_hypotheses(hypotheses: Sequence[Hypothesis]) -> None:
+    """Show the hypotheses table: HTML in a notebook, text elsewhere."""
+    if not hypotheses:
+        raise bad_argument(InvalidInputError, "hypotheses", "at least one hypothesis", hypotheses)
+    _show(hypotheses_frame(hypotheses), hypotheses_table(hypotheses))
