@@ -5,7 +5,8 @@ a claim that stops holding fails the tests. A *hypothesis* (from the seed study 
 literature) may go either way: it is measured against a control and reported with its verdict,
 never asserted.
 
-In a notebook both tables render as HTML (:func:`claims_frame`, :func:`hypotheses_frame`); outside one
+Every chapter writes its ``summary.json`` with :func:`write_summary`, in one schema (the findings
+page reads it). In a notebook both tables render as HTML (:func:`claims_frame`, :func:`hypotheses_frame`); outside one
 they print as text. :func:`check_claims` always prints the line ``claims: K/N hold`` that tests and
 tools read.
 """
@@ -16,11 +17,12 @@ import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import InvalidInputError, bad_argument
 
 __all__ = ["fmt", "Claim", "Hypothesis", "claims_table", "claims_frame", "check_claims", "hypotheses_table", "hypotheses_frame",
-           "show_hypotheses"]
+           "show_hypotheses", "summary_record", "write_summary"]
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
@@ -142,3 +144,27 @@ def show_hypotheses(hypotheses: Sequence[Hypothesis]) -> None:
     if not hypotheses:
         raise bad_argument(InvalidInputError, "hypotheses", "at least one hypothesis", hypotheses)
     _show(hypotheses_frame(hypotheses), hypotheses_table(hypotheses))
+
+
+def summary_record(claims: Sequence[Claim], hypotheses: Sequence[Hypothesis] = (), not_run: dict[str, str] | None = None) -> dict:
+    """The part of a chapter's summary every chapter shares, in one schema::
+
+        {"claims": [{"claim", "measured", "op", "threshold", "holds"}],
+         "hypotheses": [{"hypothesis", "measured", "control", "rule", "verdict"}],
+         "not_run": [{"what", "why"}]}
+    """
+    return {
+        "claims": [{"claim": c.text, "measured": c.measured, "op": c.op, "threshold": c.threshold, "holds": c.holds} for c in claims],
+        "hypotheses": [{"hypothesis": h.text, "measured": h.measured, "control": h.control, "rule": h.rule, "verdict": h.verdict}
+                       for h in hypotheses],
+        "not_run": [{"what": what, "why": why} for what, why in (not_run or {}).items()],
+    }
+
+
+def write_summary(path, claims: Sequence[Claim], hypotheses: Sequence[Hypothesis] = (), not_run: dict[str, str] | None = None,
+                  **extra) -> Path:
+    """Write a chapter's ``summary.json`` (atomically): the chapter's own ``extra`` values (profile,
+    seed, settings, tables), then :func:`summary_record`."""
+    from .store import write_json
+
+    return write_json(path, {**extra, **summary_record(claims, hypotheses, not_run)})

@@ -1,11 +1,10 @@
 """Every chapter's claims and hypotheses in one table, read from the chapters' own results.
 
-Each chapter writes ``results/<chapter>/<profile>/summary.json`` with a ``claims`` list
-(``claim, measured, op, threshold, holds``) and, where it measures hypotheses, a ``hypotheses``
-list (``text`` or ``hypothesis``, ``measured, control, rule, verdict``; chapter 2 names its
-questions in an ``answers`` mapping of the same records) and, where a part could not run (a corpus
-that is not there), a ``not_run`` list (``what, why``). :func:`collect` reads them for one profile;
-nothing is typed in by hand.
+Each chapter writes ``results/<chapter>/<profile>/summary.json`` with
+:func:`attnbook.claims.write_summary`: one schema of ``claims`` (``claim, measured, op, threshold,
+holds``), ``hypotheses`` (``hypothesis, measured, control, rule, verdict``) and ``not_run`` (``what,
+why``: a part that could not run, such as a corpus that is not there). :func:`collect` reads them for
+one profile; nothing is typed in by hand.
 """
 
 from __future__ import annotations
@@ -46,10 +45,8 @@ def collect(profile: str = "quick") -> pd.DataFrame:
         for c in summary.get("claims", []):
             rows.append({"chapter": title, "kind": "claim", "statement": c["claim"], "measured": _fmt(c["measured"]),
                          "threshold or rule": f"{c['op']} {_fmt(c['threshold'])}", "verdict": "holds" if c["holds"] else "does not hold"})
-        hypotheses = [{**h, "text": h.get("text") or h.get("hypothesis")} for h in summary.get("hypotheses", [])]
-        hypotheses += [{**h, "text": question} for question, h in summary.get("answers", {}).items()]  # chapter 2's questions
-        for h in hypotheses:
-            rows.append({"chapter": title, "kind": "hypothesis", "statement": h["text"], "measured": h["measured"],
+        for h in summary.get("hypotheses", []):
+            rows.append({"chapter": title, "kind": "hypothesis", "statement": h["hypothesis"], "measured": h["measured"],
                          "threshold or rule": h["rule"], "verdict": h["verdict"]})
         for skipped in summary.get("not_run", []):
             rows.append({"chapter": title, "kind": "not run", "statement": skipped["what"], "measured": "—",

@@ -10,23 +10,28 @@ from attnbook import findings
 from attnbook.errors import MissingResourceError
 
 
-def test_collect_reads_claims_hypotheses_and_answers(tmp_path, monkeypatch):
+def test_collect_reads_the_one_summary_schema(tmp_path, monkeypatch):
+    from attnbook.claims import Claim, Hypothesis, write_summary
+
     monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
     for k, folder in enumerate(findings.CHAPTERS):
-        path = tmp_path / folder / "quick" / "summary.json"
-        path.parent.mkdir(parents=True)
-        summary = {"claims": [{"claim": f"c{k}", "measured": 0.5, "op": "<", "threshold": 1.0, "holds": k != 2}]}
-        if k == 1:
-            summary["answers"] = {"Q1 something": {"measured": "m", "control": "c", "rule": "r", "verdict": "supported"}}
-        else:
-            summary["hypotheses"] = [{"text" if k else "hypothesis": f"h{k}", "measured": "m", "control": "c", "rule": "r", "verdict": "not supported"}]
-        path.write_text(json.dumps(summary))
+        write_summary(tmp_path / folder / "quick" / "summary.json", [Claim(f"c{k}", 0.5, "<", 1.0 if k != 2 else 0.1)],
+                      [Hypothesis(f"h{k}", "m", "c", "r", k == 1)], {"a corpus": "put it there"} if k == 4 else None, profile="quick")
     table = findings.collect("quick")
-    assert len(table) == 10 and list(table.kind).count("claim") == 5
+    assert len(table) == 11 and list(table.kind).count("claim") == 5 and list(table.kind).count("not run") == 1
     assert table[table.statement == "c2"].verdict.item() == "does not hold"
-    assert table[table.statement == "Q1 something"].verdict.item() == "supported"
+    assert table[table.statement == "h1"].verdict.item() == "supported" and table[table.statement == "h0"].verdict.item() == "not supported"
     assert table[table.statement == "h0"].chapter.item() == "1 · reading attention"
     assert table[table.statement == "c0"]["threshold or rule"].item() == "< 1"
+
+
+def test_write_summary_writes_the_chapter_values_then_the_shared_schema(tmp_path):
+    from attnbook.claims import Claim, write_summary
+
+    path = write_summary(tmp_path / "s.json", [Claim("c", 1.0, "<=", 1.0)], profile="quick", values={"x": 1})
+    summary = json.loads(path.read_text())
+    assert summary == {"profile": "quick", "values": {"x": 1}, "claims": [{"claim": "c", "measured": 1.0, "op": "<=", "threshold": 1.0,
+                                                                          "holds": True}], "hypotheses": [], "not_run": []}
 
 
 def test_a_chapter_without_results_is_a_clear_error(tmp_path, monkeypatch):
