@@ -21,7 +21,7 @@ from typing import Any
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
-from . import plots
+from . import checks, plots
 from .errors import AttnbookError, InvalidInputError, bad_argument
 from .maps import AttentionMaps, check_index
 
@@ -441,7 +441,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 def _series_array(name: str, value: Any, shape: tuple[int | None, ...]) -> np.ndarray:
     """``value`` as a finite float array of ``shape`` (None = any size on that axis)."""
-    array = plots._as_array(name, value, (len(shape),))
+    array = checks.array(name, value, (len(shape),))
     if any(want is not None and got != want for got, want in zip(array.shape, shape)):
         wanted = "(" + ", ".join("any" if w is None else str(w) for w in shape) + ")"
         raise bad_argument(InvalidInputError, name, f"shape {wanted}", f"shape {array.shape}", raw=True)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import checks
 from .errors import InvalidInputError, bad_argument
 from .maps import AttentionMaps, check_index
 
@@ -83,23 +84,6 @@ def _check_maps(maps) -> AttentionMaps:
     if not isinstance(maps, AttentionMaps):
         raise bad_argument(InvalidInputError, "maps", "an AttentionMaps", type(maps).__name__, raw=True)
     return maps
-
-
-def _check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
-    if lo is not None and hi is not None:
-        expected = f"an integer in [{lo}, {hi}]"
-    elif lo is not None:
-        expected = f"an integer >= {lo}"
-    elif hi is not None:
-        expected = f"an integer <= {hi}"
-    else:
-        expected = "an integer"
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise bad_argument(InvalidInputError, name, expected, value)
-    value = int(value)
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise bad_argument(InvalidInputError, name, expected, value)
-    return value
 
 
 def _check_float(name: str, value, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> float:
@@ -331,7 +315,7 @@ def top_k_mass(maps: AttentionMaps, k: int = 3) -> Tensor:
     ``top_k(p) = Σ_{r > n - k} x_(r)`` for ascending ``x``; ``1 ≤ k ≤ K`` (number of keys).
     """
     c = _ctx(maps)
-    k = _check_int("k", k, 1, c.K)
+    k = checks.integer("k", k, 1, c.K)
     return c.row_mean(c.sorted[..., c.K - k :].sum(-1))
 
 
@@ -408,7 +392,7 @@ def offset_mass(maps: AttentionMaps, offset: int) -> Tensor:
     mass. NaN when no row has its target key.
     """
     c = _ctx(maps)
-    return _diag_mass(c, _check_int("offset", offset))
+    return _diag_mass(c, checks.integer("offset", offset))
 
 
 def self_mass(maps: AttentionMaps) -> Tensor:
@@ -463,7 +447,7 @@ def diagonal_band_mass(maps: AttentionMaps, width: int = 1) -> Tensor:
     ``band_i = Σ_{j : |pos(i) - j| ≤ width} A[i, j]``; ``width = 0`` is the self mass.
     """
     c = _ctx(maps)
-    width = _check_int("width", width, 0)
+    width = checks.integer("width", width, 0)
     return c.row_mean(_band_rows(c, width))
 
 
@@ -545,7 +529,7 @@ def lag_profile(maps: AttentionMaps, max_lag: int | None = None) -> Tensor:
     no such pair exists. Negative lags (keys after the query) are not part of the profile.
     """
     c = _ctx(maps)
-    max_lag = c.K - 1 if max_lag is None else _check_int("max_lag", max_lag, 0)
+    max_lag = c.K - 1 if max_lag is None else checks.integer("max_lag", max_lag, 0)
     n_lags = c.Q + c.K - 1  # lags 1 - Q .. K - 1
     idx = (c.lag + c.Q - 1).reshape(-1)
     sums = c.w.new_zeros(c.L, c.B, c.H, n_lags).index_add_(-1, idx, c.w.reshape(c.L, c.B, c.H, c.Q * c.K))
@@ -780,7 +764,7 @@ def attention_flow(maps: AttentionMaps, sample: int = 0, residual: float = 0.5, 
     n = _check_square(maps, "attention_flow")
     b = check_index("sample", sample, c.B)
     residual = _check_float("residual", residual, 0.0, 1.0)
-    max_nodes = _check_int("max_nodes", max_nodes, 2)
+    max_nodes = checks.integer("max_nodes", max_nodes, 2)
     size = (c.L + 1) * n
     if size > max_nodes:
         raise bad_argument(
@@ -840,7 +824,7 @@ def induction_score(maps: AttentionMaps, period: int) -> Tensor:
     token just after the previous occurrence of the current token. NaN when no query qualifies.
     """
     c = _ctx(maps)
-    period = _check_int("period", period, 1)
+    period = checks.integer("period", period, 1)
     return _diag_mass(c, 1 - period, min_pos=period)
 
 

@@ -24,6 +24,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from . import checks
 from .errors import InvalidInputError, bad_argument
 from .maps import AttentionMaps, check_index
 
@@ -53,23 +54,6 @@ def figure_png(fig: Figure, dpi: int = PNG_DPI) -> bytes:
 
 
 # -- validation helpers ------------------------------------------------------------------------
-def _as_array(name: str, value: Any, ndims: tuple[int, ...], *, allow_nan: bool = False) -> np.ndarray:
-    """``value`` (tensor, array, nested list) as a float64 array of one of the ranks ``ndims``."""
-    if hasattr(value, "detach"):
-        value = value.detach().to("cpu").double().numpy()
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise bad_argument(InvalidInputError, name, "numbers (a tensor or array)", value) from None
-    if array.ndim not in ndims:
-        want = " or ".join(f"{d}-D" for d in ndims)
-        raise bad_argument(InvalidInputError, name, f"a {want} array", f"shape {array.shape}", raw=True)
-    bad = np.isinf(array) if allow_nan else ~np.isfinite(array)
-    if bad.any():
-        raise bad_argument(InvalidInputError, name, "finite values", f"{int(bad.sum())} non-finite entries", raw=True)
-    return array
-
-
 def _as_mask(mask: Any, shape: tuple[int, ...]) -> np.ndarray:
     """``mask`` as a bool array of ``shape`` (True = allowed); all True when None."""
     if mask is None:
@@ -95,12 +79,6 @@ def _labels(name: str, labels: Sequence[str] | None, length: int) -> list[str] |
     return labels
 
 
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise bad_argument(InvalidInputError, name, "a finite number", value)
-    return float(value)
-
-
 def _colormap(cmap: Any) -> mcolors.Colormap:
     """A copy of ``cmap`` (name or Colormap) whose 'bad' colour is the mask grey."""
     if not isinstance(cmap, mcolors.Colormap):
@@ -123,13 +101,13 @@ class _Colour:
     cmap: Any = "viridis"
 
     def __post_init__(self) -> None:
-        if self.gamma is not None and _real("gamma", self.gamma) <= 0:
+        if self.gamma is not None and checks.real("gamma", self.gamma) <= 0:
             raise bad_argument(InvalidInputError, "gamma", "a number > 0", self.gamma)
         if self.robust is not None:
             object.__setattr__(self, "robust", _robust(self.robust))
         if self.log and self.gamma is not None:
             raise bad_argument(InvalidInputError, "log", "log=False when gamma is given (choose one)", self.log)
-        if self.top_percent is not None and not 0 < _real("top_percent", self.top_percent) <= 100:
+        if self.top_percent is not None and not 0 < checks.real("top_percent", self.top_percent) <= 100:
             raise bad_argument(InvalidInputError, "top_percent", "a number in (0, 100]", self.top_percent)
         object.__setattr__(self, "cmap", _colormap(self.cmap))
 
@@ -161,7 +139,7 @@ def _robust(robust: Any) -> tuple[float, float]:
         return (2.0, 98.0)
     try:
         lo, hi = robust
-        lo, hi = _real("robust", lo), _real("robust", hi)
+        lo, hi = checks.real("robust", lo), checks.real("robust", hi)
     except (TypeError, ValueError, InvalidInputError):
         raise bad_argument(InvalidInputError, "robust", "a pair of percentiles (lo, hi)", robust) from None
     if not 0 <= lo < hi <= 100:
@@ -261,7 +239,7 @@ def heatmap(
     ``top_percent``: outline the cells holding the top p % of the weights; ``mask`` (bool,
     True = allowed): other cells are drawn grey.
     """
-    data = _as_array("attn", attn, (2,))
+    data = checks.array("attn", attn, (2,))
     allowed = _as_mask(mask, data.shape)
     q_labels = _labels("query_labels", query_labels, data.shape[0])
     k_labels = _labels("key_labels", key_labels, data.shape[1])
@@ -459,7 +437,7 @@ def token_highlight(
     if isinstance(tokens, str) or not isinstance(tokens, Sequence):
         raise bad_argument(InvalidInputError, "tokens", "a list of strings", tokens)
     text = [_visible_token(str(t))[:60] for t in tokens]
-    values = _as_array("scores", scores, (1,))
+    values = checks.array("scores", scores, (1,))
     if len(values) != len(text):
         raise bad_argument(InvalidInputError, "scores", f"{len(text)} values (one per token)", f"{len(values)} values", raw=True)
     if not text:
@@ -497,15 +475,15 @@ def lag_profile(
 
     ``lags`` gives the x values (default 0, 1, ...); ``true_periods`` are marked by dashed lines.
     """
-    data = _as_array("profile", profile, (1, 2))
+    data = checks.array("profile", profile, (1, 2))
     curves = data[None] if data.ndim == 1 else data
     if curves.shape[1] == 0:
         raise bad_argument(InvalidInputError, "profile", "at least one lag", f"shape {data.shape}", raw=True)
-    x = np.arange(curves.shape[1]) if lags is None else _as_array("lags", lags, (1,))
+    x = np.arange(curves.shape[1]) if lags is None else checks.array("lags", lags, (1,))
     if len(x) != curves.shape[1]:
         raise bad_argument(InvalidInputError, "lags", f"{curves.shape[1]} values", f"{len(x)} values", raw=True)
     names = _labels("labels", labels, curves.shape[0])
-    periods = [] if true_periods is None else [_real("true_periods", p) for p in np.atleast_1d(true_periods).tolist()]
+    periods = [] if true_periods is None else [checks.real("true_periods", p) for p in np.atleast_1d(true_periods).tolist()]
     fig, ax = _figure_and_axes(ax, (7.0, 4.0))
     for k, y in enumerate(curves):
         ax.plot(x, y, marker="o" if len(x) <= 60 else None, markersize=3, label=None if names is None else names[k])
@@ -523,9 +501,9 @@ def lag_profile(
 def _bar_data(values: Any, labels: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
     if isinstance(values, Mapping):
         names = [str(k) for k in values]
-        data = _as_array("values", list(values.values()), (1,))
+        data = checks.array("values", list(values.values()), (1,))
     else:
-        data = _as_array("values", values, (1,))
+        data = checks.array("values", values, (1,))
         names = [str(i) for i in range(len(data))]
     if labels is not None:
         names = _labels("labels", labels, len(data))
@@ -543,7 +521,7 @@ def _bar_errors(errors: Any, names: list[str]) -> np.ndarray | None:
         if missing:
             raise bad_argument(InvalidInputError, "errors", "an error for every bar", f"none for {missing}", raw=True)
         errors = [dict((str(k), v) for k, v in errors.items())[n] for n in names]
-    err = _as_array("errors", errors, (1,))
+    err = checks.array("errors", errors, (1,))
     if len(err) != len(names):
         raise bad_argument(InvalidInputError, "errors", f"{len(names)} values", f"{len(err)} values", raw=True)
     if (err < 0).any():
@@ -571,7 +549,7 @@ def metric_bars(
     slanted = len(data) > 8 or max(len(n) for n in names) > 6
     ax.set_xticks(x, [_tick_text(n) for n in names], rotation=40 if slanted else 0, ha="right" if slanted else "center")
     if threshold is not None:
-        level = _real("threshold", threshold)
+        level = checks.real("threshold", threshold)
         ax.axhline(level, linestyle="--", color="C3", linewidth=1.2, label=f"threshold {level:g}")
         ax.legend(fontsize=8)
     ax.set_ylabel(ylabel if ylabel is not None else "value")
@@ -606,7 +584,7 @@ def layer_head_grid(
     NaN marks a missing value (grey cell). Cells are annotated when ``annotate`` and there are at
     most ``MAX_ANNOTATED_CELLS`` of them.
     """
-    data = _as_array("values", values, (2,), allow_nan=True)
+    data = checks.array("values", values, (2,), allow_nan=True)
     n_layers, n_heads = data.shape
     names = _labels("layer_names", layer_names, n_layers)
     try:
@@ -642,7 +620,7 @@ def head_dendrogram(
     from scipy.cluster.hierarchy import dendrogram, linkage
     from scipy.spatial.distance import squareform
 
-    data = _as_array("distances", distances, (2,))
+    data = checks.array("distances", distances, (2,))
     n = data.shape[0]
     if data.shape != (n, n) or n < 2 or not np.allclose(data, data.T, atol=1e-6) or (data < -1e-9).any():
         raise bad_argument(InvalidInputError, "distances", "a square, symmetric, non-negative matrix of at least 2 heads", data.shape, raw=True)
@@ -677,9 +655,9 @@ def _history_fields(name: str, history: Any) -> tuple[np.ndarray, np.ndarray, np
 
     if not isinstance(history, History):
         raise bad_argument(InvalidInputError, name, "a History (attnbook.train)", history)
-    steps = _as_array(f"{name}.steps", history.steps, (1,))
-    val = _as_array(f"{name}.val_loss", history.val_loss, (1,))
-    train = _as_array(f"{name}.train_loss", history.train_loss, (1,), allow_nan=True)
+    steps = checks.array(f"{name}.steps", history.steps, (1,))
+    val = checks.array(f"{name}.val_loss", history.val_loss, (1,))
+    train = checks.array(f"{name}.train_loss", history.train_loss, (1,), allow_nan=True)
     if len(steps) == 0:
         raise bad_argument(InvalidInputError, f"{name}.steps", "at least one evaluation", "none", raw=True)
     for field_name, values in (("val_loss", val), ("train_loss", train)):
@@ -743,12 +721,6 @@ def training_curves(
     return fig
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise bad_argument(InvalidInputError, name, "a positive integer", value)
-    return int(value)
-
-
 def series_overview(
     series: Mapping[str, Sequence[float]],
     *,
@@ -762,11 +734,11 @@ def series_overview(
         raise bad_argument(InvalidInputError, "series", "a non-empty mapping name -> values", series)
     if families is not None and not isinstance(families, Mapping):
         raise bad_argument(InvalidInputError, "families", "a mapping name -> family or None", families)
-    limit = None if n is None else _positive_int("n", n)
-    ncols = min(_positive_int("ncols", ncols), len(series))
+    limit = None if n is None else checks.positive_int("n", n)
+    ncols = min(checks.positive_int("ncols", ncols), len(series))
     data = {}
     for name, values in series.items():
-        array = _as_array(f"series[{str(name)!r}]", values, (1,))
+        array = checks.array(f"series[{str(name)!r}]", values, (1,))
         if len(array) == 0:
             raise bad_argument(InvalidInputError, f"series[{str(name)!r}]", "at least one value", "none", raw=True)
         data[str(name)] = array[:limit]
@@ -813,14 +785,14 @@ def series_attention(
     """
     from matplotlib.ticker import MaxNLocator
 
-    values = _as_array("window", window, (1,))
-    attn = _as_array("weights", weights, (1,))
+    values = checks.array("window", window, (1,))
+    attn = checks.array("weights", weights, (1,))
     if len(values) == 0:
         raise bad_argument(InvalidInputError, "window", "at least one step", "none", raw=True)
     if len(attn) != len(values):
         raise bad_argument(InvalidInputError, "weights", f"{len(values)} values (one per window step)", f"{len(attn)} values", raw=True)
-    truth = None if target is None else _as_array("target", target, (1,))
-    guess = None if forecast is None else _as_array("forecast", forecast, (1,))
+    truth = None if target is None else checks.array("target", target, (1,))
+    guess = None if forecast is None else checks.array("forecast", forecast, (1,))
     if truth is not None and guess is not None and len(guess) != len(truth):
         raise bad_argument(InvalidInputError, "forecast", f"{len(truth)} values (as many as target)", f"{len(guess)} values", raw=True)
     size = len(values)
@@ -879,7 +851,7 @@ def grouped_bars(
     groups = [str(g) for g in group_labels]
     data = {}
     for key, row in values.items():
-        array = _as_array(f"values[{str(key)!r}]", row, (1,), allow_nan=True)
+        array = checks.array(f"values[{str(key)!r}]", row, (1,), allow_nan=True)
         if len(array) != len(groups):
             raise bad_argument(InvalidInputError, f"values[{str(key)!r}]", f"{len(groups)} values (one per group)", f"{len(array)} values", raw=True)
         data[str(key)] = array
@@ -890,13 +862,13 @@ def grouped_bars(
         for key, row in errors.items():
             if str(key) not in data:
                 raise bad_argument(InvalidInputError, "errors", f"keys among {list(data)}", repr(str(key)), raw=True)
-            array = _as_array(f"errors[{str(key)!r}]", row, (1,), allow_nan=True)
+            array = checks.array(f"errors[{str(key)!r}]", row, (1,), allow_nan=True)
             if len(array) != len(groups):
                 raise bad_argument(InvalidInputError, f"errors[{str(key)!r}]", f"{len(groups)} values (one per group)", f"{len(array)} values", raw=True)
             if (array[np.isfinite(array)] < 0).any():
                 raise bad_argument(InvalidInputError, f"errors[{str(key)!r}]", "non-negative values", f"minimum {np.nanmin(array):.3g}", raw=True)
             err[str(key)] = np.nan_to_num(array, nan=0.0)
-    level = None if reference is None else _real("reference", reference)
+    level = None if reference is None else checks.real("reference", reference)
     fig, ax = _figure_and_axes(ax, (min(15.0, max(5.0, 0.45 * len(groups) * len(data) + 0.5 * len(groups) + 2)), 4.3))
     x = np.arange(len(groups))
     width = 0.8 / len(data)
@@ -921,7 +893,7 @@ def maps_grid(maps_by_name: Mapping[str, Any], *, ncols: int = 3, title: str | N
     """
     if not maps_by_name:
         raise bad_argument(InvalidInputError, "maps_by_name", "at least one map", maps_by_name)
-    arrays = {name: _as_array(f"maps_by_name[{name!r}]", m, (2,)) for name, m in maps_by_name.items()}
+    arrays = {name: checks.array(f"maps_by_name[{name!r}]", m, (2,)) for name, m in maps_by_name.items()}
     n = len(arrays)
     cols = max(1, min(int(ncols), n))
     rows = math.ceil(n / cols)
@@ -957,12 +929,12 @@ def band_curves(
     ``runs[name]`` is ``(n_runs, len(x))`` (or ``(len(x),)`` for a single run, drawn without a
     band). NaN values are ignored per point.
     """
-    xs = _as_array("x", x, (1,))
+    xs = checks.array("x", x, (1,))
     if not isinstance(runs, Mapping) or not runs:
         raise bad_argument(InvalidInputError, "runs", "a non-empty mapping name -> (n_runs, len(x)) array", runs)
     fig, ax = _figure_and_axes(ax, (7.5, 4.2))
     for k, (name, values) in enumerate(runs.items()):
-        data = _as_array(f"runs[{name!r}]", values, (1, 2), allow_nan=True)
+        data = checks.array(f"runs[{name!r}]", values, (1, 2), allow_nan=True)
         data = data[None] if data.ndim == 1 else data
         if data.shape[1] != len(xs):
             raise bad_argument(InvalidInputError, f"runs[{name!r}]", f"{len(xs)} points per run", f"{data.shape[1]}", raw=True)

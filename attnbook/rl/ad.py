@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import checks
 from ..errors import InvalidInputError, bad_argument
 from ..modules import BlockConfig, Transformer
 from ..train import History, TrainConfig
@@ -216,12 +217,6 @@ def sample_actions(logits: torch.Tensor, generator: torch.Generator, greedy: boo
     return torch.multinomial(torch.softmax(last, -1), 1, generator=generator)[:, 0].numpy()
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise bad_argument(InvalidInputError, name, f"an integer >= {minimum}", value)
-    return int(value)
-
-
 # -- in-context evaluation --------------------------------------------------------------------------
 
 @dataclass
@@ -326,7 +321,7 @@ def in_context(
     from . import compress
     from .envs import Bandits, DarkRoom
 
-    steps = _check_int("steps", steps, 1)
+    steps = checks.integer("steps", steps, 1)
     c = model.config
     L_max = c.n_ctx - 1
     K = L_max if K is None else K

@@ -15,11 +15,11 @@ reward 1 on every step that *ends* on the (invisible) goal. The observation is t
 
 from __future__ import annotations
 
-from numbers import Integral
 from typing import Any
 
 import numpy as np
 
+from .. import checks
 from ..errors import InvalidInputError, bad_argument
 
 __all__ = [
@@ -37,12 +37,6 @@ ACTIONS = ("up", "down", "left", "right", "stay")
 _MOVES = np.array([[0, 1], [0, -1], [-1, 0], [1, 0], [0, 0]], dtype=np.int64)
 
 
-def _int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise bad_argument(InvalidInputError, name, f"an integer >= {minimum}", value)
-    return int(value)
-
-
 def _rng(seed: int | np.random.Generator) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
@@ -53,8 +47,8 @@ def bandit_tasks(n: int, arms: int = 5, *, variant: str = "uniform", p_parity: f
                  seed: int | np.random.Generator = 0) -> np.ndarray:
     """``(n, arms)`` arm means ``U[0, 1]``; ``variant`` "odd"/"even" moves the best mean onto an
     arm of that parity (1, 3, … / 0, 2, …) in a ``p_parity`` share of the tasks."""
-    n = _int("n", n, 1)
-    arms = _int("arms", arms, 2)
+    n = checks.integer("n", n, 1)
+    arms = checks.integer("arms", arms, 2)
     if variant not in BANDIT_VARIANTS:
         raise bad_argument(InvalidInputError, "variant", f"one of {list(BANDIT_VARIANTS)}", variant)
     if not 0.0 <= p_parity <= 1.0:
@@ -110,8 +104,8 @@ class Bandits:
 
 def goal_split(size: int = 9, n_test: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A seeded split of the ``size²`` goal cells into (train, test) goals, each ``(n, 2)`` (x, y)."""
-    size = _int("size", size, 2)
-    n_test = _int("n_test", n_test, 1)
+    size = checks.integer("size", size, 2)
+    n_test = checks.integer("n_test", n_test, 1)
     if n_test >= size * size:
         raise bad_argument(InvalidInputError, "n_test", f"fewer than the {size * size} cells", n_test)
     cells = np.stack(np.meshgrid(np.arange(size), np.arange(size), indexing="ij"), -1).reshape(-1, 2)
@@ -123,14 +117,14 @@ def optimal_return(goals: Any, size: int = 9, horizon: int = 20) -> np.ndarray:
     """Best episode return from the centre: ``min(horizon, horizon − d + 1)``, ``d`` the Manhattan
     distance to the goal (0 when the goal is out of reach within the episode)."""
     g = _goals(goals, size)
-    horizon = _int("horizon", horizon, 1)
+    horizon = checks.integer("horizon", horizon, 1)
     c = size // 2
     d = np.abs(g - c).sum(1)
     return np.clip(np.minimum(horizon, horizon - d + 1), 0, None).astype(np.float64)
 
 
 def _goals(goals: Any, size: int) -> np.ndarray:
-    size = _int("size", size, 2)
+    size = checks.integer("size", size, 2)
     g = np.asarray(goals)
     if g.ndim == 1:
         g = g[None]
@@ -151,8 +145,8 @@ class DarkRoom:
     """
 
     def __init__(self, goals: Any, size: int = 9, horizon: int = 20) -> None:
-        self.size = _int("size", size, 2)
-        self.horizon = _int("horizon", horizon, 1)
+        self.size = checks.integer("size", size, 2)
+        self.horizon = checks.integer("horizon", horizon, 1)
         self.goals = _goals(goals, self.size)
         self.pos = np.zeros_like(self.goals)
         self.t = self.horizon  # needs reset

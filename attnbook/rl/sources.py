@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import checks
 from ..errors import InvalidInputError, bad_argument
-from .envs import Bandits, DarkRoom, _goals, _int, _rng
+from .envs import Bandits, DarkRoom, _goals, _rng
 
 __all__ = [
     "Histories",
@@ -55,7 +56,7 @@ class Histories:
 
     def episode_returns(self, horizon: int) -> np.ndarray:
         """Return of every episode ``(n, steps // horizon)``."""
-        horizon = _int("horizon", horizon, 1)
+        horizon = checks.integer("horizon", horizon, 1)
         if self.steps % horizon:
             raise bad_argument(InvalidInputError, "horizon", f"a divisor of the {self.steps} steps", horizon)
         return self.rewards.reshape(self.n, -1, horizon).sum(-1)
@@ -67,7 +68,7 @@ def bandit_histories(means: Any, steps: int, source: str = "ucb", *, seed: int |
     """``steps`` pulls of ``source`` on each task of ``means`` ``(n, arms)``."""
     if source not in BANDIT_SOURCES:
         raise bad_argument(InvalidInputError, "source", f"one of {list(BANDIT_SOURCES)}", source)
-    steps = _int("horizon", steps, 1)
+    steps = checks.integer("horizon", steps, 1)
     rng = _rng(seed)
     env = Bandits(means, seed=rng)
     n, k = env.n_tasks, env.n_arms
@@ -106,9 +107,9 @@ def q_learning_histories(goals: Any, episodes: int = 60, *, streams: int = 10, s
     Histories are ordered goal-major (goal ``g``'s streams are rows ``g·streams … g·streams + streams − 1``).
     """
     g = _goals(goals, size)
-    episodes = _int("episodes", episodes, 1)
-    streams = _int("streams", streams, 1)
-    eps_episodes = _int("eps_episodes", eps_episodes, 1)
+    episodes = checks.integer("episodes", episodes, 1)
+    streams = checks.integer("streams", streams, 1)
+    eps_episodes = checks.integer("eps_episodes", eps_episodes, 1)
     if not 0 < alpha <= 1 or not 0 <= gamma < 1:
         raise bad_argument(InvalidInputError, "alpha/gamma", "0 < alpha <= 1 and 0 <= gamma < 1", (alpha, gamma), raw=True)
     rng = _rng(seed)
@@ -151,7 +152,7 @@ def _expert_action(pos: np.ndarray, goals: np.ndarray) -> np.ndarray:
 def expert_darkroom_histories(goals: Any, episodes: int = 10, *, size: int = 9, horizon: int = 20) -> Histories:
     """Histories of the optimal policy (the ED control's data), one per goal."""
     g = _goals(goals, size)
-    episodes = _int("episodes", episodes, 1)
+    episodes = checks.integer("episodes", episodes, 1)
     env = DarkRoom(g, size=size, horizon=horizon)
     n, total = env.n_tasks, episodes * horizon
     obs, actions, next_obs = (np.zeros((n, total), dtype=np.int64) for _ in range(3))

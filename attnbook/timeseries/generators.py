@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy.signal import lfilter
 
+from .. import checks
 from ..errors import InvalidInputError, bad_argument
 
 MIN_LENGTH = 200
@@ -46,33 +47,6 @@ class Series:
 
 
 # -- parameter checks --------------------------------------------------------------------------
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise bad_argument(InvalidInputError, name, "a finite real number", value)
-    return float(value)
-
-
-def _positive(name: str, value: Any) -> float:
-    value = _real(name, value)
-    if value <= 0:
-        raise bad_argument(InvalidInputError, name, "a number > 0", value)
-    return value
-
-
-def _non_negative(name: str, value: Any) -> float:
-    value = _real(name, value)
-    if value < 0:
-        raise bad_argument(InvalidInputError, name, "a number >= 0", value)
-    return value
-
-
-def _probability(name: str, value: Any) -> float:
-    value = _real(name, value)
-    if not 0 <= value <= 1:
-        raise bad_argument(InvalidInputError, name, "a probability in [0, 1]", value)
-    return value
-
-
 def _period(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 2:
         raise bad_argument(InvalidInputError, name, "an integer period >= 2", value)
@@ -124,12 +98,12 @@ class HeavyTailedAR1(_Generator):
     family: ClassVar[str] = "noise-driven"
 
     def __post_init__(self) -> None:
-        if abs(_real("phi", self.phi)) >= 1:
+        if abs(checks.real("phi", self.phi)) >= 1:
             raise bad_argument(InvalidInputError, "phi", "|phi| < 1 (a stationary AR(1))", self.phi)
-        _positive("sigma", self.sigma)
-        if _real("nu", self.nu) <= 2:
+        checks.positive("sigma", self.sigma)
+        if checks.real("nu", self.nu) <= 2:
             raise bad_argument(InvalidInputError, "nu", "degrees of freedom > 2 (finite variance)", self.nu)
-        _positive("spike_threshold", self.spike_threshold)
+        checks.positive("spike_threshold", self.spike_threshold)
 
     def generate(self, n: int, seed: int) -> Series:
         rng = _check_call(n, seed)
@@ -157,9 +131,9 @@ class GARCH11(_Generator):
     family: ClassVar[str] = "noise-driven"
 
     def __post_init__(self) -> None:
-        _positive("omega", self.omega)
-        _non_negative("alpha", self.alpha)
-        _non_negative("beta", self.beta)
+        checks.positive("omega", self.omega)
+        checks.non_negative("alpha", self.alpha)
+        checks.non_negative("beta", self.beta)
         if self.alpha + self.beta >= 1:
             raise bad_argument(InvalidInputError, "alpha + beta", "a sum < 1 (stationary variance)", self.alpha + self.beta)
 
@@ -195,10 +169,10 @@ class JumpDiffusion(_Generator):
     family: ClassVar[str] = "shift-driven"
 
     def __post_init__(self) -> None:
-        _real("mu", self.mu)
-        _positive("sigma", self.sigma)
-        _non_negative("jump_rate", self.jump_rate)
-        _positive("jump_scale", self.jump_scale)
+        checks.real("mu", self.mu)
+        checks.positive("sigma", self.sigma)
+        checks.non_negative("jump_rate", self.jump_rate)
+        checks.positive("jump_scale", self.jump_scale)
 
     def generate(self, n: int, seed: int) -> Series:
         rng = _check_call(n, seed)
@@ -227,9 +201,9 @@ class RegimeSwitching(_Generator):
 
     def __post_init__(self) -> None:
         levels = _sequence("levels", self.levels, minimum=2)
-        object.__setattr__(self, "levels", tuple(_real(f"levels[{i}]", v) for i, v in enumerate(levels)))
-        _probability("stay", self.stay)
-        _non_negative("noise", self.noise)
+        object.__setattr__(self, "levels", tuple(checks.real(f"levels[{i}]", v) for i, v in enumerate(levels)))
+        checks.probability("stay", self.stay)
+        checks.non_negative("noise", self.noise)
 
     def generate(self, n: int, seed: int) -> Series:
         rng = _check_call(n, seed)
@@ -260,9 +234,9 @@ class TrendBreaks(_Generator):
     family: ClassVar[str] = "shift-driven"
 
     def __post_init__(self) -> None:
-        _probability("break_rate", self.break_rate)
-        _positive("slope_scale", self.slope_scale)
-        _non_negative("noise", self.noise)
+        checks.probability("break_rate", self.break_rate)
+        checks.positive("slope_scale", self.slope_scale)
+        checks.non_negative("noise", self.noise)
 
     def generate(self, n: int, seed: int) -> Series:
         rng = _check_call(n, seed)
@@ -288,8 +262,8 @@ class RandomWalk(_Generator):
     family: ClassVar[str] = "shift-driven"
 
     def __post_init__(self) -> None:
-        _positive("sigma", self.sigma)
-        _real("drift", self.drift)
+        checks.positive("sigma", self.sigma)
+        checks.real("drift", self.drift)
 
     def generate(self, n: int, seed: int) -> Series:
         rng = _check_call(n, seed)
@@ -318,11 +292,11 @@ class SeasonTrendOutliers(_Generator):
 
     def __post_init__(self) -> None:
         _period("period", self.period)
-        _positive("amplitude", self.amplitude)
-        _real("slope", self.slope)
-        _non_negative("noise", self.noise)
-        _probability("outlier_rate", self.outlier_rate)
-        _positive("outlier_scale", self.outlier_scale)
+        checks.positive("amplitude", self.amplitude)
+        checks.real("slope", self.slope)
+        checks.non_negative("noise", self.noise)
+        checks.probability("outlier_rate", self.outlier_rate)
+        checks.positive("outlier_scale", self.outlier_scale)
 
     def generate(self, n: int, seed: int) -> Series:
         rng = _check_call(n, seed)
@@ -347,13 +321,13 @@ class MultiSeasonality(_Generator):
 
     def __post_init__(self) -> None:
         periods = tuple(_period(f"periods[{i}]", p) for i, p in enumerate(_sequence("periods", self.periods)))
-        amplitudes = tuple(_positive(f"amplitudes[{i}]", a) for i, a in enumerate(_sequence("amplitudes", self.amplitudes)))
+        amplitudes = tuple(checks.positive(f"amplitudes[{i}]", a) for i, a in enumerate(_sequence("amplitudes", self.amplitudes)))
         if len(amplitudes) != len(periods):
             expected = f"one amplitude per period ({len(periods)})"
             raise bad_argument(InvalidInputError, "amplitudes", expected, f"{len(amplitudes)} amplitudes", raw=True)
         object.__setattr__(self, "periods", periods)
         object.__setattr__(self, "amplitudes", amplitudes)
-        _non_negative("noise", self.noise)
+        checks.non_negative("noise", self.noise)
 
     def generate(self, n: int, seed: int) -> Series:
         rng = _check_call(n, seed)
@@ -378,8 +352,8 @@ class OneOverFNoise(_Generator):
     family: ClassVar[str] = "long memory"
 
     def __post_init__(self) -> None:
-        _non_negative("exponent", self.exponent)
-        _positive("sigma", self.sigma)
+        checks.non_negative("exponent", self.exponent)
+        checks.positive("sigma", self.sigma)
 
     def generate(self, n: int, seed: int) -> Series:
         rng = _check_call(n, seed)

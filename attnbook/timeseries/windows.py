@@ -15,29 +15,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import checks
 from ..errors import InvalidInputError, bad_argument
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise bad_argument(InvalidInputError, name, "a positive integer", value)
-    return int(value)
-
-
-def _array(name: str, value: Any, ndim: int) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise bad_argument(InvalidInputError, name, "an array of numbers", value) from None
-    if arr.ndim != ndim:
-        shape = "(n,)" if ndim == 1 else "(windows, length)"
-        raise bad_argument(InvalidInputError, name, f"a {ndim}-D array {shape}", f"shape {arr.shape}", raw=True)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        nan, inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
-        got = " and ".join(f"{count} {kind}" for count, kind in ((nan, "NaN"), (inf, "inf")) if count)
-        raise bad_argument(InvalidInputError, name, "finite values", got, raw=True)
-    return arr
 
 
 def windows(values: Any, input_len: int = 100, horizon: int = 20, stride: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -48,10 +27,10 @@ def windows(values: Any, input_len: int = 100, horizon: int = 20, stride: int = 
     ``N = (len(values) − input_len − horizon) // stride + 1``; a tail shorter than a stride is
     dropped. Needs a finite 1-D series of at least ``input_len + horizon`` values.
     """
-    input_len = _positive_int("input_len", input_len)
-    horizon = _positive_int("horizon", horizon)
-    stride = _positive_int("stride", stride)
-    x = _array("values", values, 1)
+    input_len = checks.positive_int("input_len", input_len)
+    horizon = checks.positive_int("horizon", horizon)
+    stride = checks.positive_int("stride", stride)
+    x = checks.array("values", values, 1)
     total = input_len + horizon
     if len(x) < total:
         raise bad_argument(InvalidInputError, "values", f"at least input_len + horizon = {total} values", f"{len(x)} values", raw=True)
@@ -72,14 +51,14 @@ def normalise(
     measured on ``y`` are in units of each window's standard deviation; ``denormalise`` maps
     forecasts back to the series' units.
     """
-    x = _array("inputs", inputs, 2)
+    x = checks.array("inputs", inputs, 2)
     if isinstance(eps, bool) or not isinstance(eps, Real) or not (math.isfinite(eps) and eps > 0):
         raise bad_argument(InvalidInputError, "eps", "a number > 0", eps)
     mean = x.mean(axis=1, keepdims=True)
     std = np.maximum(x.std(axis=1, keepdims=True), eps)
     y = None
     if targets is not None:
-        t = _array("targets", targets, 2)
+        t = checks.array("targets", targets, 2)
         if len(t) != len(x):
             raise bad_argument(InvalidInputError, "targets", f"{len(x)} windows (one per input)", f"{len(t)} windows", raw=True)
         y = (t - mean) / std
@@ -89,7 +68,7 @@ def normalise(
 def denormalise(y: Any, mean: Any, std: Any) -> np.ndarray:
     """``y · std + mean``: normalised forecasts ``(N, horizon)`` back in the series' units
     (``mean``, ``std`` as returned by ``normalise``, shape ``(N, 1)`` or ``(N,)``)."""
-    y = _array("y", y, 2)
+    y = checks.array("y", y, 2)
     out = []
     for name, value in (("mean", mean), ("std", std)):
         arr = np.asarray(value, dtype=np.float64)
@@ -105,8 +84,8 @@ def denormalise(y: Any, mean: Any, std: Any) -> np.ndarray:
 # -- naive baselines ---------------------------------------------------------------------------
 def last_value(inputs: Any, horizon: int) -> np.ndarray:
     """Persistence: ``ŷ_{t+h} = x_t`` for every step ``h`` of the horizon; shape ``(N, horizon)``."""
-    x = _array("inputs", inputs, 2)
-    horizon = _positive_int("horizon", horizon)
+    x = checks.array("inputs", inputs, 2)
+    horizon = checks.positive_int("horizon", horizon)
     return np.repeat(x[:, -1:], horizon, axis=1)
 
 
@@ -115,8 +94,8 @@ def seasonal_naive(inputs: Any, horizon: int, period: int) -> np.ndarray:
 
     ``period`` must be an integer in ``[1, input_len]``; ``period = 1`` is ``last_value``.
     """
-    x = _array("inputs", inputs, 2)
-    horizon = _positive_int("horizon", horizon)
+    x = checks.array("inputs", inputs, 2)
+    horizon = checks.positive_int("horizon", horizon)
     length = x.shape[1]
     if isinstance(period, bool) or not isinstance(period, Integral) or not 1 <= period <= length:
         raise bad_argument(InvalidInputError, "period", f"an integer in [1, input_len = {length}]", period)
@@ -126,8 +105,8 @@ def seasonal_naive(inputs: Any, horizon: int, period: int) -> np.ndarray:
 
 def window_mean(inputs: Any, horizon: int) -> np.ndarray:
     """Climatology of the window: ``ŷ_{t+h} = mean(x_{t−L+1..t})``; shape ``(N, horizon)``."""
-    x = _array("inputs", inputs, 2)
-    horizon = _positive_int("horizon", horizon)
+    x = checks.array("inputs", inputs, 2)
+    horizon = checks.positive_int("horizon", horizon)
     return np.repeat(x.mean(axis=1, keepdims=True), horizon, axis=1)
 
 
@@ -135,9 +114,9 @@ def window_mean(inputs: Any, horizon: int) -> np.ndarray:
 def disjoint_gap(input_len: int, horizon: int, stride: int = 1) -> int:
     """The smallest ``gap`` (in windows) after which no validation window shares a time step
     with any training window: ``ceil((input_len + horizon) / stride) − 1``."""
-    input_len = _positive_int("input_len", input_len)
-    horizon = _positive_int("horizon", horizon)
-    stride = _positive_int("stride", stride)
+    input_len = checks.positive_int("input_len", input_len)
+    horizon = checks.positive_int("horizon", horizon)
+    stride = checks.positive_int("stride", stride)
     return -(-(input_len + horizon) // stride) - 1
 
 

@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Integral, Real
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .. import metrics, plots, store
+from .. import checks, metrics, plots, store
 from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
 
@@ -90,7 +90,7 @@ def time_attention(maps: AttentionMaps, grid_h: int, grid_w: int, *, samples_per
         raise bad_argument(InvalidInputError, "maps", "square token maps", f"{maps.n_queries} × {maps.n_keys}", raw=True)
     grid_h, grid_w = _grid(grid_h, grid_w, maps.n_keys)
     if samples_per_patch is not None:
-        samples_per_patch = _positive("samples_per_patch", samples_per_patch)
+        samples_per_patch = checks.positive("samples_per_patch", samples_per_patch)
         labels = [f"t{round(c * samples_per_patch)}" for c in range(grid_w)]
     else:
         labels = [f"c{c}" for c in range(grid_w)]
@@ -99,12 +99,6 @@ def time_attention(maps: AttentionMaps, grid_h: int, grid_w: int, *, samples_per
     meta = dict(maps.meta)
     meta.update(grid_h=grid_h, grid_w=grid_w, samples_per_patch=samples_per_patch, time_attention="mean over query rows, sum over key rows, CLS dropped, rows renormalised")
     return AttentionMaps(t, maps.layer_names, [labels] * b, [labels] * b, None, meta)
-
-
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
-        raise bad_argument(InvalidInputError, name, "a positive finite number", value)
-    return float(value)
 
 
 def lag_profiles(time_maps: AttentionMaps, max_lag: int | None = None) -> torch.Tensor:
@@ -123,8 +117,8 @@ def period_lags(period: float, samples_per_patch: float, n_multiples: int = 3) -
     The period must span about 2 patches or more, so that multiples and midpoints are distinct lags
     (31.4 samples = 1.96 patches of 16 gives 2, 4, 6 against 1, 3, 5).
     """
-    period = _positive("period", period)
-    spp = _positive("samples_per_patch", samples_per_patch)
+    period = checks.positive("period", period)
+    spp = checks.positive("samples_per_patch", samples_per_patch)
     if isinstance(n_multiples, bool) or not isinstance(n_multiples, Integral) or n_multiples < 1:
         raise bad_argument(InvalidInputError, "n_multiples", "a positive integer", n_multiples)
     p = period / spp
@@ -159,7 +153,7 @@ def peak_lags(profile: Any, samples_per_patch: float, n: int = 3, min_lag: int =
     y = np.asarray(torch.as_tensor(profile, dtype=torch.float64))
     if y.ndim != 1 or len(y) < 2:
         raise bad_argument(InvalidInputError, "profile", "one profile (n_lags,) with n_lags >= 2", y.shape, raw=True)
-    spp = _positive("samples_per_patch", samples_per_patch)
+    spp = checks.positive("samples_per_patch", samples_per_patch)
     if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
         raise bad_argument(InvalidInputError, "n", "a positive integer", n)
     if isinstance(min_lag, bool) or not isinstance(min_lag, Integral) or not 0 <= min_lag < len(y):
@@ -244,7 +238,7 @@ def correlation_figure(
     holding the top p % of the weights; None: no outline). ``profile`` is indexed by lag
     (lag 0 first); ``true_periods`` (samples) are marked on the lag plot.
     """
-    spp = _positive("samples_per_patch", samples_per_patch)
+    spp = checks.positive("samples_per_patch", samples_per_patch)
     tmap = np.asarray(torch.as_tensor(time_map, dtype=torch.float64))
     prof = np.asarray(torch.as_tensor(profile, dtype=torch.float64))
     if tmap.ndim != 2 or prof.ndim != 1 or len(prof) < 2:

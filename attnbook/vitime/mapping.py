@@ -30,12 +30,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage
 
+from .. import checks
 from ..errors import InvalidInputError, bad_argument
 
 Decoding = Literal["argmax", "expectation"]
@@ -53,19 +54,6 @@ _SMALL_GAUSSIAN: dict[int, tuple[float, ...]] = {
 
 
 # -- argument checks ---------------------------------------------------------------------------
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise bad_argument(InvalidInputError, name, expected, value)
-    return int(value)
-
-
-def _positive_real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not (math.isfinite(value) and value > 0):
-        raise bad_argument(InvalidInputError, name, "a finite number > 0", value)
-    return float(value)
-
-
 def _finite(name: str, arr: np.ndarray) -> None:
     bad = ~np.isfinite(arr)
     if bad.any():
@@ -166,9 +154,9 @@ class MappingConfig:
         def put(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
-        put("history_len", _positive_int("history_len", self.history_len))
-        put("future_len", _positive_int("future_len", self.future_len))
-        put("bins", _positive_int("bins", self.bins, minimum=2))
+        put("history_len", checks.positive_int("history_len", self.history_len))
+        put("future_len", checks.positive_int("future_len", self.future_len))
+        put("bins", checks.integer("bins", self.bins, minimum=2))
         patch = self.patch
         if (
             isinstance(patch, (str, bytes))
@@ -186,17 +174,17 @@ class MappingConfig:
                 InvalidInputError, "patch", f"a patch width pw dividing the canvas width W = history_len + future_len = {width}", (ph, pw)
             )
         put("patch", (ph, pw))
-        put("max_scal", _positive_real("max_scal", self.max_scal))
+        put("max_scal", checks.positive("max_scal", self.max_scal))
         k = self.blur_kernel
         if isinstance(k, bool) or not isinstance(k, Integral) or k < 1 or k % 2 == 0:
             raise bad_argument(InvalidInputError, "blur_kernel", "an odd positive integer", k)
         put("blur_kernel", int(k))
         if self.blur_scale is not None:
-            put("blur_scale", _positive_real("blur_scale", self.blur_scale))
+            put("blur_scale", checks.positive("blur_scale", self.blur_scale))
         if self.mu_norm is not None:
-            put("mu_norm", _positive_real("mu_norm", self.mu_norm))
-        put("std_factor", _positive_real("std_factor", self.std_factor))
-        put("std_eps", _positive_real("std_eps", self.std_eps))
+            put("mu_norm", checks.positive("mu_norm", self.mu_norm))
+        put("std_factor", checks.positive("std_factor", self.std_factor))
+        put("std_eps", checks.positive("std_eps", self.std_eps))
         if self.decode not in DECODINGS:
             raise bad_argument(InvalidInputError, "decode", f"one of {DECODINGS}", self.decode)
 
@@ -258,9 +246,9 @@ class MappingConfig:
         if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 3:
             raise bad_argument(InvalidInputError, "args", "args.size of three integers [history, label, future]", size)
         expand = get("expandData", 1)
-        expand = _positive_int("args.expandData", expand)
-        history = _positive_int("args.size[0]", size[0]) * expand
-        future = _positive_int("args.size[2]", size[2]) * expand
+        expand = checks.positive_int("args.expandData", expand)
+        history = checks.positive_int("args.size[0]", size[0]) * expand
+        future = checks.positive_int("args.size[2]", size[2]) * expand
         patch = get("patch_size")
         if isinstance(patch, Integral) and not isinstance(patch, bool):
             patch = (patch, patch)
@@ -296,16 +284,16 @@ def history_columns(input_len: int, horizon: int, config: MappingConfig | None =
     an exact integer it can come out one column lower than integer division would).
     """
     config = _config(config)
-    input_len = _positive_int("input_len", input_len)
-    horizon = _positive_int("horizon", horizon)
+    input_len = checks.positive_int("input_len", input_len)
+    horizon = checks.positive_int("horizon", horizon)
     return int(input_len / (input_len + horizon) * config.width)
 
 
 def samples_per_column(input_len: int, horizon: int, config: MappingConfig | None = None) -> float:
     """``(T + H) / W`` series samples per canvas column (the inverse of the time stretch)."""
     config = _config(config)
-    input_len = _positive_int("input_len", input_len)
-    horizon = _positive_int("horizon", horizon)
+    input_len = checks.positive_int("input_len", input_len)
+    horizon = checks.positive_int("horizon", horizon)
     return (input_len + horizon) / config.width
 
 
@@ -323,7 +311,7 @@ def resample(values: Any, length: int) -> np.ndarray:
     """Linear interpolation of ``values`` (``n ≥ 2`` samples) onto ``length`` points with the end
     points aligned: output ``j`` is ``values`` at position ``j · (n − 1)/(length − 1)``."""
     x = _series("values", values, min_len=2)
-    length = _positive_int("length", length)
+    length = checks.positive_int("length", length)
     if length == len(x):
         return x.copy()
     return np.interp(np.linspace(0.0, len(x) - 1.0, length), np.arange(len(x), dtype=np.float64), x)
@@ -333,10 +321,10 @@ def crop_lookback(history: Any, horizon: int, ratio: float | None = None) -> np.
     """The history ``ViTimePrediction(lookbackRatio=ratio)`` feeds on: its last
     ``min(T, int(H · ratio))`` samples; ``None`` keeps all of it (the blog; the release's default is 1)."""
     x = _series("history", history)
-    horizon = _positive_int("horizon", horizon)
+    horizon = checks.positive_int("horizon", horizon)
     if ratio is None:
         return x.copy()
-    ratio = _positive_real("ratio", ratio)
+    ratio = checks.positive("ratio", ratio)
     keep = min(len(x), int(horizon * ratio))
     if keep < 2:
         raise bad_argument(InvalidInputError, "ratio", f"a ratio keeping at least 2 samples (int(H · ratio) with H = {horizon})", ratio)
@@ -456,7 +444,7 @@ def series_to_image(history: Any, horizon: int, config: MappingConfig | None = N
     """
     config = _config(config)
     x = _series("history", history, min_len=2)
-    horizon = _positive_int("horizon", horizon)
+    horizon = checks.positive_int("horizon", horizon)
     n = history_columns(len(x), horizon, config)
     if n < 2:
         raise bad_argument(

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from .. import checks
 from ..errors import InvalidInputError, bad_argument
 from ..train import History, TrainConfig, cached_fit, fit, model_device
 from .mapping import MappingConfig, gaussian_kernel
@@ -60,12 +61,6 @@ WAVES = ("sine", "square", "triangle", "sawtooth")
 TRENDS = ("random_walk", "logistic", "piecewise_linear", "quadratic")
 
 
-def _probability(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= float(value) <= 1.0:
-        raise bad_argument(InvalidInputError, name, "a probability in [0, 1]", value)
-    return float(value)
-
-
 @dataclass(frozen=True)
 class RealTSConfig:
     """What the synthetic series look like (see the module docstring)."""
@@ -85,7 +80,7 @@ class RealTSConfig:
         if isinstance(self.length, bool) or not isinstance(self.length, Integral) or self.length < 8:
             raise bad_argument(InvalidInputError, "length", "an integer >= 8", self.length)
         for name in ("periodic", "trend", "ifft_share", "noise", "reverse_p", "flip_p"):
-            _probability(name, getattr(self, name))
+            checks.probability(name, getattr(self, name))
         if self.periodic + self.trend > 1.0 + 1e-12:
             raise bad_argument(InvalidInputError, "periodic + trend", "shares summing to at most 1 (the rest is mixed)", self.periodic + self.trend)
         if isinstance(self.max_components, bool) or not isinstance(self.max_components, Integral) or self.max_components < 1:
