@@ -164,60 +164,61 @@ def inventory() -> dict[str, list]:
     return out
 
 
-def read_text(path: Path, spec: CorpusSpec, *, prefix_copy: bool = False) -> bytes:
-    """The verified bytes of the corpus text in ``path`` (a zip, the plain member, or the prefix copy)."""
+def read_text(path: Path, spec: CorpusSpec, *, prefix_copy: bool = False, name: str | None = None) -> bytes:
+    """The verified bytes of the corpus text in ``path`` (a zip, the plain member, or the prefix copy);
+    errors name the file as ``name`` (default: the file's own name)."""
     path = Path(path)
+    name = name or path.name
     if prefix_copy:
         data = path.read_bytes()
-        _check(path.name, data, spec.prefix_size, spec.prefix_digest)
+        _check(name, data, spec.prefix_size, spec.prefix_digest)
         return data
     if spec.member is not None and zipfile.is_zipfile(path):
         if spec.archive_size is not None and path.stat().st_size != spec.archive_size:
-            raise bad_argument(CorruptDataError, path.name, f"an archive of {spec.archive_size:,} bytes",
+            raise bad_argument(CorruptDataError, name, f"an archive of {spec.archive_size:,} bytes",
                                f"{path.stat().st_size:,} bytes (truncated or a different file)", raw=True)
         try:
             with zipfile.ZipFile(path) as archive:
                 data = archive.read(spec.member)
         except KeyError:
-            raise bad_argument(CorruptDataError, path.name, f"an archive with the member {spec.member!r}", "no such member", raw=True) from None
+            raise bad_argument(CorruptDataError, name, f"an archive with the member {spec.member!r}", "no such member", raw=True) from None
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # CRC mismatch, broken stream
-            raise bad_argument(CorruptDataError, path.name, "a readable zip archive", f"{type(exc).__name__}: {exc}", raw=True) from None
-    elif spec.member is not None and path.name == spec.filename:
-        raise bad_argument(CorruptDataError, path.name, "a zip archive", "a file that is not a zip (truncated or a different file)", raw=True)
+            raise bad_argument(CorruptDataError, name, "a readable zip archive", f"{type(exc).__name__}: {exc}", raw=True) from None
+    elif spec.member is not None and name == spec.filename:
+        raise bad_argument(CorruptDataError, name, "a zip archive", "a file that is not a zip (truncated or a different file)", raw=True)
     else:
         data = path.read_bytes()
-    _check(path.name, data, spec.size, spec.digest)
+    _check(name, data, spec.size, spec.digest)
     return data
 
 
 def download(name: str | CorpusSpec, *, url: str | None = None, timeout: float = 60.0) -> Path:
     """Fetch the corpus file into ``<cache>/data`` and verify it; return its path.
 
-    Written to ``<file>.part`` and renamed after :func:`read_text` accepts it, so a failed or
-    corrupt download leaves nothing behind. ``url`` overrides the canonical address (tests use a
-    ``file://`` URL). With ``$ATTNBOOK_OFFLINE`` set nothing is opened; offline or failed:
-    :class:`MissingResourceError` naming the file and where to put it.
+    Streamed through :func:`attnbook.store.atomic_write` and checked by :func:`read_text` before the
+    rename, so a failed or corrupt download leaves nothing behind. ``url`` overrides the canonical
+    address (tests use a ``file://`` URL). With ``$ATTNBOOK_OFFLINE`` set nothing is opened; offline
+    or failed: :class:`MissingResourceError` naming the file and where to put it.
     """
-    from .store import cache_dir
+    from .store import atomic_write, cache_dir
 
     spec = _spec(name)
     if offline_mode():
         raise MissingResourceError(f"{spec.name}: not found locally and downloads are off (${OFFLINE_ENV} is set); {missing_reason(spec)}")
     target = cache_dir() / "data" / spec.filename
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    try:
-        with urllib.request.urlopen(url or spec.url, timeout=timeout) as response, open(part, "wb") as out:
+
+    def fetch_and_check(tmp: Path) -> None:
+        with urllib.request.urlopen(url or spec.url, timeout=timeout) as response, open(tmp, "wb") as out:
             shutil.copyfileobj(response, out, length=1 << 20)
-        read_text(part, spec)
-        os.replace(part, target)
+        read_text(tmp, spec, name=spec.filename)  # CorruptDataError: nothing is renamed
+
+    try:
+        atomic_write(target, fetch_and_check)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise MissingResourceError(
             f"{spec.name}: not found locally and the download from {url or spec.url} failed ({type(exc).__name__}: {exc}); "
             + missing_reason(spec, spec.prefix_size)
         ) from None
-    finally:
-        part.unlink(missing_ok=True)
     return target
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CorruptDataError, MissingResourceError
-from .store import _atomic, cache_dir
+from .store import atomic_write, cache_dir
 
 __all__ = ["Asset", "ASSETS", "fetch_assets", "sphinx_config"]
 
@@ -78,7 +78,7 @@ def _tarball(asset: Asset, cache: Path, timeout: float) -> bytes:
     got = _integrity(data)
     if got != asset.integrity:
         raise CorruptDataError(f"{asset.name}@{asset.version}: expected integrity {asset.integrity}, got {got}")
-    _atomic(path, lambda tmp: tmp.write_bytes(data))
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
     return data
 
 

@@ -13,14 +13,13 @@ import json
 import os
 import pickle
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .errors import CheckpointError, InvalidInputError, MissingResourceError, bad_argument
-from .maps import AttentionMaps
 
 
 def cache_dir() -> Path:
@@ -53,7 +52,10 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Write ``path`` through ``write(temporary)`` and rename the temporary over it only when ``write``
+    returned: a failed or interrupted write (an exception inside ``write``, such as a checksum that does
+    not match) leaves neither a half-written file nor the temporary behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -70,7 +72,7 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
     text = json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n"
-    return _atomic(Path(path), lambda p: p.write_text(text))
+    return atomic_write(Path(path), lambda p: p.write_text(text))
 
 
 def _jsonable(value: Any) -> Any:
@@ -85,7 +87,7 @@ def _jsonable(value: Any) -> Any:
 
 def save_figure(path: str | os.PathLike, fig: Any, dpi: int = 100) -> Path:
     """Save a matplotlib figure as PNG, atomically."""
-    return _atomic(Path(path), lambda p: fig.savefig(p, format="png", dpi=dpi, bbox_inches="tight"))
+    return atomic_write(Path(path), lambda p: fig.savefig(p, format="png", dpi=dpi, bbox_inches="tight"))
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -104,7 +106,7 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
     from safetensors.torch import save_file
 
     clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    return _atomic(Path(path), lambda p: save_file(clean, str(p), metadata=metadata))
+    return atomic_write(Path(path), lambda p: save_file(clean, str(p), metadata=metadata))
 
 
 def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -121,56 +123,30 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise bad_argument(CheckpointError, "path", "a valid safetensors file", f"{path.name} ({exc})", raw=True) from exc
 
 
-def load_pth(path: str | os.PathLike) -> Any:
-    """Read a ``.pth`` from elsewhere with ``weights_only=True``; a pickle that needs code is refused."""
+def torch_load_weights_only(path: str | os.PathLike, allowed: Sequence[Any] = (), map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with ``allowed`` added to what it may rebuild (classes, or
+    ``(class, "module.name")`` pairs for pickles that name a class by another path); raises torch's own
+    errors (a pickle that needs code: ``pickle.UnpicklingError``)."""
+    allowed = list(allowed)
+    if not allowed:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except TypeError:  # a torch without (class, name) pairs
+        with torch.serialization.safe_globals([g for g in allowed if not isinstance(g, tuple)]):
+            return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_pth(path: str | os.PathLike, allowed: Sequence[Any] = ()) -> Any:
+    """Read a ``.pth`` from elsewhere with ``weights_only=True`` (plus ``allowed``, see
+    :func:`torch_load_weights_only`); a pickle that needs code is refused with ``CheckpointError``."""
     path = Path(path)
     if not path.is_file():
         raise bad_argument(MissingResourceError, "path", "an existing .pth file", path.name)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch_load_weights_only(path, allowed)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
         raise bad_argument(
             CheckpointError, "path", "a checkpoint of plain tensors (loadable with weights_only=True)", f"{path.name}: {str(exc).splitlines()[0]}", raw=True
         ) from exc
-
-
-def save_maps(path: str | os.PathLike, maps: AttentionMaps) -> Path:
-    """Save ``AttentionMaps`` (weights, mask; names and labels in the metadata)."""
-    tensors = {"weights": maps.weights}
-    if maps.mask is not None:
-        tensors["mask"] = maps.mask
-    meta = {
-        "layer_names": json.dumps(list(maps.layer_names)),
-        "query_labels": json.dumps(maps.query_labels),
-        "key_labels": json.dumps(maps.key_labels),
-        "meta": json.dumps(maps.meta, default=str),
-    }
-    return save_tensors(path, tensors, meta)
-
-
-def load_maps(path: str | os.PathLike) -> AttentionMaps:
-    """Inverse of :func:`save_maps`."""
-    tensors, meta = load_tensors(path)
-    if "weights" not in tensors:
-        raise bad_argument(CheckpointError, "path", "saved AttentionMaps (a 'weights' tensor)", f"keys {sorted(tensors)}", raw=True)
-    return AttentionMaps(
-        tensors["weights"],
-        tuple(json.loads(meta.get("layer_names", "[]"))),
-        json.loads(meta.get("query_labels", "null")),
-        json.loads(meta.get("key_labels", "null")),
-        tensors.get("mask"),
-        json.loads(meta.get("meta", "{}")),
-    )
-
-
-def cached_tensors(name: str, config: dict, compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Tensors from ``<cache>/<name>/<config_hash>.safetensors``, computed and stored on a miss."""
-    path = cache_dir() / name / f"{config_hash(config)}.safetensors"
-    if path.is_file():
-        try:
-            return load_tensors(path)[0]
-        except CheckpointError:
-            path.unlink(missing_ok=True)  # corrupt entry: recompute
-    tensors = compute()
-    save_tensors(path, tensors, {"config": json.dumps(config, sort_keys=True, default=str)})
-    return tensors

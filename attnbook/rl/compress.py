@@ -37,16 +37,11 @@ import torch
 
 from ..errors import InvalidInputError, bad_argument
 
-__all__ = ["STRATEGIES", "POSITIONS", "needs_scores", "select", "positions_for", "gather_window"]
+__all__ = ["STRATEGIES", "POSITIONS", "select", "positions_for", "gather_window"]
 
 STRATEGIES = ("full", "recent", "uniform", "random", "topk", "h2o", "sink_recent", "reward")
 POSITIONS = ("reindex", "original")
 _BIG = 1e9
-
-
-def needs_scores(strategy: str) -> bool:
-    """True for strategies that rank by attention (``topk``, ``h2o``)."""
-    return strategy in ("topk", "h2o")
 
 
 def _check(strategy: str, L: int, K: int) -> tuple[int, int]:

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError, InvalidInputError, MissingResourceError, bad_argument
-from ..store import _atomic
+from ..store import atomic_write, torch_load_weights_only
 from .model import ViTime, ViTimeConfig
 
 __all__ = [
@@ -64,20 +64,6 @@ def _safe_globals() -> list:
     except ImportError:  # pragma: no cover
         pass
     return allowed
-
-
-def _torch_load(path: Path, map_location: Any) -> Any:
-    globs = _safe_globals()
-    if hasattr(torch.serialization, "safe_globals"):
-        try:
-            with torch.serialization.safe_globals(globs):
-                return torch.load(path, map_location=map_location, weights_only=True)
-        except TypeError:  # an older torch without (obj, name) pairs
-            globs = [g for g in globs if not isinstance(g, tuple)]
-            with torch.serialization.safe_globals(globs):
-                return torch.load(path, map_location=map_location, weights_only=True)
-    torch.serialization.add_safe_globals([g for g in globs if not isinstance(g, tuple)])  # pragma: no cover - torch < 2.5
-    return torch.load(path, map_location=map_location, weights_only=True)  # pragma: no cover
 
 
 def _first_line(exc: BaseException) -> str:
@@ -299,7 +285,7 @@ def read_official(
         raise bad_argument(MissingResourceError, "path", "an existing ViTime checkpoint file (e.g. ViTime_Model.pth from the ViTime README)", str(path), raw=True)
     name = path.name
     try:
-        ckpt = _torch_load(path, map_location)
+        ckpt = torch_load_weights_only(path, _safe_globals(), map_location)
     except Exception as exc:  # any failure to unpickle means: not a checkpoint we can read safely
         raise bad_argument(CheckpointError, name, f"{EXPECTED}, readable with weights_only=True", _first_line(exc), raw=True) from exc
     if not isinstance(ckpt, Mapping):
@@ -363,4 +349,4 @@ def save_official(model: ViTime, config: ViTimeConfig | None, path: str | os.Pat
         raise bad_argument(InvalidInputError, "config", f"the model's config {model.config}", config, raw=True)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     payload = {"model": state, "args": config_to_args(config, **extra_args)}
-    return _atomic(Path(path), lambda p: torch.save(payload, p))
+    return atomic_write(Path(path), lambda p: torch.save(payload, p))
