@@ -231,6 +231,8 @@ def heatmap(
     top_percent: float | None = None,
     cmap: Any = "viridis",
     cbar_label: str = "attention weight",
+    xlabel: str = "key (attended to)",
+    ylabel: str = "query (attending)",
 ) -> Figure:
     """Heatmap of one ``(queries, keys)`` map: keys on x, queries on y, with a colorbar.
 
@@ -248,8 +250,8 @@ def heatmap(
     image = _draw(ax, data, allowed, colour.norm(data[allowed]), colour)
     _set_ticks(ax, "x", k_labels)
     _set_ticks(ax, "y", q_labels)
-    ax.set_xlabel("key (attended to)")
-    ax.set_ylabel("query (attending)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title if title is not None else "attention map")
     fig.colorbar(image, ax=ax, label=cbar_label)
     return fig
@@ -462,6 +464,44 @@ def token_highlight(
     return fig
 
 
+def curves(
+    values: Any,
+    *,
+    x: Any = None,
+    labels: Sequence[str] | None = None,
+    xlabel: str = "x",
+    ylabel: str = "value",
+    title: str | None = None,
+    marks: float | Sequence[float] | None = None,
+    mark_label: str = "marked",
+    legend_columns: int = 1,
+    ax: Axes | None = None,
+) -> Figure:
+    """Lines of ``values`` ``(n,)`` or ``(n_curves, n)`` against ``x`` (default 0, 1, ...), one legend
+    entry per ``labels``; ``marks`` are dashed vertical lines (the first labelled ``mark_label``)."""
+    data = checks.array("values", values, (1, 2))
+    rows = data[None] if data.ndim == 1 else data
+    if rows.shape[1] == 0:
+        raise bad_argument(InvalidInputError, "values", "at least one point", f"shape {data.shape}", raw=True)
+    xs = np.arange(rows.shape[1]) if x is None else checks.array("x", x, (1,))
+    if len(xs) != rows.shape[1]:
+        raise bad_argument(InvalidInputError, "x", f"{rows.shape[1]} values", f"{len(xs)} values", raw=True)
+    names = _labels("labels", labels, rows.shape[0])
+    positions = [] if marks is None else [checks.real("marks", m) for m in np.atleast_1d(marks).tolist()]
+    fig, ax = _figure_and_axes(ax, (7.0, 4.0))
+    for k, y in enumerate(rows):
+        ax.plot(xs, y, marker="o" if len(xs) <= 60 else None, markersize=3, label=None if names is None else names[k])
+    for n, position in enumerate(positions):
+        ax.axvline(position, linestyle="--", color="grey", linewidth=1, label=mark_label if n == 0 else None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title if title is not None else f"{ylabel} against {xlabel}")
+    ax.grid(alpha=0.3)
+    if names is not None or positions:
+        ax.legend(fontsize=8 if legend_columns == 1 else 7, ncol=checks.positive_int("legend_columns", legend_columns))
+    return fig
+
+
 def lag_profile(
     profile: Any,
     *,
@@ -470,32 +510,22 @@ def lag_profile(
     lags: Any = None,
     ax: Axes | None = None,
     title: str | None = None,
+    xlabel: str = "lag (steps)",
+    ylabel: str = "mean attention",
+    legend_columns: int = 1,
 ) -> Figure:
-    """Mean attention against lag: ``profile`` ``(n_lags,)`` or ``(n_curves, n_lags)``.
-
-    ``lags`` gives the x values (default 0, 1, ...); ``true_periods`` are marked by dashed lines.
-    """
-    data = checks.array("profile", profile, (1, 2))
-    curves = data[None] if data.ndim == 1 else data
-    if curves.shape[1] == 0:
-        raise bad_argument(InvalidInputError, "profile", "at least one lag", f"shape {data.shape}", raw=True)
-    x = np.arange(curves.shape[1]) if lags is None else checks.array("lags", lags, (1,))
-    if len(x) != curves.shape[1]:
-        raise bad_argument(InvalidInputError, "lags", f"{curves.shape[1]} values", f"{len(x)} values", raw=True)
-    names = _labels("labels", labels, curves.shape[0])
-    periods = [] if true_periods is None else [checks.real("true_periods", p) for p in np.atleast_1d(true_periods).tolist()]
-    fig, ax = _figure_and_axes(ax, (7.0, 4.0))
-    for k, y in enumerate(curves):
-        ax.plot(x, y, marker="o" if len(x) <= 60 else None, markersize=3, label=None if names is None else names[k])
-    for n, period in enumerate(periods):
-        ax.axvline(period, linestyle="--", color="grey", linewidth=1, label="true period" if n == 0 else None)
-    ax.set_xlabel("lag (steps)")
-    ax.set_ylabel("mean attention")
-    ax.set_title(title if title is not None else "attention by lag")
-    ax.grid(alpha=0.3)
-    if names is not None or periods:
-        ax.legend(fontsize=8)
-    return fig
+    """Mean attention against lag: ``profile`` ``(n_lags,)`` or ``(n_curves, n_lags)``
+    (:func:`curves` with lag labels). ``lags`` gives the x values (default 0, 1, ...);
+    ``true_periods`` are marked by dashed lines."""
+    profile = checks.array("profile", profile, (1, 2))
+    lags = None if lags is None else checks.array("lags", lags, (1,))
+    if profile.shape[-1] == 0:
+        raise bad_argument(InvalidInputError, "profile", "at least one lag", f"shape {profile.shape}", raw=True)
+    if lags is not None and len(lags) != profile.shape[-1]:
+        raise bad_argument(InvalidInputError, "lags", f"{profile.shape[-1]} values", f"{len(lags)} values", raw=True)
+    periods = None if true_periods is None else [checks.real("true_periods", p) for p in np.atleast_1d(true_periods).tolist()]
+    return curves(profile, x=lags, labels=labels, xlabel=xlabel, ylabel=ylabel, title=title if title is not None else "attention by lag",
+                  marks=periods, mark_label="true period", legend_columns=legend_columns, ax=ax)
 
 
 def _bar_data(values: Any, labels: Sequence[str] | None) -> tuple[list[str], np.ndarray]:

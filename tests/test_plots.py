@@ -432,3 +432,24 @@ def test_band_curves_draws_mean_and_standard_error():
         band_curves([0, 1], {"a": runs})
     with pytest.raises(InvalidInputError):
         band_curves([0, 1, 2], {})
+
+
+def test_curves_take_their_labels_as_arguments():
+    fig = plots.curves(np.arange(12.0).reshape(2, 6), x=np.arange(1, 7), labels=["a", "b"], xlabel="pull", ylabel="regret",
+                       title="t", marks=[3], mark_label="switch", legend_columns=2)
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("pull", "regret", "t")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "switch"]
+    assert list(ax.lines[0].get_xdata()) == [1, 2, 3, 4, 5, 6]
+    _close(fig)
+    fig = plots.curves([1.0, 2.0])
+    assert fig.axes[0].get_title() == "value against x" and fig.axes[0].get_legend() is None
+    _close(fig)
+    fig = plots.lag_profile([0.5, 0.3], xlabel="lag (samples)", ylabel="attention / mean")
+    assert (fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()) == ("lag (samples)", "attention / mean")
+    _close(fig)
+    for kwargs, match in (({"x": [1, 2, 3]}, "^x:"), ({"legend_columns": 0, "labels": ["a", "b"]}, "^legend_columns:")):
+        with pytest.raises(InvalidInputError, match=match):
+            plots.curves(np.ones((2, 2)), **kwargs)
+    with pytest.raises(InvalidInputError, match="^values:"):
+        plots.curves(np.ones((2, 0)))
