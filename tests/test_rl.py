@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from attnbook.capture import capture
 from attnbook.errors import InvalidInputError
-from attnbook.rl import ad, compress, envs, sources
+from attnbook.rl import ad, analysis, compress, envs, sources
 
 # --- environments ----------------------------------------------------------------------------------
 
@@ -411,3 +411,42 @@ def test_train_ad_learns_caches_and_honours_precision(tmp_path, monkeypatch):
     assert loaded2 and history2.val_loss == history.val_loss
     with pytest.raises(InvalidInputError, match="precision"):
         ad.train_ad(histories, config, TrainConfig(steps=3, warmup=0), data_key={"test": 2}, progress=False, precision="fp8")
+
+
+def _ch4_inputs(topk=(10.0, 12.0), random=(11.0, 13.0), ed=(0.3, 0.28), ad_=(0.3, 0.1), rows=None):
+    import pandas as pd
+
+    sweep = pd.DataFrame([{"strategy": s, "K": k, "performance": v} for s, vals in (("topk", topk), ("random", random))
+                          for k, v in zip((30, 15), vals)])
+    regret = pd.DataFrame({"first 10": [ed[0], ad_[0]], "last 10": [ed[1], ad_[1]]}, index=["ED", "AD"])
+    rows = rows if rows is not None else [{"recency": 3.0, "recency_no_sink": 2.5, "entropy_norm": 0.5, "reward_enrichment": 2.0},
+                                          {"recency": 1.0, "recency_no_sink": 1.0, "entropy_norm": 0.95, "reward_enrichment": 1.5}]
+    return sweep, [30, 15], regret, rows
+
+
+def test_chapter_4_hypothesis_rules_on_hand_made_measurements():
+    verdicts = lambda hs: [h.supported for h in hs]  # noqa: E731
+    assert verdicts(analysis.chapter_hypotheses(*_ch4_inputs())) == [True, True, True, True]
+    assert verdicts(analysis.chapter_hypotheses(*_ch4_inputs(topk=(10.0, 13.5))))[0] is False  # loses at K = 15
+    assert verdicts(analysis.chapter_hypotheses(*_ch4_inputs(ed=(0.3, 0.15))))[1] is False  # ED improves by 0.15 >= 0.2 / 2
+    no_survivor = [{"recency": 3.0, "recency_no_sink": 1.5, "entropy_norm": 0.5, "reward_enrichment": 1.0}]
+    assert verdicts(analysis.chapter_hypotheses(*_ch4_inputs(rows=no_survivor)))[2:] == [False, False]
+    assert verdicts(analysis.chapter_hypotheses(*_ch4_inputs(rows=[])))[2] is False  # no raw-recency head: not supported
+    dark = analysis.chapter_hypotheses(*_ch4_inputs(rows=no_survivor), darkroom_enrichment=5.07)
+    assert dark[3].supported and "Dark Room" in dark[3].text and dark[3].measured == "mean enrichment 5.070"
+    assert analysis.reward_enrichment(_ch4_inputs()[3]) == 1.75
+
+
+def test_darkroom_study_runs_the_chapter_4_experiment_end_to_end(tmp_path, monkeypatch):
+    from attnbook.rl.experiment import darkroom_study
+
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    d = {"test_goals": 4, "episodes": 2, "streams": 1, "n_ctx": 21, "steps": 4, "batch_size": 4, "lr": 1e-3, "warmup": 1,
+         "eval_every": 2, "eval_episodes": 2}
+    study = darkroom_study(d, context_dropout=0.0, k_divisors=[2, 4], seed=0)
+    assert list(study.returns.columns) == ["AD", "ED", "Q-learning (source, 1 stream)", "random", "optimal"]
+    assert len(study.returns) == 2 and (study.returns["optimal"] > 0).all()
+    assert np.isfinite(study.enrichment) or np.isnan(study.enrichment)
+    assert {10, 5} <= set(study.sweep.K) and "topk" in set(study.sweep.strategy)
+    again = darkroom_study(d, context_dropout=0.0, k_divisors=[2, 4], seed=0)  # cached models, seeded runs: the same numbers
+    assert again.returns.equals(study.returns) and again.sweep.equals(study.sweep)

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..claims import Hypothesis, fmt
 from ..errors import InvalidInputError, bad_argument
 
-__all__ = ["STATS", "THRESHOLDS", "query_stats", "summarise", "insights"]
+__all__ = ["STATS", "THRESHOLDS", "query_stats", "summarise", "insights", "reward_enrichment", "chapter_hypotheses"]
 
 STATS = ("mean", "std", "entropy", "entropy_norm", "recency", "recency_no_sink", "argmax", "argmax_rel", "sink",
          "reward_mass", "reward_enrichment")
@@ -105,3 +106,44 @@ def insights(rows: list[dict]) -> list[str]:
         else:
             out.append(f"{label.replace('_', ' ')} ({stat} {op} {value:g}): no head")
     return out
+
+
+def reward_enrichment(rows: list[dict], darkroom: float | None = None) -> float:
+    """The fourth hypothesis's measure: Dark Room's mean enrichment where it ran, else the bandit
+    proxy (mean over heads of ``reward_enrichment`` in :func:`summarise`'s rows)."""
+    return float(np.nanmean([r["reward_enrichment"] for r in rows])) if darkroom is None else float(darkroom)
+
+
+def chapter_hypotheses(sweep, ks: list[int], regret, rows: list[dict], darkroom_enrichment: float | None = None) -> list[Hypothesis]:
+    """Chapter 4's hypotheses, rules fixed in advance.
+
+    ``sweep``: the compression sweep (columns ``strategy``, ``K``, ``performance`` = mean cumulative
+    regret); ``ks``: its context sizes; ``regret``: per agent (index) the ``first 10`` / ``last 10``
+    per-step regret; ``rows``: :func:`summarise`'s per-head query statistics;
+    ``darkroom_enrichment``: Dark Room's reward enrichment (full profile) or None.
+
+    1. top-K by attention beats random-K: lower regret at every K;
+    2. ED does not improve in context as AD does: ED's first−last improvement < half of AD's;
+    3. the seed's recency bias survives: most heads with raw recency > 2 keep recency > 2 without
+       position 0 and have entropy / log L < 0.9;
+    4. attention concentrates on rewarded transitions: mean enrichment > 1.5.
+    """
+    at = lambda s, k: float(sweep[(sweep.strategy == s) & (sweep.K == k)]["performance"].iloc[0])  # noqa: E731
+    wins = [k for k in ks if at("topk", k) < at("random", k)]
+    ed_gain = float(regret.loc["ED", "first 10"] - regret.loc["ED", "last 10"])
+    ad_gain = float(regret.loc["AD", "first 10"] - regret.loc["AD", "last 10"])
+    raw_recent = [r for r in rows if r["recency"] > 2]
+    survive = [r for r in raw_recent if r["recency_no_sink"] > 2 and r["entropy_norm"] < 0.9]
+    enrichment = reward_enrichment(rows, darkroom_enrichment)
+    where = "bandit proxy; Dark Room in the full profile" if darkroom_enrichment is None else "Dark Room"
+    return [
+        Hypothesis("top-K by attention beats random-K at equal K", ", ".join(f"K={k}: {fmt(at('topk', k))}" for k in ks),
+                   ", ".join(f"K={k}: {fmt(at('random', k))}" for k in ks), "lower regret than random-K at every K", len(wins) == len(ks)),
+        Hypothesis("ED does not improve within context as AD does", f"ED first−last 10 per-step regret {fmt(ed_gain)}", f"AD {fmt(ad_gain)}",
+                   "ED's improvement < half of AD's", ed_gain < 0.5 * ad_gain),
+        Hypothesis("the seed's recency bias survives log-L entropy and a sink term", f"{len(survive)} of {len(raw_recent)} heads with raw ratio > 2",
+                   f"{len(rows)} heads", "most raw-recency heads keep ratio > 2 without position 0 and entropy/log L < 0.9",
+                   bool(raw_recent) and len(survive) > len(raw_recent) / 2),
+        Hypothesis(f"attention concentrates on rewarded transitions ({where})", f"mean enrichment {fmt(enrichment)}", "1 = no preference",
+                   "mean enrichment > 1.5", enrichment > 1.5),
+    ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,8 @@ from .ad import ADTransformer, Rollout, compressed_step, in_context
 from .envs import Bandits, DarkRoom
 from .sources import bandit_histories
 
-__all__ = ["bandit_regret", "regret_summary", "compression_sweep", "step_cost", "attention_memory", "random_darkroom"]
+__all__ = ["bandit_regret", "regret_summary", "compression_sweep", "step_cost", "attention_memory", "random_darkroom",
+           "DarkRoomStudy", "darkroom_study"]
 
 
 def bandit_regret(means: Any, steps: int, source: str, seed: int = 0) -> np.ndarray:
@@ -116,3 +118,55 @@ def random_darkroom(goals: Any, episodes: int, *, size: int = 9, horizon: int = 
             _, r, _ = env.step(rng.integers(0, 5, env.n_tasks))
             out[:, e] += r
     return out
+
+
+@dataclass
+class DarkRoomStudy:
+    """What :func:`darkroom_study` measured: mean return per episode on the held-out goals
+    (``AD``, ``ED``, ``Q-learning (source, 1 stream)``, ``random``, ``optimal``), AD's attention
+    enrichment on rewarded transitions, and the compression sweep."""
+
+    returns: Any      # pandas DataFrame, one row per episode
+    enrichment: float
+    sweep: Any        # pandas DataFrame, one row per (strategy, K)
+
+
+def darkroom_study(d: dict, *, context_dropout: float, k_divisors: Sequence[int], seed: int = 0, device: str = "cpu",
+                   precision: str = "fp32") -> DarkRoomStudy:
+    """Chapter 4's Dark Room experiment (the ``darkroom`` block ``d`` of a profile): Q-learning
+    histories on the training goals, AD trained on them and ED on expert histories (cached), both run
+    in context on the held-out goals for ``eval_episodes`` episodes of 20 steps, against a fresh
+    Q-learning stream and random play; AD's query attention on rewarded transitions; the compression
+    sweep at ``K = (n_ctx − 1) // k`` for ``k`` in ``k_divisors``."""
+    import pandas as pd
+
+    from ..train import TrainConfig
+    from . import analysis
+    from .ad import ADConfig, query_attention, train_ad
+    from .envs import goal_split, optimal_return
+    from .sources import expert_darkroom_histories, q_learning_histories
+
+    train_goals, test_goals = goal_split(9, d["test_goals"], seed=seed)
+    config = ADConfig(n_states=81, n_actions=5, n_ctx=d["n_ctx"])
+    trainer = TrainConfig(steps=d["steps"], batch_size=d["batch_size"], lr=d["lr"], warmup=d["warmup"], eval_every=d["eval_every"], seed=seed)
+    where = {"device": device, "precision": precision, "context_dropout": context_dropout}
+    ad_model, _, _ = train_ad(q_learning_histories(train_goals, d["episodes"], streams=d["streams"], seed=seed), config, trainer,
+                              data_key={"env": "darkroom", **d, "seed": seed}, name="ad-darkroom", **where)
+    ed_model, _, _ = train_ad(expert_darkroom_histories(train_goals, d["episodes"]), config, trainer,
+                              data_key={"env": "darkroom-expert", **d, "seed": seed}, name="ed-darkroom", **where)
+    steps = 20 * d["eval_episodes"]
+    per_episode = lambda rollout: rollout.rewards.reshape(len(test_goals), -1, 20).sum(-1).mean(0)  # noqa: E731
+    ad_run = in_context(ad_model, DarkRoom(test_goals), steps, seed=seed)
+    _, query = query_attention(ad_model, ad_run.window)
+    enrichment = float(np.nanmean(analysis.query_stats(query, ad_run.window_rewards)["reward_enrichment"]))
+    returns = pd.DataFrame({
+        "AD": per_episode(ad_run),
+        "ED": per_episode(in_context(ed_model, DarkRoom(test_goals), steps, seed=seed)),
+        "Q-learning (source, 1 stream)": q_learning_histories(test_goals, d["eval_episodes"], streams=1, seed=seed + 5).episode_returns(20).mean(0),
+        "random": random_darkroom(test_goals, d["eval_episodes"], seed=seed).mean(0),
+    })
+    returns["optimal"] = float(optimal_return(test_goals).mean())
+    L = d["n_ctx"] - 1
+    sweep = pd.DataFrame(compression_sweep(ad_model, lambda: DarkRoom(test_goals), steps, [s for s in compress.STRATEGIES if s != "full"],
+                                           [L // k for k in k_divisors], random_level=0.0, positions="original", seed=seed))
+    return DarkRoomStudy(returns, enrichment, sweep)
