@@ -449,4 +449,5 @@ def test_darkroom_study_runs_the_chapter_4_experiment_end_to_end(tmp_path, monke
     assert np.isfinite(study.enrichment) or np.isnan(study.enrichment)
     assert {10, 5} <= set(study.sweep.K) and "topk" in set(study.sweep.strategy)
     again = darkroom_study(d, context_dropout=0.0, k_divisors=[2, 4], seed=0)  # cached models, seeded runs: the same numbers
-    assert again.returns.equals(study.returns) and again.sweep.equals(study.sweep)
+    timed = [c for c in study.sweep.columns if "ms/" in c]  # wall time is the one column that may differ
+    assert again.returns.equals(study.returns) and again.sweep.drop(columns=timed).equals(study.sweep.drop(columns=timed))
