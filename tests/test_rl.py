@@ -441,7 +441,7 @@ def test_darkroom_study_runs_the_chapter_4_experiment_end_to_end(tmp_path, monke
     from attnbook.rl.experiment import darkroom_study
 
     monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
-    d = {"test_goals": 4, "episodes": 2, "streams": 1, "n_ctx": 21, "steps": 4, "batch_size": 4, "lr": 1e-3, "warmup": 1,
+    d = {"test_goals": 4, "episodes": 2, "streams": 1, "n_ctx": 21, "steps": 2, "batch_size": 4, "lr": 1e-3, "warmup": 1,
          "eval_every": 2, "eval_episodes": 2}
     study = darkroom_study(d, context_dropout=0.0, k_divisors=[2, 4], seed=0)
     assert list(study.returns.columns) == ["AD", "ED", "Q-learning (source, 1 stream)", "random", "optimal"]
