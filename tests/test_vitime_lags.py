@@ -316,3 +316,19 @@ def test_peak_window():
         lags.peak_lags(y, 16.0, max_lag=40)
     with pytest.raises(InvalidInputError, match="period"):
         lags.contrast_window(10.0, 16.0)
+
+
+def test_chapter_3_hypothesis_rules_on_hand_made_measurements():
+    from attnbook.vitime.analysis import chapter_hypotheses
+
+    base = dict(exp2_contrast_p31=1.6, random_contrast_p31=1.0, held_contrasts={"24": 2.5, "40": 2.1, "90": 3.0}, random_contrast_p63=1.0,
+                top_corr=0.6, all_corr=0.2, rollout_contrast=2.2, rollout_random=1.0, model_mse=0.5, baseline_mse=0.6)
+    verdicts = lambda **change: [h.supported for h in chapter_hypotheses(**{**base, **change})]  # noqa: E731
+    assert verdicts() == [True] * 5
+    assert verdicts(exp2_contrast_p31=1.49)[0] is False
+    assert verdicts(held_contrasts={"24": 2.5, "40": 1.99})[1] is False
+    assert verdicts(top_corr=0.45)[2] is False and verdicts(top_corr=0.6, all_corr=0.7)[2] is False
+    assert verdicts(rollout_contrast=1.99)[3] is False
+    assert verdicts(model_mse=0.6)[4] is False  # equal is not better
+    hyps = chapter_hypotheses(**base)
+    assert hyps[1].measured == "24: 2.500, 40: 2.100, 90: 3.000" and hyps[4].control == "repeat last period 0.600"
