@@ -191,6 +191,27 @@ _VIT = dict(
 )
 
 
+def _built(config: str, model: str, sizes: dict[str, Any], doc: str, *, length: int | None = None,
+           **extra: Any) -> Callable[[], tuple[nn.Module, dict[str, Any]]]:
+    """A seeded builder of ``transformers.<model>`` from ``transformers.<config>(**sizes, **extra)`` with
+    a batch of text of ``length`` tokens (default :data:`LENGTH`)."""
+
+    def build() -> tuple[nn.Module, dict[str, Any]]:
+        import transformers
+
+        return (_model(getattr(transformers, model), getattr(transformers, config)(**sizes, **extra)),
+                _text() if length is None else _text(length=length))
+
+    build.__name__ = build.__qualname__ = f"_{model.lower()}"
+    build.__doc__ = doc
+    return _seeded(build)
+
+
+def _llama_like(family: str, doc: str, **extra: Any) -> Callable[[], tuple[nn.Module, dict[str, Any]]]:
+    """``transformers.<family>ForCausalLM`` on the Llama-like sizes ``_DECODER``."""
+    return _built(f"{family}Config", f"{family}ForCausalLM", _DECODER, doc, **extra)
+
+
 # --- encoders ----------------------------------------------------------------------------------
 
 
@@ -206,25 +227,13 @@ def _bert():
     return model, inputs
 
 
-@_seeded
-def _roberta():
-    from transformers import RobertaConfig, RobertaModel
-
-    return _model(RobertaModel, RobertaConfig(**_ENCODER, pad_token_id=1)), _text()
+_roberta = _built("RobertaConfig", "RobertaModel", _ENCODER, "RoBERTa.", pad_token_id=1)
 
 
-@_seeded
-def _xlm_roberta():
-    from transformers import XLMRobertaConfig, XLMRobertaModel
-
-    return _model(XLMRobertaModel, XLMRobertaConfig(**_ENCODER, pad_token_id=1)), _text()
+_xlm_roberta = _built("XLMRobertaConfig", "XLMRobertaModel", _ENCODER, "XLM-RoBERTa.", pad_token_id=1)
 
 
-@_seeded
-def _camembert():
-    from transformers import CamembertConfig, CamembertModel
-
-    return _model(CamembertModel, CamembertConfig(**_ENCODER, pad_token_id=1)), _text()
+_camembert = _built("CamembertConfig", "CamembertModel", _ENCODER, "CamemBERT.", pad_token_id=1)
 
 
 @_seeded
@@ -238,11 +247,7 @@ def _distilbert():
     return _model(DistilBertModel, config), _text()
 
 
-@_seeded
-def _electra():
-    from transformers import ElectraConfig, ElectraModel
-
-    return _model(ElectraModel, ElectraConfig(**_ENCODER, embedding_size=16)), _text()
+_electra = _built("ElectraConfig", "ElectraModel", _ENCODER, "ELECTRA (discriminator encoder), 16-wide embeddings.", embedding_size=16)
 
 
 @_seeded
@@ -266,11 +271,7 @@ def _deberta_v2():
     return _model(DebertaV2Model, config), _text()
 
 
-@_seeded
-def _mpnet():
-    from transformers import MPNetConfig, MPNetModel
-
-    return _model(MPNetModel, MPNetConfig(**_ENCODER, pad_token_id=1)), _text()
+_mpnet = _built("MPNetConfig", "MPNetModel", _ENCODER, "MPNet (relative position buckets; declares no output recorders).", pad_token_id=1)
 
 
 # --- decoders ----------------------------------------------------------------------------------
@@ -367,58 +368,14 @@ def _llama():
     return model, inputs
 
 
-@_seeded
-def _mistral():
-    """Mistral with a sliding window of 4 over 9 tokens (and grouped-query attention, 2 kv heads)."""
-    from transformers import MistralConfig, MistralForCausalLM
-
-    config = MistralConfig(**_DECODER, num_key_value_heads=2, sliding_window=4)
-    return _model(MistralForCausalLM, config), _text(length=9)
-
-
-@_seeded
-def _qwen2():
-    """Qwen2 with grouped-query attention: 4 query heads share 1 key/value head."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    return _model(Qwen2ForCausalLM, Qwen2Config(**_DECODER, num_key_value_heads=1)), _text()
-
-
-@_seeded
-def _gemma():
-    """Gemma: multi-query attention (1 key/value head), explicit head size."""
-    from transformers import GemmaConfig, GemmaForCausalLM
-
-    config = GemmaConfig(**_DECODER, num_key_value_heads=1, head_dim=8)
-    return _model(GemmaForCausalLM, config), _text()
-
-
-@_seeded
-def _gemma2():
-    """Gemma2: alternating sliding-window (4) / global layers, logit soft-capping, 2 kv heads."""
-    from transformers import Gemma2Config, Gemma2ForCausalLM
-
-    config = Gemma2Config(
-        **_DECODER, num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8, sliding_window=4,
-    )
-    return _model(Gemma2ForCausalLM, config), _text()
-
-
-@_seeded
-def _phi():
-    """Phi: partial rotary embeddings."""
-    from transformers import PhiConfig, PhiForCausalLM
-
-    config = PhiConfig(**_DECODER, partial_rotary_factor=0.5, resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0)
-    return _model(PhiForCausalLM, config), _text()
-
-
-@_seeded
-def _stablelm():
-    from transformers import StableLmConfig, StableLmForCausalLM
-
-    config = StableLmConfig(**_DECODER, num_key_value_heads=4, partial_rotary_factor=0.5)
-    return _model(StableLmForCausalLM, config), _text()
+_mistral = _llama_like("Mistral", "Mistral with a sliding window of 4 over 9 tokens (and grouped-query attention, 2 kv heads).",
+                       length=9, num_key_value_heads=2, sliding_window=4)
+_qwen2 = _llama_like("Qwen2", "Qwen2 with grouped-query attention: 4 query heads share 1 key/value head.", num_key_value_heads=1)
+_gemma = _llama_like("Gemma", "Gemma: multi-query attention (1 key/value head), explicit head size.", num_key_value_heads=1, head_dim=8)
+_gemma2 = _llama_like("Gemma2", "Gemma2: alternating sliding-window (4) / global layers, logit soft-capping, 2 kv heads.",
+                      num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8, sliding_window=4)
+_phi = _llama_like("Phi", "Phi: partial rotary embeddings.", partial_rotary_factor=0.5, resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0)
+_stablelm = _llama_like("StableLm", "StableLM: partial rotary embeddings, 4 kv heads.", num_key_value_heads=4, partial_rotary_factor=0.5)
 
 
 # --- encoder-decoders --------------------------------------------------------------------------
@@ -519,23 +476,20 @@ def _swin():
 # --- vision-text -------------------------------------------------------------------------------
 
 
+# the towers' sizes, shared by CLIP and SigLIP
+_TOWERS = dict(
+    text_config=dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                     max_position_embeddings=16, pad_token_id=1, bos_token_id=0, eos_token_id=2),
+    vision_config=dict(image_size=IMAGE, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4),
+)
+
+
 @_seeded
 def _clip():
     """CLIP: a causal text tower and a ViT vision tower; the forward runs the vision tower first."""
     from transformers import CLIPConfig, CLIPModel
 
-    config = CLIPConfig(
-        text_config=dict(
-            vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            max_position_embeddings=16, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-        ),
-        vision_config=dict(
-            image_size=IMAGE, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4,
-        ),
-        projection_dim=16,
-    )
-    return _model(CLIPModel, config), {**_text(), "pixel_values": _pixels()}
+    return _model(CLIPModel, CLIPConfig(**_TOWERS, projection_dim=16)), {**_text(), "pixel_values": _pixels()}
 
 
 @_seeded
@@ -543,17 +497,7 @@ def _siglip():
     """SigLIP: text and vision towers (no class token); the forward runs the vision tower first."""
     from transformers import SiglipConfig, SiglipModel
 
-    config = SiglipConfig(
-        text_config=dict(
-            vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            max_position_embeddings=16, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-        ),
-        vision_config=dict(
-            image_size=IMAGE, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4,
-        ),
-    )
-    return _model(SiglipModel, config), {"input_ids": _ids(), "pixel_values": _pixels()}
+    return _model(SiglipModel, SiglipConfig(**_TOWERS)), {"input_ids": _ids(), "pixel_values": _pixels()}
 
 
 # --- the matrix --------------------------------------------------------------------------------
