@@ -147,12 +147,9 @@ def show_hypotheses(hypotheses: Sequence[Hypothesis]) -> None:
 
 
 def summary_record(claims: Sequence[Claim], hypotheses: Sequence[Hypothesis] = (), not_run: dict[str, str] | None = None) -> dict:
-    """The part of a chapter's summary every chapter shares, in one schema::
-
-        {"claims": [{"claim", "measured", "op", "threshold", "holds"}],
-         "hypotheses": [{"hypothesis", "measured", "control", "rule", "verdict"}],
-         "not_run": [{"what", "why"}]}
-    """
+    """The part of a chapter's summary every chapter shares, in one schema: ``claims`` (records with
+    ``claim, measured, op, threshold, holds``), ``hypotheses`` (``hypothesis, measured, control, rule,
+    verdict``) and ``not_run`` (``what, why``)."""
     return {
         "claims": [{"claim": c.text, "measured": c.measured, "op": c.op, "threshold": c.threshold, "holds": c.holds} for c in claims],
         "hypotheses": [{"hypothesis": h.text, "measured": h.measured, "control": h.control, "rule": h.rule, "verdict": h.verdict}

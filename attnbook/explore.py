@@ -15,13 +15,13 @@ import base64
 import html
 import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
-from . import checks, plots
+from . import plots
 from .errors import AttnbookError, InvalidInputError, bad_argument
 from .maps import AttentionMaps, check_index
 
@@ -159,12 +159,12 @@ def redraw(output: widgets.Output, info: widgets.HTML, draw: Callable[[], tuple[
         output.outputs = (message_output(str(exc)),)
         info.value = ""
         return False
-    _show(output, fig)
+    show_figure(output, fig)
     info.value = text
     return True
 
 
-def _show(output: widgets.Output, fig: Figure) -> None:
+def show_figure(output: widgets.Output, fig: Figure) -> None:
     """Replace what ``output`` shows by ``fig`` and release the figure."""
     try:
         output.outputs = (figure_output(fig),)
@@ -285,372 +285,18 @@ def maps(
     return MapsExplorer(maps, stats=stats, title=title, heatmap_kwargs=heatmap_kwargs)
 
 
-# -- the text explorer -------------------------------------------------------------------------
-def _uploaded_file(value: Any) -> tuple[str, bytes] | None:
-    """(name, content) of the first file in a FileUpload value (ipywidgets 8 tuple, or 7 dict)."""
-    items = list(value.values()) if isinstance(value, Mapping) else list(value or ())
-    if not items:
-        return None
-    item = items[0]
-    return str(item.get("name", "file")), bytes(item["content"])
+# -- moved to the chapters' folders (old import paths keep working, with a warning) ----------------
+_MOVED = {"TextExplorer": "attnbook.lm.explorer", "text": "attnbook.lm.explorer", "SeriesView": "attnbook.timeseries.explorer",
+          "SeriesExplorer": "attnbook.timeseries.explorer", "render_series": "attnbook.timeseries.explorer",
+          "series": "attnbook.timeseries.explorer"}
 
 
-class TextExplorer:
-    """Text area + .txt upload + *Analyse* button; shows a :class:`MapsExplorer` of the result.
+def __getattr__(name: str) -> Any:
+    """The explorers that moved to the chapters' folders, by their old names (deprecated)."""
+    if name in _MOVED:
+        import importlib
+        import warnings
 
-    Child widgets: ``textarea``, ``upload``, ``button``, ``message`` (HTML: notes and red errors),
-    ``result`` (VBox holding the explorer and the token highlight); ``explorer`` is the current
-    :class:`MapsExplorer` (None before the first successful analysis).
-    """
-
-    def __init__(
-        self,
-        analyse: Callable[[str], AttentionMaps],
-        *,
-        initial_text: str = "",
-        importance: Callable[[AttentionMaps], Sequence[float]] | None = None,
-        stats: Stats | None = None,
-        max_chars: int = 2000,
-        title: str | None = None,
-        heatmap_kwargs: Mapping[str, Any] | None = None,
-    ) -> None:
-        for name, function in (("analyse", analyse), ("importance", importance), ("stats", stats)):
-            if function is not None and not callable(function):
-                raise bad_argument(InvalidInputError, name, "a callable", function)
-        if analyse is None:
-            raise bad_argument(InvalidInputError, "analyse", "a callable str -> AttentionMaps", analyse)
-        if isinstance(max_chars, bool) or not isinstance(max_chars, numbers.Integral) or max_chars < 1:
-            raise bad_argument(InvalidInputError, "max_chars", "a positive integer", max_chars)
-        self._analyse, self.importance, self.stats = analyse, importance, stats
-        self.max_chars, self.title, self.heatmap_kwargs = int(max_chars), title, heatmap_kwargs
-        self.explorer: MapsExplorer | None = None
-        self.highlight: widgets.Output | None = None
-        self._build(str(initial_text))
-        if str(initial_text).strip():
-            self.analyse()
-
-    def _build(self, initial_text: str) -> None:
-        self.textarea = widgets.Textarea(
-            value=initial_text, placeholder="Type or paste text here, or upload a .txt file",
-            rows=5, layout=widgets.Layout(width="100%"),
-        )
-        self.upload = widgets.FileUpload(accept=".txt", multiple=False, description="Upload .txt")
-        self.button = widgets.Button(description="Analyse", button_style="primary", icon="play")
-        self.message = widgets.HTML()
-        self.result = widgets.VBox()
-        self.upload.observe(self._on_upload, names="value")
-        self.button.on_click(lambda _button: self.analyse())
-        self.widget = widgets.VBox([self.textarea, widgets.HBox([self.upload, self.button]), self.message, self.result])
-
-    def say(self, message: str, error: bool = False) -> None:
-        """Show ``message`` under the buttons (red when ``error``; '' clears it)."""
-        colour = ERROR_COLOUR if error else "#444"
-        self.message.value = f'<div style="color:{colour}">{html.escape(message)}</div>' if message else ""
-
-    def _on_upload(self, change: Mapping[str, Any]) -> None:
-        upload = _uploaded_file(change["new"])
-        if upload is None:
-            return
-        name, content = upload
-        try:
-            text = content.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            self.say(f"{name}: expected UTF-8 text, but the file could not be decoded as UTF-8.", error=True)
-        else:
-            self.textarea.value = text
-            self.say(f"Loaded {name} ({len(text)} characters). Press Analyse.")
-        self.upload.value = ()  # so that the same file can be uploaded again
-
-    def _token_scores(self, result: AttentionMaps) -> widgets.Output:
-        scores = [float(s) for s in self.importance(result)]
-        tokens = result.tokens(0) or [f"#{j}" for j in range(result.n_keys)]
-        if len(scores) != len(tokens):  # scores may cover only the unpadded keys
-            valid = result.key_mask()[0].any(0).tolist()
-            tokens = [t for t, keep in zip(tokens, valid) if keep] if len(scores) == sum(valid) else tokens
-        out = widgets.Output()
-        _show(out, plots.token_highlight(tokens, scores, title="token importance · sample 0"))
-        return out
-
-    def analyse(self, text: str | None = None) -> MapsExplorer | None:
-        """Analyse ``text`` (default: the text area) and show the result; None after an error."""
-        text = self.textarea.value if text is None else text
-        if not text.strip():
-            self.say("Type or upload some text first.", error=True)
-            return None
-        note = f"Only the first {self.max_chars} characters were analysed." if len(text) > self.max_chars else ""
-        explorer = highlight = None
-        try:
-            result = self._analyse(text[: self.max_chars])
-            if not isinstance(result, AttentionMaps):
-                raise bad_argument(InvalidInputError, "analyse", "a function returning AttentionMaps", type(result).__name__, raw=True)
-            explorer = MapsExplorer(result, stats=self.stats, title=self.title, heatmap_kwargs=self.heatmap_kwargs)
-            highlight = self._token_scores(result) if self.importance is not None else None
-        except AttnbookError as exc:
-            if explorer is not None:
-                explorer.close()
-            self._replace(None, None)
-            self.say(str(exc), error=True)
-            return None
-        self._replace(explorer, highlight)
-        self.say(note)
-        return explorer
-
-    def _replace(self, explorer: MapsExplorer | None, highlight: widgets.Output | None) -> None:
-        if self.explorer is not None:
-            self.explorer.close()
-        if self.highlight is not None:
-            self.highlight.close()
-        self.explorer, self.highlight = explorer, highlight
-        self.result.children = tuple(w for w in (highlight, None if explorer is None else explorer.widget) if w is not None)
-
-    def _repr_mimebundle_(self, **kwargs: Any):
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
-
-def text(
-    analyse: Callable[[str], AttentionMaps],
-    *,
-    initial_text: str = "",
-    importance: Callable[[AttentionMaps], Sequence[float]] | None = None,
-    stats: Stats | None = None,
-    max_chars: int = 2000,
-    title: str | None = None,
-    heatmap_kwargs: Mapping[str, Any] | None = None,
-) -> TextExplorer:
-    """Explorer for text a reader types or uploads: ``analyse(text)`` -> maps explorer (+ token scores).
-
-    Errors (:class:`~attnbook.errors.AttnbookError`) raised by ``analyse`` or ``importance`` are
-    shown as a red message. Runs once at construction when ``initial_text`` is not blank.
-    """
-    return TextExplorer(
-        analyse, initial_text=initial_text, importance=importance, stats=stats,
-        max_chars=max_chars, title=title, heatmap_kwargs=heatmap_kwargs,
-    )
-
-
-# -- the time-series explorer ------------------------------------------------------------------
-import numpy as np  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-
-def _series_array(name: str, value: Any, shape: tuple[int | None, ...]) -> np.ndarray:
-    """``value`` as a finite float array of ``shape`` (None = any size on that axis)."""
-    array = checks.array(name, value, (len(shape),))
-    if any(want is not None and got != want for got, want in zip(array.shape, shape)):
-        wanted = "(" + ", ".join("any" if w is None else str(w) for w in shape) + ")"
-        raise bad_argument(InvalidInputError, name, f"shape {wanted}", f"shape {array.shape}", raw=True)
-    return array
-
-
-@dataclass(eq=False)
-class SeriesView:
-    """Attention of a forecaster on ``B`` input windows of one generator.
-
-    ``maps``: ``(L, B, H, Q, K)`` attention over the ``K`` input steps; ``inputs``: ``(B, K)``
-    the raw windows; ``targets`` and ``forecasts`` (optional): ``(B, horizon)`` the true future
-    and the model's forecast, both of the same horizon. Arrays are validated and stored as
-    float64 numpy arrays.
-    """
-
-    maps: AttentionMaps
-    inputs: np.ndarray
-    targets: np.ndarray | None = None
-    forecasts: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.maps, AttentionMaps):
-            raise bad_argument(InvalidInputError, "maps", "an AttentionMaps", self.maps)
-        B, K = self.maps.batch_size, self.maps.n_keys
-        self.inputs = _series_array("inputs", self.inputs, (B, K))
-        horizon = None
-        for name in ("targets", "forecasts"):
-            value = getattr(self, name)
-            if value is not None:
-                array = _series_array(name, value, (B, horizon))
-                if array.shape[1] == 0:
-                    raise bad_argument(InvalidInputError, name, "a horizon of at least one step", f"shape {array.shape}", raw=True)
-                horizon = array.shape[1]
-                setattr(self, name, array)
-
-    @property
-    def horizon(self) -> int:
-        """Forecast horizon (0 without targets and forecasts)."""
-        for array in (self.targets, self.forecasts):
-            if array is not None:
-                return array.shape[1]
-        return 0
-
-
-def _query_step(view: SeriesView, query: int) -> int:
-    """Time step of query ``query``: queries align with the end of the window when ``Q <= K``."""
-    Q, K = view.maps.n_queries, view.maps.n_keys
-    return query + K - Q if Q <= K else query
-
-
-def _row_summary(row: np.ndarray, allowed: np.ndarray, step: int) -> tuple[float, float, int, int]:
-    """(entropy in nats, entropy / log n_allowed, key of the largest weight, its lag = step - key)."""
-    p = row[allowed & (row > 0)]
-    entropy = float(-(p * np.log(p)).sum()) if p.size else 0.0
-    n = int(allowed.sum())
-    normalised = entropy / math.log(n) if n > 1 else 0.0
-    key = int(np.argmax(np.where(allowed, row, -np.inf))) if allowed.any() else int(np.argmax(row))
-    return entropy, min(1.0, max(0.0, normalised)), key, step - key
-
-
-def render_series(
-    view: SeriesView,
-    layer: int | str,
-    head: int,
-    sample: int = 0,
-    query: int = -1,
-    *,
-    name: str | None = None,
-) -> tuple[Figure, str]:
-    """The figure and info HTML of one window and one query row of one head.
-
-    Left: :func:`attnbook.plots.series_attention` of window ``sample`` with the weights
-    ``maps.weights[layer, sample, head, query]`` (and target / forecast when the view has them);
-    right: :func:`attnbook.plots.head_map` of that head with the query row outlined. The HTML
-    gives the row's entropy and the lag (query step − key) of its largest weight. ``name``
-    (e.g. the generator) prefixes the titles.
-    """
-    if not isinstance(view, SeriesView):
-        raise bad_argument(InvalidInputError, "view", "a SeriesView", view)
-    maps = view.maps
-    l = maps.layer_index(layer)
-    h = check_index("head", head, maps.n_heads)
-    b = check_index("sample", sample, maps.batch_size)
-    q = check_index("query", query, maps.n_queries)
-    row = maps.weights[l, b, h, q].detach().to("cpu").double().numpy()
-    allowed = maps.key_mask()[b, q].detach().to("cpu").numpy()
-    step = _query_step(view, q)
-    prefix = f"{name} · " if name else ""
-    where = f"{maps.layer_names[l]} · head {h} · window {b}"
-    fig = plots.BookFigure(figsize=(12.0, 4.0), layout="constrained")
-    series_ax, map_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.3, 1.0]})
-    plots.series_attention(
-        view.inputs[b], row,
-        target=None if view.targets is None else view.targets[b],
-        forecast=None if view.forecasts is None else view.forecasts[b],
-        query=step, title=f"{prefix}{where} · query {q}", ax=series_ax,
-    )
-    plots.head_map(maps, l, h, b, ax=map_ax, title=f"{where} (query {q} outlined)")
-    map_ax.add_patch(Rectangle((-0.5, q - 0.5), maps.n_keys, 1.0, fill=False, edgecolor=plots.TOP_COLOUR, linewidth=1.5))
-    entropy, normalised, key, lag = _row_summary(row, allowed, step)
-    info = (
-        f'<div class="attnbook-series-info">{html.escape(prefix + where)} · <b>query {q}</b> (t = {step}): '
-        f"entropy {entropy:.3f} nats ({normalised:.2f} of the maximum) · "
-        f"largest weight {row[key]:.3f} on key {key} · <b>lag {lag}</b></div>"
-    )
-    return fig, info
-
-
-class SeriesExplorer:
-    """Widgets over several :class:`SeriesView` (one per generator); display it (or ``.widget``).
-
-    Child widgets: ``generator`` (Dropdown of the view names), ``layer`` (Dropdown, value =
-    index), ``head``, ``sample`` (the window) and ``query`` (IntSliders; the query starts at the
-    last one), ``output`` (the figure of :func:`render_series`), ``info`` (HTML line). Switching
-    generator updates the ranges of the other controls, keeping their values where they fit.
-    """
-
-    def __init__(self, views: Mapping[str, SeriesView], *, title: str | None = None) -> None:
-        if not isinstance(views, Mapping) or not views:
-            raise bad_argument(InvalidInputError, "views", "a non-empty mapping name -> SeriesView", views)
-        for key, view in views.items():
-            if not isinstance(view, SeriesView):
-                raise bad_argument(InvalidInputError, f"views[{str(key)!r}]", "a SeriesView", view)
-        self.views = {str(k): v for k, v in views.items()}
-        self.n_renders = 0
-        self._syncing = False
-        self._build(title)
-        self.generator.observe(self._on_generator, names="value")
-        for control in (self.layer, self.head, self.sample, self.query):
-            control.observe(self._on_change, names="value")
-        self.update()
-
-    @property
-    def view(self) -> SeriesView:
-        """The selected generator's view."""
-        return self.views[self.generator.value]
-
-    def _build(self, title: str | None) -> None:
-        first = next(iter(self.views))
-        m = self.views[first].maps
-        self.generator = widgets.Dropdown(options=list(self.views), value=first, description="generator")
-        self.layer = widgets.Dropdown(options=[(n, i) for i, n in enumerate(m.layer_names)], value=0, description="layer")
-        self.head = widgets.IntSlider(value=0, min=0, max=m.n_heads - 1, description="head", continuous_update=False)
-        self.sample = widgets.IntSlider(value=0, min=0, max=m.batch_size - 1, description="window", continuous_update=False)
-        self.query = widgets.IntSlider(value=m.n_queries - 1, min=0, max=m.n_queries - 1, description="query",
-                                       continuous_update=False)
-        self.output = widgets.Output()
-        self.info = widgets.HTML()
-        self.title = widgets.HTML(f"<h4>{html.escape(title)}</h4>" if title else "")
-        wrap = widgets.Layout(flex_flow="row wrap")
-        self._rows = (
-            widgets.HBox([self.generator, self.layer], layout=wrap),
-            widgets.HBox([self.head, self.sample, self.query], layout=wrap),
-        )
-        self.widget = widgets.VBox([self.title, *self._rows, self.output, self.info])
-
-    def _on_generator(self, change: Mapping[str, Any]) -> None:
-        m = self.view.maps
-        self._syncing = True
-        try:
-            layer = self.layer.value if self.layer.value is not None and self.layer.value < m.n_layers else 0
-            self.layer.options = [(n, i) for i, n in enumerate(m.layer_names)]
-            self.layer.value = layer
-            for slider, size in ((self.head, m.n_heads), (self.sample, m.batch_size)):
-                value = min(slider.value, size - 1)
-                slider.max = size - 1
-                slider.value = value
-            at_end = self.query.value == self.query.max
-            self.query.max = m.n_queries - 1
-            self.query.value = m.n_queries - 1 if at_end else min(self.query.value, m.n_queries - 1)
-        finally:
-            self._syncing = False
-        self.update()
-
-    def render(self) -> tuple[Figure, str]:
-        """The figure and info HTML for the current widget values."""
-        return render_series(self.view, self.layer.value, self.head.value, self.sample.value, self.query.value,
-                             name=self.generator.value)
-
-    def update(self) -> None:
-        """Redraw the output and the info line for the current widget values."""
-        if redraw(self.output, self.info, self.render):
-            self.n_renders += 1
-
-    def _on_change(self, change: Mapping[str, Any]) -> None:
-        if not self._syncing:
-            self.update()
-
-    def close(self) -> None:
-        """Close every widget of the explorer (frees their comms)."""
-        for child in (self.title, self.generator, self.layer, self.head, self.sample, self.query, self.output, self.info,
-                      *self._rows, self.widget):
-            child.close()
-
-    def _repr_mimebundle_(self, **kwargs: Any):
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
-
-def series(views: Mapping[str, SeriesView], *, title: str | None = None) -> SeriesExplorer:
-    """Explorer of forecaster attention on input windows: generator, layer, head, window, query.
-
-    Shows the selected window with the query row's weights as bars (and the true future and the
-    forecast after it), the head's map with that row outlined, and the row's entropy and the lag
-    of its largest weight.
-    """
-    return SeriesExplorer(views, title=title)
+        warnings.warn(f"attnbook.explore.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'attnbook.explore' has no attribute {name!r}")

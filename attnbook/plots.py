@@ -152,7 +152,8 @@ def _new_figure(figsize: tuple[float, float]) -> BookFigure:
     return BookFigure(figsize=figsize, layout="constrained")
 
 
-def _figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+def figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    """A new :class:`BookFigure` with one axes of ``figsize``, or ``ax`` and its figure (for figures drawn into a panel)."""
     if ax is None:
         fig = _new_figure(figsize)
         return fig, fig.add_subplot()
@@ -246,7 +247,7 @@ def heatmap(
     q_labels = _labels("query_labels", query_labels, data.shape[0])
     k_labels = _labels("key_labels", key_labels, data.shape[1])
     colour = _Colour(gamma, robust, bool(log), top_percent, cmap)
-    fig, ax = _figure_and_axes(ax, _heatmap_size(data.shape))
+    fig, ax = figure_and_axes(ax, _heatmap_size(data.shape))
     image = _draw(ax, data, allowed, colour.norm(data[allowed]), colour)
     _set_ticks(ax, "x", k_labels)
     _set_ticks(ax, "y", q_labels)
@@ -448,7 +449,7 @@ def token_highlight(
     norm = _Colour(cmap=cm).norm(values)
     columns = max(10, int(width * 72 / (0.6 * fontsize) * 0.92))
     lines = _wrap(text, columns)
-    fig, ax = _figure_and_axes(ax, (width, 1.3 + 0.38 * len(lines) * fontsize / 11))
+    fig, ax = figure_and_axes(ax, (width, 1.3 + 0.38 * len(lines) * fontsize / 11))
     ax.set_xlim(-0.5, columns + 0.5)
     ax.set_ylim(len(lines) - 0.4, -0.6)
     ax.set_axis_off()
@@ -488,7 +489,7 @@ def curves(
         raise bad_argument(InvalidInputError, "x", f"{rows.shape[1]} values", f"{len(xs)} values", raw=True)
     names = _labels("labels", labels, rows.shape[0])
     positions = [] if marks is None else [checks.real("marks", m) for m in np.atleast_1d(marks).tolist()]
-    fig, ax = _figure_and_axes(ax, (7.0, 4.0))
+    fig, ax = figure_and_axes(ax, (7.0, 4.0))
     for k, y in enumerate(rows):
         ax.plot(xs, y, marker="o" if len(xs) <= 60 else None, markersize=3, label=None if names is None else names[k])
     for n, position in enumerate(positions):
@@ -573,7 +574,7 @@ def metric_bars(
     """Bar chart of named values with optional error bars and a dashed threshold line."""
     names, data = _bar_data(values, labels)
     err = _bar_errors(errors, names)
-    fig, ax = _figure_and_axes(ax, (min(14.0, max(4.5, 0.55 * len(data) + 2)), 4.0))
+    fig, ax = figure_and_axes(ax, (min(14.0, max(4.5, 0.55 * len(data) + 2)), 4.0))
     x = np.arange(len(data))
     ax.bar(x, data, yerr=err, capsize=3 if err is not None else 0, color="C0")
     slanted = len(data) > 8 or max(len(n) for n in names) > 6
@@ -621,7 +622,7 @@ def layer_head_grid(
         format(0.5, fmt)
     except (TypeError, ValueError):
         raise bad_argument(InvalidInputError, "fmt", "a float format spec such as '.2f'", fmt) from None
-    fig, ax = _figure_and_axes(ax, (min(14.0, 2.8 + 0.6 * n_heads), min(12.0, 1.6 + 0.45 * n_layers)))
+    fig, ax = figure_and_axes(ax, (min(14.0, 2.8 + 0.6 * n_heads), min(12.0, 1.6 + 0.45 * n_layers)))
     finite = data[np.isfinite(data)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     image = ax.imshow(np.ma.masked_invalid(data), cmap=_colormap(cmap), aspect="auto", interpolation="nearest",
@@ -658,7 +659,7 @@ def head_dendrogram(
         raise bad_argument(InvalidInputError, "n_heads", f"a positive divisor of {n}", n_heads, raw=True)
     condensed = squareform(np.clip((data + data.T) / 2, 0, None), checks=False)
     tree = linkage(condensed, method=method)
-    fig, ax = _figure_and_axes(ax, (min(16.0, 3.0 + 0.18 * n), 4.5))
+    fig, ax = figure_and_axes(ax, (min(16.0, 3.0 + 0.18 * n), 4.5))
     names = [f"L{i // n_heads}H{i % n_heads}" for i in range(n)]
     dendrogram(tree, labels=names, ax=ax, color_threshold=0, above_threshold_color="#555555", leaf_font_size=7)
     palette = matplotlib.colormaps["tab10"]
@@ -725,7 +726,7 @@ def training_curves(
         lowest = min(float(np.min(np.r_[v, t[np.isfinite(t)]])) for _, _, t, v in runs.values())
         if lowest <= 0:
             raise bad_argument(InvalidInputError, "log", "log=False for losses <= 0", f"a loss of {lowest:.3g}", raw=True)
-    fig, ax = _figure_and_axes(ax, (7.5, 4.2))
+    fig, ax = figure_and_axes(ax, (7.5, 4.2))
     for k, (name, (history, steps, train, val)) in enumerate(runs.items()):
         colour = f"C{k % 10}"
         ax.plot(steps, val, color=colour, linestyle="-", linewidth=1.6, label=name)
@@ -790,74 +791,6 @@ def series_overview(
     return fig
 
 
-def _query_position(query: Any, size: int) -> int:
-    if isinstance(query, bool) or not isinstance(query, numbers.Integral) or not -size <= query < size:
-        raise bad_argument(InvalidInputError, "query", f"an integer in [0, {size})", query)
-    return int(query) % size
-
-
-def series_attention(
-    window: Sequence[float],
-    weights: Sequence[float],
-    *,
-    target: Sequence[float] | None = None,
-    forecast: Sequence[float] | None = None,
-    query: int | None = None,
-    title: str | None = None,
-    ax: Axes | None = None,
-) -> Figure:
-    """One input window (a line) with one query row's attention weights as bars on a twin y axis.
-
-    ``window`` and ``weights`` have one value per input step ``0 .. L-1``; ``target`` (the true
-    future, solid) and ``forecast`` (dashed) follow at steps ``L .. L+H-1``. A dotted vertical
-    line marks the query position ``query`` (default ``L-1``; up to ``L+H-1`` when a horizon is
-    drawn, for queries that sit in the horizon).
-    """
-    from matplotlib.ticker import MaxNLocator
-
-    values = checks.array("window", window, (1,))
-    attn = checks.array("weights", weights, (1,))
-    if len(values) == 0:
-        raise bad_argument(InvalidInputError, "window", "at least one step", "none", raw=True)
-    if len(attn) != len(values):
-        raise bad_argument(InvalidInputError, "weights", f"{len(values)} values (one per window step)", f"{len(attn)} values", raw=True)
-    truth = None if target is None else checks.array("target", target, (1,))
-    guess = None if forecast is None else checks.array("forecast", forecast, (1,))
-    if truth is not None and guess is not None and len(guess) != len(truth):
-        raise bad_argument(InvalidInputError, "forecast", f"{len(truth)} values (as many as target)", f"{len(guess)} values", raw=True)
-    size = len(values)
-    horizon = len(truth) if truth is not None else (len(guess) if guess is not None else 0)
-    position = size - 1 if query is None else _query_position(query, size + horizon)
-    fig, ax = _figure_and_axes(ax, (8.0, 3.8))
-    twin = ax.twinx()
-    steps = np.arange(size)
-    twin.bar(steps, attn, width=0.8, color=WEIGHT_COLOUR, alpha=0.45, label=f"attention weight (query {position})")
-    top = float(attn.max()) if attn.size and attn.max() > 0 else 1.0
-    twin.set_ylim(min(0.0, float(attn.min()) * 1.1), top * 1.6)  # bars fill the lower part, under the line
-    twin.set_ylabel("attention weight")
-    ax.set_zorder(twin.get_zorder() + 1)  # the series is drawn over the bars
-    ax.patch.set_visible(False)
-    ax.plot(steps, values, color=WINDOW_COLOUR, linewidth=1.5, marker="o" if size <= 60 else None, markersize=2.5, label="input window")
-    after = np.arange(size, size + horizon)
-    if horizon:
-        ax.axvspan(size - 0.5, size + horizon - 0.5, color="grey", alpha=0.08, linewidth=0)
-    if truth is not None:
-        ax.plot(after, truth, color=TARGET_COLOUR, linewidth=1.3, label="true future")
-    if guess is not None:
-        ax.plot(after, guess, color=FORECAST_COLOUR, linestyle="--", linewidth=1.5, label="forecast")
-    ax.axvline(position, color="grey", linestyle=":", linewidth=1.3, label=f"query t={position}")
-    ax.set_xlim(-0.8, size + horizon - 0.2)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    handles, labels = ax.get_legend_handles_labels()
-    more, more_labels = twin.get_legend_handles_labels()
-    ax.legend(handles + more, labels + more_labels, fontsize=8, loc="best")
-    ax.set_xlabel("time step (input window, then horizon)")
-    ax.set_ylabel("value")
-    ax.set_title(title if title is not None else f"input window and attention of query {position}")
-    ax.grid(alpha=0.3)
-    return fig
-
-
 def grouped_bars(
     values: Mapping[str, Sequence[float]],
     *,
@@ -899,7 +832,7 @@ def grouped_bars(
                 raise bad_argument(InvalidInputError, f"errors[{str(key)!r}]", "non-negative values", f"minimum {np.nanmin(array):.3g}", raw=True)
             err[str(key)] = np.nan_to_num(array, nan=0.0)
     level = None if reference is None else checks.real("reference", reference)
-    fig, ax = _figure_and_axes(ax, (min(15.0, max(5.0, 0.45 * len(groups) * len(data) + 0.5 * len(groups) + 2)), 4.3))
+    fig, ax = figure_and_axes(ax, (min(15.0, max(5.0, 0.45 * len(groups) * len(data) + 0.5 * len(groups) + 2)), 4.3))
     x = np.arange(len(groups))
     width = 0.8 / len(data)
     handles = []
@@ -962,7 +895,7 @@ def band_curves(
     xs = checks.array("x", x, (1,))
     if not isinstance(runs, Mapping) or not runs:
         raise bad_argument(InvalidInputError, "runs", "a non-empty mapping name -> (n_runs, len(x)) array", runs)
-    fig, ax = _figure_and_axes(ax, (7.5, 4.2))
+    fig, ax = figure_and_axes(ax, (7.5, 4.2))
     for k, (name, values) in enumerate(runs.items()):
         data = checks.array(f"runs[{name!r}]", values, (1, 2), allow_nan=True)
         data = data[None] if data.ndim == 1 else data
@@ -986,3 +919,16 @@ def band_curves(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+# -- moved to the chapters' folders (old import paths keep working, with a warning) ---------------
+def __getattr__(name: str) -> Any:
+    """``series_attention`` moved to :mod:`attnbook.timeseries.figures` (deprecated here)."""
+    if name == "series_attention":
+        import warnings
+
+        from .timeseries.figures import series_attention
+
+        warnings.warn("attnbook.plots.series_attention moved to attnbook.timeseries.figures.series_attention", DeprecationWarning, stacklevel=2)
+        return series_attention
+    raise AttributeError(f"module 'attnbook.plots' has no attribute {name!r}")

@@ -14,6 +14,7 @@ import torch  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
 
 from attnbook import explore  # noqa: E402
+from attnbook.lm import explorer as text_explorer  # noqa: E402
 from attnbook.errors import InvalidInputError, OutOfRangeError  # noqa: E402
 from attnbook.maps import AttentionMaps  # noqa: E402
 
@@ -168,7 +169,7 @@ class StubAnalyse:
 
 def test_text_explorer_analyses_on_click():
     analyse = StubAnalyse()
-    te = explore.text(analyse, stats=StubStats())
+    te = text_explorer.text(analyse, stats=StubStats())
     assert te.explorer is None and te.result.children == () and analyse.texts == []
     te.textarea.value = "the cat sat"
     te.button.click()
@@ -180,7 +181,7 @@ def test_text_explorer_analyses_on_click():
 
 def test_text_explorer_runs_initial_text_and_importance():
     analyse = StubAnalyse()
-    te = explore.text(analyse, initial_text="one two three four", stats=StubStats(),
+    te = text_explorer.text(analyse, initial_text="one two three four", stats=StubStats(),
                       importance=lambda m: m.weights[0, 0].mean(0).mean(0).tolist())
     assert analyse.texts == ["one two three four"]
     assert te.highlight is not None and te.highlight in te.result.children
@@ -192,7 +193,7 @@ def test_text_explorer_runs_initial_text_and_importance():
 
 
 def test_text_explorer_upload_fills_textarea():
-    te = explore.text(StubAnalyse(), stats=StubStats())
+    te = text_explorer.text(StubAnalyse(), stats=StubStats())
     te.upload.value = ({"name": "a.txt", "type": "text/plain", "size": 5, "content": memoryview(b"hello"),
                         "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
     assert te.textarea.value == "hello"
@@ -201,7 +202,7 @@ def test_text_explorer_upload_fills_textarea():
 
 
 def test_text_explorer_rejects_non_utf8_upload():
-    te = explore.text(StubAnalyse(), initial_text="", stats=StubStats())
+    te = text_explorer.text(StubAnalyse(), initial_text="", stats=StubStats())
     te.textarea.value = "kept"
     te.upload.value = ({"name": "b.txt", "type": "text/plain", "size": 2, "content": memoryview(b"\xff\xfe\xfa"),
                         "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
@@ -210,7 +211,7 @@ def test_text_explorer_rejects_non_utf8_upload():
 
 
 def test_text_explorer_shows_analyse_errors():
-    te = explore.text(StubAnalyse(), initial_text="fine text", stats=StubStats())
+    te = text_explorer.text(StubAnalyse(), initial_text="fine text", stats=StubStats())
     assert te.explorer is not None
     te.textarea.value = "this goes boom"
     te.button.click()  # no exception
@@ -220,14 +221,30 @@ def test_text_explorer_shows_analyse_errors():
 
 def test_text_explorer_blank_text_long_text_and_bad_results():
     analyse = StubAnalyse()
-    te = explore.text(analyse, stats=StubStats(), max_chars=10)
+    te = text_explorer.text(analyse, stats=StubStats(), max_chars=10)
     te.textarea.value = "   "
     te.button.click()
     assert analyse.texts == [] and explore.ERROR_COLOUR in te.message.value
     te.textarea.value = "aa bb cc dd ee ff"
     te.button.click()
     assert analyse.texts == ["aa bb cc d"] and "first 10 characters" in te.message.value
-    bad = explore.text(lambda text: "not maps", stats=StubStats())
+    bad = text_explorer.text(lambda text: "not maps", stats=StubStats())
     assert bad.analyse("x") is None and "analyse" in bad.message.value
     with pytest.raises(InvalidInputError, match="^max_chars:"):
-        explore.text(analyse, max_chars=0)
+        text_explorer.text(analyse, max_chars=0)
+
+
+def test_moved_explorers_keep_their_old_import_paths_with_a_warning():
+    from attnbook import plots
+    from attnbook.lm.explorer import TextExplorer
+    from attnbook.timeseries.explorer import SeriesView
+    from attnbook.timeseries.figures import series_attention
+
+    with pytest.warns(DeprecationWarning, match="moved to attnbook.lm.explorer"):
+        assert explore.TextExplorer is TextExplorer
+    with pytest.warns(DeprecationWarning, match="moved to attnbook.timeseries.explorer"):
+        assert explore.SeriesView is SeriesView
+    with pytest.warns(DeprecationWarning, match="moved to attnbook.timeseries.figures"):
+        assert plots.series_attention is series_attention
+    with pytest.raises(AttributeError):
+        explore.no_such_explorer  # noqa: B018

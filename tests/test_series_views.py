@@ -15,9 +15,11 @@ import torch  # noqa: E402
 from matplotlib.container import BarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from attnbook import explore, plots  # noqa: E402
+from attnbook import plots  # noqa: E402
 from attnbook.errors import InvalidInputError, OutOfRangeError  # noqa: E402
-from attnbook.explore import SeriesView  # noqa: E402
+from attnbook.timeseries import explorer as series_explorer  # noqa: E402
+from attnbook.timeseries.explorer import SeriesView  # noqa: E402
+from attnbook.timeseries.figures import series_attention  # noqa: E402
 from attnbook.maps import AttentionMaps  # noqa: E402
 from attnbook.train import History  # noqa: E402
 
@@ -138,7 +140,7 @@ def test_series_attention_bars_lines_and_labels():
     rng = np.random.default_rng(1)
     window, weights = rng.normal(size=WINDOW), rng.dirichlet(np.ones(WINDOW))
     target, forecast = rng.normal(size=HORIZON), rng.normal(size=HORIZON)
-    fig = plots.series_attention(window, weights, target=target, forecast=forecast, query=6, title="one window")
+    fig = series_attention(window, weights, target=target, forecast=forecast, query=6, title="one window")
     ax, twin = _value_axes(fig), _twin(fig)
     np.testing.assert_allclose(_bar_heights(twin), weights)
     np.testing.assert_allclose(_line(ax, "input window").get_xdata(), np.arange(WINDOW))
@@ -158,7 +160,7 @@ def test_series_attention_bars_lines_and_labels():
 
 
 def test_series_attention_defaults_to_last_query_without_horizon():
-    fig = plots.series_attention(np.arange(5.0), [0.1, 0.1, 0.2, 0.2, 0.4])
+    fig = series_attention(np.arange(5.0), [0.1, 0.1, 0.2, 0.2, 0.4])
     ax = _value_axes(fig)
     assert [x.get_label() for x in ax.lines] == ["input window", "query t=4"]
     assert "query 4" in ax.get_title()
@@ -182,7 +184,7 @@ def test_series_attention_defaults_to_last_query_without_horizon():
 def test_series_attention_bad_input(kwargs, argument):
     args = {"window": [1.0, 2.0, 3.0], "weights": [0.2, 0.3, 0.5], **kwargs}
     with pytest.raises(InvalidInputError, match=f"^{argument}:"):
-        plots.series_attention(**args)
+        series_attention(**args)
 
 
 # -- grouped_bars ------------------------------------------------------------------------------
@@ -240,7 +242,7 @@ def test_series_view_validates_shapes():
 
 def test_render_series_bars_equal_the_selected_row():
     view = make_view(3)
-    fig, info = explore.render_series(view, 1, 0, sample=1, query=7, name="garch")
+    fig, info = series_explorer.render_series(view, 1, 0, sample=1, query=7, name="garch")
     np.testing.assert_allclose(_bar_heights(_twin(fig)), view.maps.weights[1, 1, 0, 7].double().numpy(), rtol=1e-6)
     ax = _value_axes(fig)
     np.testing.assert_allclose(_line(ax, "input window").get_ydata(), view.inputs[1])
@@ -253,12 +255,12 @@ def test_render_series_bars_equal_the_selected_row():
     assert "query 7" in info and f"entropy {entropy:.3f}" in info and f"lag {7 - int(row.argmax())}" in info
     _close(fig)
     with pytest.raises(OutOfRangeError, match="^query"):
-        explore.render_series(view, 0, 0, 0, WINDOW)
+        series_explorer.render_series(view, 0, 0, 0, WINDOW)
 
 
 def test_series_explorer_rerenders_on_changes():
     views = {"ar1": make_view(0), "walk": make_view(1, layers=1, batch=3, heads=3, k=8, horizon=None)}
-    ex = explore.series(views, title="forecaster attention")
+    ex = series_explorer.series(views, title="forecaster attention")
     try:
         assert ex.n_renders == 1 and ex.query.value == WINDOW - 1
         assert "query 9" in ex.info.value and "ar1" in ex.info.value
@@ -290,6 +292,6 @@ def test_series_explorer_rerenders_on_changes():
 
 def test_series_explorer_rejects_bad_views():
     with pytest.raises(InvalidInputError, match="^views:"):
-        explore.series({})
+        series_explorer.series({})
     with pytest.raises(InvalidInputError, match=r"^views\['a'\]:"):
-        explore.series({"a": make_view(0).maps})
+        series_explorer.series({"a": make_view(0).maps})
