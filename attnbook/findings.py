@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .chapters import EXPERIMENTS
 from .errors import MissingResourceError
 from .store import read_json, results_dir
 
 __all__ = ["CHAPTERS", "collect", "not_run_note"]
 
-#: results folder -> the chapter's title in the table
-CHAPTERS = {
-    "reading-attention": "1 · reading attention",
-    "distribution-effects": "2 · distribution effects",
-    "vitime-harmonics": "3 · ViTime harmonics",
-    "ad-compression": "4 · AD and compression",
-    "charlm-evolution": "5 · char-LM evolution",
-}
+#: results folder -> the chapter's title in the table (from the one chapter table, :mod:`attnbook.chapters`)
+CHAPTERS = {chapter.slug: chapter.label for chapter in EXPERIMENTS}
 
 
 def _fmt(x) -> str:

@@ -28,7 +28,7 @@ import torch
 from ..claims import Hypothesis, fmt
 from ..errors import InvalidInputError, bad_argument
 
-__all__ = ["STATS", "THRESHOLDS", "query_stats", "summarise", "insights", "reward_enrichment", "chapter_hypotheses"]
+__all__ = ["STATS", "THRESHOLDS", "query_stats", "summarise", "insights", "reward_enrichment", "finite_mean", "chapter_hypotheses"]
 
 STATS = ("mean", "std", "entropy", "entropy_norm", "recency", "recency_no_sink", "argmax", "argmax_rel", "sink",
          "reward_mass", "reward_enrichment")
@@ -111,7 +111,15 @@ def insights(rows: list[dict]) -> list[str]:
 def reward_enrichment(rows: list[dict], darkroom: float | None = None) -> float:
     """The fourth hypothesis's measure: Dark Room's mean enrichment where it ran, else the bandit
     proxy (mean over heads of ``reward_enrichment`` in :func:`summarise`'s rows)."""
-    return float(np.nanmean([r["reward_enrichment"] for r in rows])) if darkroom is None else float(darkroom)
+    return finite_mean([r["reward_enrichment"] for r in rows]) if darkroom is None else float(darkroom)
+
+
+def finite_mean(values: Any) -> float:
+    """Mean of the finite entries of ``values`` (any shape); NaN, without a warning, when there are
+    none (no head saw a rewarded transition)."""
+    array = np.asarray(values, dtype=float)
+    finite = array[np.isfinite(array)]
+    return float(finite.mean()) if finite.size else math.nan
 
 
 def chapter_hypotheses(sweep, ks: list[int], regret, rows: list[dict], darkroom_enrichment: float | None = None) -> list[Hypothesis]:

@@ -158,7 +158,7 @@ def darkroom_study(d: dict, *, context_dropout: float, k_divisors: Sequence[int]
     per_episode = lambda rollout: rollout.rewards.reshape(len(test_goals), -1, 20).sum(-1).mean(0)  # noqa: E731
     ad_run = in_context(ad_model, DarkRoom(test_goals), steps, seed=seed)
     _, query = query_attention(ad_model, ad_run.window)
-    enrichment = float(np.nanmean(analysis.query_stats(query, ad_run.window_rewards)["reward_enrichment"]))
+    enrichment = analysis.finite_mean(analysis.query_stats(query, ad_run.window_rewards)["reward_enrichment"])
     returns = pd.DataFrame({
         "AD": per_episode(ad_run),
         "ED": per_episode(in_context(ed_model, DarkRoom(test_goals), steps, seed=seed)),
