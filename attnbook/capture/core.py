@@ -121,6 +121,7 @@ class Capture:
         self.inputs: dict[str, list[torch.Tensor]] = {}  # token ids of each pass (input_ids, decoder_input_ids), for labels
         self.forwards = 0
         self._bytes = 0
+        self._itemsize = torch.empty((), dtype=dtype).element_size()  # bytes per stored weight
         self.grids: dict[int, WindowGrid] = {}  # per windowed site: the token grid of its last call
 
     # -- recording -------------------------------------------------------------------------------
@@ -144,7 +145,7 @@ class Capture:
     def _check_budget(self, site: Site, batch: int, heads: int | None, queries: int, keys: int) -> None:
         """Raise before ``site`` computes its weights if this pass would keep more than ``max_bytes``."""
         heads = len(self.heads) if self.heads is not None else (heads or site.n_heads or 1)
-        per_call = batch * heads * queries * keys * torch.empty((), dtype=self.dtype).element_size()
+        per_call = batch * heads * queries * keys * self._itemsize
         called = {id(s) for s, _ in self._open or []}
         remaining = sum(1 for s in self.sites if id(s) not in called) or 1
         projected = self.kept_bytes() + per_call * remaining
@@ -248,7 +249,8 @@ class Capture:
                 raise InvalidInputError(f"layer {name!r}: expected forward passes of one shape (or a KV-cache continuation) "
                                         f"to combine, got {sorted({tuple(r.shape) for r in recs})}")
         if self.dtype != torch.float32 and not grads:  # rounding in float16/bfloat16: rows back to sum 1
-            out = [w / w.sum(-1, keepdim=True).clamp_min(1e-12) * (w.sum(-1, keepdim=True) > 0) for w in out]
+            sums = [w.sum(-1, keepdim=True) for w in out]
+            out = [w / s.clamp_min(1e-12) * (s > 0) for w, s in zip(out, sums)]
         return out
 
     def _stack(self, layers: list[torch.Tensor]) -> torch.Tensor:

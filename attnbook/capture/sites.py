@@ -124,6 +124,7 @@ def find_attention(model: nn.Module) -> list[Site]:
     hf_models = _hf_models(model)
     hf_names = [n for n, m in model.named_modules() if any(m is h for h in hf_models)]
     owners = {n: m for n, m in model.named_modules() if n in hf_names}
+    declared_by: dict[str, dict[str, list[Any]]] = {}  # per Hugging Face model: its recorder specs
     sites: list[Site] = []
     candidates: list[tuple[str, nn.Module]] = []
     for name, module in model.named_modules():
@@ -143,7 +144,9 @@ def find_attention(model: nn.Module) -> list[Site]:
             owner = max((n for n in hf_names if _within(name, n) and n != name), key=len, default=None)
             if owner is None:
                 continue
-            declared = _declared([owners[owner]])
+            if owner not in declared_by:
+                declared_by[owner] = _declared([owners[owner]])
+            declared = declared_by[owner]
             if declared["attentions"] or declared["cross_attentions"]:
                 for key, kind in (("attentions", "self"), ("cross_attentions", "cross")):
                     hit, index = _match(name, module, declared[key])
