@@ -175,14 +175,16 @@ def _size(path: Path) -> int:
 def listing(root: Path | None = None) -> list[dict]:
     """One row per chapter: its slug, profiles, and whether ``_build/executed`` holds a copy
     executed from its current inputs (default parameters)."""
-    from .profiles import PROFILES
+    from .chapters import EXPERIMENTS
+    from .profiles import table
 
+    slugs = {c.slug for c in EXPERIMENTS}
     root = root or project_root()
     rows = []
     for nb in chapters(root):
         target = root / "_build" / "executed" / nb.name
         state = "up to date" if up_to_date(nb, {}, root) else ("stale" if target.is_file() else "not run")
-        rows.append({"chapter": nb.stem, "profiles": ", ".join(PROFILES.get(nb.stem[3:], {})) or "-", "executed": state})
+        rows.append({"chapter": nb.stem, "profiles": ", ".join(table(nb.stem[3:])) if nb.stem[3:] in slugs else "-", "executed": state})
     return rows
 
 

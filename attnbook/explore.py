@@ -57,7 +57,7 @@ def render(
     """The figure of ``view`` ('head', 'layer' or 'model') and the HTML statistics of one head.
 
     ``gamma`` (1.0 = linear) overrides the one in ``heatmap_kwargs`` (colour options of
-    :func:`attnbook.plots.heatmap`: gamma, robust, log, top_percent, cmap).
+    :func:`attnbook.plots.heatmap <attnbook.plots.heatmaps.heatmap>`: gamma, robust, log, top_percent, cmap).
     """
     l = maps.layer_index(layer)
     h = check_index("head", head, maps.n_heads)

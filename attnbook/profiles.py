@@ -1,7 +1,14 @@
-"""``quick`` and ``full`` settings for every chapter.
+"""``quick`` and ``full`` settings for every chapter, as typed, frozen dataclasses.
 
 ``quick`` runs each chapter on a 2-core CPU within the budgets of DESIGN.md; ``full`` is the
 seed-scale run for a GPU or a patient CPU. Both are real experiments, ``quick`` is smaller.
+
+Each chapter folder's ``experiment.py`` defines its ``Settings`` class and its ``PROFILES``
+(``{"quick": Settings(…), "full": Settings(…)}``): a misspelt or missing field fails when that
+module loads, and every value is checked by :mod:`attnbook.checks` then. Optimisation lives in
+one :class:`Training` block per model, which becomes a :class:`~attnbook.train.TrainConfig` in
+one place (:meth:`Training.config`); :class:`Hardware` says where it trains. :func:`get` finds a
+chapter's folder in :mod:`attnbook.chapters`, so a new chapter needs no line here.
 
 Where a chapter trains, ``device`` says where (``"cpu"``; ``"auto"``: CUDA when present,
 :func:`attnbook.train.select_device`) and ``precision`` how (``"fp32"``; ``"auto"``: bfloat16
@@ -14,79 +21,79 @@ CPU: bf16 steps 1.34× and 1.94× faster). Chapters 2 and 4 stay fp32 (there: 1.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 from copy import deepcopy
+from dataclasses import dataclass
+from typing import Any
 
+from . import checks
 from .errors import UnknownProfileError, bad_argument
+from .train import PRECISIONS, TrainConfig
 
 PROFILE_NAMES = ("quick", "full")
-
-PROFILES: dict[str, dict[str, dict]] = {
-    "reading-attention": {
-        # sentences: how many of the chapter's corpus sentences the statistics run over
-        "quick": {"sentences": 24},
-        "full": {"sentences": 64},
-    },
-    "distribution-effects": {
-        # one forecaster per generator; extra training seeds where a question compares across seeds
-        "quick": {"series_len": 3000, "steps": 160, "batch_size": 32, "lr": 2e-3, "warmup": 20, "eval_every": 40,
-                  "attn_dropout": 0.0, "n_windows": 64, "seeds": 1, "extra_seeds": {"RandomWalk": 3, "GARCH11": 3},
-                  "heatmaps": {"samples": 1, "heads": 2}, "device": "cpu", "precision": "fp32"},
-        "full": {"series_len": 10000, "steps": 2000, "batch_size": 64, "lr": 1e-3, "warmup": 100, "eval_every": 100,
-                 "attn_dropout": None, "n_windows": 256, "seeds": 3, "extra_seeds": {},
-                 "heatmaps": {"samples": 3, "heads": None}, "device": "auto", "precision": "fp32"},
-    },
-    "vitime-harmonics": {
-        # pretraining of the mini ViTime on fresh RealTS batches; the experiments themselves are a few forwards
-        "quick": {"preset": "strip", "steps": 400, "batch_size": 32, "lr": 2e-3, "weight_decay": 0.05, "warmup": 10,
-                  "eval_every": 50, "val_size": 64, "emd": 0.2, "device": "cpu", "precision": "fp32"},
-        "full": {"preset": "grid4", "steps": 3000, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.05, "warmup": 50,
-                 "eval_every": 100, "val_size": 128, "emd": 0.2, "device": "auto", "precision": "auto"},
-    },
-    "ad-compression": {
-        # bandits: K arms, T pulls per task (one history per task), UCB1 source; Dark Room only in full.
-        # context_dropout: share of training windows with random key masking (AD's sequence masking);
-        # compression keeps K = L // d context transitions for each divisor d
-        "quick": {"arms": 5, "horizon": 60, "train_tasks": 4000, "test_tasks": 200, "source": "ucb",
-                  "steps": 1200, "batch_size": 32, "lr": 1e-3, "warmup": 50, "eval_every": 100, "ed_steps": 300,
-                  "context_dropout": 0.3, "k_divisors": [2, 4, 8], "timing_repeats": 10, "darkroom": None,
-                  "device": "cpu", "precision": "fp32"},
-        "full": {"arms": 5, "horizon": 60, "train_tasks": 8000, "test_tasks": 500, "source": "ucb",
-                 "steps": 3000, "batch_size": 64, "lr": 1e-3, "warmup": 100, "eval_every": 200, "ed_steps": 600,
-                 "context_dropout": 0.3, "k_divisors": [2, 4, 8], "timing_repeats": 30, "device": "auto", "precision": "fp32",
-                 "darkroom": {"test_goals": 16, "episodes": 60, "streams": 10, "n_ctx": 81, "steps": 8000, "batch_size": 32,
-                              "lr": 1e-3, "warmup": 200, "eval_every": 500, "eval_episodes": 40}},
-    },
-    "charlm-evolution": {
-        # nanoGPT's CPU configuration for quick (1,800 of its 2,000 steps, two single-thread runs side by side
-        # on 2 cores: the chapter in <= 6 minutes); the seed's
-        # 6×6×384 / block 256 per-dataset settings for full (GPU when there is one). Each dataset entry: its
-        # prefix (characters; None = all), seeds and optimisation; shared keys apply to every run.
-        "quick": {"model": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "dropout": 0.0},
-                  "datasets": {
-                      "tinyshakespeare": {"prefix": None, "seeds": [0, 1], "steps": 1800, "batch_size": 12, "lr": 1e-3,
-                                          "warmup": 100, "eval_every": 225, "snapshot_every": 225},
-                      "text8": {"prefix": 12_500_000, "seeds": [0, 1], "steps": 1800, "batch_size": 12, "lr": 1e-3,
-                                "warmup": 100, "eval_every": 225, "snapshot_every": 225}},
-                  "weight_decay": 0.1, "min_lr_ratio": 0.1, "eval_batches": 16, "snapshot_windows": 8, "induction_period": 32,
-                  "sample_chars": 200, "speed_samples": 3, "speed_tokens": 200, "workers": 2, "threads": 1, "device": "cpu", "precision": "fp32"},
-        "full": {"model": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2},
-                 "datasets": {
-                     "tinyshakespeare": {"prefix": None, "seeds": [0, 1, 2], "steps": 5000, "batch_size": 64, "lr": 1e-3,
-                                         "warmup": 100, "eval_every": 250, "snapshot_every": 500},
-                     "enwik8": {"prefix": None, "seeds": [0], "steps": 100_000, "batch_size": 32, "lr": 5e-4,
-                                "warmup": 200, "eval_every": 1000, "snapshot_every": 5000},
-                     "text8": {"prefix": None, "seeds": [0], "steps": 100_000, "batch_size": 32, "lr": 5e-4,
-                               "warmup": 200, "eval_every": 1000, "snapshot_every": 5000}},
-                 "weight_decay": 0.1, "min_lr_ratio": 0.1, "eval_batches": 200, "snapshot_windows": 8, "induction_period": 64,
-                 "sample_chars": 500, "speed_samples": 10, "speed_tokens": 500, "workers": 1, "threads": None, "device": "auto", "precision": "auto"},
-    },
-}
+DEVICES = ("auto", "cpu", "cuda")
 
 
-def get(chapter: str, profile: str) -> dict:
-    """A copy of the settings of ``chapter`` under ``profile``."""
-    if chapter not in PROFILES:
-        raise bad_argument(UnknownProfileError, "chapter", f"one of {sorted(PROFILES)}", chapter)
-    if profile not in PROFILES[chapter]:
+@dataclass(frozen=True)
+class Training:
+    """One model's optimisation: AdamW with warm-up and cosine decay (see :class:`~attnbook.train.TrainConfig`)."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    warmup: int
+    eval_every: int
+    weight_decay: float = 0.01
+    min_lr_ratio: float = 0.1
+
+    def __post_init__(self) -> None:
+        self.config()  # TrainConfig checks every value
+
+    def config(self, seed: int = 0) -> TrainConfig:
+        """The :class:`~attnbook.train.TrainConfig` of this block for a training ``seed``."""
+        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                           warmup=self.warmup, min_lr_ratio=self.min_lr_ratio, eval_every=self.eval_every, seed=seed)
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Where and how a chapter trains: ``device`` in :data:`DEVICES`, ``precision`` in ``train.PRECISIONS``."""
+
+    device: str
+    precision: str
+
+    def __post_init__(self) -> None:
+        checks.choice("device", self.device, DEVICES)
+        checks.choice("precision", self.precision, PRECISIONS)
+
+    def where(self) -> dict[str, str]:
+        """``{"device": …, "precision": …}``, the keyword arguments every training function takes."""
+        return {"device": self.device, "precision": self.precision}
+
+
+CPU_FP32 = Hardware("cpu", "fp32")
+
+
+def table(chapter: str) -> dict[str, Any]:
+    """Every profile of ``chapter`` (name -> settings): the ``PROFILES`` of the chapter folder's
+    ``experiment.py`` (the folder is the chapter's row in :mod:`attnbook.chapters`)."""
+    from .chapters import EXPERIMENTS
+
+    folders = {c.slug: c.package for c in EXPERIMENTS}
+    if chapter not in folders:
+        raise bad_argument(UnknownProfileError, "chapter", f"one of {sorted(folders)}", chapter)
+    return importlib.import_module(f"attnbook.{folders[chapter]}.experiment").PROFILES
+
+
+def get(chapter: str, profile: str) -> Any:
+    """A copy of the settings of ``chapter`` under ``profile`` (the chapter's ``Settings`` class)."""
+    profiles = table(chapter)
+    if profile not in profiles:
         raise bad_argument(UnknownProfileError, "profile", f"one of {list(PROFILE_NAMES)}", profile)
-    return deepcopy(PROFILES[chapter][profile])
+    return deepcopy(profiles[profile])
+
+
+def as_dict(settings: Any) -> dict:
+    """``settings`` as plain nested data (for ``summary.json``)."""
+    return dataclasses.asdict(settings)

@@ -271,6 +271,65 @@ def _quietly(model: nn.Module, fn: Callable[[nn.Module], Any]) -> Any:
         model.train(was_training)
 
 
+@dataclass(frozen=True)
+class RunCache:
+    """One run's entry in the run cache: ``<cache>/<name>/<config_hash>/``.
+
+    It holds ``model.safetensors`` (the weights, written last: its presence marks a complete
+    entry), ``history.json`` (the config, the training :class:`History` and any extra fields a
+    caller records) and any extra tensor files the caller names. :func:`cached_fit` uses it for
+    every chapter's train-or-load; chapter 5 adds its snapshot record and maps as extras.
+    """
+
+    folder: Any  # pathlib.Path
+
+    @classmethod
+    def of(cls, name: str, config: dict) -> RunCache:
+        """The entry of ``config`` (everything that determines the result) under ``name``."""
+        from .store import cache_dir, config_hash
+
+        return cls(cache_dir() / name / config_hash(config))
+
+    def complete(self, *files: str) -> bool:
+        """Whether the weights, the history and every extra file in ``files`` are there."""
+        return all((self.folder / f).is_file() for f in ("model.safetensors", "history.json", *files))
+
+    def load_weights(self, model: nn.Module, *, tied: Sequence[str] = ()) -> nn.Module:
+        """``model`` with the stored weights (``tied``: parameters shared with another, not stored);
+        a mismatch raises :class:`~attnbook.errors.CheckpointError`."""
+        from .errors import CheckpointError
+        from .store import load_tensors
+
+        missing, unexpected = model.load_state_dict(load_tensors(self.folder / "model.safetensors")[0], strict=False)
+        if sorted(missing) != sorted(tied) or unexpected:
+            raise CheckpointError(f"{self.folder.name}: stored weights do not match the model (missing {missing}, unexpected {unexpected})")
+        return model
+
+    def read(self) -> tuple[History, dict]:
+        """The stored :class:`History` and the record's other fields (``config`` and the extras)."""
+        from .store import read_json
+
+        record = read_json(self.folder / "history.json")
+        return History.from_dict(record.pop("history")), record
+
+    def read_tensors(self, filename: str) -> dict[str, torch.Tensor]:
+        """An extra tensor file of the entry."""
+        from .store import load_tensors
+
+        return load_tensors(self.folder / filename)[0]
+
+    def save(self, model: nn.Module, history: History, config: dict, *, record: dict | None = None,
+             tensors: dict[str, dict[str, torch.Tensor]] | None = None, tied: Sequence[str] = ()) -> None:
+        """Write the extras (``tensors``: file name -> tensors), the history with ``record``'s
+        fields, then the weights without the ``tied`` parameters."""
+        from .store import save_tensors, write_json
+
+        for filename, content in (tensors or {}).items():
+            save_tensors(self.folder / filename, content)
+        write_json(self.folder / "history.json", {"config": config, "history": history.to_dict(), **(record or {})})
+        save_tensors(self.folder / "model.safetensors", {k: v.cpu() for k, v in model.state_dict().items() if k not in tied})
+
+
 def cached_fit(
     name: str,
     config: dict,
@@ -279,7 +338,7 @@ def cached_fit(
     *,
     device: str = "cpu",
 ) -> tuple[nn.Module, History, bool]:
-    """Train-or-load: weights and history cached under ``<cache>/<name>/<config_hash>/``.
+    """Train-or-load: weights and history cached in the :class:`RunCache` entry of ``config`` under ``name``.
 
     ``config`` must hold everything that determines the result (model, data, optimisation,
     seed). Training runs on ``device`` (see :func:`select_device`; not part of the key: a model
@@ -287,22 +346,18 @@ def cached_fit(
     CPU, where the chapters analyse it. Returns ``(model, history, loaded)``; a corrupt or
     mismatched cache entry is retrained.
     """
-    from .errors import CheckpointError
-    from .store import cache_dir, config_hash, load_tensors, read_json, save_tensors, write_json
+    from .errors import CheckpointError, MissingResourceError
 
     dev = select_device(device)
-    folder = cache_dir() / name / config_hash(config)
-    model = build()
-    weights, record = folder / "model.safetensors", folder / "history.json"
-    if weights.is_file() and record.is_file():
+    entry = RunCache.of(name, config)
+    if entry.complete():
         try:
-            tensors, _ = load_tensors(weights)
-            model.load_state_dict(tensors, strict=True)
-            return model.eval(), History.from_dict(read_json(record)["history"]), True
-        except (CheckpointError, RuntimeError, KeyError, TypeError):
-            model = build()  # stale or corrupt entry: train again
+            model = entry.load_weights(build())
+            return model.eval(), entry.read()[0], True
+        except (CheckpointError, MissingResourceError, RuntimeError, KeyError, TypeError):
+            pass  # stale or corrupt entry: train again
+    model = build()
     history = train_fn(model.to(dev))
     model.cpu()
-    save_tensors(weights, model.state_dict())
-    write_json(record, {"config": config, "history": history.to_dict()})
+    entry.save(model, history, config)
     return model.eval(), history, False

@@ -27,50 +27,49 @@ Step = Callable[[], torch.Tensor]
 
 
 def forecaster(device: torch.device) -> tuple[nn.Module, Step]:
-    from attnbook.timeseries.forecaster import Forecaster, ForecasterConfig
+    from attnbook.timeseries.model import Forecaster, ForecasterConfig
 
     s = profiles.get("distribution-effects", "full")
-    model = Forecaster(ForecasterConfig(attn_dropout=s["attn_dropout"])).to(device).train()
-    x, y = torch.randn(s["batch_size"], 100, device=device), torch.randn(s["batch_size"], 20, device=device)
+    model = Forecaster(ForecasterConfig(attn_dropout=s.attn_dropout)).to(device).train()
+    x, y = torch.randn(s.train.batch_size, 100, device=device), torch.randn(s.train.batch_size, 20, device=device)
     return model, lambda: nn.functional.mse_loss(model(x), y)
 
 
 def vitime(device: torch.device) -> tuple[nn.Module, Step]:
     from attnbook.vitime import realts
-    from attnbook.vitime.mapping import MappingConfig
-    from attnbook.vitime.model import ViTime, preset
+    from attnbook.vitime.model import ViTime
 
     s = profiles.get("vitime-harmonics", "full")
-    config = preset(s["preset"])
-    mapping = MappingConfig(**config.mapping_kwargs())
-    x, rows = realts.batch_images(realts.generate(s["batch_size"], realts.RealTSConfig(), seed=0), mapping)
+    config, mapping = s.model, s.mapping
+    x, rows = realts.batch_images(realts.generate(s.train.batch_size, realts.RealTSConfig(), seed=0), mapping)
     x, rows = x.to(device), rows.to(device)
     model = ViTime(config).to(device).train()
-    loss = realts.LossConfig(emd=s["emd"])
+    loss = realts.LossConfig(emd=s.emd)
     return model, lambda: realts.pretraining_loss(model.logits(x), rows, mapping, loss)
 
 
 def ad_transformer(device: torch.device) -> tuple[nn.Module, Step]:
-    from attnbook.rl import ad, envs, sources
+    from attnbook.rl import envs, sources
+    from attnbook.rl import model as ad
 
     s = profiles.get("ad-compression", "full")
-    histories = sources.bandit_histories(envs.bandit_tasks(256, s["arms"], seed=0), s["horizon"], s["source"], seed=0)
-    config = ad.ADConfig(n_states=1, n_actions=s["arms"], n_ctx=s["horizon"])
-    batch = ad.Windows(histories, config, s["context_dropout"]).sample(s["batch_size"], torch.Generator().manual_seed(0))
+    histories = sources.bandit_histories(envs.bandit_tasks(256, s.arms, seed=0), s.horizon, s.source, seed=0)
+    config = ad.ADConfig(n_states=1, n_actions=s.arms, n_ctx=s.horizon)
+    batch = ad.Windows(histories, config, s.context_dropout).sample(s.train.batch_size, torch.Generator().manual_seed(0))
     batch = tuple(t.to(device) for t in batch)
     model = ad.ADTransformer(config).to(device).train()
     return model, lambda: model.loss(*batch)
 
 
 def char_gpt(device: torch.device) -> tuple[nn.Module, Step]:
-    from attnbook.charlm import GPT, GPTConfig
+    from attnbook.charlm import GPT
 
     s = profiles.get("charlm-evolution", "full")
-    d = s["datasets"]["tinyshakespeare"]
-    config = GPTConfig(vocab_size=65, **s["model"])
+    d = s.datasets["tinyshakespeare"]
+    config = s.model.config(vocab_size=65)
     g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 65, (d["batch_size"], config.block_size), generator=g).to(device)
-    y = torch.randint(0, 65, (d["batch_size"], config.block_size), generator=g).to(device)
+    x = torch.randint(0, 65, (d.train.batch_size, config.block_size), generator=g).to(device)
+    y = torch.randint(0, 65, (d.train.batch_size, config.block_size), generator=g).to(device)
     model = GPT(config).to(device).train()
     return model, lambda: model(x, y)[1]
 
@@ -121,7 +120,7 @@ def main() -> None:
         fp32, bf16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
         ratios[name] = fp32 / bf16
         print(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters, fp32 {fp32:.1f} ms/step, bf16 {bf16:.1f} ms/step, "
-              f"profile precision {profiles.get(name, 'full')['precision']!r}")
+              f"profile precision {profiles.get(name, 'full').hardware.precision!r}")
     for name, ratio in ratios.items():
         print(f"bf16_speedup_{name.replace('-', '_')}: {ratio:.2f}")
 

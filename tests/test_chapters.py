@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -24,9 +25,13 @@ def test_every_chapter_row_is_a_notebook_in_the_toc_and_every_notebook_a_row():
 
 def test_experiments_have_profiles_and_a_package_and_feed_the_findings_page():
     for chapter in EXPERIMENTS:
-        assert set(profiles.PROFILES[chapter.slug]) == set(profiles.PROFILE_NAMES)
+        assert set(profiles.table(chapter.slug)) == set(profiles.PROFILE_NAMES)
         assert (ROOT / "attnbook" / chapter.package).is_dir()
-    assert set(profiles.PROFILES) == {c.slug for c in EXPERIMENTS}
+        package = importlib.import_module(f"attnbook.{chapter.package}")
+        for room in ("model", "experiment", "analysis", "figures", "explorer"):  # the rooms every chapter folder has
+            assert (ROOT / "attnbook" / chapter.package / f"{room}.py").is_file(), (chapter.package, room)
+            assert getattr(package, room).__name__ == f"attnbook.{chapter.package}.{room}" and room in package.__all__  # re-exported alike
+        assert set(package.experiment.PROFILES) == set(profiles.PROFILE_NAMES)
     assert findings.CHAPTERS == {c.slug: c.label for c in EXPERIMENTS}
 
 
@@ -34,3 +39,18 @@ def test_by_slug():
     assert by_slug("charlm-evolution").number == 5 and by_slug("findings").experiment is False
     with pytest.raises(InvalidInputError, match="slug"):
         by_slug("nope")
+
+
+@pytest.mark.parametrize("old, new, name", [("attnbook.lm.loading", "attnbook.lm.model", "load"),
+                                            ("attnbook.lm.clark", "attnbook.lm.analysis", "clark_hypotheses"),
+                                            ("attnbook.lm.corpus", "attnbook.lm.data", "sentences"),
+                                            ("attnbook.timeseries.forecaster", "attnbook.timeseries.model", "Forecaster"),
+                                            ("attnbook.timeseries.questions", "attnbook.timeseries.analysis", "verdicts"),
+                                            ("attnbook.timeseries.generators", "attnbook.timeseries.data", "make"),
+                                            ("attnbook.rl.ad", "attnbook.rl.model", "train_ad")])
+def test_moved_modules_keep_their_old_import_paths_with_a_warning(old, new, name):
+    module = importlib.import_module(old)
+    with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
+        assert getattr(module, name) is getattr(importlib.import_module(new), name)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        module.nope

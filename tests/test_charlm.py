@@ -378,10 +378,13 @@ def test_load_corpora_leaves_out_what_is_unavailable(tmp_path, monkeypatch):
     text = (tmp_path / "abc.txt").read_bytes()
     monkeypatch.setitem(data.CORPORA, "abc", data.CorpusSpec("abc", "abc.txt", "http://x", len(text), data.file_digest(text, "sha256"), (0.9, 0.1)))
     monkeypatch.setitem(data.CORPORA, "gone", data.CorpusSpec("gone", "gone.txt", (tmp_path / "nowhere.txt").as_uri(), 10, "sha256:0", (0.9, 0.1)))
-    d = {"prefix": None, "seeds": [0, 1], "steps": 4, "batch_size": 2, "lr": 1e-3, "warmup": 1, "eval_every": 2, "snapshot_every": 2}
-    settings = {"model": {"n_layer": 1, "n_head": 1, "n_embd": 8, "block_size": 8, "dropout": 0.0}, "datasets": {"abc": d, "gone": d},
-                "weight_decay": 0.1, "min_lr_ratio": 0.1, "eval_batches": 1, "snapshot_windows": 1, "induction_period": 4,
-                "sample_chars": 5, "speed_samples": 1, "speed_tokens": 5, "threads": 1}
+    from attnbook.charlm.experiment import CharDataset, CharModel, Settings
+    from attnbook.profiles import CPU_FP32, Training
+
+    d = CharDataset(prefix=None, seeds=(0, 1), snapshot_every=2, train=Training(steps=4, batch_size=2, lr=1e-3, warmup=1, eval_every=2))
+    settings = Settings(model=CharModel(n_layer=1, n_head=1, n_embd=8, block_size=8, dropout=0.0), datasets={"abc": d, "gone": d},
+                        eval_batches=1, snapshot_windows=1, induction_period=4, sample_chars=5, speed_samples=1, speed_tokens=5,
+                        workers=1, threads=1, hardware=CPU_FP32)
     corpora, missing = load_corpora(settings)
     assert list(corpora) == ["abc"] and "gone.txt" in missing["gone"] and str(tmp_path / "cache") not in missing["gone"]
     specs = profile_specs(settings, corpora)

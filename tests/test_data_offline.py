@@ -3,6 +3,7 @@ and path-free reasons for a corpus that cannot be had."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import urllib.error
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from attnbook import data
+from attnbook import data, profiles
 from attnbook.charlm.experiment import load_corpora
 from attnbook.data import CORPORA, CorpusSpec, file_digest, load_corpus
 from attnbook.errors import CorruptDataError, MissingResourceError
@@ -128,7 +129,9 @@ def test_the_reason_names_the_file_and_where_and_no_machine_path(empty, monkeypa
 def test_load_corpora_skips_what_is_missing_with_a_path_free_reason(empty, no_network, monkeypatch):
     """The chapter's corpus step: the embedded Shakespeare is found, text8 and enwik8 are skipped with why."""
     monkeypatch.setenv("ATTNBOOK_OFFLINE", "1")
-    settings = {"datasets": {"tinyshakespeare": {"prefix": None}, "text8": {"prefix": 12_500_000}, "enwik8": {"prefix": None}}}
+    quick, full = profiles.get("charlm-evolution", "quick"), profiles.get("charlm-evolution", "full")
+    settings = dataclasses.replace(full, datasets={"tinyshakespeare": full.datasets["tinyshakespeare"], "text8": quick.datasets["text8"],
+                                                   "enwik8": full.datasets["enwik8"]})  # text8: a prefix
     found, missing = load_corpora(settings)
     assert list(found) == ["tinyshakespeare"] and list(missing) == ["text8", "enwik8"]
     assert "text8_prefix.txt" in missing["text8"] and "enwik8.zip" in missing["enwik8"]

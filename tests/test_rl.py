@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from attnbook.capture import capture
 from attnbook.errors import InvalidInputError
-from attnbook.rl import ad, analysis, compress, envs, sources
+from attnbook.rl import analysis, compress, envs, sources
+from attnbook.rl import model as ad
 
 # --- environments ----------------------------------------------------------------------------------
 
@@ -441,8 +442,11 @@ def test_darkroom_study_runs_the_chapter_4_experiment_end_to_end(tmp_path, monke
     from attnbook.rl.experiment import darkroom_study
 
     monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
-    d = {"test_goals": 4, "episodes": 2, "streams": 1, "n_ctx": 21, "steps": 2, "batch_size": 4, "lr": 1e-3, "warmup": 1,
-         "eval_every": 2, "eval_episodes": 2}
+    from attnbook.profiles import Training
+    from attnbook.rl.experiment import DarkRoomSettings
+
+    d = DarkRoomSettings(test_goals=4, episodes=2, streams=1, n_ctx=21, eval_episodes=2,
+                         train=Training(steps=2, batch_size=4, lr=1e-3, warmup=1, eval_every=2))
     study = darkroom_study(d, context_dropout=0.0, k_divisors=[2, 4], seed=0)
     assert list(study.returns.columns) == ["AD", "ED", "Q-learning (source, 1 stream)", "random", "optimal"]
     assert len(study.returns) == 2 and (study.returns["optimal"] > 0).all()

@@ -13,9 +13,10 @@ from attnbook.errors import AttnbookError, InvalidInputError, UnknownProfileErro
 def test_profiles():
     quick = profiles.get("reading-attention", "quick")
     full = profiles.get("reading-attention", "full")
-    assert quick["sentences"] < full["sentences"]
-    quick["sentences"] = -1
-    assert profiles.get("reading-attention", "quick")["sentences"] > 0  # a copy
+    assert quick.sentences < full.sentences
+    charlm = profiles.get("charlm-evolution", "quick")
+    charlm.datasets.clear()
+    assert profiles.get("charlm-evolution", "quick").datasets  # a copy
     with pytest.raises(UnknownProfileError, match="profile: expected one of"):
         profiles.get("reading-attention", "medium")
     with pytest.raises(UnknownProfileError, match="chapter"):
@@ -25,12 +26,40 @@ def test_profiles():
 
 @pytest.mark.parametrize("chapter", ["distribution-effects", "vitime-harmonics", "ad-compression", "charlm-evolution"])
 def test_training_chapters_name_their_device_and_precision(chapter):
-    quick, full = profiles.get(chapter, "quick"), profiles.get(chapter, "full")
-    assert (quick["device"], quick["precision"]) == ("cpu", "fp32")  # quick tables are the same on every machine
-    assert full["device"] == "auto" and full["precision"] in train.PRECISIONS
-    for settings in (quick, full):
-        assert train.select_device(settings["device"]).type in ("cpu", "cuda")
-    assert train.select_precision(torch.device("cpu"), quick["precision"]) is None  # quick never trains in bf16
+    quick, full = profiles.get(chapter, "quick").hardware, profiles.get(chapter, "full").hardware
+    assert (quick.device, quick.precision) == ("cpu", "fp32")  # quick tables are the same on every machine
+    assert full.device == "auto" and full.precision in train.PRECISIONS
+    for hardware in (quick, full):
+        assert train.select_device(hardware.device).type in ("cpu", "cuda")
+    assert train.select_precision(torch.device("cpu"), quick.precision) is None  # quick never trains in bf16
+
+
+def test_a_wrong_profile_field_fails_when_the_profile_is_built():
+    from attnbook.timeseries.experiment import Settings
+
+    with pytest.raises(TypeError, match="step"):
+        profiles.Training(step=10, batch_size=4, lr=1e-3, warmup=0, eval_every=5)  # misspelt: steps
+    with pytest.raises(InvalidInputError, match="warmup: expected an integer in \\[0, steps=10\\)"):
+        profiles.Training(steps=10, batch_size=4, lr=1e-3, warmup=10, eval_every=5)
+    with pytest.raises(InvalidInputError, match="device: expected one of"):
+        profiles.Hardware("gpu", "fp32")
+    good = profiles.get("distribution-effects", "quick")
+    with pytest.raises(InvalidInputError, match="n_windows: expected a positive integer, got 0"):
+        Settings(**{**vars(good), "n_windows": 0})
+    with pytest.raises(InvalidInputError, match="extra_seeds\\['RandomWalk'\\]"):
+        Settings(**{**vars(good), "extra_seeds": {"RandomWalk": 0}})
+
+
+def test_a_training_block_becomes_one_train_config():
+    block = profiles.get("vitime-harmonics", "quick").train
+    config = block.config(seed=7)
+    assert (config.steps, config.batch_size, config.lr, config.weight_decay, config.warmup, config.eval_every, config.seed) == (
+        block.steps, block.batch_size, block.lr, block.weight_decay, block.warmup, block.eval_every, 7)
+    ed = profiles.get("ad-compression", "quick").ed_training()
+    assert ed.steps == 300 and ed.warmup == min(50, 300 // 4) and ed.lr == profiles.get("ad-compression", "quick").train.lr
+    shifted = profiles.get("charlm-evolution", "quick").with_seed_offset(3)
+    assert shifted.datasets["tinyshakespeare"].seeds == (3, 4)
+    assert profiles.as_dict(profiles.get("reading-attention", "quick")) == {"sentences": 24}
 
 
 def test_seed_everything_is_deterministic():

@@ -8,9 +8,9 @@ import torch
 
 from attnbook.errors import InvalidInputError
 from attnbook.maps import AttentionMaps
-from attnbook.timeseries import questions as Q
+from attnbook.timeseries import analysis as Q
 from attnbook.timeseries.experiment import RunConfig, baseline_mse, prepare, record, untrained
-from attnbook.timeseries.forecaster import Forecaster, ForecasterConfig
+from attnbook.timeseries.model import Forecaster, ForecasterConfig
 
 
 def test_forecaster_shapes_and_errors():

@@ -10,7 +10,7 @@ from torch import nn
 
 from attnbook.errors import InvalidInputError
 from attnbook import train as train_module
-from attnbook.train import History, TrainConfig, cached_fit, cpu_has_bf16, fit, model_device, select_device, select_precision
+from attnbook.train import History, RunCache, TrainConfig, cached_fit, cpu_has_bf16, fit, model_device, select_device, select_precision
 
 
 def regression():
@@ -100,6 +100,37 @@ def test_cached_fit(tmp_path, monkeypatch):
     assert isinstance(h2, History)
     _, _, loaded3 = cached_fit("demo", {"k": 1}, lambda: nn.Sequential(nn.Linear(3, 1)), train_fn)  # mismatched model: retrain
     assert not loaded3 and len(trained) == 2
+    entry = RunCache.of("demo", {"k": 1})
+    (entry.folder / "history.json").write_text("{not json")  # corrupt record: retrain
+    assert cached_fit("demo", {"k": 1}, lambda: nn.Sequential(nn.Linear(3, 1)), train_fn)[2] is False and len(trained) == 3
+
+
+class Tied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(5, 3)
+        self.head = nn.Linear(3, 5, bias=False)
+        self.head.weight = self.embed.weight  # shared, as a GPT ties its output head
+
+
+def test_run_cache_keeps_extras_and_tied_weights(tmp_path, monkeypatch):
+    from attnbook.errors import CheckpointError
+
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    entry = RunCache.of("extras", {"k": 2})
+    assert entry.folder.parent.name == "extras" and entry == RunCache.of("extras", {"k": 2}) != RunCache.of("extras", {"k": 3})
+    assert not entry.complete()
+    model, history = Tied(), History(steps=[0, 5], val_loss=[2.0, 1.0], best_val=1.0)
+    maps = torch.rand(2, 3)
+    entry.save(model, history, {"k": 2}, record={"samples": ["abc"]}, tensors={"maps.safetensors": {"maps": maps}}, tied=["head.weight"])
+    assert entry.complete() and entry.complete("maps.safetensors") and not entry.complete("other.safetensors")
+    read, record = entry.read()
+    assert read == history and record == {"config": {"k": 2}, "samples": ["abc"]}
+    assert torch.equal(entry.read_tensors("maps.safetensors")["maps"], maps)
+    fresh = entry.load_weights(Tied(), tied=["head.weight"])
+    assert torch.equal(fresh.embed.weight, model.embed.weight) and fresh.head.weight is fresh.embed.weight
+    with pytest.raises(CheckpointError, match="missing"):
+        entry.load_weights(Tied())  # the tied weight is not stored: say so unless the caller names it
 
 
 # --- device and precision ------------------------------------------------------------------------

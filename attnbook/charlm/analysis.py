@@ -16,7 +16,7 @@ from scipy import stats
 from ..claims import Claim, Hypothesis, fmt
 from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
-from .experiment import RunResult
+from .experiment import RunResult, Settings
 
 __all__ = ["by_dataset", "mean_se", "runs_table", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
            "head_similarity", "floor_crossing", "js_reference", "chapter_claims", "chapter_hypotheses", "learning_summary",
@@ -298,7 +298,7 @@ def chapter_hypotheses(results: Sequence[RunResult], floors: dict[str, float], c
     return out
 
 
-def learning_summary(results: Sequence[RunResult], floors: dict[str, float], missing: dict[str, str], seed_scale: dict) -> str:
+def learning_summary(results: Sequence[RunResult], floors: dict[str, float], missing: dict[str, str], seed_scale: Settings) -> str:
     """Markdown: per corpus that ran, the mean final validation loss against its bigram floor, the
     characters each run trained on as a share of the seed's (``seed_scale``: the ``full`` profile's
     settings) and the seed's best loss; per corpus that did not run, why."""
@@ -306,8 +306,8 @@ def learning_summary(results: Sequence[RunResult], floors: dict[str, float], mis
     for name, runs in by_dataset(results).items():
         train, model = runs[0].spec.train, runs[0].spec.model
         ours = train.steps * train.batch_size * model.block_size
-        d = seed_scale["datasets"].get(name)
-        theirs = d["steps"] * d["batch_size"] * seed_scale["model"]["block_size"] if d else None
+        d = seed_scale.datasets.get(name)
+        theirs = d.train.steps * d.train.batch_size * seed_scale.model.block_size if d else None
         scale = f", 1/{theirs / ours:.0f} of the seed's {theirs / 1e6:.0f}M" if theirs and theirs > ours else ""
         seed_loss = f"; the seed reached {SEED_BEST_VAL[name]:.3f}" if name in SEED_BEST_VAL else ""
         parts.append(f"**{name}** ends at a validation loss of {fmt(float(np.mean([r.history.val_loss[-1] for r in runs])))} nats per "

@@ -10,7 +10,6 @@ second call loads instead of training.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -22,16 +21,117 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import checks
 from ..data import CORPORA, CharCorpus, load_corpus, missing_reason
 from ..errors import InvalidInputError, bad_argument
-from ..train import History, TrainConfig, fit, seed_everything, select_device, set_threads
+from ..profiles import CPU_FP32, Hardware, Training
+from ..train import History, RunCache, TrainConfig, fit, seed_everything, select_device, set_threads
 from .model import GPT, GPTConfig
 from .quality import inference_speed, quality, sample, word_set
 from .tracking import AttentionTracker, repeated_batch
 
-__all__ = ["RunSpec", "RunResult", "train_run", "train_runs", "load_corpora", "profile_specs", "load_model", "ngram_loss", "windows"]
+__all__ = ["CharModel", "CharDataset", "Settings", "PROFILES", "RunSpec", "RunResult", "train_run", "train_runs", "load_corpora",
+           "profile_specs", "load_model", "ngram_loss", "windows"]
 
 VERSION = 1
+
+
+@dataclass(frozen=True)
+class CharModel:
+    """The GPT's shape in a profile (the vocabulary comes from each corpus)."""
+
+    n_layer: int
+    n_head: int
+    n_embd: int
+    block_size: int
+    dropout: float
+
+    def __post_init__(self) -> None:
+        GPTConfig(vocab_size=2, **asdict(self))  # GPTConfig checks every value
+
+    def config(self, vocab_size: int) -> GPTConfig:
+        """The :class:`~attnbook.charlm.model.GPTConfig` for a corpus of ``vocab_size`` characters."""
+        return GPTConfig(vocab_size=vocab_size, **asdict(self))
+
+
+@dataclass(frozen=True)
+class CharDataset:
+    """One corpus of a profile: its ``prefix`` (characters; None = all), training ``seeds``, its
+    optimisation (``train``) and how often attention is snapshotted."""
+
+    prefix: int | None
+    seeds: tuple[int, ...]
+    train: Training
+    snapshot_every: int
+
+    def __post_init__(self) -> None:
+        if self.prefix is not None:
+            checks.positive_int("prefix", self.prefix)
+        if not self.seeds:
+            raise bad_argument(InvalidInputError, "seeds", "at least one training seed", self.seeds)
+        for seed in self.seeds:
+            checks.integer("seeds", seed, minimum=0)
+        checks.positive_int("snapshot_every", self.snapshot_every)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Chapter 5's profile: the GPT ``model``, one :class:`CharDataset` per corpus (in the order
+    the chapter shows them); ``eval_batches`` per validation, ``snapshot_windows`` tracked windows,
+    ``induction_period`` of the repeated-string probe, ``sample_chars`` generated per snapshot,
+    speed timed over ``speed_samples`` × ``speed_tokens``; ``workers`` runs side by side with
+    ``threads`` each (None: every core)."""
+
+    model: CharModel
+    datasets: dict[str, CharDataset]
+    eval_batches: int
+    snapshot_windows: int
+    induction_period: int
+    sample_chars: int
+    speed_samples: int
+    speed_tokens: int
+    workers: int
+    threads: int | None
+    hardware: Hardware
+
+    def __post_init__(self) -> None:
+        for name in ("eval_batches", "snapshot_windows", "induction_period", "sample_chars", "speed_samples",
+                     "speed_tokens", "workers"):
+            checks.positive_int(name, getattr(self, name))
+        if self.threads is not None:
+            checks.positive_int("threads", self.threads)
+        for name in self.datasets:
+            checks.choice("datasets", name, CORPORA)
+
+    def with_seed_offset(self, offset: int) -> Settings:
+        """The same settings with ``offset`` added to every run's seed."""
+        from dataclasses import replace
+
+        return replace(self, datasets={name: replace(d, seeds=tuple(s + offset for s in d.seeds)) for name, d in self.datasets.items()})
+
+
+def _char_training(steps: int, batch_size: int, lr: float, warmup: int, eval_every: int) -> Training:
+    """nanoGPT's optimisation for both profiles: weight decay 0.1, cosine decay to a tenth."""
+    return Training(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every, weight_decay=0.1, min_lr_ratio=0.1)
+
+
+PROFILES: dict[str, Settings] = {
+    # nanoGPT's CPU configuration for quick (1,800 of its 2,000 steps, two single-thread runs side by side on
+    # 2 cores: the chapter in <= 6 minutes); the seed's 6×6×384 / block 256 settings for full (GPU when present)
+    "quick": Settings(
+        model=CharModel(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0),
+        datasets={"tinyshakespeare": CharDataset(None, (0, 1), _char_training(1800, 12, 1e-3, 100, 225), snapshot_every=225),
+                  "text8": CharDataset(12_500_000, (0, 1), _char_training(1800, 12, 1e-3, 100, 225), snapshot_every=225)},
+        eval_batches=16, snapshot_windows=8, induction_period=32, sample_chars=200, speed_samples=3, speed_tokens=200,
+        workers=2, threads=1, hardware=CPU_FP32),
+    "full": Settings(
+        model=CharModel(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2),
+        datasets={"tinyshakespeare": CharDataset(None, (0, 1, 2), _char_training(5000, 64, 1e-3, 100, 250), snapshot_every=500),
+                  "enwik8": CharDataset(None, (0,), _char_training(100_000, 32, 5e-4, 200, 1000), snapshot_every=5000),
+                  "text8": CharDataset(None, (0,), _char_training(100_000, 32, 5e-4, 200, 1000), snapshot_every=5000)},
+        eval_batches=200, snapshot_windows=8, induction_period=64, sample_chars=500, speed_samples=10, speed_tokens=500,
+        workers=1, threads=None, hardware=Hardware("auto", "auto")),
+}
 
 
 @dataclass(frozen=True)
@@ -127,10 +227,11 @@ def _nanmean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def _folder(spec: RunSpec):
-    from ..store import cache_dir, config_hash
+def _entry(spec: RunSpec) -> RunCache:
+    return RunCache.of("charlm", spec.to_dict())
 
-    return cache_dir() / "charlm" / config_hash(spec.to_dict())
+
+TIED = ("lm_head.weight",)  # the output head shares wte.weight: stored once
 
 
 def _build(spec: RunSpec) -> GPT:
@@ -140,48 +241,36 @@ def _build(spec: RunSpec) -> GPT:
 
 def load_model(spec: RunSpec) -> GPT:
     """The trained model of a cached run (train it first with :func:`train_run`)."""
-    from ..errors import CheckpointError, MissingResourceError
-    from ..store import load_tensors
+    from ..errors import MissingResourceError
 
-    path = _folder(spec) / "model.safetensors"
-    if not path.is_file():
+    entry = _entry(spec)
+    if not entry.complete():
         raise MissingResourceError(f"{spec.name}: not trained yet (run train_run first)")
-    model = _build(spec)
-    missing, unexpected = model.load_state_dict(load_tensors(path)[0], strict=False)
-    if missing != ["lm_head.weight"] or unexpected:  # lm_head.weight is wte.weight (tied), not stored
-        raise CheckpointError(f"{spec.name}: stored weights do not match the model (missing {missing}, unexpected {unexpected})")
-    return model.eval()
+    return entry.load_weights(_build(spec), tied=TIED).eval()
 
 
 def _load(spec: RunSpec) -> RunResult | None:
-    from ..errors import CheckpointError
-    from ..store import load_tensors, read_json
+    from ..errors import CheckpointError, MissingResourceError
 
-    folder = _folder(spec)
-    if not all((folder / f).is_file() for f in ("model.safetensors", "record.json", "maps.safetensors")):
+    entry = _entry(spec)
+    if not entry.complete("maps.safetensors"):
         return None
     try:
-        record = read_json(folder / "record.json")
-        maps = load_tensors(folder / "maps.safetensors")[0]["maps"].numpy()
-    except (CheckpointError, KeyError, json.JSONDecodeError):
+        history, record = entry.read()
+        maps = entry.read_tensors("maps.safetensors")["maps"].numpy()
+    except (CheckpointError, MissingResourceError, KeyError, TypeError):
         return None
     snaps = {k: np.asarray(v, dtype=np.float64) for k, v in record["snapshots"].items()}
-    return RunResult(spec, History.from_dict(record["history"]), record["steps"], snaps, maps, record["samples"],
+    return RunResult(spec, history, record["steps"], snaps, maps, record["samples"],
                      record["final_train_loss"], record["inference_tok_s"], record["final_samples"], record["final_quality"],
                      record["seconds"], record["tracking_seconds"], record["sampling_seconds"], record["window"], loaded=True)
 
 
 def _save(result: RunResult, model: GPT) -> None:
-    from ..store import save_tensors, write_json
-
-    folder = _folder(result.spec)
-    save_tensors(folder / "maps.safetensors", {"maps": torch.from_numpy(result.maps)})
     record = {k: v for k, v in asdict(result).items() if k not in ("spec", "maps", "history", "loaded", "snapshots")}
-    record.update(config=result.spec.to_dict(), history=result.history.to_dict(),
-                  snapshots={k: v.tolist() for k, v in result.snapshots.items()})
-    write_json(folder / "record.json", record)
-    weights = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}  # tied to wte.weight
-    save_tensors(folder / "model.safetensors", {k: v.cpu() for k, v in weights.items()})  # last: its presence marks a complete entry
+    record["snapshots"] = {k: v.tolist() for k, v in result.snapshots.items()}
+    _entry(result.spec).save(model, result.history, result.spec.to_dict(), record=record,
+                             tensors={"maps.safetensors": {"maps": torch.from_numpy(result.maps)}}, tied=TIED)
 
 
 def train_run(spec: RunSpec, *, progress: bool = True, corpus: CharCorpus | None = None, device: str = "cpu",
@@ -254,36 +343,34 @@ def train_runs(specs: Sequence[RunSpec], *, workers: int = 2, progress: bool = T
     return [r for r in results if r is not None]
 
 
-def load_corpora(settings: dict) -> tuple[dict[str, CharCorpus], dict[str, str]]:
+def load_corpora(settings: Settings) -> tuple[dict[str, CharCorpus], dict[str, str]]:
     """The corpora of a ``charlm-evolution`` profile, and those left out (name -> why): a corpus
     that is neither local nor downloadable is skipped with a path-free reason instead of stopping the chapter."""
     from ..errors import MissingResourceError
 
     found, missing = {}, {}
-    for dataset, d in settings["datasets"].items():
+    for dataset, d in settings.datasets.items():
         try:
-            found[dataset] = load_corpus(dataset, prefix=d["prefix"])
+            found[dataset] = load_corpus(dataset, prefix=d.prefix)
         except MissingResourceError:  # the reason without the machine's paths (notebooks print it)
-            missing[dataset] = f"no local copy and no download; {missing_reason(dataset, d['prefix'])}"
+            missing[dataset] = f"no local copy and no download; {missing_reason(dataset, d.prefix)}"
     return found, missing
 
 
-def profile_specs(settings: dict, corpora: dict[str, CharCorpus]) -> list[RunSpec]:
+def profile_specs(settings: Settings, corpora: dict[str, CharCorpus]) -> list[RunSpec]:
     """The runs of a ``charlm-evolution`` profile (see :mod:`attnbook.profiles`) for the datasets in
     ``corpora`` (from :func:`load_corpora`), in the profile's order, seeds within each."""
     from ..train import available_cores
 
     runs = []
-    for dataset, d in settings["datasets"].items():
+    for dataset, d in settings.datasets.items():
         if dataset not in corpora:
             continue
-        model = GPTConfig(vocab_size=corpora[dataset].vocab_size, **settings["model"])
-        for seed in d["seeds"]:
-            train = TrainConfig(steps=d["steps"], batch_size=d["batch_size"], lr=d["lr"], weight_decay=settings["weight_decay"],
-                                warmup=d["warmup"], min_lr_ratio=settings["min_lr_ratio"], eval_every=d["eval_every"], seed=seed)
-            runs.append(RunSpec(dataset, model, train, prefix=d["prefix"], eval_batches=settings["eval_batches"],
-                                snapshot_every=d["snapshot_every"], snapshot_windows=settings["snapshot_windows"],
-                                induction_period=settings["induction_period"], sample_chars=settings["sample_chars"],
-                                speed_samples=settings["speed_samples"], speed_tokens=settings["speed_tokens"],
-                                threads=settings["threads"] or available_cores()))
+        model = settings.model.config(corpora[dataset].vocab_size)
+        for seed in d.seeds:
+            runs.append(RunSpec(dataset, model, d.train.config(seed), prefix=d.prefix, eval_batches=settings.eval_batches,
+                                snapshot_every=d.snapshot_every, snapshot_windows=settings.snapshot_windows,
+                                induction_period=settings.induction_period, sample_chars=settings.sample_chars,
+                                speed_samples=settings.speed_samples, speed_tokens=settings.speed_tokens,
+                                threads=settings.threads or available_cores()))
     return runs

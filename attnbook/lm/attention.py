@@ -9,7 +9,7 @@ import torch
 from ..capture import capture, eager_attention
 from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
-from .loading import LanguageModel
+from .model import LanguageModel
 
 
 def _check_texts(texts: str | Sequence[str]) -> list[str]:

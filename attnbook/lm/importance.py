@@ -15,7 +15,7 @@ from ..capture import capture
 from ..maps import AttentionMaps
 from ..metrics import gradient_rollout, rollout, token_importance
 from .attention import encode
-from .loading import LanguageModel
+from .model import LanguageModel
 
 
 def attention_importance(maps: AttentionMaps, sample: int = 0, exclude=("[CLS]", "[SEP]")) -> dict[str, list[float]]:

@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..claims import Hypothesis, fmt
+from ..claims import Claim, Hypothesis, fmt
 from ..errors import InvalidInputError, bad_argument
 
-__all__ = ["STATS", "THRESHOLDS", "query_stats", "summarise", "insights", "reward_enrichment", "finite_mean", "chapter_hypotheses"]
+__all__ = ["STATS", "THRESHOLDS", "query_stats", "summarise", "insights", "reward_enrichment", "finite_mean", "chapter_hypotheses",
+           "best_compression", "chapter_claims"]
 
 STATS = ("mean", "std", "entropy", "entropy_norm", "recency", "recency_no_sink", "argmax", "argmax_rel", "sink",
          "reward_mass", "reward_enrichment")
@@ -155,3 +156,33 @@ def chapter_hypotheses(sweep, ks: list[int], regret, rows: list[dict], darkroom_
         Hypothesis(f"attention concentrates on rewarded transitions ({where})", f"mean enrichment {fmt(enrichment)}", "1 = no preference",
                    "mean enrichment > 1.5", enrichment > 1.5),
     ]
+
+
+def best_compression(sweep, L: int):
+    """The sweep's best compressed row at ``K <= L / 2`` that is faster than the full context: the
+    highest "% of full", ties broken by the batched speed-up (``topk`` and ``full`` excluded).
+    A row with the column ``speed`` = its batched speed-up."""
+    best = sweep[(sweep.K <= L // 2) & (sweep.strategy != "full") & (sweep.strategy != "topk")]
+    best = best.assign(speed=best["speed-up, batched"]).sort_values(["% of full", "speed"], ascending=False)
+    return best[best["speed"] > 1].iloc[0]
+
+
+def chapter_claims(regret, sweep, weights: Any, L: int) -> tuple[list[Claim], Any]:
+    """Chapter 4's claims: AD beats random play (regret at T at most 0.7 of random's), matches its
+    source within 15 %, improves within its context (last 10 pulls below the first 10); the best
+    compression at ``K <= L/2`` with a speed-up keeps >= 90 % of full context (:func:`best_compression`,
+    returned too); the captured maps ``weights`` are causal and their rows sum to 1.
+
+    ``regret``: :func:`~attnbook.rl.experiment.regret_summary` per player (index ``AD``,
+    ``UCB1 (source)``, ``random``); ``sweep``: the compression table with its timing columns."""
+    R = regret["R(T)"]
+    top = best_compression(sweep, L)
+    return [
+        Claim("AD regret at T / random's (held-out tasks)", R["AD"] / R["random"], "<=", 0.7),
+        Claim("|AD regret at T / source's − 1|", abs(R["AD"] / R["UCB1 (source)"] - 1), "<=", 0.15),
+        Claim("AD per-step regret, last 10 pulls minus first 10", regret.loc["AD", "last 10"] - regret.loc["AD", "first 10"], "<", 0.0),
+        Claim(f"best strategy at K <= L/2 with a speed-up ({top.strategy}, K={top.K}): % of full", float(top["% of full"]), ">=", 90.0),
+        Claim("... its batched speed-up over the full context", float(top["speed"]), ">", 1.0),
+        Claim("captured maps: largest weight above the diagonal", float(weights.triu(1).abs().max()), "<=", 0.0),
+        Claim("captured maps: largest |row sum − 1|", float((weights.sum(-1) - 1).abs().max()), "<", 1e-5),
+    ], top

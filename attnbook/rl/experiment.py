@@ -1,4 +1,6 @@
-"""The chapter's experiment steps: controls on held-out tasks, the compression sweep, its cost.
+"""Chapter 4's experiment: its settings, the bandit study (data, AD and ED trained and run in
+context on held-out tasks against the source and controls), the compression sweep with its cost,
+and the Dark Room study.
 
 Performance of a bandit run is its mean cumulative regret at ``T`` over tasks; "% of full" is
 ``(R_random − R_strategy) / (R_random − R_full) · 100`` — the share of the full-context model's
@@ -8,6 +10,7 @@ return per episode and ``return_strategy / return_full · 100``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,14 +19,182 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import checks
 from ..errors import InvalidInputError, bad_argument
+from ..profiles import CPU_FP32, Hardware, Training
+from ..train import History
 from . import compress
-from .ad import ADTransformer, Rollout, compressed_step, in_context
-from .envs import Bandits, DarkRoom
-from .sources import bandit_histories
+from .model import ADConfig, ADTransformer, Rollout, compressed_step, in_context, train_ad
+from .envs import Bandits, DarkRoom, bandit_tasks
+from .sources import BANDIT_SOURCES, Histories, bandit_histories
 
-__all__ = ["bandit_regret", "regret_summary", "compression_sweep", "step_cost", "attention_memory", "random_darkroom",
-           "DarkRoomStudy", "darkroom_study"]
+__all__ = ["DarkRoomSettings", "Settings", "PROFILES", "BanditData", "bandit_data", "BanditModels", "train_bandit_models",
+           "HeldOut", "held_out", "compression_table", "bandit_regret", "regret_summary", "compression_sweep", "step_cost",
+           "attention_memory", "random_darkroom", "DarkRoomStudy", "darkroom_study"]
+
+
+@dataclass(frozen=True)
+class DarkRoomSettings:
+    """The Dark Room study: ``test_goals`` held-out goals of the 9 × 9 room, ``episodes`` of
+    Q-learning per training goal in ``streams`` streams, AD's context of ``n_ctx`` transitions trained
+    with ``train``, ``eval_episodes`` episodes in context."""
+
+    test_goals: int
+    episodes: int
+    streams: int
+    n_ctx: int
+    train: Training
+    eval_episodes: int
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "streams", "eval_episodes"):
+            checks.positive_int(name, getattr(self, name))
+        checks.integer("test_goals", self.test_goals, 1, 80)
+        checks.integer("n_ctx", self.n_ctx, minimum=2)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Chapter 4's profile: bandits with ``arms`` arms and ``horizon`` pulls per task, one ``source``
+    history per training task; AD trained with ``train``, ED with the same block for ``ed_steps``;
+    ``context_dropout`` the share of training windows with random key masking (AD's sequence
+    masking); compression keeps ``K = L // d`` transitions for each ``d`` in ``k_divisors``, timed
+    over ``timing_repeats``; ``darkroom`` the Dark Room study (None: not run)."""
+
+    arms: int
+    horizon: int
+    train_tasks: int
+    test_tasks: int
+    source: str
+    train: Training
+    ed_steps: int
+    context_dropout: float
+    k_divisors: tuple[int, ...]
+    timing_repeats: int
+    darkroom: DarkRoomSettings | None
+    hardware: Hardware
+
+    def __post_init__(self) -> None:
+        for name in ("train_tasks", "test_tasks", "ed_steps", "timing_repeats"):
+            checks.positive_int(name, getattr(self, name))
+        checks.integer("arms", self.arms, minimum=2)
+        checks.integer("horizon", self.horizon, minimum=2)
+        checks.choice("source", self.source, BANDIT_SOURCES)
+        checks.probability("context_dropout", self.context_dropout)
+        for d in self.k_divisors:
+            checks.integer("k_divisors", d, minimum=2)
+
+    @property
+    def ks(self) -> list[int]:
+        """The kept context sizes ``K = L // d`` with ``L = horizon − 1``."""
+        return [(self.horizon - 1) // d for d in self.k_divisors]
+
+    def ed_training(self) -> Training:
+        """ED's block: AD's with ``ed_steps`` steps and at most a quarter of them warm-up."""
+        return dataclasses.replace(self.train, steps=self.ed_steps, warmup=min(self.train.warmup, self.ed_steps // 4))
+
+
+PROFILES: dict[str, Settings] = {
+    "quick": Settings(arms=5, horizon=60, train_tasks=4000, test_tasks=200, source="ucb",
+                      train=Training(steps=1200, batch_size=32, lr=1e-3, warmup=50, eval_every=100), ed_steps=300,
+                      context_dropout=0.3, k_divisors=(2, 4, 8), timing_repeats=10, darkroom=None, hardware=CPU_FP32),
+    "full": Settings(arms=5, horizon=60, train_tasks=8000, test_tasks=500, source="ucb",
+                     train=Training(steps=3000, batch_size=64, lr=1e-3, warmup=100, eval_every=200), ed_steps=600,
+                     context_dropout=0.3, k_divisors=(2, 4, 8), timing_repeats=30,
+                     darkroom=DarkRoomSettings(test_goals=16, episodes=60, streams=10, n_ctx=81, eval_episodes=40,
+                                               train=Training(steps=8000, batch_size=32, lr=1e-3, warmup=200, eval_every=500)),
+                     hardware=Hardware("auto", "fp32")),
+}
+
+
+@dataclass
+class BanditData:
+    """Training tasks (arm means), held-out tasks and the source's learning histories on the training tasks."""
+
+    train_means: np.ndarray
+    test_means: np.ndarray
+    histories: Histories
+
+    def source_regret(self) -> np.ndarray:
+        """Per-pull regret ``(tasks, T)`` of the source's training histories."""
+        m = self.train_means
+        return m.max(1)[:, None] - m[np.arange(len(m))[:, None], self.histories.actions]
+
+
+def bandit_data(settings: Settings, seed: int = 0) -> BanditData:
+    """The chapter's tasks (training: ``seed``; held out: ``seed + 1``) and the source's histories."""
+    train_means = bandit_tasks(settings.train_tasks, settings.arms, seed=seed)
+    test_means = bandit_tasks(settings.test_tasks, settings.arms, seed=seed + 1)
+    return BanditData(train_means, test_means, bandit_histories(train_means, settings.horizon, settings.source, seed=seed))
+
+
+@dataclass
+class BanditModels:
+    """AD (trained on the source's histories) and ED (on an expert's), their histories, and whether AD came from the cache."""
+
+    ad: ADTransformer
+    ad_history: History
+    ed: ADTransformer
+    ed_history: History
+    loaded: bool
+
+
+def train_bandit_models(settings: Settings, data: BanditData, seed: int = 0) -> BanditModels:
+    """AD on ``data``'s source histories and ED on expert histories of the same tasks (both cached)."""
+    config = ADConfig(n_states=1, n_actions=settings.arms, n_ctx=settings.horizon)
+    data_key = {"env": "bandit", "arms": settings.arms, "T": settings.horizon, "tasks": settings.train_tasks,
+                "source": settings.source, "seed": seed}
+    where = {"context_dropout": settings.context_dropout, **settings.hardware.where()}
+    model, ad_history, loaded = train_ad(data.histories, config, settings.train.config(seed), data_key=data_key, name="ad-bandit", **where)
+    expert = bandit_histories(data.train_means, settings.horizon, "expert", seed=seed)
+    ed_model, ed_history, _ = train_ad(expert, config, settings.ed_training().config(seed), data_key={**data_key, "source": "expert"},
+                                       name="ed-bandit", **where)
+    return BanditModels(model, ad_history, ed_model, ed_history, loaded)
+
+
+@dataclass
+class HeldOut:
+    """The held-out comparison: AD's rollout, every player's per-pull regret and their summary table."""
+
+    ad_run: Rollout
+    regret: dict[str, np.ndarray]
+    table: Any  # pandas DataFrame, one row per player (regret_summary's columns)
+
+
+def held_out(models: BanditModels, data: BanditData, settings: Settings, seed: int = 0) -> HeldOut:
+    """AD and ED in context on the held-out tasks, against the source (UCB1), Thompson sampling and random play."""
+    import pandas as pd
+
+    T, env = settings.horizon, lambda: Bandits(data.test_means, seed=seed + 2)  # noqa: E731
+    ad_run = in_context(models.ad, env(), T, seed=seed)
+    regret = {"AD": ad_run.regret,
+              "ED": in_context(models.ed, env(), T, seed=seed).regret,
+              "UCB1 (source)": bandit_regret(data.test_means, T, "ucb", seed=seed + 2),
+              "Thompson": bandit_regret(data.test_means, T, "thompson", seed=seed + 2),
+              "random": bandit_regret(data.test_means, T, "random", seed=seed + 2)}
+    return HeldOut(ad_run, regret, pd.DataFrame({name: regret_summary(r) for name, r in regret.items()}).T)
+
+
+def compression_table(model: ADTransformer, data: BanditData, run: HeldOut, settings: Settings, seed: int = 0):
+    """The compression sweep on the held-out tasks (every strategy at every ``K``, positions kept),
+    with each step's cost: median ms per step at batch 1 and batched over the held-out tasks, the
+    batched speed-up over the full context, and the attention memory of one batched forward."""
+    import pandas as pd
+
+    L, ks, T = settings.horizon - 1, settings.ks, settings.horizon
+    strategies = [s for s in compress.STRATEGIES if s != "full"]
+    sweep = pd.DataFrame(compression_sweep(model, lambda: Bandits(data.test_means, seed=seed + 2), T, strategies, ks,
+                                           random_level=float(run.regret["random"].sum(1).mean()), positions="original", seed=seed))
+    window, rewards, n = run.ad_run.window, run.ad_run.window_rewards, len(data.test_means)
+    timing = {}
+    for strategy, k in [("full", L)] + [(s, k) for s in strategies for k in ks]:
+        timing[(strategy, k)] = (step_cost(model, window[:1], strategy, k, rewards=rewards[:1], positions="original", repeats=settings.timing_repeats),
+                                 step_cost(model, window, strategy, k, rewards=rewards, positions="original", repeats=max(3, settings.timing_repeats // 3)))
+    sweep["ms/step, batch 1"] = [timing[(s, k)][0] for s, k in zip(sweep.strategy, sweep.K)]
+    sweep[f"ms/step, batch {n}"] = [timing[(s, k)][1] for s, k in zip(sweep.strategy, sweep.K)]
+    sweep["speed-up, batched"] = timing[("full", L)][1] / sweep[f"ms/step, batch {n}"]
+    sweep["attention memory (KiB, batched)"] = [attention_memory(model, n, k) / 1024 for k in sweep.K]
+    return sweep
 
 
 def bandit_regret(means: Any, steps: int, source: str, seed: int = 0) -> np.ndarray:
@@ -131,7 +302,7 @@ class DarkRoomStudy:
     sweep: Any        # pandas DataFrame, one row per (strategy, K)
 
 
-def darkroom_study(d: dict, *, context_dropout: float, k_divisors: Sequence[int], seed: int = 0, device: str = "cpu",
+def darkroom_study(d: DarkRoomSettings, *, context_dropout: float, k_divisors: Sequence[int], seed: int = 0, device: str = "cpu",
                    precision: str = "fp32") -> DarkRoomStudy:
     """Chapter 4's Dark Room experiment (the ``darkroom`` block ``d`` of a profile): Q-learning
     histories on the training goals, AD trained on them and ED on expert histories (cached), both run
@@ -140,21 +311,21 @@ def darkroom_study(d: dict, *, context_dropout: float, k_divisors: Sequence[int]
     sweep at ``K = (n_ctx − 1) // k`` for ``k`` in ``k_divisors``."""
     import pandas as pd
 
-    from ..train import TrainConfig
     from . import analysis
-    from .ad import ADConfig, query_attention, train_ad
+    from .model import query_attention
     from .envs import goal_split, optimal_return
     from .sources import expert_darkroom_histories, q_learning_histories
 
-    train_goals, test_goals = goal_split(9, d["test_goals"], seed=seed)
-    config = ADConfig(n_states=81, n_actions=5, n_ctx=d["n_ctx"])
-    trainer = TrainConfig(steps=d["steps"], batch_size=d["batch_size"], lr=d["lr"], warmup=d["warmup"], eval_every=d["eval_every"], seed=seed)
+    train_goals, test_goals = goal_split(9, d.test_goals, seed=seed)
+    config = ADConfig(n_states=81, n_actions=5, n_ctx=d.n_ctx)
+    trainer = d.train.config(seed)
     where = {"device": device, "precision": precision, "context_dropout": context_dropout}
-    ad_model, _, _ = train_ad(q_learning_histories(train_goals, d["episodes"], streams=d["streams"], seed=seed), config, trainer,
-                              data_key={"env": "darkroom", **d, "seed": seed}, name="ad-darkroom", **where)
-    ed_model, _, _ = train_ad(expert_darkroom_histories(train_goals, d["episodes"]), config, trainer,
-                              data_key={"env": "darkroom-expert", **d, "seed": seed}, name="ed-darkroom", **where)
-    steps = 20 * d["eval_episodes"]
+    key = dataclasses.asdict(d)
+    ad_model, _, _ = train_ad(q_learning_histories(train_goals, d.episodes, streams=d.streams, seed=seed), config, trainer,
+                              data_key={"env": "darkroom", **key, "seed": seed}, name="ad-darkroom", **where)
+    ed_model, _, _ = train_ad(expert_darkroom_histories(train_goals, d.episodes), config, trainer,
+                              data_key={"env": "darkroom-expert", **key, "seed": seed}, name="ed-darkroom", **where)
+    steps = 20 * d.eval_episodes
     per_episode = lambda rollout: rollout.rewards.reshape(len(test_goals), -1, 20).sum(-1).mean(0)  # noqa: E731
     ad_run = in_context(ad_model, DarkRoom(test_goals), steps, seed=seed)
     _, query = query_attention(ad_model, ad_run.window)
@@ -162,11 +333,11 @@ def darkroom_study(d: dict, *, context_dropout: float, k_divisors: Sequence[int]
     returns = pd.DataFrame({
         "AD": per_episode(ad_run),
         "ED": per_episode(in_context(ed_model, DarkRoom(test_goals), steps, seed=seed)),
-        "Q-learning (source, 1 stream)": q_learning_histories(test_goals, d["eval_episodes"], streams=1, seed=seed + 5).episode_returns(20).mean(0),
-        "random": random_darkroom(test_goals, d["eval_episodes"], seed=seed).mean(0),
+        "Q-learning (source, 1 stream)": q_learning_histories(test_goals, d.eval_episodes, streams=1, seed=seed + 5).episode_returns(20).mean(0),
+        "random": random_darkroom(test_goals, d.eval_episodes, seed=seed).mean(0),
     })
     returns["optimal"] = float(optimal_return(test_goals).mean())
-    L = d["n_ctx"] - 1
+    L = d.n_ctx - 1
     sweep = pd.DataFrame(compression_sweep(ad_model, lambda: DarkRoom(test_goals), steps, [s for s in compress.STRATEGIES if s != "full"],
                                            [L // k for k in k_divisors], random_level=0.0, positions="original", seed=seed))
     return DarkRoomStudy(returns, enrichment, sweep)

@@ -7,18 +7,63 @@ across the non-stationary series that would otherwise be dominated by their larg
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
+from .. import checks
 from ..capture import capture
 from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
+from ..profiles import CPU_FP32, Hardware, Training
 from ..train import History, TrainConfig, cached_fit, fit, model_device
-from .forecaster import Forecaster, ForecasterConfig
-from .generators import Series, make
+from .model import Forecaster, ForecasterConfig
+from .data import Series, make
 from .windows import chronological_split, disjoint_gap, last_value, normalise, seasonal_naive, window_mean, windows
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Chapter 2's profile: one forecaster per generator on ``series_len`` steps, ``seeds`` training
+    seeds each (more where a question compares across seeds: ``extra_seeds``); ``attn_dropout`` None
+    keeps the model's; ``n_windows`` validation windows captured; per generator ``heatmap_samples``
+    × ``heatmap_heads`` (None: all heads) heatmaps saved as images."""
+
+    series_len: int
+    train: Training
+    attn_dropout: float | None
+    n_windows: int
+    seeds: int
+    extra_seeds: Mapping[str, int]
+    heatmap_samples: int
+    heatmap_heads: int | None
+    hardware: Hardware
+
+    def __post_init__(self) -> None:
+        for name in ("series_len", "n_windows", "seeds", "heatmap_samples"):
+            checks.positive_int(name, getattr(self, name))
+        if self.attn_dropout is not None:
+            checks.probability("attn_dropout", self.attn_dropout)
+        if self.heatmap_heads is not None:
+            checks.positive_int("heatmap_heads", self.heatmap_heads)
+        for name, n in self.extra_seeds.items():
+            checks.positive_int(f"extra_seeds[{name!r}]", n)
+
+    def seeds_for(self, generator: str) -> int:
+        """How many training seeds ``generator`` gets."""
+        return max(self.seeds, self.extra_seeds.get(generator, 0))
+
+
+PROFILES: dict[str, Settings] = {
+    "quick": Settings(series_len=3000, train=Training(steps=160, batch_size=32, lr=2e-3, warmup=20, eval_every=40),
+                      attn_dropout=0.0, n_windows=64, seeds=1, extra_seeds={"RandomWalk": 3, "GARCH11": 3},
+                      heatmap_samples=1, heatmap_heads=2, hardware=CPU_FP32),
+    "full": Settings(series_len=10000, train=Training(steps=2000, batch_size=64, lr=1e-3, warmup=100, eval_every=100),
+                     attn_dropout=None, n_windows=256, seeds=3, extra_seeds={}, heatmap_samples=3, heatmap_heads=None,
+                     hardware=Hardware("auto", "fp32")),
+}
 
 
 @dataclass(frozen=True)
@@ -185,24 +230,17 @@ def forecasts(run: GeneratorRun, n_windows: int) -> np.ndarray:
     return y * run.data.val_std[:n_windows] + run.data.val_mean[:n_windows]
 
 
-def configs(settings: dict, data_seed: int = 0) -> dict[str, list[RunConfig]]:
+def configs(settings: Settings, data_seed: int = 0) -> dict[str, list[RunConfig]]:
     """One :class:`RunConfig` per generator and training seed from a profile's settings."""
-    from .generators import GENERATORS
+    from .data import GENERATORS
 
-    model = ForecasterConfig(attn_dropout=settings["attn_dropout"])
-    out = {}
-    for name in GENERATORS:
-        n_seeds = max(settings["seeds"], settings["extra_seeds"].get(name, 0))
-        out[name] = [
-            RunConfig(name, series_len=settings["series_len"], data_seed=data_seed, model=model,
-                      train=TrainConfig(steps=settings["steps"], batch_size=settings["batch_size"], lr=settings["lr"],
-                                        warmup=settings["warmup"], eval_every=settings["eval_every"], seed=seed))
-            for seed in range(n_seeds)
-        ]
-    return out
+    model = ForecasterConfig(attn_dropout=settings.attn_dropout)
+    return {name: [RunConfig(name, series_len=settings.series_len, data_seed=data_seed, model=model, train=settings.train.config(seed))
+                   for seed in range(settings.seeds_for(name))]
+            for name in GENERATORS}
 
 
-def run_all(settings: dict, data_seed: int = 0, *, progress: bool = True) -> dict[str, list[GeneratorRun]]:
+def run_all(settings: Settings, data_seed: int = 0, *, progress: bool = True) -> dict[str, list[GeneratorRun]]:
     """Train-or-load every forecaster of a profile (progress bar over the runs) on the profile's
     ``device`` with its ``precision``."""
     from tqdm.auto import tqdm
@@ -214,8 +252,7 @@ def run_all(settings: dict, data_seed: int = 0, *, progress: bool = True) -> dic
         for name, cfgs in plan.items():
             runs[name] = []
             for cfg in cfgs:
-                runs[name].append(run_generator(cfg, settings["n_windows"], progress=progress, device=settings["device"],
-                                                precision=settings["precision"]))
+                runs[name].append(run_generator(cfg, settings.n_windows, progress=progress, **settings.hardware.where()))
                 bar.update(1)
     return runs
 

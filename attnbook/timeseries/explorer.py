@@ -100,7 +100,7 @@ def render_series(
 
     Left: :func:`attnbook.plots.series_attention` of window ``sample`` with the weights
     ``maps.weights[layer, sample, head, query]`` (and target / forecast when the view has them);
-    right: :func:`attnbook.plots.head_map` of that head with the query row outlined. The HTML
+    right: :func:`attnbook.plots.head_map <attnbook.plots.heatmaps.head_map>` of that head with the query row outlined. The HTML
     gives the row's entropy and the lag (query step − key) of its largest weight. ``name``
     (e.g. the generator) prefixes the titles.
     """

@@ -9,9 +9,10 @@ from ..store import save_figure, write_json
 from .experiment import GeneratorRun
 
 
-def write_generator_results(run: GeneratorRun, folder: Path, heatmaps: dict, answers: dict) -> list[str]:
-    """Write training curves, attention summary, entropy analysis, a bounded set of per-head
-    heatmaps, ``attention_metrics.json`` and ``summary.json``; return the file names."""
+def write_generator_results(run: GeneratorRun, folder: Path, samples: int, heads: int | None, answers: dict) -> list[str]:
+    """Write training curves, attention summary, entropy analysis, per-head heatmaps of the first
+    ``samples`` windows and ``heads`` heads (None: all), ``attention_metrics.json`` and
+    ``summary.json``; return the file names."""
     name = run.name
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -24,8 +25,8 @@ def write_generator_results(run: GeneratorRun, folder: Path, heatmaps: dict, ans
     figure(f"attention_summary_{name}.png", plots.model_view(run.maps, sample=0, title=f"{name}: every layer and head, window 0"))
     entropy = metrics.entropy(run.maps, normalized=True).nanmean(1)
     figure("entropy_analysis.png", plots.layer_head_grid(entropy, title=f"{name}: normalised entropy per head", cbar_label="H / log n"))
-    heads = heatmaps["heads"] or run.maps.n_heads
-    for s in range(min(heatmaps["samples"], run.maps.batch_size)):
+    heads = heads or run.maps.n_heads
+    for s in range(min(samples, run.maps.batch_size)):
         for layer in range(run.maps.n_layers):
             for head in range(min(heads, run.maps.n_heads)):
                 figure(f"attention_L{layer}_H{head}_S{s}.png", plots.head_map(run.maps, layer, head, s, title=f"{name} L{layer} H{head} window {s}"))

@@ -1,0 +1,74 @@
+"""Figures of attention maps (matplotlib only, safe with the Agg backend).
+
+Every function returns a :class:`matplotlib.figure.Figure` (or draws into the ``ax`` it is given
+and returns that axes' figure). New figures are ``BookFigure`` objects: they are not registered
+with pyplot, so they never pile up as open figures and a notebook cell that returns one shows it
+exactly once (as PNG). Heatmaps put keys on x and queries on y.
+
+Call everything from here (``plots.heatmap``, ``plots.curves``); the package has three files:
+
+- :mod:`attnbook.plots.base`: ``BookFigure``, :func:`~attnbook.plots.base.figure_png`,
+  :func:`~attnbook.plots.base.figure_and_axes`, the shared constants, the checks of masks, labels
+  and colormaps, the colour scale and the tick labels.
+- :mod:`attnbook.plots.heatmaps`: the heatmap family (``heatmap``, ``head_map``, ``head_view``,
+  ``model_view``, ``maps_grid``, ``layer_head_grid``, ``head_dendrogram``) and
+  ``token_highlight`` (tokens on boxes coloured by score).
+- :mod:`attnbook.plots.charts`: line and bar charts (``curves``, ``lag_profile``,
+  ``metric_bars``, ``grouped_bars``, ``training_curves``, ``band_curves``, ``series_overview``)
+  and the time-series colours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import (
+    GRID_MAX_TICKS,
+    LOG_ABS_FLOOR,
+    LOG_FLOOR,
+    MASK_COLOUR,
+    MAX_ANNOTATED_CELLS,
+    MAX_LABEL_CHARS,
+    MAX_TICKS,
+    PNG_DPI,
+    TOP_COLOUR,
+    BookFigure,
+    figure_and_axes,
+    figure_png,
+)
+from .charts import (
+    DEFAULT_LOSS_LABEL,
+    FORECAST_COLOUR,
+    TARGET_COLOUR,
+    WEIGHT_COLOUR,
+    WINDOW_COLOUR,
+    band_curves,
+    curves,
+    grouped_bars,
+    lag_profile,
+    metric_bars,
+    series_overview,
+    training_curves,
+)
+from .heatmaps import head_dendrogram, head_map, head_view, heatmap, layer_head_grid, maps_grid, model_view, token_highlight
+
+__all__ = [
+    "BookFigure", "figure_png", "figure_and_axes",
+    "heatmap", "head_map", "head_view", "model_view", "maps_grid", "layer_head_grid", "head_dendrogram", "token_highlight",
+    "curves", "lag_profile", "metric_bars", "grouped_bars", "training_curves", "band_curves", "series_overview",
+    "MAX_TICKS", "GRID_MAX_TICKS", "MAX_LABEL_CHARS", "MAX_ANNOTATED_CELLS", "LOG_FLOOR", "LOG_ABS_FLOOR", "MASK_COLOUR",
+    "TOP_COLOUR", "PNG_DPI", "DEFAULT_LOSS_LABEL", "WINDOW_COLOUR", "WEIGHT_COLOUR", "TARGET_COLOUR", "FORECAST_COLOUR",
+]
+
+
+# -- moved to the chapters' folders (old import paths keep working, with a warning) ---------------
+def __getattr__(name: str) -> Any:
+    """``series_attention`` moved to :mod:`attnbook.timeseries.figures` (deprecated here)."""
+    if name == "series_attention":
+        import warnings
+
+        from ..timeseries.figures import series_attention
+
+        warnings.warn("attnbook.plots.series_attention moved to attnbook.timeseries.figures.series_attention", DeprecationWarning, stacklevel=2)
+        return series_attention
+    raise AttributeError(f"module 'attnbook.plots' has no attribute {name!r}")

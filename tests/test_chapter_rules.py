@@ -1,0 +1,192 @@
+"""Every chapter's claims and readings are package functions: their rules on hand-made measurements,
+and chapter 4's bandit experiment steps end to end on a tiny setting."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from attnbook.maps import AttentionMaps
+from attnbook.train import History
+
+
+def _holds(claims) -> list[bool]:
+    return [c.holds for c in claims]
+
+
+# -- chapter 1 ----------------------------------------------------------------------------------
+
+def _head_measures(previous, nxt, special, entropy):
+    t = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
+    return {"previous": t(previous), "next": t(nxt), "special": t(special), "norm_entropy": t(entropy)}
+
+
+def test_chapter_1_head_values_and_claims_by_hand():
+    from attnbook.lm.analysis import chapter_claims, head_values
+
+    trained = _head_measures([[0.9, 0.1], [0.2, 0.1]], [[0.0, 0.6], [0.1, 0.1]], [[0.1, 0.7], [0.8, 0.2]], [[0.4, 0.6], [0.5, 0.5]])
+    twin = _head_measures([[0.2, 0.1], [0.2, 0.1]], [[0.1, 0.3], [0.1, 0.1]], [[0.1, 0.2], [0.3, 0.2]], [[0.9, 1.0], [1.0, 1.1]])
+    v = head_values(trained, twin)
+    assert v["max_positional"] == pytest.approx(0.9) and v["random_max_positional"] == pytest.approx(0.3)
+    assert (v["n_positional"], v["n_sinks"]) == (2, 2)  # 0.9 and 0.6 > 0.5; sinks 0.7 and 0.8
+    assert v["entropy_ratio"] == pytest.approx(0.5 / 1.0)
+    assert all(_holds(chapter_claims(v, 1e-7, 0.0, 0.3)))
+    assert _holds(chapter_claims(v, 1e-3, 0.0, 0.1)) == [False, True, True, True, True, True, True, False]
+    twin_with_sink = dict(twin, special=torch.tensor([[0.9, 0.0], [0.0, 0.0]]))
+    assert not _holds(chapter_claims(head_values(trained, twin_with_sink), 0.0, 0.0, 0.3))[6]
+
+
+def test_chapter_1_rank_agreement_reading():
+    from attnbook.lm.analysis import rank_agreement
+
+    tokens = ["[CLS]", "a", "b", "c", "d", "[SEP]"]
+    rho, reading = rank_agreement([9, 1, 2, 3, 4, 9], [0, 1, 2, 3, 4, 0], tokens)  # special tokens left out
+    assert rho == pytest.approx(1.0) and reading == "largely agree"
+    rho, reading = rank_agreement([0, 4, 3, 2, 1, 0], [0, 1, 2, 3, 4, 0], tokens)
+    assert rho == pytest.approx(-1.0) and reading == "barely agree"
+    assert rank_agreement([0, 1, 3, 2, 5, 0], [0, 1, 2, 3, 4, 0], ["[CLS]", "a", "b", "c", "d", "e"])[1] == "largely agree"  # rho 0.9
+    assert rank_agreement([0, 2, 1, 4, 3, 0], [0, 1, 2, 3, 4, 0], tokens)[1] == "agree only in part"  # rho 0.6
+
+
+def test_chapter_1_figure_has_a_bar_per_layer_and_label():
+    from attnbook.lm.figures import layer_label_bars
+
+    weights = torch.softmax(torch.randn(2, 1, 2, 4, 4, generator=torch.Generator().manual_seed(0)), -1)
+    tokens = [["[CLS]", "a", ".", "[SEP]"]]
+    maps = AttentionMaps(weights, query_labels=tokens, key_labels=tokens)
+    fig = layer_label_bars(maps)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["L0 [CLS]", "L0 [SEP]", "L0 punctuation", "L1 [CLS]", "L1 [SEP]", "L1 punctuation"]
+    assert fig.axes[0].get_title() and fig.axes[0].get_ylabel() == "attention mass"
+
+
+# -- chapter 2 ----------------------------------------------------------------------------------
+
+def _run(best_val, val0, mse, baseline, entropy_weights, untrained_weights):
+    history = History(steps=[0, 1], val_loss=[val0, best_val], best_val=best_val)
+    return SimpleNamespace(history=history, mse=mse, best_baseline=("last_value", baseline),
+                           maps=AttentionMaps(entropy_weights), untrained_maps=AttentionMaps(untrained_weights))
+
+
+def test_chapter_2_claims_by_hand():
+    from attnbook.timeseries.analysis import chapter_claims
+
+    sharp = torch.zeros(1, 1, 1, 4, 4)
+    sharp[..., 0] = 1.0  # entropy 0
+    flat = torch.full((1, 1, 1, 4, 4), 0.25)  # entropy 1 (normalised)
+    sharpish = 0.5 * sharp + 0.5 * flat
+    names = ["SeasonTrendOutliers", "MultiSeasonality", "A", "B", "C", "D"]
+    first = {n: _run(0.5, 1.0, 0.5, 1.0, sharpish, flat) for n in names}
+    peaks = {"MultiSeasonality": {"lag": 25}}
+    untrained = {"MultiSeasonality": {"lag": 10}}
+    periods = {"MultiSeasonality": (24, 60)}
+    claims, values = chapter_claims(first, {"separation": 0.1}, peaks, untrained, periods, 1e-6, seed_scale=False)
+    assert len(claims) == 7 and all(_holds(claims))
+    assert values["n_beat"] == 6 and values["ratio_ms"] == 0.5 and values["worst_fell"] == 0.5
+    assert 0 < values["entropy_ratio"] < 0.95
+    full, _ = chapter_claims(first, {"separation": 0.1}, peaks, untrained, periods, 1e-6, seed_scale=True)
+    assert [c.measured for c in full[7:]] == [1.0, 14.0] and all(_holds(full))  # |25 - 24|, |10 - 24|
+    worse = dict(first, MultiSeasonality=_run(0.95, 1.0, 0.9, 1.0, sharpish, flat))
+    held = _holds(chapter_claims(worse, {"separation": -0.1}, peaks, {"MultiSeasonality": {"lag": 23}}, periods, 1e-3, seed_scale=True)[0])
+    assert held == [False, True, False, True, False, True, False, True, False]
+
+
+def test_chapter_2_readings():
+    from attnbook.timeseries.analysis import acf_reading, period_reading
+
+    assert period_reading(24.3, 24.9).startswith("the same rhythm") and period_reading(24.0, 30.0).startswith("a different rhythm")
+    assert acf_reading({"rank": 2}, {"rank": 9}) == ("the untrained peak is not among the five lags where the summed signal most "
+                                                     "resembles or mirrors itself, the trained peak among them")
+
+
+# -- chapter 3 ----------------------------------------------------------------------------------
+
+def test_chapter_3_peak_error_and_claims_by_hand():
+    from attnbook.vitime.analysis import chapter_claims, peak_error
+    from attnbook.vitime.harmonics import PERIOD_63
+
+    assert peak_error([190.0, 60.0, 127.0], PERIOD_63) == pytest.approx(max(abs(60 - PERIOD_63), abs(127 - 2 * PERIOD_63), abs(190 - 3 * PERIOD_63)))
+    assert peak_error([60.0, 127.0], PERIOD_63) == math.inf
+    good = dict(fell=0.5, best_contrast=3.0, peaks=[63.0, 126.0, 189.0], exp2_contrast=1.1, random_contrasts=[0.9, 1.1],
+                round_trip=0.0, shuffle_diff=0.0, samples_per_patch=8.0)
+    assert all(_holds(chapter_claims(**good)))
+    bad = dict(good, peaks=[63.0, 126.0, 200.0], random_contrasts=[0.7, 1.3], round_trip=1e-9)
+    assert _holds(chapter_claims(**bad)) == [True, True, False, True, False, False, False, True]  # 200 is 11 from 189 > 4
+
+
+# -- chapter 4 ----------------------------------------------------------------------------------
+
+def _sweep():
+    rows = [("full", 59, 100.0, 1.0), ("recent", 29, 95.0, 1.5), ("uniform", 29, 95.0, 2.0), ("topk", 29, 99.0, 3.0),
+            ("recent", 14, 80.0, 3.0), ("random", 29, 50.0, 0.5)]
+    return pd.DataFrame([{"strategy": s, "K": k, "% of full": p, "speed-up, batched": v} for s, k, p, v in rows])
+
+
+def test_chapter_4_best_compression_rule():
+    from attnbook.rl.analysis import best_compression
+
+    top = best_compression(_sweep(), 59)
+    assert (top.strategy, top.K, top.speed) == ("uniform", 29, 2.0)  # tie on % of full broken by speed; topk and full left out
+    slow = _sweep().assign(**{"speed-up, batched": [1.0, 0.9, 0.8, 3.0, 1.2, 0.5]})
+    assert best_compression(slow, 59).strategy == "recent" and best_compression(slow, 59).K == 14  # the only faster one
+
+
+def test_chapter_4_claims_by_hand():
+    from attnbook.rl.analysis import chapter_claims
+
+    regret = pd.DataFrame({"R(T)": [5.0, 5.5, 10.0], "first 10": [0.3, 0.3, 0.4], "last 10": [0.1, 0.1, 0.4]},
+                          index=["AD", "UCB1 (source)", "random"])
+    causal = torch.softmax(torch.randn(1, 2, 1, 4, 4).masked_fill(torch.ones(4, 4).triu(1).bool(), -math.inf), -1)
+    claims, top = chapter_claims(regret, _sweep(), causal, 59)
+    assert all(_holds(claims)) and top.strategy == "uniform"
+    assert "uniform, K=29" in claims[3].text
+    leaky = causal.clone()
+    leaky[..., 0, 1] = 0.1
+    far = regret.assign(**{"R(T)": [8.0, 5.5, 10.0]})
+    assert _holds(chapter_claims(far, _sweep(), leaky, 59)[0]) == [False, False, True, True, True, False, False]
+
+
+def test_chapter_4_bandit_experiment_steps_end_to_end(tmp_path, monkeypatch):
+    from attnbook import profiles
+    from attnbook.profiles import Training
+    from attnbook.rl import experiment, figures
+
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    settings = dataclasses.replace(profiles.get("ad-compression", "quick"), arms=3, horizon=20, train_tasks=16, test_tasks=4,
+                                   train=Training(steps=2, batch_size=4, lr=1e-3, warmup=0, eval_every=1), ed_steps=2,
+                                   k_divisors=(2, 4), timing_repeats=1)
+    data = experiment.bandit_data(settings, seed=0)
+    assert data.train_means.shape == (16, 3) and data.test_means.shape == (4, 3) and data.histories.actions.shape == (16, 20)
+    regret = data.source_regret()
+    assert regret.shape == (16, 20) and (regret >= 0).all()
+    models = experiment.train_bandit_models(settings, data, seed=0)
+    assert not models.loaded and experiment.train_bandit_models(settings, data, seed=0).loaded  # cached
+    held = experiment.held_out(models, data, settings, seed=0)
+    assert list(held.table.index) == ["AD", "ED", "UCB1 (source)", "Thompson", "random"] and held.regret["AD"].shape == (4, 20)
+    sweep = experiment.compression_table(models.ad, data, held, settings, seed=0)
+    assert set(sweep.K) == {19, 9, 4} and {"ms/step, batch 1", "ms/step, batch 4", "speed-up, batched"} <= set(sweep.columns)
+    full = sweep[sweep.strategy == "full"]
+    assert float(full["speed-up, batched"].iloc[0]) > 0 and (sweep["attention memory (KiB, batched)"] > 0).all()
+    fig = figures.compression_bars(sweep, settings.ks)
+    assert fig.axes[0].get_title().startswith("Cumulative regret at T")
+    _, query = __import__("attnbook.rl.model", fromlist=["query_attention"]).query_attention(models.ad, held.ad_run.window)
+    assert len(figures.query_by_distance(query).axes[0].get_lines()) >= query.shape[0] * query.shape[2]
+    weights = torch.softmax(torch.randn(2, 3, 2, 5, 5), -1)
+    line = figures.received_per_position(weights).axes[0].get_lines()[0]
+    assert np.allclose(line.get_ydata(), weights.mean((0, 2)).sum(-2).mean(0).numpy(), atol=1e-6)
+
+
+def test_chapter_3_top_head_agreement_by_hand():
+    from attnbook.vitime.analysis import top_head_agreement
+
+    corr = np.array([[1.0, 0.8, 0.2, np.nan], [0.8, 1.0, 0.4, 0.0], [0.2, 0.4, 1.0, 0.6], [np.nan, 0.0, 0.6, 1.0]])
+    ranking = [{"layer": 0, "head": 1}, {"layer": 1, "head": 0}, {"layer": 0, "head": 0}]  # heads 1, 2, 0 with 2 heads per layer
+    top, every = top_head_agreement(corr, ranking, n_heads=2)
+    assert top == pytest.approx((0.8 + 0.2 + 0.4) / 3) and every == pytest.approx((0.8 + 0.2 + 0.4 + 0.0 + 0.6) / 5)
+    assert top_head_agreement(corr, ranking, n_heads=2, top=2)[0] == pytest.approx(0.4)
