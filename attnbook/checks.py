@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import InvalidInputError, bad_argument
 
-__all__ = ["integer", "positive_int", "real", "positive", "non_negative", "probability", "array", "choice"]
+__all__ = ["integer", "positive_int", "odd_positive_int", "real", "positive", "non_negative", "probability", "interval", "array", "choice"]
 
 
 def integer(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -40,6 +40,13 @@ def integer(name: str, value: Any, minimum: int | None = None, maximum: int | No
 def positive_int(name: str, value: Any) -> int:
     """An integer >= 1."""
     return integer(name, value, minimum=1)
+
+
+def odd_positive_int(name: str, value: Any) -> int:
+    """An odd integer >= 1 (a kernel size with a centre)."""
+    if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)) or value < 1 or value % 2 == 0:
+        raise bad_argument(InvalidInputError, name, "an odd positive integer", value)
+    return int(value)
 
 
 def real(name: str, value: Any) -> float:
@@ -68,6 +75,17 @@ def probability(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (Real, np.floating, np.integer)) or not 0.0 <= float(value) <= 1.0:
         raise bad_argument(InvalidInputError, name, "a probability in [0, 1]", value)
     return float(value)
+
+
+def interval(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> float:
+    """A finite number in ``[lo, hi]``; ``lo_open`` / ``hi_open`` leave that end out (``(lo, hi]``, ``[lo, hi)``)."""
+    expected = f"a number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    if isinstance(value, bool) or not isinstance(value, (Real, np.floating, np.integer)):
+        raise bad_argument(InvalidInputError, name, expected, value)
+    value = float(value)
+    if not (math.isfinite(value) and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)):
+        raise bad_argument(InvalidInputError, name, expected, value)
+    return value
 
 
 def array(name: str, value: Any, ndims: int | Sequence[int] | None = None, *, allow_nan: bool = False, finite: bool = True) -> np.ndarray:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checks
 from .errors import CorruptDataError, InvalidInputError, MissingResourceError, bad_argument
 
 __all__ = ["CorpusSpec", "CORPORA", "EMBEDDED_DIR", "CharCorpus", "load_corpus", "locate", "download", "read_text", "file_digest",
@@ -277,8 +278,8 @@ def load_corpus(name: str | CorpusSpec, *, prefix: int | None = None, offline: b
     (message from :func:`missing_reason`) if no local or embedded file is found.
     """
     spec = _spec(name)
-    if prefix is not None and (isinstance(prefix, bool) or not isinstance(prefix, int) or not 1000 <= prefix <= spec.size):
-        raise bad_argument(InvalidInputError, "prefix", f"None or an integer in [1000, {spec.size}]", prefix)
+    if prefix is not None:
+        prefix = checks.integer("prefix", prefix, minimum=1000, maximum=spec.size)
     path, copy = locate(spec), False
     if path is None and prefix is not None and spec.prefix_file and prefix <= spec.prefix_size:
         path, copy = locate(spec, prefix=True), True

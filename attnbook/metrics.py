@@ -86,17 +86,6 @@ def _check_maps(maps) -> AttentionMaps:
     return maps
 
 
-def _check_float(name: str, value, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> float:
-    expected = f"a number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise bad_argument(InvalidInputError, name, expected, value)
-    value = float(value)
-    ok = math.isfinite(value) and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
-    if not ok:
-        raise bad_argument(InvalidInputError, name, expected, value)
-    return value
-
-
 def _check_labels(name: str, labels) -> frozenset[str]:
     if isinstance(labels, str):
         return frozenset([labels])
@@ -514,7 +503,7 @@ def span_quantile(maps: AttentionMaps, q: float = 0.9) -> Tensor:
     ``0 < q ≤ 1`` (compared with a relative tolerance of 1e-6).
     """
     c = _ctx(maps)
-    q = _check_float("q", q, 0.0, 1.0, lo_open=True)
+    q = checks.interval("q", q, 0.0, 1.0, lo_open=True)
     return c.row_mean(_span_rows(c, q))
 
 
@@ -571,7 +560,7 @@ def recency_ratio(maps: AttentionMaps, fraction: float = 0.25) -> Tensor:
     > 1 for heads that favour recent keys.
     """
     c = _ctx(maps)
-    fraction = _check_float("fraction", fraction, 0.0, 0.5, lo_open=True)
+    fraction = checks.interval("fraction", fraction, 0.0, 0.5, lo_open=True)
     return _recency(c, fraction)
 
 
@@ -715,7 +704,7 @@ def rollout(maps: AttentionMaps, start_layer: int = 0, residual: float = 0.5) ->
     c = _ctx(maps)
     _check_square(maps, "rollout")
     start = check_index("start_layer", start_layer, c.L)
-    residual = _check_float("residual", residual, 0.0, 1.0)
+    residual = checks.interval("residual", residual, 0.0, 1.0)
     A = _residual_maps(c, residual)
     R = A[start]
     for l in range(start + 1, c.L):  # loop over layers: L small matrix products
@@ -763,7 +752,7 @@ def attention_flow(maps: AttentionMaps, sample: int = 0, residual: float = 0.5, 
     c = _ctx(maps)
     n = _check_square(maps, "attention_flow")
     b = check_index("sample", sample, c.B)
-    residual = _check_float("residual", residual, 0.0, 1.0)
+    residual = checks.interval("residual", residual, 0.0, 1.0)
     max_nodes = checks.integer("max_nodes", max_nodes, 2)
     size = (c.L + 1) * n
     if size > max_nodes:
@@ -854,8 +843,8 @@ def classify_heads(
     A metric that is undefined (NaN, e.g. no previous token) never satisfies its rule.
     """
     c = _ctx(maps)
-    threshold = _check_float("threshold", threshold, 0.0, 1.0)
-    broad = _check_float("broad", broad, 0.0, 1.0)
+    threshold = checks.interval("threshold", threshold, 0.0, 1.0)
+    broad = checks.interval("broad", broad, 0.0, 1.0)
     special_set = _check_labels("special", special)
     rules: list[tuple[str, Tensor, float]] = [
         ("self", _batch_mean(_diag_mass(c, 0)), threshold),

@@ -16,13 +16,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import checks
 from .errors import InvalidInputError, bad_argument
 
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch (CPU and CUDA); return a torch Generator seeded the same."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise bad_argument(InvalidInputError, "seed", "a non-negative integer", seed)
+    seed = checks.integer("seed", seed, minimum=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -40,8 +40,7 @@ def available_cores() -> int:
 def set_threads(n: int | None = None) -> int:
     """Use ``n`` intra-op threads (default: every available core); return the number set."""
     n = available_cores() if n is None else n
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise bad_argument(InvalidInputError, "n", "a positive number of threads", n)
+    n = checks.positive_int("n", n)
     torch.set_num_threads(n)
     return n
 
@@ -131,9 +130,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise bad_argument(InvalidInputError, name, "a positive integer", value)
+            checks.positive_int(name, getattr(self, name))
         if not isinstance(self.warmup, int) or not 0 <= self.warmup < self.steps:
             raise bad_argument(InvalidInputError, "warmup", f"an integer in [0, steps={self.steps})", self.warmup)
         if not self.lr > 0 or not math.isfinite(self.lr):

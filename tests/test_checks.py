@@ -68,3 +68,21 @@ def test_positive_int_accepts_exactly_the_positive_integers(value):
     else:
         with pytest.raises(InvalidInputError):
             checks.positive_int("n", value)
+
+
+def test_odd_positive_int():
+    assert checks.odd_positive_int("k", np.int64(5)) == 5 and isinstance(checks.odd_positive_int("k", np.int64(5)), int)
+    assert checks.odd_positive_int("k", 1) == 1
+    for value in (0, 4, -3, 3.0, True):
+        with pytest.raises(InvalidInputError, match=r"^k: expected an odd positive integer, got"):
+            checks.odd_positive_int("k", value)
+
+
+def test_interval():
+    assert checks.interval("q", 1, 0.0, 1.0, lo_open=True) == 1.0 and isinstance(checks.interval("q", np.float32(0.5), 0, 1), float)
+    assert checks.interval("q", 0, 0, 1) == 0.0
+    for value, kwargs, expected in ((0.0, {"lo_open": True}, r"a number in \(0, 1\]"), (1, {"hi_open": True}, r"a number in \[0, 1\)"),
+                                    (1.5, {}, r"a number in \[0, 1\]"), (math.nan, {}, r"a number in \[0, 1\]"),
+                                    (True, {}, r"a number in \[0, 1\]"), ("0.5", {"lo_open": True, "hi_open": True}, r"a number in \(0, 1\)")):
+        with pytest.raises(InvalidInputError, match=rf"^q: expected {expected}, got"):
+            checks.interval("q", value, 0, 1, **kwargs)

@@ -49,6 +49,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .. import checks
 from ..errors import (AttnbookError, CaptureBudgetError, InvalidInputError, NothingCapturedError, OutOfRangeError,
                       UnsupportedModelError, bad_argument)
 from ..maps import AttentionMaps
@@ -347,8 +348,7 @@ def capture(model: nn.Module, layers: int | str | Sequence[int | str] | None = N
         raise bad_argument(UnsupportedModelError, "model", "a torch.nn.Module", type(model).__name__, raw=True)
     if dtype not in _STORAGE:
         raise bad_argument(InvalidInputError, "dtype", f"one of {[str(d) for d in _STORAGE]}", dtype)
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-        raise bad_argument(InvalidInputError, "max_bytes", "a positive integer", max_bytes)
+    max_bytes = checks.positive_int("max_bytes", max_bytes)
     all_sites = find_attention(model)
     refused = unrecordable(model, all_sites)
     if not all_sites:

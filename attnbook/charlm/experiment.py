@@ -158,9 +158,7 @@ class RunSpec:
             raise bad_argument(InvalidInputError, "model/train", "a GPTConfig and a TrainConfig", (self.model, self.train))
         for name in ("eval_batches", "snapshot_every", "snapshot_windows", "induction_period", "sample_chars", "speed_samples",
                      "speed_tokens", "threads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise bad_argument(InvalidInputError, name, "a positive integer", value)
+            checks.positive_int(name, getattr(self, name))
         if 2 * self.induction_period > self.model.block_size:
             raise bad_argument(InvalidInputError, "induction_period", f"at most block_size / 2 = {self.model.block_size // 2}",
                                self.induction_period)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import checks
 from ..errors import InvalidInputError, bad_argument
 from ..modules import BlockConfig, KVCache, TransformerBlock
 
@@ -41,9 +42,7 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise bad_argument(InvalidInputError, name, "a positive integer", value)
+            checks.positive_int(name, getattr(self, name))
         if self.n_embd % self.n_head:
             raise bad_argument(InvalidInputError, "n_embd", f"a multiple of n_head={self.n_head}", self.n_embd)
         self.block()  # checks dropout
@@ -127,12 +126,11 @@ class GPT(nn.Module):
         forward per token (the seed's measurement); with it a :class:`~attnbook.modules.KVCache`
         while the sequence fits the context (the prompt once, then one position per step), a full
         forward of the cropped context after that."""
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise bad_argument(InvalidInputError, "max_new_tokens", "a non-negative integer", max_new_tokens)
+        checks.integer("max_new_tokens", max_new_tokens, minimum=0)
         if not temperature > 0:
             raise bad_argument(InvalidInputError, "temperature", "a positive number", temperature)
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise bad_argument(InvalidInputError, "top_k", "None or a positive integer", top_k)
+        if top_k is not None:
+            checks.positive_int("top_k", top_k)
         self.check_input(idx)
         was_training = self.training
         self.eval()

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from .. import checks
 from ..errors import InvalidInputError, bad_argument
 
 __all__ = ["words", "word_set", "distinct_n", "repetition", "coherence", "quality", "sample", "inference_speed"]
@@ -41,9 +42,7 @@ def word_set(text: str) -> frozenset[str]:
 
 
 def _n(n: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise bad_argument(InvalidInputError, "n", "a positive integer", n)
-    return n
+    return checks.positive_int("n", n)
 
 
 def distinct_n(seq: Sequence, n: int) -> float:
@@ -90,8 +89,7 @@ def inference_speed(model, corpus, *, samples: int = 10, new_tokens: int = 500, 
                     top_k: int | None = 200, seed: int = 0) -> tuple[float, list[str]]:
     """The seed's measurement: ``samples`` generations of ``new_tokens`` from ``prompt`` (no KV cache);
     tokens/s of each is ``new_tokens / wall time``; returns their plain mean and the texts."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise bad_argument(InvalidInputError, "samples", "a positive integer", samples)
+    samples = checks.positive_int("samples", samples)
     rates, texts = [], []
     for k in range(samples):
         start = time.perf_counter()

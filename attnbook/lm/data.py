@@ -5,7 +5,7 @@ Written for this book (no data set to download); the first ``n`` are used by a p
 
 from __future__ import annotations
 
-from ..errors import InvalidInputError, bad_argument
+from .. import checks
 
 SENTENCES: tuple[str, ...] = (
     "The old lighthouse keeper climbed the stairs every evening, even when the sea was calm.",
@@ -77,6 +77,5 @@ SENTENCES: tuple[str, ...] = (
 
 def sentences(n: int) -> list[str]:
     """The first ``n`` sentences of the chapter corpus."""
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(SENTENCES):
-        raise bad_argument(InvalidInputError, "n", f"an integer in [1, {len(SENTENCES)}]", n)
+    n = checks.integer("n", n, minimum=1, maximum=len(SENTENCES))
     return list(SENTENCES[:n])

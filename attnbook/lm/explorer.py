@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import html
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
 
-from .. import plots
+from .. import checks, plots
 from ..errors import AttnbookError, InvalidInputError, bad_argument
 from ..explore import ERROR_COLOUR, MapsExplorer, Stats, show_figure
 from ..maps import AttentionMaps
@@ -50,10 +49,9 @@ class TextExplorer:
                 raise bad_argument(InvalidInputError, name, "a callable", function)
         if analyse is None:
             raise bad_argument(InvalidInputError, "analyse", "a callable str -> AttentionMaps", analyse)
-        if isinstance(max_chars, bool) or not isinstance(max_chars, numbers.Integral) or max_chars < 1:
-            raise bad_argument(InvalidInputError, "max_chars", "a positive integer", max_chars)
+        max_chars = checks.positive_int("max_chars", max_chars)
         self._analyse, self.importance, self.stats = analyse, importance, stats
-        self.max_chars, self.title, self.heatmap_kwargs = int(max_chars), title, heatmap_kwargs
+        self.max_chars, self.title, self.heatmap_kwargs = max_chars, title, heatmap_kwargs
         self.explorer: MapsExplorer | None = None
         self.highlight: widgets.Output | None = None
         self._build(str(initial_text))

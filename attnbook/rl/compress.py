@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import checks
 from ..errors import InvalidInputError, bad_argument
 
 __all__ = ["STRATEGIES", "POSITIONS", "select", "positions_for", "gather_window"]
@@ -73,8 +74,7 @@ def select(
     (``h2o``); ``rewards`` ``(batch, L)`` for ``reward``; ``rng`` for ``random``.
     """
     L, K = _check(strategy, L, K)
-    if isinstance(batch, bool) or not isinstance(batch, Integral) or batch < 1:
-        raise bad_argument(InvalidInputError, "batch", "a positive integer", batch)
+    batch = checks.positive_int("batch", batch)
     pos = np.broadcast_to(np.arange(L, dtype=np.float64), (batch, L))
     if strategy in ("full", "recent"):
         priority = pos

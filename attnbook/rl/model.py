@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -50,9 +49,7 @@ class ADConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_states", "n_actions", "n_ctx", "d_model", "n_layers", "n_heads", "d_ff"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, Integral) or v < 1:
-                raise bad_argument(InvalidInputError, name, "a positive integer", v)
+            checks.positive_int(name, getattr(self, name))
         if self.n_actions < 2:
             raise bad_argument(InvalidInputError, "n_actions", "at least 2 actions (arms)", self.n_actions)
         if self.n_ctx < 2:

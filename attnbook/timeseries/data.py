@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
@@ -48,9 +47,7 @@ class Series:
 
 # -- parameter checks --------------------------------------------------------------------------
 def _period(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 2:
-        raise bad_argument(InvalidInputError, name, "an integer period >= 2", value)
-    return int(value)
+    return checks.integer(name, value, minimum=2)
 
 
 def _sequence(name: str, value: Any, minimum: int = 1) -> tuple:
@@ -64,11 +61,8 @@ def _sequence(name: str, value: Any, minimum: int = 1) -> tuple:
 
 
 def _check_call(n: Any, seed: Any) -> np.random.Generator:
-    if isinstance(n, bool) or not isinstance(n, Integral) or n < MIN_LENGTH:
-        raise bad_argument(InvalidInputError, "n", f"an integer >= {MIN_LENGTH}", n)
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise bad_argument(InvalidInputError, "seed", "a non-negative integer", seed)
-    return np.random.default_rng(int(seed))
+    checks.integer("n", n, minimum=MIN_LENGTH)
+    return np.random.default_rng(checks.integer("seed", seed, minimum=0))
 
 
 def _positions(mask: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .. import checks
 from ..errors import InvalidInputError, bad_argument
 from ..modules import BlockConfig, Transformer
 
@@ -36,9 +37,7 @@ class ForecasterConfig:
 
     def __post_init__(self) -> None:
         for name in ("input_len", "horizon", "n_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise bad_argument(InvalidInputError, name, "a positive integer", value)
+            checks.positive_int(name, getattr(self, name))
         self.block()  # validates the block
 
     def block(self) -> BlockConfig:

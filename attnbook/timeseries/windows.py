@@ -8,8 +8,6 @@ windows and give the errors any model has to beat.
 
 from __future__ import annotations
 
-import math
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -52,8 +50,7 @@ def normalise(
     forecasts back to the series' units.
     """
     x = checks.array("inputs", inputs, 2)
-    if isinstance(eps, bool) or not isinstance(eps, Real) or not (math.isfinite(eps) and eps > 0):
-        raise bad_argument(InvalidInputError, "eps", "a number > 0", eps)
+    eps = checks.positive("eps", eps)
     mean = x.mean(axis=1, keepdims=True)
     std = np.maximum(x.std(axis=1, keepdims=True), eps)
     y = None
@@ -97,8 +94,7 @@ def seasonal_naive(inputs: Any, horizon: int, period: int) -> np.ndarray:
     x = checks.array("inputs", inputs, 2)
     horizon = checks.positive_int("horizon", horizon)
     length = x.shape[1]
-    if isinstance(period, bool) or not isinstance(period, Integral) or not 1 <= period <= length:
-        raise bad_argument(InvalidInputError, "period", f"an integer in [1, input_len = {length}]", period)
+    period = checks.integer("period", period, minimum=1, maximum=length)
     cols = length - period + np.arange(horizon) % period
     return x[:, cols]
 
@@ -129,12 +125,9 @@ def chronological_split(n_windows: int, val_fraction: float = 0.2, gap: int = 0)
     ``gap >= disjoint_gap(input_len, horizon, stride)`` (``input_len + horizon − 1`` windows at
     stride 1) validation windows share no time step with training windows.
     """
-    if isinstance(n_windows, bool) or not isinstance(n_windows, Integral) or n_windows < 2:
-        raise bad_argument(InvalidInputError, "n_windows", "an integer >= 2", n_windows)
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, Real) or not 0 < val_fraction < 1:
-        raise bad_argument(InvalidInputError, "val_fraction", "a number in (0, 1)", val_fraction)
-    if isinstance(gap, bool) or not isinstance(gap, Integral) or gap < 0:
-        raise bad_argument(InvalidInputError, "gap", "a non-negative integer", gap)
+    n_windows = checks.integer("n_windows", n_windows, minimum=2)
+    val_fraction = checks.interval("val_fraction", val_fraction, 0, 1, lo_open=True, hi_open=True)
+    gap = checks.integer("gap", gap, minimum=0)
     n_val = max(1, round(n_windows * val_fraction))
     n_train = n_windows - n_val - gap
     if n_train < 1:

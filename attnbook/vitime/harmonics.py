@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 import torch
 
+from .. import checks
 from ..capture import capture
 from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
@@ -53,11 +54,8 @@ class Harmonic:
 
     def __post_init__(self) -> None:
         for name in ("amplitude", "phase"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v):
-                raise bad_argument(InvalidInputError, name, "a finite number", v)
-        if isinstance(self.period, bool) or not isinstance(self.period, Real) or not math.isfinite(self.period) or self.period <= 0:
-            raise bad_argument(InvalidInputError, "period", "a positive number of samples", self.period)
+            checks.real(name, getattr(self, name))
+        checks.positive("period", self.period)
         if self.kind not in ("sin", "cos"):
             raise bad_argument(InvalidInputError, "kind", "'sin' or 'cos'", self.kind)
 
@@ -73,8 +71,7 @@ class Harmonic:
 
 def signal(harmonics: Sequence[Harmonic], length: int = 512, start: int = 0) -> np.ndarray:
     """``Σ_k harmonic_k(n)`` for ``n = start … start + length − 1`` (float64)."""
-    if isinstance(length, bool) or not isinstance(length, Integral) or length < 1:
-        raise bad_argument(InvalidInputError, "length", "a positive integer", length)
+    length = checks.positive_int("length", length)
     if isinstance(harmonics, Harmonic) or not isinstance(harmonics, Sequence) or not harmonics:
         raise bad_argument(InvalidInputError, "harmonics", "a non-empty sequence of Harmonic", harmonics)
     for h in harmonics:
@@ -207,11 +204,9 @@ def repeat_last_period(history: Any, horizon: int, period: int | None = None) ->
     """Seasonal-naive forecast: the last ``period`` samples of the history repeated
     (``period`` None: :func:`estimate_period` of the history)."""
     x = np.asarray(history, dtype=np.float64)
-    if isinstance(horizon, bool) or not isinstance(horizon, Integral) or horizon < 1:
-        raise bad_argument(InvalidInputError, "horizon", "a positive integer", horizon)
+    horizon = checks.positive_int("horizon", horizon)
     period = estimate_period(x) if period is None else period
-    if isinstance(period, bool) or not isinstance(period, Integral) or not 1 <= period <= len(x):
-        raise bad_argument(InvalidInputError, "period", f"an integer in [1, {len(x)}]", period)
+    period = checks.integer("period", period, minimum=1, maximum=len(x))
     last = x[-period:]
     return np.resize(last, horizon)
 

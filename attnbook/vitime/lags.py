@@ -61,9 +61,8 @@ __all__ = [
 
 
 def _grid(grid_h: Any, grid_w: Any, n_tokens: int) -> tuple[int, int]:
-    for name, v in (("grid_h", grid_h), ("grid_w", grid_w)):
-        if isinstance(v, bool) or not isinstance(v, Integral) or v < 1:
-            raise bad_argument(InvalidInputError, name, "a positive integer", v)
+    checks.positive_int("grid_h", grid_h)
+    checks.positive_int("grid_w", grid_w)
     if grid_h * grid_w + 1 != n_tokens:
         raise bad_argument(
             InvalidInputError, "maps", f"maps over grid_h·grid_w + 1 = {grid_h * grid_w + 1} tokens (CLS first)", f"{n_tokens} tokens", raw=True
@@ -119,8 +118,7 @@ def period_lags(period: float, samples_per_patch: float, n_multiples: int = 3) -
     """
     period = checks.positive("period", period)
     spp = checks.positive("samples_per_patch", samples_per_patch)
-    if isinstance(n_multiples, bool) or not isinstance(n_multiples, Integral) or n_multiples < 1:
-        raise bad_argument(InvalidInputError, "n_multiples", "a positive integer", n_multiples)
+    n_multiples = checks.positive_int("n_multiples", n_multiples)
     p = period / spp
     multiples = [math.floor(k * p + 0.5) for k in range(1, n_multiples + 1)]  # round half up
     midpoints = [math.floor((k - 0.5) * p + 0.5) for k in range(1, n_multiples + 1)]
@@ -154,10 +152,8 @@ def peak_lags(profile: Any, samples_per_patch: float, n: int = 3, min_lag: int =
     if y.ndim != 1 or len(y) < 2:
         raise bad_argument(InvalidInputError, "profile", "one profile (n_lags,) with n_lags >= 2", y.shape, raw=True)
     spp = checks.positive("samples_per_patch", samples_per_patch)
-    if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
-        raise bad_argument(InvalidInputError, "n", "a positive integer", n)
-    if isinstance(min_lag, bool) or not isinstance(min_lag, Integral) or not 0 <= min_lag < len(y):
-        raise bad_argument(InvalidInputError, "min_lag", f"an integer in [0, {len(y) - 1}]", min_lag)
+    n = checks.positive_int("n", n)
+    min_lag = checks.integer("min_lag", min_lag, minimum=0, maximum=len(y) - 1)
     top_lag = len(y) - 1 if max_lag is None else max_lag
     if isinstance(top_lag, bool) or not isinstance(top_lag, Integral) or not min_lag <= top_lag < len(y):
         raise bad_argument(InvalidInputError, "max_lag", f"an integer in [min_lag={min_lag}, {len(y) - 1}]", max_lag)

@@ -175,10 +175,7 @@ class MappingConfig:
             )
         put("patch", (ph, pw))
         put("max_scal", checks.positive("max_scal", self.max_scal))
-        k = self.blur_kernel
-        if isinstance(k, bool) or not isinstance(k, Integral) or k < 1 or k % 2 == 0:
-            raise bad_argument(InvalidInputError, "blur_kernel", "an odd positive integer", k)
-        put("blur_kernel", int(k))
+        put("blur_kernel", checks.odd_positive_int("blur_kernel", self.blur_kernel))
         if self.blur_scale is not None:
             put("blur_scale", checks.positive("blur_scale", self.blur_scale))
         if self.mu_norm is not None:
@@ -374,9 +371,7 @@ def one_hot(z: Any, config: MappingConfig | None = None) -> np.ndarray:
 def gaussian_kernel(ksize: int) -> np.ndarray:
     """OpenCV's ``getGaussianKernel(ksize, 0)``: the fixed kernels for k ≤ 9, otherwise
     ``exp(−i² / 2σ²)``, ``i = −(k−1)/2 … (k−1)/2``, ``σ = 0.3 · ((k − 1)/2 − 1) + 0.8``, normalised to sum 1."""
-    if isinstance(ksize, bool) or not isinstance(ksize, Integral) or ksize < 1 or ksize % 2 == 0:
-        raise bad_argument(InvalidInputError, "ksize", "an odd positive integer", ksize)
-    ksize = int(ksize)
+    ksize = checks.odd_positive_int("ksize", ksize)
     if ksize in _SMALL_GAUSSIAN:
         return np.array(_SMALL_GAUSSIAN[ksize], dtype=np.float64)
     sigma = 0.3 * ((ksize - 1) * 0.5 - 1.0) + 0.8

@@ -25,7 +25,6 @@ official behaviour from a seeded generator, and :attr:`ViTime.last_permutation` 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from .. import checks
 from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
 
@@ -99,11 +99,8 @@ class ViTimeConfig:
         if not isinstance(patch, tuple) or len(patch) != 2 or not all(_is_int(p) and p >= 1 for p in patch):
             raise bad_argument(InvalidInputError, "patch", "a pair (ph, pw) of positive integers", patch)
         for name in ("h", "history_len", "future_len", "in_chans", "embed_dim", "depth", "num_heads", "decoder_embed_dim", "decoder_num_heads"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise bad_argument(InvalidInputError, name, "a positive integer", value)
-        if not _is_int(self.decoder_depth) or self.decoder_depth < 0:
-            raise bad_argument(InvalidInputError, "decoder_depth", "a non-negative integer", self.decoder_depth)
+            checks.positive_int(name, getattr(self, name))
+        checks.integer("decoder_depth", self.decoder_depth, minimum=0)
         ph, pw = patch
         if self.h % ph:
             raise bad_argument(InvalidInputError, "patch", f"a patch height dividing h={self.h}", f"ph={ph} (h % ph = {self.h % ph})", raw=True)
@@ -117,12 +114,10 @@ class ViTimeConfig:
                 raise bad_argument(InvalidInputError, heads, f"a number of heads dividing {dim}={d}", n)
             if d % 4:
                 raise bad_argument(InvalidInputError, dim, "a multiple of 4 (2-D sine-cosine positions)", d)
-        if isinstance(self.mlp_ratio, bool) or not isinstance(self.mlp_ratio, (int, float)) or not math.isfinite(self.mlp_ratio) or self.mlp_ratio <= 0:
-            raise bad_argument(InvalidInputError, "mlp_ratio", "a positive finite number", self.mlp_ratio)
+        checks.positive("mlp_ratio", self.mlp_ratio)
         if int(self.embed_dim * self.mlp_ratio) < 1 or int(self.decoder_embed_dim * self.mlp_ratio) < 1:
             raise bad_argument(InvalidInputError, "mlp_ratio", "a ratio giving an MLP width of at least 1", self.mlp_ratio)
-        if isinstance(self.max_scal, bool) or not isinstance(self.max_scal, (int, float)) or not math.isfinite(self.max_scal) or self.max_scal <= 0:
-            raise bad_argument(InvalidInputError, "max_scal", "a positive finite number", self.max_scal)
+        checks.positive("max_scal", self.max_scal)
         if not isinstance(self.rope, bool):
             raise bad_argument(InvalidInputError, "rope", "a bool", self.rope)
         if self.output not in OUTPUTS:
@@ -467,8 +462,7 @@ class ViTime(nn.Module):
         return self.model(x)
 
     def forward(self, x: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0 or not math.isfinite(temperature):
-            raise bad_argument(InvalidInputError, "temperature", "a positive finite number", temperature)
+        checks.positive("temperature", temperature)
         z = self.logits(x)
         if self.config.output == "sigmoid":
             return torch.sigmoid(z)

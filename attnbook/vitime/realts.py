@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -77,14 +77,12 @@ class RealTSConfig:
     flip_p: float = 0.5
 
     def __post_init__(self) -> None:
-        if isinstance(self.length, bool) or not isinstance(self.length, Integral) or self.length < 8:
-            raise bad_argument(InvalidInputError, "length", "an integer >= 8", self.length)
+        checks.integer("length", self.length, minimum=8)
         for name in ("periodic", "trend", "ifft_share", "noise", "reverse_p", "flip_p"):
             checks.probability(name, getattr(self, name))
         if self.periodic + self.trend > 1.0 + 1e-12:
             raise bad_argument(InvalidInputError, "periodic + trend", "shares summing to at most 1 (the rest is mixed)", self.periodic + self.trend)
-        if isinstance(self.max_components, bool) or not isinstance(self.max_components, Integral) or self.max_components < 1:
-            raise bad_argument(InvalidInputError, "max_components", "a positive integer", self.max_components)
+        checks.positive_int("max_components", self.max_components)
         lo, hi = self.min_period, self.max_period
         if any(isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) for v in (lo, hi)) or not 2.0 <= lo < hi:
             raise bad_argument(InvalidInputError, "min_period/max_period", "periods with 2 <= min_period < max_period", (lo, hi))
@@ -107,12 +105,9 @@ class LossConfig:
     history_weight: float = 0.2
 
     def __post_init__(self) -> None:
-        if isinstance(self.sigma, bool) or not isinstance(self.sigma, Real) or not self.sigma > 0:
-            raise bad_argument(InvalidInputError, "sigma", "a positive width in bins", self.sigma)
+        checks.positive("sigma", self.sigma)
         for name in ("emd", "history_weight"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v < 0:
-                raise bad_argument(InvalidInputError, name, "a non-negative weight", v)
+            checks.non_negative(name, getattr(self, name))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -197,10 +192,9 @@ def generate(n: int, config: RealTSConfig | None = None, *, seed: int | np.rando
     config = RealTSConfig() if config is None else config
     if not isinstance(config, RealTSConfig):
         raise bad_argument(InvalidInputError, "config", "a RealTSConfig", type(config).__name__, raw=True)
-    if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
-        raise bad_argument(InvalidInputError, "n", "a positive integer", n)
+    n = checks.positive_int("n", n)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    return np.stack([_one(rng, config) for _ in range(int(n))])
+    return np.stack([_one(rng, config) for _ in range(n)])
 
 
 # -- images ------------------------------------------------------------------------------------
@@ -312,8 +306,7 @@ def pretrain(
     """
     _check_pair(model_config, mapping, data)
     loss = LossConfig() if loss is None else loss
-    if isinstance(val_size, bool) or not isinstance(val_size, Integral) or val_size < 1:
-        raise bad_argument(InvalidInputError, "val_size", "a positive integer", val_size)
+    checks.positive_int("val_size", val_size)
     key = {
         "version": 1,
         "model": model_config.to_dict(),
