@@ -146,11 +146,21 @@ def show_hypotheses(hypotheses: Sequence[Hypothesis]) -> None:
     _show(hypotheses_frame(hypotheses), hypotheses_table(hypotheses))
 
 
-def summary_record(claims: Sequence[Claim], hypotheses: Sequence[Hypothesis] = (), not_run: dict[str, str] | None = None) -> dict:
+#: what every ``causal`` record of a summary holds
+_CAUSAL_FIELDS = frozenset({"finding", "metric", "heads", "how", "effect", "random_mean", "percentile", "p_value", "draws", "rule", "verdict"})
+
+
+def summary_record(claims: Sequence[Claim], hypotheses: Sequence[Hypothesis] = (), not_run: dict[str, str] | None = None,
+                   causal: Sequence[dict] = ()) -> dict:
     """The part of a chapter's summary every chapter shares, in one schema: ``claims`` (records with
     ``claim, measured, op, threshold, holds``), ``hypotheses`` (``hypothesis, measured, control, rule,
-    verdict``) and ``not_run`` (``what, why``)."""
+    verdict``), ``not_run`` (``what, why``) and ``causal`` (the chapter's ablations against random head
+    sets, as :meth:`attnbook.intervene.RandomComparison.record` writes them)."""
+    missing = [sorted(_CAUSAL_FIELDS - set(c)) for c in causal if not _CAUSAL_FIELDS <= set(c)]
+    if missing:
+        raise bad_argument(InvalidInputError, "causal", f"records with {sorted(_CAUSAL_FIELDS)}", f"records missing {missing}", raw=True)
     return {
+        "causal": [dict(c) for c in causal],
         "claims": [{"claim": c.text, "measured": c.measured, "op": c.op, "threshold": c.threshold, "holds": c.holds} for c in claims],
         "hypotheses": [{"hypothesis": h.text, "measured": h.measured, "control": h.control, "rule": h.rule, "verdict": h.verdict}
                        for h in hypotheses],
@@ -159,9 +169,9 @@ def summary_record(claims: Sequence[Claim], hypotheses: Sequence[Hypothesis] = (
 
 
 def write_summary(path, claims: Sequence[Claim], hypotheses: Sequence[Hypothesis] = (), not_run: dict[str, str] | None = None,
-                  **extra) -> Path:
+                  causal: Sequence[dict] = (), **extra) -> Path:
     """Write a chapter's ``summary.json`` (atomically): the chapter's own ``extra`` values (profile,
     seed, settings, tables), then :func:`summary_record`."""
     from .store import write_json
 
-    return write_json(path, {**extra, **summary_record(claims, hypotheses, not_run)})
+    return write_json(path, {**extra, **summary_record(claims, hypotheses, not_run, causal)})

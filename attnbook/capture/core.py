@@ -62,6 +62,10 @@ __all__ = ["capture", "Capture", "eager_attention", "DEFAULT_MAX_BYTES", "KINDS"
 DEFAULT_MAX_BYTES = 4 * 2**30
 KINDS = ("all", "self", "cross")
 _STORAGE = (torch.float32, torch.float16, torch.bfloat16)
+#: Hugging Face attention implementations that compute the weights: eager, and ``attnbook.intervene``'s
+#: eager path with heads edited (capture leaves a model on it, so it records what the ablated heads did)
+ABLATION_IMPLEMENTATION = "attnbook_ablation"
+EAGER_PATHS = ("eager", ABLATION_IMPLEMENTATION)
 _ATTENTION_OUTPUTS = ("attentions", "cross_attentions", "encoder_attentions", "decoder_attentions")
 
 
@@ -618,7 +622,7 @@ def _use_eager(model: nn.Module, restore: list) -> None:
         if isinstance(module, PreTrainedModel) and not any(module in list(s.modules()) for s in seen):
             seen.append(module)
             old = module.config._attn_implementation
-            if old != "eager":
+            if old not in EAGER_PATHS:
                 try:
                     module.set_attn_implementation("eager")
                 except (ValueError, AttnbookError) as exc:  # a model with no eager path

@@ -14,7 +14,8 @@ Call everything from here (``plots.heatmap``, ``plots.curves``); the package has
   ``model_view``, ``maps_grid``, ``layer_head_grid``, ``head_dendrogram``) and
   ``token_highlight`` (tokens on boxes coloured by score).
 - :mod:`attnbook.plots.charts`: line and bar charts (``curves``, ``lag_profile``,
-  ``metric_bars``, ``grouped_bars``, ``training_curves``, ``band_curves``, ``series_overview``)
+  ``metric_bars``, ``grouped_bars``, ``training_curves``, ``band_curves``, ``series_overview``,
+  ``ablation_strips``)
   and the time-series colours.
 """
 
@@ -42,6 +43,7 @@ from .charts import (
     TARGET_COLOUR,
     WEIGHT_COLOUR,
     WINDOW_COLOUR,
+    ablation_strips,
     band_curves,
     curves,
     grouped_bars,
@@ -55,7 +57,7 @@ from .heatmaps import head_dendrogram, head_map, head_view, heatmap, layer_head_
 __all__ = [
     "BookFigure", "figure_png", "figure_and_axes",
     "heatmap", "head_map", "head_view", "model_view", "maps_grid", "layer_head_grid", "head_dendrogram", "token_highlight",
-    "curves", "lag_profile", "metric_bars", "grouped_bars", "training_curves", "band_curves", "series_overview",
+    "curves", "lag_profile", "metric_bars", "grouped_bars", "training_curves", "band_curves", "series_overview", "ablation_strips",
     "MAX_TICKS", "GRID_MAX_TICKS", "MAX_LABEL_CHARS", "MAX_ANNOTATED_CELLS", "LOG_FLOOR", "LOG_ABS_FLOOR", "MASK_COLOUR",
     "TOP_COLOUR", "PNG_DPI", "DEFAULT_LOSS_LABEL", "WINDOW_COLOUR", "WEIGHT_COLOUR", "TARGET_COLOUR", "FORECAST_COLOUR",
 ]

@@ -1,6 +1,7 @@
 """Line and bar charts: :func:`curves` and :func:`lag_profile`, :func:`metric_bars` and
 :func:`grouped_bars`, :func:`training_curves`, :func:`band_curves` (mean ± standard error over
-runs) and :func:`series_overview` (small multiples of time series).
+runs), :func:`series_overview` (small multiples of time series) and :func:`ablation_strips` (chosen
+heads' ablation effect against random head sets).
 """
 
 from __future__ import annotations
@@ -365,4 +366,43 @@ def band_curves(
     ax.set_title(title if title is not None else "mean ± standard error over runs")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return fig
+
+
+# -- ablation against random head sets ---------------------------------------------------------------
+def ablation_strips(
+    comparisons: Mapping[str, tuple[float, Sequence[float]]],
+    *,
+    xlabel: str = "effect of ablating (metric change, damage > 0)",
+    title: str | None = None,
+    q: float = 95.0,
+    ax: Axes | None = None,
+) -> Figure:
+    """One row per label: the effects of the random head sets (grey dots, with their ``q``-th
+    percentile as a black bar) and the chosen heads' effect (a red diamond). ``comparisons`` maps a
+    label to ``(chosen effect, random effects)``."""
+    if not comparisons:
+        raise bad_argument(InvalidInputError, "comparisons", "at least one label -> (effect, random effects)", comparisons)
+    q = checks.interval("q", q, 0, 100)
+    rows = []
+    for label, pair in comparisons.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise bad_argument(InvalidInputError, "comparisons", "label -> (effect, random effects)", {label: pair})
+        rows.append((str(label), checks.real("effect", pair[0]), checks.array("random effects", pair[1], (1,))))
+    fig, ax = figure_and_axes(ax, (7.5, 0.55 * len(rows) + 1.6))
+    jitter = np.random.default_rng(0)  # fixed: the same figure on every machine
+    for k, (_, effect, random) in enumerate(rows):
+        y = len(rows) - 1 - k
+        ax.scatter(random, y + jitter.uniform(-0.18, 0.18, len(random)), s=12, color="grey", alpha=0.6,
+                   label="random head sets" if k == 0 else None)
+        ax.plot([np.percentile(random, q)] * 2, [y - 0.3, y + 0.3], color="black", linewidth=1.5,
+                label=f"{q:g}th percentile of random sets" if k == 0 else None)
+        ax.scatter([effect], [y], marker="D", s=45, color="tab:red", zorder=3, label="heads attention points to" if k == 0 else None)
+    ax.axvline(0.0, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([_tick_text(label) for label, _, _ in reversed(rows)])
+    ax.set_xlabel(xlabel)
+    ax.set_title(title if title is not None else "Chosen heads against random head sets of the same size")
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=7, loc="best")
     return fig
