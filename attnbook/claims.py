@@ -160,11 +160,11 @@ def summary_record(claims: Sequence[Claim], hypotheses: Sequence[Hypothesis] = (
     if missing:
         raise bad_argument(InvalidInputError, "causal", f"records with {sorted(_CAUSAL_FIELDS)}", f"records missing {missing}", raw=True)
     return {
-        "causal": [dict(c) for c in causal],
         "claims": [{"claim": c.text, "measured": c.measured, "op": c.op, "threshold": c.threshold, "holds": c.holds} for c in claims],
         "hypotheses": [{"hypothesis": h.text, "measured": h.measured, "control": h.control, "rule": h.rule, "verdict": h.verdict}
                        for h in hypotheses],
         "not_run": [{"what": what, "why": why} for what, why in (not_run or {}).items()],
+        "causal": [dict(c) for c in causal],
     }
 
 

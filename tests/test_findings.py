@@ -31,7 +31,25 @@ def test_write_summary_writes_the_chapter_values_then_the_shared_schema(tmp_path
     path = write_summary(tmp_path / "s.json", [Claim("c", 1.0, "<=", 1.0)], profile="quick", values={"x": 1})
     summary = json.loads(path.read_text())
     assert summary == {"profile": "quick", "values": {"x": 1}, "claims": [{"claim": "c", "measured": 1.0, "op": "<=", "threshold": 1.0,
-                                                                          "holds": True}], "hypotheses": [], "not_run": []}
+                                                                          "holds": True}], "hypotheses": [], "not_run": [], "causal": []}
+
+
+def test_causal_records_are_checked_and_tabled(tmp_path, monkeypatch):
+    from attnbook.claims import Claim, write_summary
+    from attnbook.errors import InvalidInputError
+    from attnbook.intervene import RandomComparison
+
+    with pytest.raises(InvalidInputError, match="causal"):
+        write_summary(tmp_path / "bad.json", [Claim("c", 1.0, "<=", 1.0)], causal=[{"finding": "x"}])
+    monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
+    comparison = RandomComparison((("blocks.0.attn", 1),), 1.0, 0.9, tuple(0.01 * i for i in range(20)), False, "mean")
+    for folder in findings.CHAPTERS:
+        causal = [comparison.record("a positional head", "validation loss")] if folder == next(iter(findings.CHAPTERS)) else []
+        write_summary(tmp_path / folder / "quick" / "summary.json", [Claim("c", 1.0, "<=", 1.0)], causal=causal)
+    table = findings.causal_table("quick")
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert (row["attention finding"], row["verdict"], row["percentile"], row["p"], row["sets"]) == ("a positional head", "supported", "100", "0.048", 20)
 
 
 def test_a_chapter_without_results_is_a_clear_error(tmp_path, monkeypatch):
