@@ -410,3 +410,35 @@ def test_against_random_finds_the_head_that_matters():
         against_random(model, metric, {0: [0]}, draws=5)
     again = against_random(model, metric, {0: [0]}, draws=20)
     assert again == result
+
+
+def test_hf_uniform_rows_spread_over_unpadded_keys_only(tiny_bert):
+    inputs = bert_inputs()  # sample 1 has 6 real tokens, sample 2 has 4
+    with torch.no_grad(), ablate(tiny_bert, {1: [1]}, how="uniform"), capture(tiny_bert) as cap:
+        tiny_bert(**inputs)
+    w = cap.weights()[1, :, 1]  # (B, 9, 9)
+    real = inputs["attention_mask"].bool()
+    want = (real[:, None, :].float() / real.sum(-1)[:, None, None]).expand_as(w)
+    assert torch.allclose(w, want, atol=1e-6)
+
+
+def test_timm_uniform_by_hand(tiny_vit):
+    """ViT: 'uniform' makes the head read the plain mean of its values; the output equals a manual recomputation."""
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    attn = tiny_vit.blocks[0].attn
+    seen = {}
+    handle = attn.register_forward_pre_hook(lambda _m, args: seen.__setitem__("x", args[0]))
+    with torch.no_grad():
+        tiny_vit(x)
+    handle.remove()
+    tokens = seen["x"]
+    B, N, C = tokens.shape
+    with torch.no_grad():
+        q, k, v = attn.qkv(tokens).reshape(B, N, 3, 4, C // 4).permute(2, 0, 3, 1, 4)
+        A = torch.softmax(q @ k.transpose(-1, -2) * attn.scale, -1)
+        A[:, 2] = 1.0 / N
+        want = attn.proj((A @ v).transpose(1, 2).reshape(B, N, C))
+        with ablate(tiny_vit, {0: [2]}, how="uniform"):
+            got = attn(tokens)
+    assert (got - want).abs().max() < 1e-5
+    assert attn.fused_attn

@@ -79,3 +79,52 @@ def test_similarity_relevance(minilm):
     emb = lm.embed(minilm, ["A cat sits on the mat.", "A kitten is sitting on a rug."])
     cos = torch.nn.functional.cosine_similarity(emb[0:1], emb[1:2]).item()
     assert abs(cos - out["similarity"]) < 1e-5
+
+
+# --- does the model use it? -------------------------------------------------------------------------
+
+def test_paraphrase_margin_by_hand(minilm):
+    from attnbook.lm.analysis import margin_lost, paraphrase_margin
+
+    pairs = lm.data.paraphrase_pairs(3)
+    a = torch.nn.functional.normalize(lm.embed(minilm, [p[0] for p in pairs]), dim=-1)
+    b = torch.nn.functional.normalize(lm.embed(minilm, [p[1] for p in pairs]), dim=-1)
+    same = [float(a[i] @ b[i]) for i in range(3)]
+    other = [float(a[i] @ b[j]) for i in range(3) for j in range(3) if i != j]
+    want = sum(same) / 3 - sum(other) / 6
+    assert math.isclose(paraphrase_margin(minilm, pairs), want, rel_tol=1e-5)
+    assert math.isclose(margin_lost(minilm, pairs)(minilm.model), -want, rel_tol=1e-5)
+    assert want > 0.2  # the paraphrases are closer than the unrelated sentences
+
+
+def test_paraphrase_pairs_are_checked():
+    assert lm.data.paraphrase_pairs(2)[0][0] == lm.data.SENTENCES[0]
+    with pytest.raises(InvalidInputError, match="n"):
+        lm.data.paraphrase_pairs(1)
+
+
+def test_attention_groups_follow_the_fifty_percent_rule():
+    from attnbook.lm.analysis import attention_groups
+
+    zeros = torch.zeros(2, 3)
+    measures = {"previous": zeros.clone(), "next": zeros.clone(), "special": zeros.clone(), "self": zeros, "norm_entropy": zeros}
+    measures["previous"][0, 1] = 0.7
+    measures["next"][1, 2] = 0.51
+    measures["special"][1, 0] = 0.9
+    measures["special"][0, 0] = 0.5  # not more than half
+    assert attention_groups(measures) == {"previous/next-token heads": [(0, 1), (1, 2)], "[CLS]/[SEP] sink heads": [(1, 0)]}
+
+
+def test_causal_hypotheses_rules():
+    from attnbook.intervene import HeadEffects, RandomComparison
+    from attnbook.lm.analysis import CausalStudy, causal_hypotheses, causal_records
+
+    random = tuple(0.01 * i for i in range(20))
+    comparisons = {"previous/next-token heads": RandomComparison((("l0", 1),), -0.7, 0.5, random, False, "mean"),
+                   "[CLS]/[SEP] sink heads": RandomComparison((("l1", 0),), -0.7, 0.05, random, False, "mean")}
+    groups = {"previous/next-token heads": [(0, 1)], "[CLS]/[SEP] sink heads": [(1, 0)]}
+    effects = HeadEffects(-0.7, torch.zeros(2, 3), ("l0", "l1"), "mean")
+    study = CausalStudy(0.7, effects, groups, comparisons, {"sharpness (1 - normalised entropy)": (0.4, 0.001)})
+    verdicts = [h.verdict for h in causal_hypotheses(study)]
+    assert verdicts == ["supported", "not supported", "supported"]
+    assert [r["verdict"] for r in causal_records(study)] == ["supported", "not supported"]

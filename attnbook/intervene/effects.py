@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -30,7 +30,7 @@ from ..claims import Hypothesis, fmt
 from ..errors import InvalidInputError, bad_argument
 from .core import HeadMeans, HeadSpec, _layer_sites, _sites, ablate, head_means, resolve_heads
 
-__all__ = ["head_effects", "HeadEffects", "against_random", "RandomComparison", "random_head_sets", "MIN_DRAWS"]
+__all__ = ["head_effects", "HeadEffects", "against_random", "RandomComparison", "comparison_frame", "random_head_sets", "MIN_DRAWS"]
 
 #: the fewest random sets a comparison may use: with n sets the smallest p-value is 1 / (n + 1)
 MIN_DRAWS = 20
@@ -144,6 +144,20 @@ class RandomComparison:
         return Hypothesis(text, f"effect {fmt(self.effect)} (percentile {self.percentile:.0f}, p = {self.p_value:.3f})",
                           f"random sets: mean {fmt(float(r.mean()))}, {q:g}th percentile {fmt(self.quantile(q))}",
                           self.rule(q), self.exceeds(q))
+
+
+def comparison_frame(comparisons: Mapping[str, RandomComparison], q: float = 95.0):
+    """The comparisons as a pandas DataFrame indexed by label: heads, effect, the random sets' mean and
+    ``q``-th percentile, the effect's percentile among them, p, sets, verdict (effect above that percentile)."""
+    import pandas as pd
+
+    rows = []
+    for label, c in comparisons.items():
+        r = torch.tensor(c.random_effects, dtype=torch.float64)
+        rows.append({"heads ablated": label, "heads": len(c.heads), "effect": fmt(c.effect), "random mean": fmt(float(r.mean())),
+                     f"random {q:g}th pct": fmt(c.quantile(q)), "percentile": f"{c.percentile:.0f}", "p": f"{c.p_value:.3f}",
+                     "sets": f"{c.draws}{' (all)' if c.exact else ''}", "verdict": "supported" if c.exceeds(q) else "not supported"})
+    return pd.DataFrame(rows).set_index("heads ablated")
 
 
 def random_head_sets(pool: Sequence[tuple[int, int]], size: int, draws: int, seed: int) -> tuple[list[tuple[tuple[int, int], ...]], bool]:

@@ -75,6 +75,34 @@ SENTENCES: tuple[str, ...] = (
 )
 
 
+#: (a corpus sentence, a paraphrase of it written for this book): the labelled pairs of the chapter's
+#: similarity task; sentence ``i`` with paraphrase ``j ≠ i`` is an unrelated pair
+PARAPHRASES: tuple[tuple[str, str], ...] = (
+    (SENTENCES[0], "Every night the aging keeper of the lighthouse went up the steps, even if the water was still."),
+    (SENTENCES[1], "She made the tea, unsealed the envelope and read the letter two times before she spoke."),
+    (SENTENCES[2], "With attention, each word of a sentence can look at all of the other words."),
+    (SENTENCES[3], "Once the storm had passed, the fishermen counted the boats and discovered one had gone."),
+    (SENTENCES[4], "Every spring I get a postcard from my brother, who lives in Lisbon."),
+    (SENTENCES[5], "Because two of its members were sick, the committee delayed the vote."),
+    (SENTENCES[6], "The postman ignored a little dog barking at him and kept walking."),
+    (SENTENCES[7], "By the time the train came at last, hardly anyone was left on the platform."),
+    (SENTENCES[8], "Lunch was just bread, cheese and some wine, and it was perfect."),
+    (SENTENCES[9], "The students only saw the loose cable after the experiment had failed three times."),
+    (SENTENCES[10], "Ice that is warmed slowly stays at zero degrees until all of it has melted."),
+    (SENTENCES[11], "Since the museum shut early, we took a walk by the river."),
+    (SENTENCES[12], "No one thought the shy student would win the debate, yet she won."),
+    (SENTENCES[13], "The oldest maps of the library are stored in a dark, cold room under the street."),
+    (SENTENCES[14], "With a spoon, a shoelace and lots of patience, he fixed the bike."),
+    (SENTENCES[15], "The birds in the park are mostly pigeons, but a heron comes by in the mornings."),
+)
+
+
+def paraphrase_pairs(n: int) -> list[tuple[str, str]]:
+    """The first ``n`` (sentence, paraphrase) pairs of :data:`PARAPHRASES`."""
+    n = checks.integer("n", n, minimum=2, maximum=len(PARAPHRASES))
+    return list(PARAPHRASES[:n])
+
+
 def sentences(n: int) -> list[str]:
     """The first ``n`` sentences of the chapter corpus."""
     n = checks.integer("n", n, minimum=1, maximum=len(SENTENCES))

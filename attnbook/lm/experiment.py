@@ -15,12 +15,18 @@ __all__ = ["Settings", "PROFILES"]
 
 @dataclass(frozen=True)
 class Settings:
-    """``sentences``: how many of the chapter's corpus sentences the head statistics run over."""
+    """``sentences``: how many of the chapter's corpus sentences the head statistics (and the mean
+    ablation's reference) run over; ``pairs``: how many labelled (sentence, paraphrase) pairs the
+    ablation metric reads; ``draws``: random head sets per comparison."""
 
     sentences: int
+    pairs: int = 16
+    draws: int = 50
 
     def __post_init__(self) -> None:
         checks.positive_int("sentences", self.sentences)
+        checks.integer("pairs", self.pairs, minimum=2)
+        checks.integer("draws", self.draws, minimum=20)
 
 
-PROFILES: dict[str, Settings] = {"quick": Settings(sentences=24), "full": Settings(sentences=64)}
+PROFILES: dict[str, Settings] = {"quick": Settings(sentences=24, pairs=16, draws=50), "full": Settings(sentences=64, pairs=16, draws=200)}
