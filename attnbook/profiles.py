@@ -29,10 +29,9 @@ from typing import Any
 
 from . import checks
 from .errors import UnknownProfileError, bad_argument
-from .train import PRECISIONS, TrainConfig
+from .train import DEVICES, PRECISIONS, TrainConfig
 
 PROFILE_NAMES = ("quick", "full")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)

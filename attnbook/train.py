@@ -45,9 +45,13 @@ def set_threads(n: int | None = None) -> int:
     return n
 
 
+#: where training can run: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``
+DEVICES = ("auto", "cpu", "cuda")
+
+
 def select_device(prefer: str = "auto") -> torch.device:
-    """``"auto"``: CUDA when present, else CPU; ``"cpu"``/``"cuda"`` explicitly."""
-    if prefer not in ("auto", "cpu", "cuda"):
+    """``"auto"``: CUDA when present, else CPU; ``"cpu"``/``"cuda"`` explicitly (see :data:`DEVICES`)."""
+    if prefer not in DEVICES:
         raise bad_argument(InvalidInputError, "prefer", "'auto', 'cpu' or 'cuda'", prefer)
     if prefer == "cuda" and not torch.cuda.is_available():
         raise bad_argument(InvalidInputError, "prefer", "a machine with CUDA for 'cuda'", "no CUDA device", raw=True)

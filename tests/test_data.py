@@ -19,9 +19,11 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 @pytest.fixture()
 def dirs(tmp_path, monkeypatch):
-    """An empty data dir and cache, used instead of the machine's."""
+    """An empty data dir and cache, used instead of the machine's; downloads allowed (the tests that
+    download read file:// addresses), whatever the machine's ATTNBOOK_OFFLINE says."""
     data_dir, cache = tmp_path / "data", tmp_path / "cache"
     data_dir.mkdir()
+    monkeypatch.delenv("ATTNBOOK_OFFLINE", raising=False)
     monkeypatch.setenv("ATTNBOOK_DATA_DIR", str(data_dir))
     monkeypatch.setenv("ATTNBOOK_CACHE", str(cache))
     return data_dir, cache

@@ -59,7 +59,7 @@ def test_a_training_block_becomes_one_train_config():
     assert ed.steps == 300 and ed.warmup == min(50, 300 // 4) and ed.lr == profiles.get("ad-compression", "quick").train.lr
     shifted = profiles.get("charlm-evolution", "quick").with_seed_offset(3)
     assert shifted.datasets["tinyshakespeare"].seeds == (3, 4)
-    assert profiles.as_dict(profiles.get("reading-attention", "quick")) == {"sentences": 24}
+    assert profiles.as_dict(profiles.get("reading-attention", "quick")) == {"sentences": 24, "pairs": 16, "draws": 50}
 
 
 def test_seed_everything_is_deterministic():
