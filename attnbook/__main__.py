@@ -117,10 +117,11 @@ def run(names: Sequence[str], parameters: dict, root: Path | None = None, force:
         start = time.perf_counter()
         print(f"[attnbook] [{k}/{len(picked)}] running {nb.stem} {parameters or ''}", flush=True)
         _stamp(target).unlink(missing_ok=True)
+        inputs = fingerprint(nb, parameters, root)  # what this run reads: an edit made while it runs leaves the copy stale
         papermill.execute_notebook(
             str(nb), str(target), parameters=parameters, cwd=str(nb.parent), progress_bar=False, kernel_name="python3"
         )
-        _stamp(target).write_text(fingerprint(nb, parameters, root) + "\n")
+        _stamp(target).write_text(inputs + "\n")
         print(f"[attnbook] [{k}/{len(picked)}] {nb.stem}: {time.perf_counter() - start:.1f} s", flush=True)
         done.append(target)
     return done

@@ -397,3 +397,154 @@ def test_train_run_in_bf16_learns_and_keeps_fp32_weights(corpus, tmp_path, monke
     assert (r.history.device, r.history.precision) == ("cpu", "bf16") and r.history.val_loss[-1] < r.history.val_loss[0]
     assert all(v.dtype == torch.float32 for v in load_model(_spec(seed=3)).state_dict().values())
     assert train_run(_spec(seed=3), corpus=corpus, progress=False).history.precision == "bf16"  # loaded, as recorded
+
+
+# -- does the model use it? (the causal section) --------------------------------------------------
+def _random_causal_maps(L: int = 2, H: int = 3, B: int = 2, T: int = 5, seed: int = 0) -> AttentionMaps:
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(L, B, H, T, T, generator=g).masked_fill(torch.ones(T, T).triu(1).bool(), -math.inf)
+    return AttentionMaps(torch.softmax(logits, -1), tuple(f"layer {l}" for l in range(L)),
+                         mask=torch.ones(T, T, dtype=torch.bool).tril().expand(B, T, T))
+
+
+def test_head_distinctness_is_the_mean_js_to_layer_mates_by_scipy_and_averages_to_the_diversity():
+    from scipy.spatial.distance import jensenshannon
+
+    maps = _random_causal_maps()
+    w = maps.weights.double().numpy()
+    L, B, H, T = 2, 2, 3, 5
+    expected = np.zeros((L, H))
+    for l in range(L):
+        for h in range(H):
+            others = [np.mean([np.mean([jensenshannon(w[l, b, h, i, : i + 1], w[l, b, g, i, : i + 1]) ** 2 for i in range(T)])
+                               for b in range(B)]) for g in range(H) if g != h]
+            expected[l, h] = np.mean(others)
+    d = analysis.head_distinctness(maps)
+    assert d.shape == (L, H) and np.allclose(d, expected, atol=1e-6)
+    assert np.allclose(d.mean(1), metrics.head_diversity(maps).mean(1).numpy(), atol=1e-6)
+    assert np.array_equal(analysis.head_distinctness(_random_causal_maps(H=1)), np.zeros((2, 1)))
+
+
+def test_choose_heads_by_hand():
+    prev = np.array([[0.1, 0.2, 0.3, 0.1], [0.9, 0.0, 0.9, 0.2]])  # a tie: the lower (layer, head) wins
+    dist = np.array([[0.05, 0.30, 0.10, 0.30], [0.01, 0.02, 0.20, 0.03]])
+    assert analysis.distinct_count(2, 4) == 2 and analysis.distinct_count(1, 2) == 1 and analysis.distinct_count(6, 6) == 9
+    heads = analysis.choose_heads(prev, dist)
+    assert heads == {"previous-token head": [(1, 0)], "most distinct heads": [(0, 1), (0, 3)]}
+    assert analysis.choose_heads(prev, dist, count=3)["most distinct heads"] == [(0, 1), (0, 3), (1, 2)]
+    with pytest.raises(InvalidInputError, match="count"):
+        analysis.choose_heads(prev, dist, count=9)
+    with pytest.raises(InvalidInputError, match="previous_token"):
+        analysis.choose_heads(prev, dist[:, :3])
+
+
+def test_loss_metric_is_the_cross_entropy(gpt):
+    x, y = torch.randint(0, 11, (3, 16)), torch.randint(0, 11, (3, 16))
+    with torch.no_grad():
+        logits, _ = gpt(x)
+    assert analysis.loss_metric(x, y)(gpt) == pytest.approx(float(F.cross_entropy(logits.reshape(-1, 11), y.reshape(-1))), abs=1e-6)
+
+
+def _hand_mean_ablated_loss(model, x, y, reference, heads):
+    """Loss with each (layer, head)'s slice before ``blocks[l].attn.proj`` replaced by its mean over every
+    reference sample and position — written with plain hooks, independently of attnbook.intervene."""
+    d = model.config.n_embd // model.config.n_head
+    seen: dict[int, list[torch.Tensor]] = {}
+    handles = [b.attn.proj.register_forward_pre_hook(lambda m, a, l=l: seen.setdefault(l, []).append(a[0].reshape(-1, a[0].shape[-1])))
+               for l, b in enumerate(model.blocks)]
+    with torch.no_grad():
+        model(reference)
+    for hnd in handles:
+        hnd.remove()
+    means = {l: torch.cat(v).mean(0) for l, v in seen.items()}
+
+    def replace(m, a, l):
+        z = a[0].clone()
+        for hl, h in heads:
+            if hl == l:
+                z[..., h * d:(h + 1) * d] = means[l][h * d:(h + 1) * d]
+        return (z,)
+
+    handles = [b.attn.proj.register_forward_pre_hook(lambda m, a, l=l: replace(m, a, l)) for l, b in enumerate(model.blocks)]
+    try:
+        with torch.no_grad():
+            return float(model(x, y)[1])
+    finally:
+        for hnd in handles:
+            hnd.remove()
+
+
+def test_use_test_matches_a_hand_made_mean_ablation_and_its_rules(corpus):
+    from types import SimpleNamespace
+
+    from attnbook.charlm.experiment import windows as make_windows
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=corpus.vocab_size, block_size=16, n_layer=2, n_head=4, n_embd=16)).eval()
+    run = SimpleNamespace(spec=SimpleNamespace(name="tiny seed 0"), history=SimpleNamespace(best_step=30, steps=[0, 10, 20, 30]))
+    use = analysis.use_test(run, model, corpus, windows=6, reference_windows=5, draws=20, seed=3, progress=False)
+
+    rng = np.random.default_rng(3)  # the windows as the docstring says: validation first, then training (same generator)
+    x, y = make_windows(corpus.val, 16, rng.integers(0, len(corpus.val) - 16, 6))
+    reference, _ = make_windows(corpus.train, 16, rng.integers(0, len(corpus.train) - 16, 5))
+    maps = causal_maps(model, x)
+    previous = metrics.previous_token_mass(maps).mean(1).numpy()
+    assert np.allclose(use.previous_token, previous, atol=1e-6)
+    assert use.heads == analysis.choose_heads(previous, analysis.head_distinctness(maps))
+    prev, distinct = use.comparisons["previous-token head"], use.comparisons["most distinct heads"]
+    with torch.no_grad():
+        clean = float(model(x, y)[1])
+    assert prev.clean == pytest.approx(clean, abs=1e-6) and distinct.clean == pytest.approx(clean, abs=1e-6)
+    assert prev.effect == pytest.approx(_hand_mean_ablated_loss(model, x, y, reference, use.heads["previous-token head"]) - clean, abs=1e-5)
+    assert distinct.effect == pytest.approx(_hand_mean_ablated_loss(model, x, y, reference, use.heads["most distinct heads"]) - clean, abs=1e-5)
+    # one head of 8: every single head is a "random set" (exact); 2 of 8: 28 sets > 20 draws, so 20 seeded random ones
+    assert prev.exact and prev.draws == 8 and not distinct.exact and distinct.draws == 20
+    singles = [_hand_mean_ablated_loss(model, x, y, reference, [(l, h)]) - clean for l in range(2) for h in range(4)]
+    assert np.allclose(prev.random_effects, singles, atol=1e-5)
+
+    table = use.table()
+    assert list(table.index) == ["previous-token head", "most distinct heads"]
+    assert list(table["verdict"]) == [("supported" if c.exceeds(95) else "not supported") for c in (prev, distinct)]
+    hyps = use.hypotheses()
+    assert list(hyps) == ["h_use_prev", "h_use_distinct"] and [h.supported for h in hyps.values()] == [prev.exceeds(95), distinct.exceeds(95)]
+    assert "step 30" in hyps["h_use_prev"].text
+    records = use.records()
+    assert [r["effect"] for r in records] == [prev.effect, distinct.effect] and all(r["how"] == "mean" for r in records)
+    assert records[0]["heads"] == [f"{prev.heads[0][0]}:{prev.heads[0][1]}"] and "validation loss" in records[0]["metric"]
+    strips = use.strips()
+    assert list(strips) == ["previous-token", "most distinct"] and [v[0] for v in strips.values()] == [prev.effect, distinct.effect] and all(len(v[1]) >= 8 for v in strips.values())
+
+
+def _made_use(prev_effect: float, distinct_effect: float) -> "analysis.UseTest":
+    """A hand-made UseTest: 2 layers × 2 heads, previous-token head L1H0 (exact over the 4 single heads,
+    whose effects are 0.1, 0.2, prev_effect, 0.3 in pool order), distinct set L0H1, L1H1 against 20 random sets."""
+    from attnbook.intervene import RandomComparison
+
+    prev = RandomComparison((("blocks.1.attn", 0),), 1.5, prev_effect, (0.1, 0.2, prev_effect, 0.3), True, "mean")
+    distinct = RandomComparison((("blocks.0.attn", 1), ("blocks.1.attn", 1)), 1.5, distinct_effect, tuple(np.linspace(0.0, 0.19, 20)), False, "mean")
+    return analysis.UseTest("tinyshakespeare seed 0", 1800, 1800, {"previous-token head": [(1, 0)], "most distinct heads": [(0, 1), (1, 1)]},
+                            np.array([[0.1, 0.2], [0.8, 0.3]]), np.array([[0.01, 0.07], [0.02, 0.04]]),
+                            {"previous-token head": prev, "most distinct heads": distinct}, 32, 64)
+
+
+def test_use_reading_and_glue_by_hand():
+    strong = analysis.use_reading(_made_use(0.9, 0.5))
+    assert strong.startswith("No other single head costs as much: the next costliest, L1H1, raises the loss by 0.300 "
+                           "(the previous-token head's effect is 3.000 times that).")
+    assert "more than every one of the 20 random sets" in strong
+    # single-head effects per layer: (0.1 + 0.2) / 2 and (0.9 + 0.3) / 2; distinctness per layer 0.04 and 0.03
+    assert "the heads of layer 1 cost the most on average (0.600); the heads of layer 0 are the most distinct on average (0.040" in strong
+    weak = analysis.use_reading(_made_use(0.25, 0.1))
+    assert weak.startswith("1 other single head costs more when ablated alone; the costliest, L1H1, raises the loss by 0.300.")
+    assert "below their 95th percentile (0.180)" in weak
+    middling = analysis.use_reading(_made_use(0.05, 0.185))  # above the 95th percentile (0.1805), below the largest (0.19)
+    assert middling.startswith("3 other single heads cost more") and "above their 95th percentile" in middling
+
+    g = analysis.use_glue(_made_use(0.9, 0.1))
+    assert set(g) == {f"use_{k}" for k in analysis.USE_GLUE}
+    assert g["use_prev_heads"] == "L1H0" and g["use_prev_stat"] == "mass on i−1: 0.800" and g["use_prev_effect"] == "0.900"
+    assert g["use_prev_percentile"] == "75" and g["use_prev_p"] == f"{2 / 5:.3f}" and g["use_prev_sets"] == "all 4 single heads"
+    assert g["use_prev_verdict"] == "**supported**" and g["use_distinct_verdict"] == "**not supported**"
+    assert g["use_distinct_heads"] == "L0H1, L1H1" and g["use_distinct_sets"] == "20 random sets" and g["use_step"] == "1800"
+    assert g["use_when"] == "the last step, the last snapshot"
+    assert set(analysis.use_glue(None).values()) == {"not run"}

@@ -45,6 +45,21 @@ def test_run_executes_only_what_changed(tiny_book, capsys):
     assert [r["executed"] for r in cli.listing(tiny_book)] == ["stale"]  # executed with non-default parameters
 
 
+def test_an_edit_during_a_run_leaves_the_copy_stale(tiny_book, monkeypatch):
+    """The stamp is what the run read: a package file edited while papermill runs means the next run re-executes."""
+    import papermill
+
+    real = papermill.execute_notebook
+
+    def edit_while_running(*args, **kwargs):
+        (tiny_book / "attnbook" / "x.py").write_text("A = 3\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", edit_while_running)
+    cli.run([], {}, tiny_book)
+    assert not cli.up_to_date(tiny_book / "book" / "01-tiny.ipynb", {}, tiny_book)
+
+
 def test_clean_removes_the_build_but_keeps_the_cache_unless_asked(tiny_book, tmp_path, monkeypatch):
     monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path / "cache"))
     (tmp_path / "cache" / "charlm").mkdir(parents=True)

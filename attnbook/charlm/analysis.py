@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,8 @@ from .experiment import RunResult, Settings
 
 __all__ = ["by_dataset", "mean_se", "runs_table", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
            "head_similarity", "floor_crossing", "js_reference", "chapter_claims", "chapter_hypotheses", "learning_summary",
-           "generation_attention", "SEED_BEST_VAL"]
+           "generation_attention", "SEED_BEST_VAL", "USE_SETS", "MIDDLE_NOT_RUN", "head_distinctness", "distinct_count", "choose_heads",
+           "loss_metric", "UseTest", "use_test", "USE_GLUE", "use_reading", "use_glue"]
 
 #: the seed study's best validation loss per corpus (nats / char; 6×6×384, block 256, GPU, 5k / 100k steps)
 SEED_BEST_VAL = {"tinyshakespeare": 1.468, "enwik8": 1.006, "text8": 0.981}
@@ -236,9 +238,10 @@ def chapter_claims(results: Sequence[RunResult], floors: dict[str, float], profi
 
 
 def chapter_hypotheses(results: Sequence[RunResult], floors: dict[str, float], corr: pd.DataFrame, induction_period: int,
-                       generation: dict | None = None) -> dict[str, Hypothesis]:
+                       generation: dict | None = None, use: UseTest | None = None) -> dict[str, Hypothesis]:
     """The seed's statements and the literature's, each with its rule fixed in advance, keyed for the
-    prose (``h_focus`` …); "on every corpus" means every corpus that ran. No runs: none."""
+    prose (``h_focus`` …); "on every corpus" means every corpus that ran; with ``use`` (:func:`use_test`)
+    also its two causal hypotheses (``h_use_prev``, ``h_use_distinct``). No runs: none."""
     from .tracking import uniform_causal
 
     if not results:
@@ -295,6 +298,8 @@ def chapter_hypotheses(results: Sequence[RunResult], floors: dict[str, float], c
             f"{fmt(generation['entropy_validation'])} nats)",
             f"same text read vs recorded while sampling: max |Δw| {fmt(generation['capture_vs_forward'])}",
             "0.01 < mean relative entropy difference < 0.2 (different, but slightly)", bool(0.01 < rel < 0.2))
+    if use is not None:
+        out.update(use.hypotheses())
     return out
 
 
@@ -353,3 +358,224 @@ def generation_attention(model, corpus, *, windows: int = 8, prompt: int = 16, s
             "entropy_sampled": float(h_sampled.mean()), "entropy_validation": float(h_validation.mean()),
             "relative_entropy_difference": float(((h_sampled - h_validation).abs() / h_validation).mean()),
             "positions": T - 1, "windows": windows}
+
+
+# -- does the model use it? ---------------------------------------------------------------------------
+#: the causal test's hypotheses (keys for the prose) and the head sets they test, in table order
+USE_SETS = {"h_use_prev": "previous-token head", "h_use_distinct": "most distinct heads"}
+
+#: why the causal test runs on the stored weights only (summary.json's ``not_run``)
+MIDDLE_NOT_RUN = ("the run cache stores one set of weights per run (those of the best validation loss, normally the last step); "
+                  "a middle snapshot keeps attention statistics and maps but no weights, and retraining to get them is not worth the budget")
+
+
+def head_distinctness(maps: AttentionMaps) -> np.ndarray:
+    """How far each head attends from the other heads of its layer, ``(L, H)``.
+
+    ``d[l, h] = mean_{h' ≠ h} D[(l, h), (l, h')]`` with ``D`` the mean row Jensen–Shannon divergence
+    of :func:`attnbook.metrics.head_distances` (natural log, over samples and valid rows, in
+    ``[0, ln 2]``). The mean of ``d[l]`` over heads is the layer's head diversity (the chapter's
+    ``diversity``); every value is 0 in a layer with a single head.
+    """
+    from .. import metrics
+
+    L, H = maps.n_layers, maps.n_heads
+    if H < 2:
+        return np.zeros((L, H))
+    D = metrics.head_distances(maps).double().numpy().reshape(L, H, L, H)
+    within = np.stack([D[l, :, l, :] for l in range(L)])  # (L, H, H), zero diagonal
+    return within.sum(-1) / (H - 1)
+
+
+def distinct_count(n_layer: int, n_head: int) -> int:
+    """How many heads "the most distinct heads" are: a quarter of all heads, at least one."""
+    return max(1, (n_layer * n_head) // 4)
+
+
+def choose_heads(previous_token: np.ndarray, distinctness: np.ndarray, count: int | None = None) -> dict[str, list[tuple[int, int]]]:
+    """The head sets the causal test asks about, chosen from attention statistics alone (``(L, H)``
+    each): the **previous-token head**, largest mass on the previous character; the **most distinct
+    heads**, the ``count`` heads (default :func:`distinct_count`) farthest from the other heads of their
+    layer (:func:`head_distinctness`). Ties go to the lower (layer, head); pairs are (layer, head)."""
+    p, d = np.asarray(previous_token, dtype=np.float64), np.asarray(distinctness, dtype=np.float64)
+    if p.ndim != 2 or p.shape != d.shape or not np.isfinite(p).all() or not np.isfinite(d).all():
+        raise bad_argument(InvalidInputError, "previous_token/distinctness", "two finite (layers, heads) arrays of one shape",
+                           f"shapes {p.shape} and {d.shape}", raw=True)
+    L, H = p.shape
+    count = distinct_count(L, H) if count is None else count
+    if not 1 <= count <= L * H:
+        raise bad_argument(InvalidInputError, "count", f"between 1 and {L * H} heads", count)
+    prev = int(np.argmax(p.ravel()))  # first of equal maxima
+    order = sorted(range(L * H), key=lambda i: (-d.ravel()[i], i))[:count]
+    return {USE_SETS["h_use_prev"]: [divmod(prev, H)], USE_SETS["h_use_distinct"]: sorted(divmod(i, H) for i in order)}
+
+
+def loss_metric(x, y):
+    """``metric(model)``: the model's mean cross-entropy (nats per character) on the windows ``x``
+    with targets ``y`` ((B, T) ids each), without gradients — ablating a useful head raises it, so
+    damage is positive."""
+    import torch
+
+    def metric(model) -> float:
+        with torch.no_grad():
+            return float(model(x, y)[1])
+
+    return metric
+
+
+def _head_label(pairs: Sequence[tuple[int, int]]) -> str:
+    return ", ".join(f"L{l}H{h}" for l, h in pairs)
+
+
+@dataclass(frozen=True)
+class UseTest:
+    """The causal test of one run: which heads attention pointed to, and what mean-ablating them did
+    to the validation loss beside random head sets of the same size (``comparisons``, one
+    :class:`~attnbook.intervene.RandomComparison` per set of :data:`USE_SETS`)."""
+
+    run: str
+    step: int                                  # training step of the stored weights (the best validation loss)
+    last_step: int                             # the run's last training step (its last snapshot)
+    heads: dict[str, list[tuple[int, int]]]    # set name -> (layer, head) pairs
+    previous_token: np.ndarray                 # (L, H) on the validation windows
+    distinctness: np.ndarray                   # (L, H)
+    comparisons: dict  # set name -> RandomComparison
+    windows: int                               # validation windows of the metric
+    reference_windows: int                     # training windows of the head means
+
+    def _statistic(self, name: str) -> str:
+        values = self.previous_token if name == USE_SETS["h_use_prev"] else self.distinctness
+        what = "mass on i−1" if name == USE_SETS["h_use_prev"] else "JS to layer-mates"
+        return f"{what}: " + ", ".join(fmt(float(values[l, h])) for l, h in self.heads[name])
+
+    def table(self) -> pd.DataFrame:
+        """One row per head set: heads, their attention statistic, the clean loss, the effect, the
+        random sets' mean / 95th percentile / maximum, percentile, p, sets and verdict."""
+        rows = []
+        for name, c in self.comparisons.items():
+            r = np.asarray(c.random_effects)
+            rows.append({"head set": name, "heads": _head_label(self.heads[name]), "attention": self._statistic(name),
+                         "clean loss": c.clean, "effect": c.effect, "random mean": float(r.mean()), "random p95": c.quantile(95),
+                         "random max": float(r.max()), "percentile": c.percentile, "p": c.p_value,
+                         "sets": f"all {c.draws}" if c.exact else f"{c.draws} random", "verdict": "supported" if c.exceeds(95) else "not supported"})
+        return pd.DataFrame(rows).set_index("head set")
+
+    def strips(self) -> dict[str, tuple[float, list[float]]]:
+        """``{label: (effect, random effects)}`` for :func:`attnbook.plots.ablation_strips`; short labels
+        ("previous-token", "most distinct": tick labels keep 14 characters), the heads are in :meth:`table`."""
+        short = {USE_SETS["h_use_prev"]: "previous-token", USE_SETS["h_use_distinct"]: "most distinct"}
+        return {short[name]: (c.effect, list(c.random_effects)) for name, c in self.comparisons.items()}
+
+    def hypotheses(self) -> dict[str, Hypothesis]:
+        """The two hypotheses, keyed as :data:`USE_SETS` (rule: effect above the 95th percentile of the random sets)."""
+        texts = {"h_use_prev": "the previous-token head is used: mean-ablating it raises the validation loss more than other single heads",
+                 "h_use_distinct": "the most distinct heads (farthest JS from their layer-mates) are used: mean-ablating them raises "
+                                   "the validation loss more than random head sets of the same size"}
+        return {key: self.comparisons[name].hypothesis(f"{texts[key]} ({self.run}, step {self.step})") for key, name in USE_SETS.items()}
+
+    def records(self) -> list[dict]:
+        """summary.json's ``causal`` records, one per head set."""
+        findings = {USE_SETS["h_use_prev"]: "the head with the most mass on the previous character",
+                    USE_SETS["h_use_distinct"]: f"the {len(self.heads[USE_SETS['h_use_distinct']])} heads farthest (JS) from the other heads of their layer"}
+        metric = f"validation loss, nats/char ({self.windows} windows; {self.run}, step {self.step})"
+        return [self.comparisons[name].record(findings[name], metric) for name in USE_SETS.values()]
+
+
+def use_test(run: RunResult, model, corpus, *, windows: int = 32, reference_windows: int = 64, draws: int = 50, seed: int = 0,
+             progress: bool = True) -> UseTest:
+    """Does the model use the heads its attention singles out?
+
+    On ``windows`` fixed validation windows (seeded by ``seed``) of ``corpus``: capture the trained
+    ``model`` (the stored weights of ``run``), measure per head the chapter's previous-token mass and
+    :func:`head_distinctness`, choose the heads (:func:`choose_heads`), then mean-ablate each set
+    (head means over ``reference_windows`` training windows, computed once) and compare its effect on
+    the validation loss (:func:`loss_metric`) with ``draws`` random sets of as many heads
+    (:func:`attnbook.intervene.against_random`, seeded; every set when there are at most ``draws``).
+    """
+    import torch
+
+    from .. import checks, metrics
+    from ..intervene import against_random, head_means
+    from .experiment import windows as make_windows
+    from .tracking import causal_maps
+
+    windows, reference_windows = checks.positive_int("windows", windows), checks.positive_int("reference_windows", reference_windows)
+    T = model.config.block_size
+    rng = np.random.default_rng(seed)
+    x, y = make_windows(corpus.val, T, rng.integers(0, len(corpus.val) - T, windows))
+    reference, _ = make_windows(corpus.train, T, rng.integers(0, len(corpus.train) - T, reference_windows))
+    model.eval()
+    with torch.no_grad():
+        maps = causal_maps(model, x)
+        previous = torch.nanmean(metrics.previous_token_mass(maps), dim=1).double().numpy()  # (L, H), as the tracker averages
+    distinct = head_distinctness(maps)
+    heads = choose_heads(previous, distinct)
+    means = head_means(model, reference)
+    metric = loss_metric(x, y)
+    comparisons = {name: against_random(model, metric, pairs, draws=draws, seed=seed, how="mean", reference=means, progress=progress)
+                   for name, pairs in heads.items()}
+    return UseTest(run.spec.name, int(run.history.best_step), int(run.history.steps[-1]), heads, previous, distinct, comparisons, windows,
+                   reference_windows)
+
+
+#: the glue keys of the causal section (``use_`` + these), each "not run" when the test did not run
+USE_GLUE = ("step", "when", "clean", "prev_heads", "prev_stat", "prev_effect", "prev_percentile", "prev_p", "prev_sets", "prev_verdict",
+            "distinct_heads", "distinct_stat", "distinct_effect", "distinct_percentile", "distinct_p", "distinct_sets", "distinct_verdict",
+            "reading")
+
+
+def use_reading(use: UseTest) -> str:
+    """Markdown: what the ablations say, read off the measured effects (no verdict is typed in the
+    notebook). For the previous-token head: how many other single heads cost more when ablated alone
+    (when every single head was measured); for the distinct set: where its effect falls among the
+    random sets."""
+    prev_name, distinct_name = USE_SETS["h_use_prev"], USE_SETS["h_use_distinct"]
+    prev, distinct = use.comparisons[prev_name], use.comparisons[distinct_name]
+    parts = []
+    if prev.exact:  # every single head was ablated: the chosen one is among them
+        (l, h), = use.heads[prev_name]
+        others = sorted(((e, p) for e, p in zip(prev.random_effects, _pool_pairs(use)) if p != (l, h)), reverse=True)
+        above = [p for e, p in others if e > prev.effect]
+        if not above:
+            margin = prev.effect / others[0][0] if others and others[0][0] > 0 else math.inf
+            parts.append(f"No other single head costs as much: the next costliest, {_head_label([others[0][1]])}, raises the loss by "
+                         f"{fmt(others[0][0])}" + (f" (the previous-token head's effect is {fmt(margin)} times that)." if math.isfinite(margin) else "."))
+        else:
+            parts.append(f"{len(above)} other single head{'s cost' if len(above) > 1 else ' costs'} more when ablated alone; the costliest, "
+                         f"{_head_label([above[0]])}, raises the loss by {fmt(others[0][0])}.")
+        per_layer = np.asarray(prev.random_effects).reshape(use.previous_token.shape).mean(1)  # mean single-head effect per layer
+        spread = use.distinctness.mean(1)
+        parts.append(f"Ablated alone, the heads of layer {int(per_layer.argmax())} cost the most on average ({fmt(float(per_layer.max()))}); "
+                     f"the heads of layer {int(spread.argmax())} are the most distinct on average ({fmt(float(spread.max()))} JS to layer-mates).")
+    r = np.asarray(distinct.random_effects)
+    if distinct.effect > r.max():
+        parts.append(f"The most distinct heads cost more than every one of the {distinct.draws} random sets.")
+    elif distinct.exceeds(95):
+        parts.append(f"The most distinct heads cost more than {distinct.percentile:.0f} % of the random sets, above their 95th percentile.")
+    else:
+        parts.append(f"The most distinct heads cost more than {distinct.percentile:.0f} % of the random sets only, below their 95th "
+                     f"percentile ({fmt(distinct.quantile(95))}): being unlike one's layer-mates does not make a head one the model needs more than others.")
+    return " ".join(parts)
+
+
+def _pool_pairs(use: UseTest) -> list[tuple[int, int]]:
+    """The (layer, head) pairs of the model in the order an exact single-head comparison lists them."""
+    L, H = use.previous_token.shape
+    return [(l, h) for l in range(L) for h in range(H)]
+
+
+def use_glue(use: UseTest | None) -> dict[str, str]:
+    """The causal section's glue values (keys ``use_`` + :data:`USE_GLUE`), formatted; "not run" for
+    every key without a test."""
+    if use is None:
+        return {f"use_{k}": "not run" for k in USE_GLUE}
+    when = "the last step, the last snapshot" if use.step == use.last_step else f"not the last step ({use.last_step}) but the best validation loss"
+    out = {"use_step": str(use.step), "use_when": when, "use_clean": fmt(next(iter(use.comparisons.values())).clean), "use_reading": use_reading(use)}
+    for key, name in (("prev", USE_SETS["h_use_prev"]), ("distinct", USE_SETS["h_use_distinct"])):
+        c = use.comparisons[name]
+        out.update({f"use_{key}_heads": _head_label(use.heads[name]), f"use_{key}_stat": use._statistic(name),
+                    f"use_{key}_effect": fmt(c.effect), f"use_{key}_percentile": f"{c.percentile:.0f}", f"use_{key}_p": f"{c.p_value:.3f}",
+                    f"use_{key}_sets": f"all {c.draws} single heads" if c.exact and len(c.heads) == 1 else
+                    (f"all {c.draws} sets" if c.exact else f"{c.draws} random sets"),
+                    f"use_{key}_verdict": f"**{'supported' if c.exceeds(95) else 'not supported'}**"})
+    return out
