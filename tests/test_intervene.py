@@ -375,11 +375,17 @@ def test_random_sets_exact_when_few_and_distinct_when_drawn():
     pool = [(l, h) for l in range(2) for h in range(4)]
     sets, exact = random_head_sets(pool, 2, 30, seed=0)
     assert exact and len(sets) == 28
+    sets, exact = random_head_sets(pool, 2, 27, seed=0, exclude=[(1, 0), (0, 3)])
+    assert exact and len(sets) == 27 and ((0, 3), (1, 0)) not in sets
+    drawn, exact = random_head_sets(pool, 4, 40, seed=2, exclude=[(0, 0), (0, 1), (0, 2), (0, 3)])
+    assert not exact and ((0, 0), (0, 1), (0, 2), (0, 3)) not in drawn and len(set(drawn)) == 40
     sets, exact = random_head_sets(pool, 3, 20, seed=1)
     assert not exact and len(sets) == 20 and len(set(sets)) == 20 and all(len(set(s)) == 3 for s in sets)
     assert sets == random_head_sets(pool, 3, 20, seed=1)[0]
     with pytest.raises(InvalidInputError, match="heads"):
         random_head_sets(pool, 9, 20, seed=0)
+    with pytest.raises(InvalidInputError, match="no other set"):
+        random_head_sets(pool, 8, 20, seed=0, exclude=pool)
 
 
 def test_random_comparison_statistics_by_hand():
@@ -387,8 +393,11 @@ def test_random_comparison_statistics_by_hand():
     # random effects 0.0 .. 1.9: five are below 0.5, fifteen at or above it
     assert r.percentile == 25.0
     assert r.p_value == (1 + 15) / 21
-    assert math.isclose(r.quantile(95), 1.805)
+    assert math.isclose(r.quantile(95), 1.8)  # nearest rank: the 19th smallest of 20
     assert not r.exceeds(95)
+    # above 19 of 20 (percentile 95): exceeds; above 18 of 20 (percentile 90): does not
+    assert RandomComparison((("a", 0),), 1.0, 1.85, r.random_effects, False, "zero").exceeds(95)
+    assert not RandomComparison((("a", 0),), 1.0, 1.75, r.random_effects, False, "zero").exceeds(95)
     big = RandomComparison((("a", 0),), 1.0, 3.0, r.random_effects, False, "zero")
     assert big.exceeds(95) and big.percentile == 100.0 and big.p_value == 1 / 21
     assert big.record()["random_max"] == 1.9
@@ -404,8 +413,9 @@ def test_against_random_finds_the_head_that_matters():
     ref = model(x).detach()
     metric = lambda m: float((m(x) - ref).pow(2).mean())  # noqa: E731
     result = against_random(model, metric, {0: [0]}, draws=20)
-    assert result.exact and result.draws == 4  # only four single heads exist: all of them
-    assert result.effect == max(result.random_effects) and result.percentile == 75.0
+    assert result.exact and result.draws == 3  # only three other single heads exist: all of them
+    assert result.effect > max(result.random_effects) and result.percentile == 100.0 and result.exceeds(95)
+    assert result.p_value == 1 / 4  # exact: the chosen head is the most damaging of the four
     with pytest.raises(InvalidInputError, match="draws"):
         against_random(model, metric, {0: [0]}, draws=5)
     again = against_random(model, metric, {0: [0]}, draws=20)

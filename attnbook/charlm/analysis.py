@@ -532,9 +532,10 @@ def use_reading(use: UseTest) -> str:
     prev_name, distinct_name = USE_SETS["h_use_prev"], USE_SETS["h_use_distinct"]
     prev, distinct = use.comparisons[prev_name], use.comparisons[distinct_name]
     parts = []
-    if prev.exact:  # every single head was ablated: the chosen one is among them
+    if prev.exact:  # every other single head was ablated too
         (l, h), = use.heads[prev_name]
-        others = sorted(((e, p) for e, p in zip(prev.random_effects, _pool_pairs(use)) if p != (l, h)), reverse=True)
+        pool = [p for p in _pool_pairs(use) if p != (l, h)]  # the order of the exact comparison's other sets
+        others = sorted(zip(prev.random_effects, pool), reverse=True)
         above = [p for e, p in others if e > prev.effect]
         if not above:
             margin = prev.effect / others[0][0] if others and others[0][0] > 0 else math.inf
@@ -543,7 +544,8 @@ def use_reading(use: UseTest) -> str:
         else:
             parts.append(f"{len(above)} other single head{'s cost' if len(above) > 1 else ' costs'} more when ablated alone; the costliest, "
                          f"{_head_label([above[0]])}, raises the loss by {fmt(others[0][0])}.")
-        per_layer = np.asarray(prev.random_effects).reshape(use.previous_token.shape).mean(1)  # mean single-head effect per layer
+        singles = dict(zip(pool, prev.random_effects)) | {(l, h): prev.effect}
+        per_layer = np.array([[singles[(i, j)] for j in range(use.previous_token.shape[1])] for i in range(use.previous_token.shape[0])]).mean(1)
         spread = use.distinctness.mean(1)
         parts.append(f"Ablated alone, the heads of layer {int(per_layer.argmax())} cost the most on average ({fmt(float(per_layer.max()))}); "
                      f"the heads of layer {int(spread.argmax())} are the most distinct on average ({fmt(float(spread.max()))} JS to layer-mates).")
@@ -559,7 +561,7 @@ def use_reading(use: UseTest) -> str:
 
 
 def _pool_pairs(use: UseTest) -> list[tuple[int, int]]:
-    """The (layer, head) pairs of the model in the order an exact single-head comparison lists them."""
+    """The model's (layer, head) pairs in order; an exact single-head comparison lists every one but the chosen head in this order."""
     L, H = use.previous_token.shape
     return [(l, h) for l in range(L) for h in range(H)]
 
@@ -575,7 +577,7 @@ def use_glue(use: UseTest | None) -> dict[str, str]:
         c = use.comparisons[name]
         out.update({f"use_{key}_heads": _head_label(use.heads[name]), f"use_{key}_stat": use._statistic(name),
                     f"use_{key}_effect": fmt(c.effect), f"use_{key}_percentile": f"{c.percentile:.0f}", f"use_{key}_p": f"{c.p_value:.3f}",
-                    f"use_{key}_sets": f"all {c.draws} single heads" if c.exact and len(c.heads) == 1 else
+                    f"use_{key}_sets": f"all {c.draws} other single heads" if c.exact and len(c.heads) == 1 else
                     (f"all {c.draws} sets" if c.exact else f"{c.draws} random sets"),
                     f"use_{key}_verdict": f"**{'supported' if c.exceeds(95) else 'not supported'}**"})
     return out

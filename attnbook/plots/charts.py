@@ -378,9 +378,10 @@ def ablation_strips(
     q: float = 95.0,
     ax: Axes | None = None,
 ) -> Figure:
-    """One row per label: the effects of the random head sets (grey dots, with their ``q``-th
-    percentile as a black bar) and the chosen heads' effect (a red diamond). ``comparisons`` maps a
-    label to ``(chosen effect, random effects)``."""
+    """One row per label: the effects of the random head sets (grey dots, with their nearest-rank
+    ``q``-th percentile as a black bar: a diamond right of it is above at least ``q`` % of them) and
+    the chosen heads' effect (a red diamond). ``comparisons`` maps a label to ``(chosen effect,
+    random effects)``."""
     if not comparisons:
         raise bad_argument(InvalidInputError, "comparisons", "at least one label -> (effect, random effects)", comparisons)
     q = checks.interval("q", q, 0, 100)
@@ -395,7 +396,7 @@ def ablation_strips(
         y = len(rows) - 1 - k
         ax.scatter(random, y + jitter.uniform(-0.18, 0.18, len(random)), s=12, color="grey", alpha=0.6,
                    label="random head sets" if k == 0 else None)
-        ax.plot([np.percentile(random, q)] * 2, [y - 0.3, y + 0.3], color="black", linewidth=1.5,
+        ax.plot([np.percentile(random, q, method="inverted_cdf")] * 2, [y - 0.3, y + 0.3], color="black", linewidth=1.5,
                 label=f"{q:g}th percentile of random sets" if k == 0 else None)
         ax.scatter([effect], [y], marker="D", s=45, color="tab:red", zorder=3, label="heads attention points to" if k == 0 else None)
     ax.axvline(0.0, color="grey", linewidth=0.8, linestyle=":")
