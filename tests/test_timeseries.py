@@ -101,3 +101,36 @@ def test_train_forecaster_learns_caches_and_honours_precision(tmp_path, monkeypa
     assert history.best_val < history.val_loss[0] and mse(model, data.x_val, data.y_val) == pytest.approx(history.best_val, rel=1e-5)
     again, history2, loaded2 = train_forecaster(config, data, progress=False)  # precision is not part of the key: loaded
     assert loaded2 and history2.precision == "bf16" and torch.equal(again.head.weight, model.head.weight)
+
+
+# --- does the model use it? -------------------------------------------------------------------------
+
+def test_attention_chosen_heads_reads_recency_and_lag_peak():
+    """Head (1, 2) puts half its weight on the last key, head (0, 3) all on the key 10 steps back: the two picks."""
+    from types import SimpleNamespace
+
+    L, H, T = 2, 4, 40
+    w = torch.full((L, 1, H, T, T), 1.0 / T)
+    w[1, 0, 2] = 0.5 / T
+    w[1, 0, 2, :, -1] += 0.5
+    w[0, 0, 3] = 0.0
+    for i in range(T):
+        w[0, 0, 3, i, max(i - 10, 0)] = 1.0
+    maps = AttentionMaps(w, ("l0", "l1"))
+    chosen = Q.attention_chosen_heads(SimpleNamespace(maps=maps))
+    assert chosen == {"recency": (1, 2), "period": (0, 3)}
+
+
+def test_causal_hypothesis_needs_a_majority_of_generators():
+    from attnbook.intervene import RandomComparison
+
+    random = tuple(0.01 * i for i in range(28))
+    win = RandomComparison((("l0", 0),), 1.0, 1.0, random, True, "mean")
+    lose = RandomComparison((("l0", 0),), 1.0, 0.0, random, True, "mean")
+    tests = {f"g{i}": (win if i < Q.CAUSAL_MAJORITY else lose) for i in range(9)}
+    assert Q.causal_hypothesis(tests).supported
+    tests["g0"] = lose
+    h = Q.causal_hypothesis(tests)
+    assert not h.supported and h.measured.startswith(f"{Q.CAUSAL_MAJORITY - 1} of 9")
+    records = Q.causal_records({"g1": win}, {"g1": {"recency": (1, 2), "period": (0, 3)}})
+    assert records[0]["finding"] == "g1: recency head L1H2, period head L0H3" and records[0]["verdict"] == "supported"

@@ -13,9 +13,12 @@ import numpy as np
 import torch
 from scipy.stats import mannwhitneyu
 
+from tqdm.auto import tqdm
+
 from .. import metrics
 from ..claims import Claim, Hypothesis, fmt
-from .experiment import GeneratorRun, attention
+from ..intervene import RandomComparison, against_random, head_means
+from .experiment import GeneratorRun, attention, mse
 from .windows import normalise
 
 SPIKE_KEYS = {"HeavyTailedAR1": "spikes", "JumpDiffusion": "jumps", "SeasonTrendOutliers": "outliers"}
@@ -274,3 +277,52 @@ def acf_reading(trained: dict, untrained: dict) -> str:
     among = lambda acf: "among" if acf["rank"] <= 5 else "not among"  # noqa: E731
     return (f"the untrained peak is {among(untrained)} the five lags where the summed signal most resembles or mirrors itself, "
             f"the trained peak {among(trained)} them")
+
+
+# -- does the model use it? ablations against random head sets ----------------------------------------
+
+#: the least number of generators in which the attention-chosen heads must matter for the chapter's
+#: causal hypothesis (a majority of the nine; fixed before the ablations ran)
+CAUSAL_MAJORITY = 5
+
+
+def attention_chosen_heads(run: GeneratorRun) -> dict[str, tuple[int, int]]:
+    """The heads attention points to in ``run``'s forecaster: the most recency-heavy (largest
+    :func:`~attnbook.metrics.recency_ratio`, window mean) and the most period-peaked (:func:`lag_peak`),
+    as (layer, head)."""
+    recency = metrics.recency_ratio(run.maps).nanmean(1)  # (L, H)
+    layer, head = divmod(int(recency.argmax()), run.maps.n_heads)
+    peak = lag_peak(run.maps)
+    return {"recency": (layer, head), "period": (peak["layer"], peak["head"])}
+
+
+def causal_test(run: GeneratorRun, *, draws: int = 50, seed: int = 0, reference_windows: int = 256) -> RandomComparison:
+    """Validation MSE (damage > 0) when the attention-chosen heads (one head if both choices coincide)
+    are mean-ablated — each head's output replaced by its mean over the first ``reference_windows``
+    training windows — against head sets of the same size (with 2 layers × 4 heads: all of them)."""
+    heads = sorted(set(attention_chosen_heads(run).values()))
+    means = head_means(run.model, run.data.x_train[:reference_windows])
+    return against_random(run.model, lambda m: mse(m, run.data.x_val, run.data.y_val), heads, draws=draws, seed=seed, how="mean",
+                          reference=means)
+
+
+def causal_tests(first: Mapping[str, GeneratorRun], *, draws: int = 50, seed: int = 0, progress: bool = False) -> dict[str, RandomComparison]:
+    """:func:`causal_test` for every generator's first forecaster."""
+    return {g: causal_test(run, draws=draws, seed=seed) for g, run in tqdm(first.items(), desc="ablating heads", disable=not progress)}
+
+
+def causal_hypothesis(tests: Mapping[str, RandomComparison]) -> Hypothesis:
+    """The heads attention points to matter more than other heads: the chosen set's effect is above
+    the 95th percentile of the sets of the same size in at least :data:`CAUSAL_MAJORITY` generators."""
+    held = [g for g, c in tests.items() if c.exceeds(95)]
+    median_pct = float(np.median([c.percentile for c in tests.values()]))
+    return Hypothesis("the recency and period heads matter more to the forecast than other heads",
+                      f"{len(held)} of {len(tests)} generators ({', '.join(held) or 'none'})", f"median percentile {median_pct:.0f}",
+                      f"effect > 95th percentile of the sets of the same size in >= {CAUSAL_MAJORITY} generators",
+                      len(held) >= CAUSAL_MAJORITY)
+
+
+def causal_records(tests: Mapping[str, RandomComparison], chosen: Mapping[str, dict[str, tuple[int, int]]]) -> list[dict]:
+    """One ``summary.json`` ``causal`` record per generator."""
+    return [c.record(f"{g}: recency head L{chosen[g]['recency'][0]}H{chosen[g]['recency'][1]}, "
+                     f"period head L{chosen[g]['period'][0]}H{chosen[g]['period'][1]}", "validation MSE increase") for g, c in tests.items()]
