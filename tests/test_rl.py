@@ -455,3 +455,112 @@ def test_darkroom_study_runs_the_chapter_4_experiment_end_to_end(tmp_path, monke
     again = darkroom_study(d, context_dropout=0.0, k_divisors=[2, 4], seed=0)  # cached models, seeded runs: the same numbers
     timed = [c for c in study.sweep.columns if "ms/" in c]  # wall time is the one column that may differ
     assert again.returns.equals(study.returns) and again.sweep.drop(columns=timed).equals(study.sweep.drop(columns=timed))
+
+
+# --- does the model use it? the recency heads against random heads -----------------------------------
+
+def _comparison(effect=3.0, random=tuple(float(x) for x in range(20))):
+    """A hand-made comparison of the heads (1, 0), (0, 1): clean 10, random effects 0 … 19."""
+    from attnbook.intervene import RandomComparison
+
+    heads = (("transformer.blocks.1.attn", 0), ("transformer.blocks.0.attn", 1))
+    return RandomComparison(heads, 10.0, effect, random, False, "mean")
+
+
+def test_recency_heads_picks_the_largest_sink_corrected_ratios():
+    rows = [{"layer": 0, "head": 0, "recency": 9.0, "recency_no_sink": 1.0},
+            {"layer": 0, "head": 1, "recency": 1.0, "recency_no_sink": 5.0},
+            {"layer": 1, "head": 0, "recency": 1.0, "recency_no_sink": 7.0},
+            {"layer": 1, "head": 1, "recency": 1.0, "recency_no_sink": float("nan")},
+            {"layer": 2, "head": 0, "recency": 1.0, "recency_no_sink": 5.0}]
+    assert analysis.recency_heads(rows, 2) == [(1, 0), (0, 1)]  # the tie at 5.0 goes to the lower layer
+    assert analysis.recency_heads(rows, 3) == [(1, 0), (0, 1), (2, 0)]
+    assert analysis.recency_heads(rows, 1, stat="recency") == [(0, 0)]  # the raw ratio would pick another head
+    assert analysis.head_label(2, 3) == "L2H3"
+    with pytest.raises(InvalidInputError, match="top"):
+        analysis.recency_heads(rows, 5)  # only 4 finite heads
+    with pytest.raises(InvalidInputError, match="rows"):
+        analysis.recency_heads([{"layer": 0, "head": 0}], 1)
+
+
+def test_recency_heads_on_query_stats_of_hand_made_rows():
+    L = 8  # quarters of 2 positions: the newest are 6, 7; the oldest without the sink 1, 2
+    flat = np.r_[np.full(L, 1.0 / L), 0.0]  # the query's own weight (last) is left out anyway
+    recent = np.r_[np.full(L - 2, 0.01), 0.47, 0.47, 0.0]  # ratio 0.47 / 0.01 = 47
+    old = np.r_[0.0, 0.45, 0.45, np.full(L - 3, 0.02), 0.0]  # ratio 0.02 / 0.45
+    attention = torch.tensor(np.stack([old, flat, recent]), dtype=torch.float64).reshape(1, 1, 3, L + 1)  # 1 layer, 3 heads
+    rows = analysis.summarise(analysis.query_stats(attention))
+    assert [r["recency_no_sink"] for r in rows] == pytest.approx([0.02 / 0.45, 1.0, 47.0])
+    assert analysis.recency_heads(rows, 3) == [(0, 2), (0, 1), (0, 0)]
+
+
+def test_tokens_and_heads_by_hand():
+    import pandas as pd
+
+    sweep = pd.DataFrame([{"strategy": "full", "K": 59, "performance": 10.0},
+                          {"strategy": "topk", "K": 29, "performance": 12.0}, {"strategy": "random", "K": 29, "performance": 11.0},
+                          {"strategy": "topk", "K": 14, "performance": 13.0}, {"strategy": "random", "K": 14, "performance": 15.5}])
+    table = analysis.tokens_and_heads(sweep, [29, 14], [(1, 0), (0, 1)], _comparison(effect=20.0), 16)
+    assert table["damage, attention's choice"].tolist() == [2.0, 3.0, 20.0]
+    assert table["damage, random choice"].tolist() == [1.0, 5.5, 9.5]  # mean of 0 … 19
+    assert table["attention marks what matters"].tolist() == [False, True, True]
+    assert table["dropped"].tolist() == ["tokens: 30 of 59 context transitions", "tokens: 45 of 59 context transitions",
+                                         "heads: 2 of 16 heads (mean-ablated)"]
+    assert "L1H0, L0H1" in table["attention's choice"].iloc[-1]
+    # the 95th percentile of 0 … 19 (nearest rank: the 19th smallest) is 18: an effect of 18 is not above it
+    at_18 = analysis.tokens_and_heads(sweep, [29], [(1, 0), (0, 1)], _comparison(effect=18.0), 16)
+    assert at_18["attention marks what matters"].tolist() == [False, False]
+
+
+def test_head_hypothesis_and_record_follow_the_95th_percentile_rule():
+    heads = [(1, 0), (0, 1)]
+    above, below = _comparison(effect=18.5), _comparison(effect=18.0)
+    assert analysis.head_hypothesis(heads, above).supported and not analysis.head_hypothesis(heads, below).supported
+    assert "L1H0, L0H1" in analysis.head_hypothesis(heads, above).text
+    record = analysis.head_record(heads, above, tasks=100, T=60)
+    assert record["verdict"] == "supported" and record["draws"] == 20 and record["percentile"] == 95.0
+    assert record["p_value"] == pytest.approx(2 / 21) and record["heads"] == ["transformer.blocks.1.attn:0", "transformer.blocks.0.attn:1"]
+    assert "100 held-out bandits" in record["metric"] and "L1H0" in record["finding"]
+    hs = analysis.chapter_hypotheses(*_ch4_inputs(), head_study=type("S", (), {"heads": heads, "comparison": below})())
+    assert len(hs) == 5 and hs[4].supported is False and len(analysis.chapter_hypotheses(*_ch4_inputs())) == 4
+
+
+def test_regret_metric_is_the_in_context_regret_and_seeded():
+    from attnbook.rl import experiment
+
+    model = small_model(n_ctx=9)
+    means = envs.bandit_tasks(5, 3, seed=0)
+    metric = experiment.regret_metric(means, 12, seed=1)
+    expected = ad.in_context(model, envs.Bandits(means, seed=3), 12, seed=1).regret.sum(1).mean()
+    assert metric(model) == pytest.approx(expected) and metric(model) == metric(model)
+    best, worst = means.max(1), means.min(1)
+    assert 0.0 <= metric(model) <= 12 * float((best - worst).mean())
+
+
+def test_recency_head_study_matches_a_hand_run_ablation(tmp_path, monkeypatch):
+    import dataclasses
+
+    from attnbook import profiles
+    from attnbook.intervene import ablate, head_means
+    from attnbook.profiles import Training
+    from attnbook.rl import experiment
+
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    settings = dataclasses.replace(profiles.get("ad-compression", "quick"), arms=3, horizon=12, train_tasks=16, test_tasks=6,
+                                   train=Training(steps=2, batch_size=4, lr=1e-3, warmup=0, eval_every=1), ed_steps=2,
+                                   heads=experiment.HeadAblationSettings(top=2, draws=20, tasks=4, reference=8))  # 4 of 6 tasks
+    data = experiment.bandit_data(settings, seed=0)
+    model = experiment.train_bandit_models(settings, data, seed=0).ad  # 4 layers × 4 heads: C(16, 2) = 120 > 20 sets
+    rows = [{"layer": l, "head": h, "recency_no_sink": float(4 * l + h)} for l in range(4) for h in range(4)]
+    study = experiment.recency_head_study(model, data, settings, rows, seed=0, progress=False)
+    assert study.heads == [(3, 3), (3, 2)] and study.tasks == 4
+    c = study.comparison
+    assert c.draws == 20 and not c.exact and c.how == "mean" and [h for _, h in c.heads] == [2, 3]
+    metric = experiment.regret_metric(data.test_means[:4], 12, seed=0)
+    assert c.clean == pytest.approx(metric(model))
+    means = head_means(model, experiment.reference_windows(data, settings, seed=0))
+    with ablate(model, {3: [2, 3]}, how="mean", reference=means):
+        assert c.effect == pytest.approx(metric(model) - c.clean)
+    assert experiment.reference_windows(data, settings, seed=0).shape == (8, 12, 3 + 5)
+    with pytest.raises(InvalidInputError, match="draws"):
+        experiment.HeadAblationSettings(draws=10)

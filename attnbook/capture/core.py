@@ -56,7 +56,7 @@ from ..maps import AttentionMaps
 from .sites import SUPPORTED_FAMILIES, Site, find_attention, unrecordable
 from .windows import WindowGrid, pair, scatter
 
-__all__ = ["capture", "Capture", "eager_attention", "DEFAULT_MAX_BYTES", "KINDS"]
+__all__ = ["capture", "Capture", "eager_attention", "recording", "DEFAULT_MAX_BYTES", "KINDS"]
 
 #: kept weights allowed by default (``max_bytes``): 4 GiB
 DEFAULT_MAX_BYTES = 4 * 2**30
@@ -66,6 +66,12 @@ _STORAGE = (torch.float32, torch.float16, torch.bfloat16)
 #: eager path with heads edited (capture leaves a model on it, so it records what the ablated heads did)
 ABLATION_IMPLEMENTATION = "attnbook_ablation"
 EAGER_PATHS = ("eager", ABLATION_IMPLEMENTATION)
+_RECORDING = [0]  # capture blocks open now (intervene's attention function computes the weights while one is)
+
+
+def recording() -> bool:
+    """Whether a ``capture`` block is open (so attention functions must produce the weights)."""
+    return _RECORDING[0] > 0
 _ATTENTION_OUTPUTS = ("attentions", "cross_attentions", "encoder_attentions", "decoder_attentions")
 
 
@@ -371,6 +377,8 @@ def capture(model: nn.Module, layers: int | str | Sequence[int | str] | None = N
     restore: list[Callable[[], None]] = []
     try:
         _install(cap, model, handles, restore)
+        _RECORDING[0] += 1
+        restore.append(lambda: _RECORDING.__setitem__(0, _RECORDING[0] - 1))
         yield cap
     finally:
         for handle in handles:

@@ -32,8 +32,9 @@ head)`` pairs. Where each family is changed:
   inside the block) — its forward runs with per-head weights and the output is corrected by
   ``W_o[:, h] (c'_h − c_h)``, with ``c_h = A_h V_h`` and ``V_h`` projected from the value input;
 * Hugging Face models — the model runs on an attention function registered with transformers'
-  ``AttentionInterface`` that calls the model's own ``eager_attention_forward`` and then edits the
-  chosen heads (models that do not dispatch through the interface are refused).
+  ``AttentionInterface`` that calls the model's own ``eager_attention_forward`` (SDPA where nothing
+  needs the weights: zero/mean outside ``capture``) and then edits the chosen heads (models that do
+  not dispatch through the interface are refused).
 
 Inside both blocks, ``capture`` records the pattern the heads really used (a replaced one for
 ``uniform``/``previous``). On exit, normal or exception, every hook, flag, forward and attention
@@ -56,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..capture.core import ABLATION_IMPLEMENTATION
+from ..capture.core import ABLATION_IMPLEMENTATION, recording
 from ..capture.sites import SUPPORTED_FAMILIES, Site, find_attention
 from ..errors import InvalidInputError, OutOfRangeError, UnsupportedModelError, bad_argument
 
@@ -346,12 +347,20 @@ _HF_TARGETS: dict[int, list[_Target]] = {}
 
 
 def _hf_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: Any, *args, **kwargs):
-    """The model's own ``eager_attention_forward``, then the chosen heads edited: output slices
-    (batch, queries, heads, d) for zero/mean, patterns (and the output read through them) for
-    uniform/previous."""
-    eager = getattr(sys.modules[type(module).__module__], "eager_attention_forward")
-    out, weights = eager(module, query, key, value, attention_mask, *args, **kwargs)
-    for target in _HF_TARGETS.get(id(module), []):
+    """The model's own ``eager_attention_forward`` (or, when no ``capture`` block needs the weights and
+    no chosen head of this module needs its pattern replaced, transformers' SDPA function: the same
+    outputs, faster), then the chosen heads edited: output slices (batch, queries, heads, d) for
+    zero/mean, patterns (and the output read through them) for uniform/previous."""
+    targets = _HF_TARGETS.get(id(module), [])
+    if recording() or any(t.how in _PATTERN_MODES for t in targets):
+        attention = getattr(sys.modules[type(module).__module__], "eager_attention_forward", None)
+        if attention is None:
+            raise UnsupportedModelError(f"{type(module).__name__}: expected an eager_attention_forward in {type(module).__module__} "
+                                        f"to compute the weights with, got none")
+    else:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward as attention
+    out, weights = attention(module, query, key, value, attention_mask, *args, **kwargs)
+    for target in targets:
         if target.how in _PATTERN_MODES:
             Q, K = weights.shape[-2:]
             allowed = _as_4d(_allowed(attention_mask, bool_true_allows=True, Q=Q, K=K)) if isinstance(attention_mask, torch.Tensor) else None

@@ -29,7 +29,8 @@ from ..claims import Claim, Hypothesis, fmt
 from ..errors import InvalidInputError, bad_argument
 
 __all__ = ["STATS", "THRESHOLDS", "query_stats", "summarise", "insights", "reward_enrichment", "finite_mean", "chapter_hypotheses",
-           "best_compression", "chapter_claims"]
+           "best_compression", "chapter_claims", "RECENCY_STAT", "recency_heads", "head_label", "tokens_and_heads",
+           "head_hypothesis", "head_record"]
 
 STATS = ("mean", "std", "entropy", "entropy_norm", "recency", "recency_no_sink", "argmax", "argmax_rel", "sink",
          "reward_mass", "reward_enrichment")
@@ -109,6 +110,71 @@ def insights(rows: list[dict]) -> list[str]:
     return out
 
 
+#: the per-head recency measure that picks the heads to ablate: the sink-corrected ratio of :func:`query_stats`
+RECENCY_STAT = "recency_no_sink"
+
+
+def recency_heads(rows: list[dict], top: int = 2, stat: str = RECENCY_STAT) -> list[tuple[int, int]]:
+    """The ``top`` heads whose query attention is most concentrated on the recent history: the largest
+    mean ``stat`` (default :data:`RECENCY_STAT`) in :func:`summarise`'s rows, as ``(layer, head)``
+    pairs from the most recent down (ties: the lower layer, then head, first; NaN never chosen)."""
+    if not isinstance(rows, list) or not rows or any(stat not in r for r in rows):
+        raise bad_argument(InvalidInputError, "rows", f"summarise's rows with {stat!r}", type(rows).__name__, raw=True)
+    finite = [r for r in rows if math.isfinite(r[stat])]
+    if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= len(finite):
+        raise bad_argument(InvalidInputError, "top", f"between 1 and {len(finite)} heads (those with a finite {stat})", top)
+    ranked = sorted(finite, key=lambda r: (-r[stat], r["layer"], r["head"]))
+    return [(int(r["layer"]), int(r["head"])) for r in ranked[:top]]
+
+
+def head_label(layer: int, head: int) -> str:
+    """``L{layer}H{head}``, as :func:`insights` names heads."""
+    return f"L{layer}H{head}"
+
+
+def tokens_and_heads(sweep, ks: list[int], heads: list[tuple[int, int]], comparison: Any, n_heads: int, q: float = 95.0):
+    """Dropping tokens beside dropping heads, one row each, in cumulative regret at T (damage > 0 = more regret).
+
+    Tokens (one row per ``K`` of the compression ``sweep``, ``L`` = the full row's ``K``): the regret of
+    keeping the ``K`` most attended transitions (top-K) and of keeping ``K`` random ones, each minus
+    the full context's; attention marks what matters when top-K's damage is the smaller. Heads:
+    ``comparison`` (a :class:`~attnbook.intervene.RandomComparison` of ``heads`` = (layer, head) pairs
+    against random sets of as many of the model's ``n_heads`` heads): the chosen heads' effect beside
+    the random sets' mean; attention marks what matters when the effect is above the ``q``-th
+    percentile of the random sets (the hypothesis's rule)."""
+    import pandas as pd
+
+    at = lambda s, k: float(sweep[(sweep.strategy == s) & (sweep.K == k)]["performance"].iloc[0])  # noqa: E731
+    full_row = sweep[sweep.strategy == "full"]
+    full, L = float(full_row["performance"].iloc[0]), int(full_row["K"].iloc[0])
+    rows = [{"dropped": f"tokens: {L - k} of {L} context transitions", "attention's choice": f"keep the {k} most attended",
+             "damage, attention's choice": at("topk", k) - full, "damage, random choice": at("random", k) - full,
+             "attention marks what matters": at("topk", k) < at("random", k)} for k in ks]
+    rows.append({"dropped": f"heads: {len(heads)} of {n_heads} heads (mean-ablated)",
+                 "attention's choice": f"ablate the most recency-biased ({', '.join(head_label(*h) for h in heads)})",
+                 "damage, attention's choice": float(comparison.effect), "damage, random choice": float(np.mean(comparison.random_effects)),
+                 "attention marks what matters": bool(comparison.exceeds(q))})
+    return pd.DataFrame(rows)
+
+
+def head_hypothesis(heads: list[tuple[int, int]], comparison: Any, q: float = 95.0) -> Hypothesis:
+    """The causal test as a hypothesis: the most recency-biased ``heads`` raise AD's in-context regret
+    more than random head sets of the same size (``comparison``'s rule: effect above the ``q``-th
+    percentile of the random sets)."""
+    names = ", ".join(head_label(*h) for h in heads)
+    return comparison.hypothesis(f"the {len(heads)} most recency-biased heads ({names}) matter more for in-context regret "
+                                 f"than random heads (mean-ablated)", q)
+
+
+def head_record(heads: list[tuple[int, int]], comparison: Any, tasks: int, T: int, q: float = 95.0) -> dict:
+    """``comparison``'s record for ``summary.json``'s ``causal`` list: what attention said about
+    ``heads`` and the metric (cumulative regret at ``T`` on ``tasks`` held-out bandits)."""
+    names = ", ".join(head_label(*h) for h in heads)
+    return comparison.record(finding=f"the query's attention is most concentrated on recent history in {names} "
+                                     f"(largest {RECENCY_STAT})",
+                             metric=f"AD's mean cumulative regret at T={T} in context on {tasks} held-out bandits (damage > 0)", q=q)
+
+
 def reward_enrichment(rows: list[dict], darkroom: float | None = None) -> float:
     """The fourth hypothesis's measure: Dark Room's mean enrichment where it ran, else the bandit
     proxy (mean over heads of ``reward_enrichment`` in :func:`summarise`'s rows)."""
@@ -123,7 +189,8 @@ def finite_mean(values: Any) -> float:
     return float(finite.mean()) if finite.size else math.nan
 
 
-def chapter_hypotheses(sweep, ks: list[int], regret, rows: list[dict], darkroom_enrichment: float | None = None) -> list[Hypothesis]:
+def chapter_hypotheses(sweep, ks: list[int], regret, rows: list[dict], darkroom_enrichment: float | None = None,
+                       head_study: Any = None) -> list[Hypothesis]:
     """Chapter 4's hypotheses, rules fixed in advance.
 
     ``sweep``: the compression sweep (columns ``strategy``, ``K``, ``performance`` = mean cumulative
@@ -135,7 +202,9 @@ def chapter_hypotheses(sweep, ks: list[int], regret, rows: list[dict], darkroom_
     2. ED does not improve in context as AD does: ED's first−last improvement < half of AD's;
     3. the seed's recency bias survives: most heads with raw recency > 2 keep recency > 2 without
        position 0 and have entropy / log L < 0.9;
-    4. attention concentrates on rewarded transitions: mean enrichment > 1.5.
+    4. attention concentrates on rewarded transitions: mean enrichment > 1.5;
+    5. (with ``head_study``, :func:`~attnbook.rl.experiment.recency_head_study`'s result) the most
+       recency-biased heads matter more than random heads: :func:`head_hypothesis`.
     """
     at = lambda s, k: float(sweep[(sweep.strategy == s) & (sweep.K == k)]["performance"].iloc[0])  # noqa: E731
     wins = [k for k in ks if at("topk", k) < at("random", k)]
@@ -155,7 +224,7 @@ def chapter_hypotheses(sweep, ks: list[int], regret, rows: list[dict], darkroom_
                    bool(raw_recent) and len(survive) > len(raw_recent) / 2),
         Hypothesis(f"attention concentrates on rewarded transitions ({where})", f"mean enrichment {fmt(enrichment)}", "1 = no preference",
                    "mean enrichment > 1.5", enrichment > 1.5),
-    ]
+    ] + ([] if head_study is None else [head_hypothesis(head_study.heads, head_study.comparison)])
 
 
 def best_compression(sweep, L: int):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,8 @@ from .sources import BANDIT_SOURCES, Histories, bandit_histories
 
 __all__ = ["DarkRoomSettings", "Settings", "PROFILES", "BanditData", "bandit_data", "BanditModels", "train_bandit_models",
            "HeldOut", "held_out", "compression_table", "bandit_regret", "regret_summary", "compression_sweep", "step_cost",
-           "attention_memory", "random_darkroom", "DarkRoomStudy", "darkroom_study"]
+           "attention_memory", "random_darkroom", "DarkRoomStudy", "darkroom_study", "HeadAblationSettings", "regret_metric",
+           "reference_windows", "HeadStudy", "recency_head_study"]
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,30 @@ class DarkRoomSettings:
 
 
 @dataclass(frozen=True)
+class HeadAblationSettings:
+    """The "does the model use it?" test: the ``top`` heads by recency mean-ablated together against
+    ``draws`` seeded random sets of as many heads; the metric is AD's in-context regret at ``T`` on the
+    first ``tasks`` held-out tasks (all of them when there are fewer); head means over ``reference`` training windows."""
+
+    top: int = 2
+    draws: int = 20
+    tasks: int = 100
+    reference: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("top", "tasks", "reference"):
+            checks.positive_int(name, getattr(self, name))
+        checks.integer("draws", self.draws, minimum=20)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Chapter 4's profile: bandits with ``arms`` arms and ``horizon`` pulls per task, one ``source``
     history per training task; AD trained with ``train``, ED with the same block for ``ed_steps``;
     ``context_dropout`` the share of training windows with random key masking (AD's sequence
     masking); compression keeps ``K = L // d`` transitions for each ``d`` in ``k_divisors``, timed
-    over ``timing_repeats``; ``darkroom`` the Dark Room study (None: not run)."""
+    over ``timing_repeats``; ``darkroom`` the Dark Room study (None: not run); ``heads`` the head
+    ablation against random heads (:func:`recency_head_study`)."""
 
     arms: int
     horizon: int
@@ -73,6 +92,7 @@ class Settings:
     timing_repeats: int
     darkroom: DarkRoomSettings | None
     hardware: Hardware
+    heads: HeadAblationSettings = HeadAblationSettings()
 
     def __post_init__(self) -> None:
         for name in ("train_tasks", "test_tasks", "ed_steps", "timing_repeats"):
@@ -83,6 +103,8 @@ class Settings:
         checks.probability("context_dropout", self.context_dropout)
         for d in self.k_divisors:
             checks.integer("k_divisors", d, minimum=2)
+        if not isinstance(self.heads, HeadAblationSettings):
+            raise bad_argument(InvalidInputError, "heads", "HeadAblationSettings", type(self.heads).__name__, raw=True)
 
     @property
     def ks(self) -> list[int]:
@@ -97,13 +119,14 @@ class Settings:
 PROFILES: dict[str, Settings] = {
     "quick": Settings(arms=5, horizon=60, train_tasks=4000, test_tasks=200, source="ucb",
                       train=Training(steps=1200, batch_size=32, lr=1e-3, warmup=50, eval_every=100), ed_steps=300,
-                      context_dropout=0.3, k_divisors=(2, 4, 8), timing_repeats=10, darkroom=None, hardware=CPU_FP32),
+                      context_dropout=0.3, k_divisors=(2, 4, 8), timing_repeats=10, darkroom=None, hardware=CPU_FP32,
+                      heads=HeadAblationSettings(top=2, draws=20, tasks=100, reference=256)),
     "full": Settings(arms=5, horizon=60, train_tasks=8000, test_tasks=500, source="ucb",
                      train=Training(steps=3000, batch_size=64, lr=1e-3, warmup=100, eval_every=200), ed_steps=600,
                      context_dropout=0.3, k_divisors=(2, 4, 8), timing_repeats=30,
                      darkroom=DarkRoomSettings(test_goals=16, episodes=60, streams=10, n_ctx=81, eval_episodes=40,
                                                train=Training(steps=8000, batch_size=32, lr=1e-3, warmup=200, eval_every=500)),
-                     hardware=Hardware("auto", "fp32")),
+                     hardware=Hardware("auto", "fp32"), heads=HeadAblationSettings(top=2, draws=50, tasks=200, reference=1024)),
 }
 
 
@@ -341,3 +364,60 @@ def darkroom_study(d: DarkRoomSettings, *, context_dropout: float, k_divisors: S
     sweep = pd.DataFrame(compression_sweep(ad_model, lambda: DarkRoom(test_goals), steps, [s for s in compress.STRATEGIES if s != "full"],
                                            [L // k for k in k_divisors], random_level=0.0, positions="original", seed=seed))
     return DarkRoomStudy(returns, enrichment, sweep)
+
+
+# -- does the model use it? the recency heads against random heads -----------------------------------
+
+def regret_metric(test_means: Any, steps: int, seed: int = 0) -> Callable[[ADTransformer], float]:
+    """``metric(model)``: the mean cumulative regret at ``steps`` of ``model`` run in context (actions
+    sampled, full context) on the bandits ``test_means``, with :func:`held_out`'s seeds (environment
+    ``seed + 2``, actions ``seed``) — the same pulls and draws on every call, so two models differ only
+    by what they do. Damage is positive: more regret."""
+    means = np.asarray(test_means, dtype=np.float64)
+    steps = checks.integer("steps", steps, 1)
+
+    def metric(model: ADTransformer) -> float:
+        return float(in_context(model, Bandits(means, seed=seed + 2), steps, seed=seed).regret.sum(1).mean())
+    return metric
+
+
+def reference_windows(data: BanditData, settings: Settings, seed: int = 0) -> torch.Tensor:
+    """``settings.heads.reference`` training windows (tokens ``(n, T, dim)``, unmasked, seeded) of the
+    source's histories: the inputs the heads' means are taken over for ``how="mean"``."""
+    from .model import Windows
+
+    config = ADConfig(n_states=1, n_actions=settings.arms, n_ctx=settings.horizon)
+    tokens, _ = Windows(data.histories, config).sample(settings.heads.reference, torch.Generator().manual_seed(seed + 3))
+    return tokens
+
+
+@dataclass
+class HeadStudy:
+    """The recency heads against random heads: the chosen ``heads`` ((layer, head), most recent first),
+    the :class:`~attnbook.intervene.RandomComparison`, the held-out ``tasks`` the metric ran on and the
+    ``seconds`` the whole test took."""
+
+    heads: list[tuple[int, int]]
+    comparison: Any
+    tasks: int
+    seconds: float
+
+
+def recency_head_study(model: ADTransformer, data: BanditData, settings: Settings, rows: list[dict], seed: int = 0,
+                       progress: bool = True) -> HeadStudy:
+    """Mean-ablate the ``settings.heads.top`` heads with the largest recency ratio in ``rows``
+    (:func:`~attnbook.rl.analysis.summarise`'s per-head statistics; :func:`~attnbook.rl.analysis.recency_heads`)
+    together, and ``settings.heads.draws`` seeded random sets of as many heads of the model; the
+    metric is :func:`regret_metric` on the first ``settings.heads.tasks`` held-out tasks, the head
+    means are over :func:`reference_windows` (computed once)."""
+    from ..intervene import against_random, head_means
+    from . import analysis
+
+    start = time.perf_counter()
+    h = settings.heads
+    heads = analysis.recency_heads(rows, h.top)
+    tasks = data.test_means[:h.tasks]
+    metric = regret_metric(tasks, settings.horizon, seed)
+    means = head_means(model, reference_windows(data, settings, seed))
+    comparison = against_random(model, metric, heads, draws=h.draws, seed=seed, how="mean", reference=means, progress=progress)
+    return HeadStudy(heads, comparison, len(tasks), time.perf_counter() - start)
