@@ -114,6 +114,11 @@ class RandomComparison:
         return len(self.random_effects)
 
     @property
+    def random_mean(self) -> float:
+        """The mean effect of the random sets."""
+        return float(np.mean(self.random_effects))
+
+    @property
     def percentile(self) -> float:
         """``100 · #{random effect < effect} / n``."""
         return 100.0 * sum(r < self.effect for r in self.random_effects) / self.draws
@@ -137,10 +142,9 @@ class RandomComparison:
         """A JSON-ready summary for ``summary.json``'s ``causal`` list: what attention said (``finding``),
         the metric, heads, clean value, effect, random mean / ``q``-th percentile / max, percentile, p,
         the rule and its verdict."""
-        r = torch.tensor(self.random_effects, dtype=torch.float64)
         return {"finding": finding, "metric": metric, "heads": [f"{name}:{h}" for name, h in self.heads], "how": self.how,
-                "clean": self.clean, "effect": self.effect, "random_mean": float(r.mean()), "random_p95": self.quantile(95),
-                "random_max": float(r.max()), "percentile": self.percentile, "p_value": self.p_value, "draws": self.draws,
+                "clean": self.clean, "effect": self.effect, "random_mean": self.random_mean, "random_p95": self.quantile(95),
+                "random_max": max(self.random_effects), "percentile": self.percentile, "p_value": self.p_value, "draws": self.draws,
                 "exact": self.exact, "rule": self.rule(q), "verdict": "supported" if self.exceeds(q) else "not supported"}
 
     def rule(self, q: float = 95.0) -> str:
@@ -150,9 +154,8 @@ class RandomComparison:
     def hypothesis(self, text: str, q: float = 95.0) -> Hypothesis:
         """The comparison as a :class:`~attnbook.claims.Hypothesis` (supported: effect above the
         ``q``-th percentile of the random sets), for the chapter's hypotheses table."""
-        r = torch.tensor(self.random_effects, dtype=torch.float64)
         return Hypothesis(text, f"effect {fmt(self.effect)} (percentile {self.percentile:.0f}, p = {self.p_value:.3f})",
-                          f"random sets: mean {fmt(float(r.mean()))}, {q:g}th percentile {fmt(self.quantile(q))}",
+                          f"random sets: mean {fmt(self.random_mean)}, {q:g}th percentile {fmt(self.quantile(q))}",
                           self.rule(q), self.exceeds(q))
 
 
@@ -163,8 +166,7 @@ def comparison_frame(comparisons: Mapping[str, RandomComparison], q: float = 95.
 
     rows = []
     for label, c in comparisons.items():
-        r = torch.tensor(c.random_effects, dtype=torch.float64)
-        rows.append({"heads ablated": label, "heads": len(c.heads), "effect": fmt(c.effect), "random mean": fmt(float(r.mean())),
+        rows.append({"heads ablated": label, "heads": len(c.heads), "effect": fmt(c.effect), "random mean": fmt(c.random_mean),
                      f"random {q:g}th pct": fmt(c.quantile(q)), "percentile": f"{c.percentile:.0f}", "p": f"{c.p_value:.3f}",
                      "sets": f"{c.draws}{' (all)' if c.exact else ''}", "verdict": "supported" if c.exceeds(q) else "not supported"})
     return pd.DataFrame(rows).set_index("heads ablated")
