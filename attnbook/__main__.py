@@ -67,7 +67,7 @@ READS_CORPORA = ("05-charlm-evolution",)
 
 def fingerprint(nb: Path, parameters: dict, root: Path) -> str:
     """What an executed chapter depends on, hashed: the notebook, its parameters, ``ATTNBOOK_PROFILE``,
-    every source file of the package, for :data:`READS_CORPORA` the corpus files that can be found
+    every source file of the package (Python, and the view's script and styles), for :data:`READS_CORPORA` the corpus files that can be found
     (so adding text8 re-runs chapter 5) and, for :data:`READS_RESULTS`, every chapter's summary."""
     from .data import inventory
 
@@ -76,7 +76,7 @@ def fingerprint(nb: Path, parameters: dict, root: Path) -> str:
     h.update(os.environ.get("ATTNBOOK_PROFILE", "").encode())
     if nb.stem in READS_CORPORA:
         h.update(json.dumps(inventory()).encode())
-    inputs = sorted((root / "attnbook").rglob("*.py"))
+    inputs = sorted(p for p in (root / "attnbook").rglob("*") if p.suffix in (".py", ".js", ".css"))
     if nb.stem in READS_RESULTS:
         inputs += sorted((root / "results").glob("*/*/summary.json"))
     for path in inputs:
@@ -131,12 +131,13 @@ def stage(root: Path, executed: Sequence[Path]) -> Path:
     """Copy the book sources into ``_build/src`` with the executed chapters in place of the clean ones.
 
     The staged ``_config.yml`` turns execution off: the chapters already ran under papermill
-    (myst-nb's ``auto`` would re-run any notebook with an output-less cell). ``_static`` gets the
-    widget embedder and MathJax (:mod:`attnbook.site`) and the config points the pages at them.
+    (myst-nb's ``auto`` would re-run any notebook with an output-less cell). ``_static`` gets MathJax
+    and the theme overrides (:mod:`attnbook.site`) and the config points the pages at them; the staged
+    chapters' widget outputs are frozen into text (:func:`attnbook.site.freeze_widgets`).
     """
     import yaml
 
-    from .site import fetch_assets, sphinx_config
+    from .site import fetch_assets, freeze_widgets, sphinx_config, write_overrides
 
     src = root / "_build" / "src"
     if src.exists():
@@ -145,11 +146,14 @@ def stage(root: Path, executed: Sequence[Path]) -> Path:
     shutil.copy2(root / "_toc.yml", src / "_toc.yml")
     config = yaml.safe_load((root / "_config.yml").read_text())
     config.setdefault("execute", {})["execute_notebooks"] = "off"
-    fetch_assets(src / "_static")  # widget embedder and MathJax served locally: the site works offline
+    fetch_assets(src / "_static")  # MathJax served locally: the site works offline
+    write_overrides(src / "_static")
     config.setdefault("sphinx", {}).setdefault("config", {}).update(sphinx_config())
     (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     for nb in executed:
-        shutil.copy2(nb, src / "book" / nb.name)
+        notebook = json.loads(nb.read_text(encoding="utf-8"))
+        freeze_widgets(notebook)  # a widget needs a kernel: the page shows text and the chapter's views instead
+        (src / "book" / nb.name).write_text(json.dumps(notebook, ensure_ascii=False, indent=1), encoding="utf-8")
     return src
 
 

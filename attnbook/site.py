@@ -1,23 +1,26 @@
-"""The static site's offline assets: the widget embedder and MathJax, fetched at build time.
+"""The static site: offline assets fetched at build time, and executed chapters made static.
 
-Jupyter Book loads both from CDNs by default, so an offline reader sees neither the explorers'
-saved frames nor the formulas. :func:`fetch_assets` downloads two npm packages straight from the
-registry (no npm needed), checks each tarball against its published sha512 integrity, keeps the
-tarballs in ``<cache>/site-assets`` (a second build needs no network) and unpacks what the pages
-load into a ``_static`` folder of the staged book:
+Jupyter Book loads MathJax from a CDN by default, so an offline reader would not see the formulas.
+:func:`fetch_assets` downloads it straight from the npm registry (no npm needed), checks the tarball
+against its published sha512 integrity, keeps it in ``<cache>/site-assets`` (a second build needs
+no network) and unpacks ``es5/tex-mml-chtml.js`` and the CHTML fonts into the staged ``_static``.
 
-- ``@jupyter-widgets/html-manager`` 1.x (for ipywidgets 8): ``dist/embed.js``, the standalone
-  embedder that renders every saved widget state on page load, and the icon fonts beside it;
-- ``mathjax`` 3: ``es5/tex-mml-chtml.js`` and the CHTML fonts it loads relative to itself.
-
-:func:`sphinx_config` gives the ``_config.yml`` entries that point the pages at those copies.
+The site carries no ipywidgets: a widget needs a kernel, and in a static page its controls would
+move and do nothing. Every chapter's maps are explorable in the page through its attention view
+(:mod:`attnbook.views`), whose script is inline. :func:`freeze_widgets` turns an executed chapter's
+widget outputs into text (a finished progress bar keeps its final line) and drops the widget state,
+so no page loads the 1.9 MB widget embedder. :data:`OVERRIDES` replaces one theme script the pages
+do not need (the theme's icons come from its CSS web font), keeping each chapter page, everything it
+loads included, within the 5 MB budget. :func:`sphinx_config` gives the ``_config.yml`` entries.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import io
+import re
 import shutil
 import tarfile
 import urllib.error
@@ -28,7 +31,7 @@ from pathlib import Path
 from .errors import CorruptDataError, MissingResourceError
 from .store import atomic_write, cache_dir
 
-__all__ = ["Asset", "ASSETS", "fetch_assets", "sphinx_config"]
+__all__ = ["Asset", "ASSETS", "OVERRIDES", "fetch_assets", "freeze_widgets", "sphinx_config", "write_overrides"]
 
 
 @dataclass(frozen=True)
@@ -43,14 +46,19 @@ class Asset:
 
 
 ASSETS = (
-    Asset("@jupyter-widgets/html-manager", "1.0.15", "https://registry.npmjs.org/@jupyter-widgets/html-manager/-/html-manager-1.0.15.tgz",
-          "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
-          (("package/dist/", "widgets/"),)),
     Asset("mathjax", "3.2.2", "https://registry.npmjs.org/mathjax/-/mathjax-3.2.2.tgz",
           "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==",
           (("package/es5/tex-mml-chtml.js", "mathjax/tex-mml-chtml.js"),
            ("package/es5/output/chtml/fonts/woff-v2/", "mathjax/output/chtml/fonts/woff-v2/"))),
 )
+
+#: files of the theme replaced in ``_static`` (Sphinx copies ``html_static_path`` over the theme's own):
+#: pydata-sphinx-theme's Font Awesome SVG script (1.5 MB on every page) swaps ``<i class="fa-…">``
+#: icons for inline SVG; its CSS already draws the same icons with the Font Awesome web font.
+OVERRIDES = {
+    "scripts/fontawesome.js": "/* attnbook: not loaded. The theme's icons are drawn by its CSS web font; the 1.5 MB Font Awesome "
+                              "SVG script would take a third of a chapter page's 5 MB budget. */\n",
+}
 
 _SKIP = (".map", ".LICENSE.txt", "embed-amd.js", "libembed-amd.js")  # not loaded by the pages
 
@@ -109,10 +117,66 @@ def fetch_assets(static: Path, cache: Path | None = None, timeout: float = 60.0)
     return written
 
 
+def write_overrides(static: Path) -> list[Path]:
+    """Write :data:`OVERRIDES` into ``static``; return the files written."""
+    written = []
+    for rel, text in OVERRIDES.items():
+        out = static / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        written.append(out)
+    return written
+
+
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+_PROGRESS = ("FloatProgressModel", "IntProgressModel")
+
+
+def _text(value: object) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", str(value or ""))).replace("\u2007", " ").strip()
+
+
+def _progress_line(state: dict, model_id: str) -> str | None:
+    """The final line of a tqdm-style bar (HBox of HTML, progress, HTML) from saved widget state; else None."""
+    model = state.get(model_id, {})
+    children = [c.removeprefix("IPY_MODEL_") for c in model.get("state", {}).get("children", [])]
+    kinds = [state.get(c, {}).get("model_name") for c in children]
+    if model.get("model_name") != "HBoxModel" or len(children) != 3 or kinds[1] not in _PROGRESS or {kinds[0], kinds[2]} != {"HTMLModel"}:
+        return None
+    bar = state[children[1]]["state"]
+    value, top = float(bar.get("value") or 0.0), float(bar.get("max") or 0.0)
+    filled = int(round(10 * value / top)) if top > 0 else 0
+    return f"{_text(state[children[0]]['state'].get('value'))} {'█' * filled}{' ' * (10 - filled)} {_text(state[children[2]]['state'].get('value'))}"
+
+
+def freeze_widgets(nb: dict) -> int:
+    """Make an executed notebook (nbformat JSON) static, in place: a progress-bar widget output becomes
+    its final line as text, every other widget output is dropped, and the widget state is removed.
+    Returns the number of widget outputs changed."""
+    state = nb.get("metadata", {}).get("widgets", {}).get(_WIDGET_STATE, {}).get("state", {})
+    changed = 0
+    for cell in nb.get("cells", []):
+        kept = []
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(_WIDGET_VIEW)
+            if view is None:
+                kept.append(output)
+                continue
+            changed += 1
+            line = _progress_line(state, view.get("model_id", ""))
+            if line is not None:
+                kept.append({"output_type": "stream", "name": "stderr", "text": line + "\n"})
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    nb.get("metadata", {}).pop("widgets", None)
+    return changed
+
+
 def sphinx_config() -> dict:
-    """``sphinx.config`` entries that load the local copies (paths relative to ``_static``)."""
+    """``sphinx.config`` entries: the local MathJax (path relative to ``_static``) and no widget embedder."""
     return {
         "html_static_path": ["_static"],
-        "nb_ipywidgets_js": {"widgets/embed.js": {}},
+        "nb_ipywidgets_js": {},
         "mathjax_path": "mathjax/tex-mml-chtml.js",
     }

@@ -2,18 +2,27 @@
 
 1. Every page of the built site (``_build/html``, from ``python -m attnbook build``), served on
    127.0.0.1, loads with no failed request and no request to any other address; its images
-   decode, a chapter page has figures, and a page holding saved widget state renders widgets.
-2. JupyterLab, started headless on 127.0.0.1 over a copy of chapter 1: run all cells, type new
-   text into the explorer, press *Analyse*, and see its heatmap and statistics change.
+   decode, a chapter page has figures, and no page carries an ipywidget (it would need a kernel).
+2. Every chapter page holds attention views (:mod:`attnbook.views`) that work without a kernel:
+   changing the layer, the head, every facet, the sample, the gamma and the view changes the
+   drawing; hovering a cell shows the weight the page embeds (checked against
+   :func:`attnbook.views.read`); the SVG and PNG exports are real images; kernel-only controls are
+   disabled and marked; no other form control in a cell output is live; the page and everything it
+   loads stay under :data:`PAGE_BUDGET`. The same checks run on a standalone page of a small view.
+3. JupyterLab, started headless on 127.0.0.1 over a copy of chapter 1: run all cells, see the
+   attention view render in a notebook output and react, type new text into the explorer, press
+   *Analyse*, and see its heatmap and statistics change.
 
-Both need Chromium (``$ATTNBOOK_CHROMIUM`` or ``chromium`` on PATH) and the first the built site.
+All need Chromium (``$ATTNBOOK_CHROMIUM`` or ``chromium`` on PATH), the site tests the built site.
 Without them the tests skip — unless ``ATTNBOOK_BROWSER_TESTS=require`` (CI sets it), where a
 missing piece fails. Servers a test starts are stopped by their process id.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -21,18 +30,23 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 from attnbook.__main__ import READS_RESULTS
+from attnbook.maps import AttentionMaps
 from attnbook.store import project_root
+from attnbook.views import AttentionView, LiveControl, read
 
 SITE = project_root() / "_build" / "html"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 REQUIRED = os.environ.get("ATTNBOOK_BROWSER_TESTS") == "require"
+PAGE_BUDGET = 5_000_000  # bytes: a chapter page with everything it loads (DESIGN.md's budget)
 
 
 def _missing(why: str):
@@ -86,18 +100,43 @@ def _wait_http(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
     raise TimeoutError(f"no answer from {url}")
 
 
+@contextlib.contextmanager
+def _serve(directory: Path, first: str):
+    """An http.server on 127.0.0.1 over ``directory``; yields its base URL once ``first`` answers."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(directory)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/{first}", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(proc)
+
+
 @pytest.fixture(scope="module")
 def site_url():
     if not (SITE / "index.html").is_file():
         _missing("the site is not built (python -m attnbook build)")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(SITE)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/index.html", proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(proc)
+    with _serve(SITE, "index.html") as url:
+        yield url
+
+
+def _offline(page, base: str) -> tuple[list[str], list[str], list[str]]:
+    """Refuse (and count) every request that is not to ``base``; return (outside, failed, requested)."""
+    failed, outside, requested = [], [], []
+    page.on("requestfailed", lambda r: failed.append(f"{r.url} ({r.failure})"))
+
+    def route(r):
+        url = r.request.url
+        if url.startswith(base + "/") or url.startswith("data:"):
+            requested.append(url)
+            r.continue_()
+        else:  # nothing leaves the machine: count it and refuse it
+            outside.append(url)
+            r.abort()
+
+    page.route("**/*", route)
+    return outside, failed, requested
 
 
 def _pages() -> list[str]:
@@ -107,19 +146,9 @@ def _pages() -> list[str]:
 
 
 @pytest.mark.parametrize("page_name", _pages())
-def test_page_loads_offline_with_figures_and_widgets(browser, site_url, page_name):
+def test_page_loads_offline_with_figures_and_no_widgets(browser, site_url, page_name):
     page = browser.new_page()
-    failed, outside = [], []
-    page.on("requestfailed", lambda r: failed.append(f"{r.url} ({r.failure})"))
-
-    def route(r):
-        if r.request.url.startswith(site_url + "/") or r.request.url.startswith("data:"):
-            r.continue_()
-        else:  # nothing leaves the machine: count it and refuse it
-            outside.append(r.request.url)
-            r.abort()
-
-    page.route("**/*", route)
+    outside, failed, _ = _offline(page, site_url)
     page.goto(f"{site_url}/{page_name}", wait_until="networkidle")
     page.wait_for_timeout(500)
     assert outside == [], f"{page_name} asked outside addresses: {outside[:5]}"
@@ -129,13 +158,152 @@ def test_page_loads_offline_with_figures_and_widgets(browser, site_url, page_nam
     stem = Path(page_name).stem
     if stem[:2].isdigit() and stem not in READS_RESULTS:  # an experiment chapter (not the findings table)
         assert images, f"{page_name}: a chapter without figures"
-    views = page.evaluate("document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-view+json\"]').length")
-    if views:
-        page.wait_for_function("document.querySelectorAll('.jupyter-widgets').length > 0", timeout=20_000)
+    widgets = page.evaluate("document.querySelectorAll('script[type^=\"application/vnd.jupyter.widget\"]').length")
+    assert widgets == 0, f"{page_name}: an ipywidget in the page (it needs a kernel; the chapter's views do its job)"
     page.close()
 
 
-def test_jupyterlab_runs_chapter_1_and_the_explorer_reacts(browser, tmp_path):
+# -- the attention views -----------------------------------------------------------------------
+def _drawing(root) -> str:
+    return root.locator(".attnbook-drawing").inner_html()
+
+
+def _redrawn(page, root, action) -> str:
+    """Do ``action``, wait for the view to draw again, return the new drawing."""
+    n = int(root.get_attribute("data-drawn") or 0)
+    action()
+    page.wait_for_function("([el, n]) => +el.getAttribute('data-drawn') > n", arg=[root.element_handle(), n], timeout=20_000)
+    return _drawing(root)
+
+
+def _shown_weight(text: str) -> float:
+    match = re.search(r"weight (\S+)$", text)
+    assert match, f"the readout shows no weight: {text!r}"
+    return float(match.group(1))
+
+
+def _exercise_view(page, root, data: dict, tmp_path: Path) -> list[str]:
+    """Every check of one mounted view (module docstring, part 2); returns what it exercised."""
+    done = []
+    root.scroll_into_view_if_needed()
+    page.wait_for_function("el => el.getAttribute('data-drawn') || el.getAttribute('data-error')", arg=root.element_handle(), timeout=30_000)
+    assert root.get_attribute("data-error") is None, root.get_attribute("data-error")
+    unlabelled = root.evaluate("""r => Array.from(r.querySelectorAll('select, input, textarea, button')).filter(c =>
+        !(c.id && r.querySelector('label[for="' + c.id + '"]')) && !c.getAttribute('aria-label') && !c.textContent.trim()).length""")
+    assert unlabelled == 0, "a control without a label"
+    live = root.locator("[data-live]")
+    for k in range(live.count()):
+        assert live.nth(k).is_disabled(), "a kernel-only control is enabled in the page"
+        label = root.locator(f"label[for='{live.nth(k).get_attribute('id')}']").inner_text()
+        assert "live in JupyterLab" in label, label
+    entry = next(e for e in data["entries"] if e["key"] == [0] * len(data["facets"]))
+    layer, head = min(1, len(entry["layers"]) - 1), min(1, entry["heads"] - 1)
+    before = _drawing(root)
+    if layer:
+        before, after = before, _redrawn(page, root, lambda: root.locator("select.attnbook-layer").select_option(str(layer)))
+        assert after != before, "changing the layer did not change the drawing"
+        before = after
+        done.append("layer")
+    if head:
+        after = _redrawn(page, root, lambda: root.locator("input.attnbook-head").fill(str(head)))
+        assert after != before, "changing the head did not change the drawing"
+        done.append("head")
+    # hover: the weight shown is the one embedded (decoded independently in Python)
+    cells = root.locator("image.attnbook-cells")
+    box, nq, nk = cells.bounding_box(), int(cells.get_attribute("data-queries")), int(cells.get_attribute("data-keys"))
+    w, allowed = entry["weights"][0][layer, head], entry["allowed"][0]
+    for i, j in {(nq - 1, 0), (nq // 2, min(nk - 1, nq // 2)), tuple(int(x) for x in divmod(int((w * allowed).argmax()), nk))}:
+        if not allowed[i, j]:
+            continue
+        page.mouse.move(box["x"] + (j + 0.5) * box["width"] / nk, box["y"] + (i + 0.5) * box["height"] / nq)
+        readout = root.locator(".attnbook-value")
+        assert readout.get_attribute("data-query") == str(i) and readout.get_attribute("data-key") == str(j)
+        shown = _shown_weight(readout.inner_text())
+        assert abs(shown - float(w[i, j])) <= 5e-4 + 0.05 * float(w[i, j]), (i, j, shown, float(w[i, j]))
+    done.append("hover")
+    for facet in range(len(data["facets"])):
+        select = root.locator("select.attnbook-facet").nth(facet)
+        if len(data["facets"][facet]["values"]) > 1:
+            now = _drawing(root)
+            assert _redrawn(page, root, lambda: select.select_option("1")) != now, f"facet {data['facets'][facet]['name']} did nothing"
+            _redrawn(page, root, lambda: select.select_option("0"))
+            done.append(data["facets"][facet]["name"])
+    if root.locator("select.attnbook-sample").is_visible():
+        now = _drawing(root)
+        assert _redrawn(page, root, lambda: root.locator("select.attnbook-sample").select_option("1")) != now, "the sample did nothing"
+        done.append("sample")
+    now = _drawing(root)
+    assert _redrawn(page, root, lambda: root.locator("input.attnbook-gamma").fill("0.5")) != now, "the gamma did nothing"
+    with page.expect_download() as svg_download:
+        root.get_by_role("button", name="export SVG").click()
+    exported = Path(svg_download.value.path()).read_text()
+    assert exported.lstrip().startswith("<?xml") and "<svg" in exported and "<image" in exported, exported[:200]
+    with page.expect_download() as png_download:
+        root.get_by_role("button", name="export PNG").click()
+    png = Path(png_download.value.path()).read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 2_000
+    done.append("export")
+    now = _drawing(root)
+    after = _redrawn(page, root, lambda: root.get_by_role("button", name="head view").click())
+    assert after != now and "<line" in after, "the head view drew no lines"
+    root.locator(".attnbook-token[data-side='q']").last.hover()
+    assert "attends to" in root.locator(".attnbook-value").inner_text()
+    after = _redrawn(page, root, lambda: root.get_by_role("button", name="model view").click())
+    thumbs = root.locator("image.attnbook-thumb")
+    assert thumbs.count() == len(entry["layers"]) * entry["heads"]
+    _redrawn(page, root, lambda: thumbs.first.click())
+    assert root.get_by_role("button", name="heatmap").get_attribute("aria-pressed") == "true"
+    assert root.locator("select.attnbook-layer").input_value() == "0" and root.locator("input.attnbook-head").input_value() == "0"
+    done.append("views")
+    return done
+
+
+def test_a_standalone_view_works_offline(browser, tmp_path):
+    g = torch.Generator().manual_seed(0)
+    mask = torch.ones(2, 7, 7, dtype=torch.bool).tril()
+    view = AttentionView("standalone", facets=("snapshot",), live=[LiveControl("Your own text", "text"), LiveControl("Analyse")])
+    for step in ("0", "100"):
+        logits = torch.randn(2, 2, 3, 7, 7, generator=g).masked_fill(~mask[None, :, None], float("-inf")) * 3
+        toks = [[f"{c}{b}" for c in "abcdefg"] for b in range(2)]
+        view.add(AttentionMaps(torch.softmax(logits, -1), query_labels=toks, key_labels=toks, mask=mask), snapshot=step)
+    view.save(tmp_path / "view.html")
+    with _serve(tmp_path, "view.html") as url:
+        page = browser.new_page(accept_downloads=True)
+        outside, failed, _ = _offline(page, url)
+        page.goto(f"{url}/view.html", wait_until="networkidle")
+        done = _exercise_view(page, page.locator(".attnbook-view").first, read((tmp_path / "view.html").read_text())[0], tmp_path)
+        assert outside == [] and [f for f in failed if "favicon" not in f] == []
+        page.close()
+    assert done == ["layer", "head", "hover", "snapshot", "sample", "export", "views"]
+
+
+def _chapter_pages() -> list[str]:
+    return [p for p in _pages() if Path(p).stem[:2].isdigit() and Path(p).stem not in READS_RESULTS]
+
+
+@pytest.mark.parametrize("page_name", _chapter_pages())
+def test_chapter_views_work_offline_and_fit_the_budget(browser, site_url, page_name, tmp_path):
+    page = browser.new_page(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+    outside, _, requested = _offline(page, site_url)
+    page.goto(f"{site_url}/{page_name}", wait_until="networkidle")
+    files = {SITE / urllib.parse.unquote(urllib.parse.urlsplit(u).path).lstrip("/") for u in requested if not u.startswith("data:")}
+    size = sum(f.stat().st_size for f in files if f.is_file())
+    assert size <= PAGE_BUDGET, f"{page_name}: {size / 1e6:.2f} MB with what it loads (budget {PAGE_BUDGET / 1e6:.0f} MB)"
+    roots = page.locator(".attnbook-view")
+    assert roots.count() >= 1, f"{page_name}: no attention view"
+    payloads = read((SITE / page_name).read_text(encoding="utf-8"))
+    assert len(payloads) == roots.count()
+    for k in range(roots.count()):
+        done = _exercise_view(page, roots.nth(k), payloads[k], tmp_path)
+        assert {"layer", "head", "hover", "export", "views"} <= set(done) or payloads[k]["entries"][0]["heads"] == 1, done
+    dead = page.evaluate("""() => Array.from(document.querySelectorAll('.cell_output select, .cell_output input, .cell_output textarea, .cell_output button'))
+        .filter(c => !c.closest('.attnbook-view') && !c.disabled).length""")
+    assert dead == 0, f"{page_name}: a form control outside the views that does nothing without a kernel"
+    assert outside == [], f"{page_name} asked outside addresses: {outside[:5]}"
+    page.close()
+
+
+def test_jupyterlab_runs_chapter_1_the_view_and_the_explorer_react(browser, tmp_path):
     book = tmp_path / "book"
     book.mkdir()
     shutil.copy2(project_root() / "book" / "01-reading-attention.ipynb", book)  # a copy: autosave never touches the repo
@@ -177,6 +345,11 @@ def _lab_steps(page, url: str) -> None:
                    return p.length > 0 && p.every(t => /^\\[\\d+\\]:$/.test(t)); }""", timeout=420_000, polling=1000)
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] .ansi-red-intense-fg, .jp-OutputArea-output pre:has-text('Traceback')")
     assert errors.count() == 0, "a cell raised"
+    view = page.locator(".jp-OutputArea-output .attnbook-view").first  # the page's view, rendered as a notebook output
+    view.wait_for(timeout=60_000)
+    page.wait_for_function("el => el.getAttribute('data-drawn')", arg=view.element_handle(), timeout=60_000)
+    before = _drawing(view)
+    assert _redrawn(page, view, lambda: view.locator("input.attnbook-head").fill("3")) != before, "the view in JupyterLab did not react"
     box = page.locator("xpath=//textarea/ancestor::div[contains(@class,'widget-vbox')][1]").last
     box.locator(".widget-output img").first.wait_for(timeout=60_000)
     state = "b => Array.from(b.querySelectorAll('.widget-output img')).map(i => i.src).join('|') + '#' + b.innerText"

@@ -17,7 +17,7 @@ from attnbook import metrics
 from attnbook.capture import capture
 from attnbook.charlm import analysis, figures
 from attnbook.charlm.experiment import RunSpec, load_model, ngram_loss, train_run, train_runs, windows
-from attnbook.charlm.explorer import EvolutionExplorer, render_snapshot
+from attnbook.charlm.explorer import EvolutionExplorer, evolution_view, render_snapshot
 from attnbook.charlm.model import GPT, GPTConfig
 from attnbook.charlm.quality import coherence, distinct_n, inference_speed, quality, repetition, sample, words
 from attnbook.charlm.tracking import AttentionTracker, causal_maps, repeated_batch, snapshot_metrics, uniform_causal
@@ -25,6 +25,7 @@ from attnbook.data import CharCorpus
 from attnbook.errors import InvalidInputError, MissingResourceError
 from attnbook.maps import AttentionMaps
 from attnbook.train import TrainConfig
+from attnbook.views import read
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY = GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=16)
@@ -315,6 +316,15 @@ def test_tables_and_figures_over_runs(corpus, tmp_path, monkeypatch):
     assert explorer.n_renders == 3 and "entropy" in explorer.info.value
     with pytest.raises(IndexError):
         render_snapshot(runs[0], 9, 0, 0)
+    data = read(evolution_view(runs).to_html())[0]
+    assert data["facets"][0]["values"] == ["tinyshakespeare"] and data["facets"][1]["values"] == [f"step {s}" for s in runs[0].steps]
+    last = data["entries"][-1]
+    stored = runs[0].maps[-1].astype(np.float64)
+    assert np.abs(last["weights"][0] - stored / stored.sum(-1, keepdims=True)).max() < 0.005
+    assert last["allowed"][0].sum() == stored.shape[-1] * (stored.shape[-1] + 1) // 2  # causal
+    assert "entropy" in last["head_notes"][1][0] and "validation loss" in last["note"]
+    with pytest.raises(InvalidInputError, match="RunResult"):
+        evolution_view([])
 
 
 def test_chapter_claims_hypotheses_and_summary_follow_the_corpora_that_ran(corpus, tmp_path, monkeypatch):

@@ -29,6 +29,9 @@ def test_fingerprint_follows_notebook_parameters_and_package(tiny_book):
     assert cli.fingerprint(nb, {"profile": "full"}, tiny_book) != base
     (tiny_book / "attnbook" / "x.py").write_text("A = 2\n")
     assert cli.fingerprint(nb, {}, tiny_book) != base
+    base = cli.fingerprint(nb, {}, tiny_book)
+    (tiny_book / "attnbook" / "view.js").write_text("var a = 1;\n")  # the page view's script is an input too
+    assert cli.fingerprint(nb, {}, tiny_book) != base
 
 
 def test_run_executes_only_what_changed(tiny_book, capsys):

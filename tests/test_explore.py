@@ -248,3 +248,28 @@ def test_moved_explorers_keep_their_old_import_paths_with_a_warning():
         assert plots.series_attention is series_attention
     with pytest.raises(AttributeError):
         explore.no_such_explorer  # noqa: B018
+
+
+def test_sentences_view_holds_every_sentence_and_marks_the_text_box_live():
+    from attnbook.views import read
+
+    def analyse(sentences):
+        widths = [len(s.split()) for s in sentences]
+        T = max(widths)
+        mask = torch.zeros(len(sentences), T, T, dtype=torch.bool)
+        for b, n in enumerate(widths):
+            mask[b, :n, :n] = True
+        logits = torch.randn(2, len(sentences), 3, T, T).masked_fill(~mask[None, :, None], float("-inf"))
+        toks = [s.split() + ["[PAD]"] * (T - len(s.split())) for s in sentences]
+        return AttentionMaps(torch.nan_to_num(torch.softmax(logits, -1)), query_labels=toks, key_labels=toks, mask=mask)
+
+    sentences = ["the cat sat", "a much longer sentence than the first one " * 3]
+    data = read(text_explorer.sentences_view(analyse, sentences, title="t").to_html())[0]
+    (entry,) = data["entries"]
+    assert [s["keys"] for s in entry["samples"]][0] == ["the", "cat", "sat"]  # padding trimmed
+    assert entry["samples"][1]["label"].endswith("…") and len(entry["samples"][1]["label"]) == 48
+    assert [c["kind"] for c in data["live"]] == ["text", "file", "button"]
+    with pytest.raises(InvalidInputError, match="sentences"):
+        text_explorer.sentences_view(analyse, "one sentence")
+    with pytest.raises(InvalidInputError, match="sentences"):
+        text_explorer.sentences_view(analyse, ["ok", "  "])

@@ -382,6 +382,33 @@ def test_compression_explorer():
         render_compression(torch.rand(3, 4), rewards, sweep, "recent", 2)
 
 
+def test_compression_view_holds_every_strategy_and_k_with_the_kept_keys():
+    import pandas as pd
+
+    from attnbook.rl.explorer import compression_view
+    from attnbook.views import read
+
+    model = small_model(n_ctx=11)
+    g = torch.Generator().manual_seed(0)
+    window = torch.rand(3, 11, ad.token_dim(1, 3), generator=g)
+    rewards = (torch.rand(3, 10, generator=g) < 0.3).double().numpy()
+    sweep = pd.DataFrame([{"strategy": s, "K": k, "performance": 1.0, "se": 0.1, "% of full": 90.0}
+                          for s in compress.STRATEGIES for k in (5, 2)])
+    data = read(compression_view(model, window, rewards, sweep, [5, 2], tasks=2).to_html())[0]
+    strategies = [s for s in compress.STRATEGIES if s != "full"]
+    assert data["facets"] == [{"name": "strategy", "values": strategies}, {"name": "K", "values": ["2", "5"]}]
+    recent5 = data["entries"][[e["note"] for e in data["entries"]].index("recent, K = 5: performance 1.000 ± 0.100, 90.0 % of full")]
+    assert [s["label"] for s in recent5["samples"]] == ["task 0", "task 1"]
+    keys = recent5["samples"][0]["keys"]
+    assert [k.rstrip("★") for k in keys] == ["t5", "t6", "t7", "t8", "t9", "query"]
+    assert all((k.endswith("★")) == (rewards[0, int(k[1:].rstrip("★"))] > 0) for k in keys[:-1])
+    assert recent5["weights"][0].shape == (2, 2, 6, 6) and not recent5["allowed"][0][0, 1]  # causal
+    with pytest.raises(InvalidInputError, match="sweep"):
+        compression_view(model, window, rewards, pd.DataFrame(), [5])
+    with pytest.raises(InvalidInputError, match="ks"):
+        compression_view(model, window, rewards, sweep, [])
+
+
 def test_context_dropout_masks_keys_but_never_self():
     means = envs.bandit_tasks(4, 3, seed=0)
     h = sources.bandit_histories(means, 12, "random", seed=0)

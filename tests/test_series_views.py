@@ -295,3 +295,20 @@ def test_series_explorer_rejects_bad_views():
         series_explorer.series({})
     with pytest.raises(InvalidInputError, match=r"^views\['a'\]:"):
         series_explorer.series({"a": make_view(0).maps})
+
+
+def test_generators_view_embeds_each_process_with_its_inputs():
+    from attnbook.timeseries.explorer import generators_view
+    from attnbook.views import read
+
+    views = {"AR1": make_view(0), "Sine": make_view(1)}
+    data = read(generators_view(views, title="t").to_html())[0]
+    assert data["facets"] == [{"name": "generator", "values": ["AR1", "Sine"]}]
+    for entry, view in zip(data["entries"], views.values()):
+        assert np.allclose(entry["samples"][1]["series"], view.inputs[1], rtol=1e-4, atol=1e-6)
+        assert np.abs(entry["weights"][1] - view.maps.weights[:, 1].numpy()).max() < 0.005
+        assert [s["label"] for s in entry["samples"]] == ["window 0", "window 1"]
+    with pytest.raises(InvalidInputError, match="views"):
+        generators_view({})
+    with pytest.raises(InvalidInputError, match="SeriesView"):
+        generators_view({"AR1": views["AR1"].maps})

@@ -56,6 +56,37 @@ def test_unreachable_registry_says_where_to_put_the_tarball(tmp_path, monkeypatc
         site.fetch_assets(tmp_path / "static", tmp_path / "cache")
 
 
-def test_config_points_at_local_copies():
+def test_config_points_at_local_copies_and_loads_no_widget_embedder():
     config = site.sphinx_config()
-    assert not any(str(v).startswith("http") for v in [config["mathjax_path"], *config["nb_ipywidgets_js"]])
+    assert not str(config["mathjax_path"]).startswith("http")
+    assert config["nb_ipywidgets_js"] == {}  # myst-nb's default would load the embedder from a CDN
+
+
+def test_overrides_replace_the_theme_script_with_a_small_file(tmp_path):
+    (written,) = site.write_overrides(tmp_path)
+    assert written == tmp_path / "scripts" / "fontawesome.js" and written.stat().st_size < 1_000
+
+
+def _bar(state: dict, mid: str, desc: str, value: float, top: float, stats: str) -> None:
+    state[mid] = {"model_name": "HBoxModel", "state": {"children": [f"IPY_MODEL_{mid}a", f"IPY_MODEL_{mid}b", f"IPY_MODEL_{mid}c"]}}
+    state[mid + "a"] = {"model_name": "HTMLModel", "state": {"value": desc}}
+    state[mid + "b"] = {"model_name": "FloatProgressModel", "state": {"value": value, "max": top}}
+    state[mid + "c"] = {"model_name": "HTMLModel", "state": {"value": stats}}
+
+
+def test_freeze_widgets_keeps_a_finished_bar_as_text_and_drops_the_rest():
+    state = {"box": {"model_name": "VBoxModel", "state": {"children": []}}}
+    _bar(state, "done", "training:\u2007100%", 13.0, 13.0, "\u200713/13\u2007[01:51&lt;00:00,\u20078.53s/it]")
+    _bar(state, "half", "half", 1.0, 2.0, "1/2")
+    view = lambda mid: {"output_type": "display_data", "metadata": {},  # noqa: E731
+                        "data": {"text/plain": ["training: 0%"], "application/vnd.jupyter.widget-view+json": {"model_id": mid}}}
+    text = {"output_type": "stream", "name": "stdout", "text": "kept\n"}
+    nb = {"metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {"state": state}}},
+          "cells": [{"cell_type": "code", "outputs": [view("done"), text, view("box")]}, {"cell_type": "code", "outputs": [view("half")]},
+                    {"cell_type": "markdown", "source": "x"}]}
+    assert site.freeze_widgets(nb) == 3
+    assert "widgets" not in nb["metadata"]
+    first, second = nb["cells"][0]["outputs"], nb["cells"][1]["outputs"]
+    assert first[0]["text"] == "training: 100% ██████████ 13/13 [01:51<00:00, 8.53s/it]\n" and first[1] == text and len(first) == 2
+    assert second[0]["text"] == "half █████      1/2\n"
+    assert site.freeze_widgets({"cells": [{"cell_type": "code", "outputs": [view("missing")]}]}) == 1  # no state: dropped

@@ -292,6 +292,26 @@ def test_render_signal_and_explorer_errors():
         SignalExplorer(torch.nn.Linear(1, 1))
 
 
+def test_presets_view_holds_every_block_and_head_of_each_input():
+    from attnbook.vitime.explorer import presets_view
+    from attnbook.views import read
+
+    model = small_model()
+    presets = {"one": ((1.0, 24.0),), "two": [hm.Harmonic(1.0, 20.0), hm.Harmonic(0.5, 40.0, kind="cos")]}
+    data = read(presets_view(model, presets, length=64, horizon=96).to_html())[0]
+    assert data["facets"] == [{"name": "signal", "values": ["one", "two"]}]
+    one, two = data["entries"]
+    a = hm.analyse(model, hm.signal([hm.Harmonic(1.0, 24.0)], 64), 96, period=24.0)
+    assert one["layers"] == list(a.time_maps.layer_names) and one["heads"] == a.time_maps.n_heads
+    assert np.abs(one["weights"][0] - a.time_maps.weights[:, 0].numpy()).max() < 0.005
+    assert one["head_notes"][0][1].startswith(f"contrast at 24.0 samples {a.head_contrast(0, 1):.2f}")
+    assert "cos(2πn/40)" in two["note"] and two["head_notes"][0][0].startswith("contrast at 20.0 samples")
+    with pytest.raises(InvalidInputError, match="presets"):
+        presets_view(model, {})
+    with pytest.raises(InvalidInputError, match="ViTime"):
+        presets_view(torch.nn.Linear(1, 1), presets)
+
+
 def test_canvas_figure():
     from attnbook.vitime.figures import canvas_figure
 

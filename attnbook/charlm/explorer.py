@@ -9,16 +9,18 @@ from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
+import torch
 
 from .. import plots
 from ..errors import InvalidInputError, bad_argument
 from ..explore import redraw
-from ..maps import check_index
+from ..maps import AttentionMaps, check_index
+from ..views import AttentionView
 from .analysis import by_dataset
 from .experiment import RunResult
 from .tracking import HEAD_METRICS
 
-__all__ = ["render_snapshot", "EvolutionExplorer"]
+__all__ = ["render_snapshot", "EvolutionExplorer", "evolution_view"]
 
 
 def render_snapshot(run: RunResult, snapshot: int, layer: int, head: int) -> tuple[Any, str]:
@@ -77,3 +79,30 @@ class EvolutionExplorer:
 
     def _repr_mimebundle_(self, **kwargs: Any):
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def evolution_view(results: Sequence[RunResult], *, title: str = "", caption: str = "") -> AttentionView:
+    """The static view of every recorded snapshot: facets ``dataset`` (first seed of each) ×
+    ``snapshot``, every layer and head on the run's stored window (causal). Each entry's note is the
+    step and its validation loss; each head's note its tracked metrics at that step. Rows are
+    renormalised to sum to 1 (the run cache keeps the maps in half precision)."""
+    if not results or not all(isinstance(r, RunResult) for r in results):
+        raise bad_argument(InvalidInputError, "results", "a non-empty list of RunResult", results)
+    runs = {name: runs[0] for name, runs in by_dataset(results).items()}
+    same = len({tuple(r.steps) for r in runs.values()}) == 1
+    view = AttentionView(title, caption=caption, facets=("dataset", "snapshot"))
+    for name, run in runs.items():
+        S, L, H, T, _ = run.maps.shape
+        chars = [{" ": "␣", "\n": "⏎"}.get(c, c) for c in run.window][:T] or [str(t) for t in range(T)]
+        causal = torch.ones(1, T, T, dtype=torch.bool).tril()
+        for k, step in enumerate(run.steps):
+            w = np.ascontiguousarray(run.maps[k][:, None], dtype=np.float32)
+            w = w / np.maximum(w.sum(-1, keepdims=True), 1e-12)  # stored in half precision: rows renormalised
+            maps = AttentionMaps(torch.from_numpy(w),
+                                 tuple(f"layer {l}" for l in range(L)), [chars], [chars], causal)
+            loss = run.history.val_loss[run.history.steps.index(step)] if step in run.history.steps else None
+            notes = [[", ".join(f"{m} {run.snapshots[m][k, l, h]:.3f}" for m in HEAD_METRICS) for h in range(H)] for l in range(L)]
+            note = f"{name}, step {step}" + ("" if loss is None else f": validation loss {loss:.3f}")
+            label = f"step {step}" if same else f"{k + 1} of {S} (step {step})"
+            view.add(maps, note=note, head_notes=notes, dataset=name, snapshot=label)
+    return view

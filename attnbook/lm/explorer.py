@@ -12,8 +12,9 @@ from .. import checks, plots
 from ..errors import AttnbookError, InvalidInputError, bad_argument
 from ..explore import ERROR_COLOUR, MapsExplorer, Stats, show_figure
 from ..maps import AttentionMaps
+from ..views import AttentionView, LiveControl
 
-__all__ = ["TextExplorer", "text"]
+__all__ = ["TextExplorer", "text", "sentences_view", "TEXT_LIVE"]
 
 
 def _uploaded_file(value: Any) -> tuple[str, bytes] | None:
@@ -162,3 +163,19 @@ def text(
     )
 
 
+
+
+#: what chapter 1's explorer does that the page cannot: it needs the model
+TEXT_LIVE = (LiveControl("Your own text", "text"), LiveControl("Upload .txt", "file"), LiveControl("Analyse", "button"))
+
+
+def sentences_view(analyse: Callable[[Sequence[str]], AttentionMaps], sentences: Sequence[str], *, title: str = "",
+                   caption: str = "") -> AttentionView:
+    """The static view of ``analyse(sentences)`` (every layer and head; one sample a sentence),
+    with the text box, the upload and *Analyse* shown as live-only controls."""
+    if isinstance(sentences, str) or not sentences or not all(isinstance(s, str) and s.strip() for s in sentences):
+        raise bad_argument(InvalidInputError, "sentences", "a non-empty list of non-blank strings", sentences)
+    maps = analyse(list(sentences))
+    labels = [s if len(s) <= 48 else s[:47] + "…" for s in sentences]
+    view = AttentionView(title, caption=caption, live=TEXT_LIVE, live_hint="type your own text in the explorer below, in JupyterLab")
+    return view.add(maps, sample_labels=labels)

@@ -15,9 +15,11 @@ import torch
 from .. import plots
 from ..errors import InvalidInputError, bad_argument
 from ..explore import redraw
+from ..maps import AttentionMaps
+from ..views import AttentionView
 from . import compress
 
-__all__ = ["render_compression", "CompressionExplorer", "compression_explorer"]
+__all__ = ["render_compression", "CompressionExplorer", "compression_explorer", "compression_view"]
 
 
 def render_compression(query: Any, rewards: Any, sweep: pd.DataFrame, strategy: str, K: int, task: int = 0) -> tuple[Any, str]:
@@ -87,3 +89,41 @@ class CompressionExplorer:
 def compression_explorer(query: Any, rewards: Any, sweep: pd.DataFrame, ks: Sequence[int]) -> CompressionExplorer:
     """Explorer: strategy and K → the kept positions over the query's attention row and the result."""
     return CompressionExplorer(query, rewards, sweep, ks)
+
+
+def compression_view(model: Any, window: torch.Tensor, rewards: Any, sweep: pd.DataFrame, ks: Sequence[int], *, tasks: int = 4,
+                     seed: int = 0, title: str = "", caption: str = "") -> AttentionView:
+    """The static view of AD's attention on compressed contexts: facets ``strategy`` × ``K`` (the
+    sweep's), every layer and head, ``tasks`` held-out tasks as samples. Keys are the kept context
+    positions (``t<position>``, ★ where the transition was rewarded) and the query. ``topk`` ranks
+    by the query row (mean over layers and heads) of a full pass; ``h2o`` is shown with that row as
+    a stand-in for its accumulated scores; ``random`` draws with ``seed``. Each entry's note is the
+    sweep's result at that strategy and K. Positions are the original ones, as in the sweep."""
+    from ..capture import capture
+    from .model import query_attention
+
+    if not isinstance(sweep, pd.DataFrame) or not {"strategy", "K", "performance", "se", "% of full"} <= set(sweep.columns):
+        raise bad_argument(InvalidInputError, "sweep", "the DataFrame of compression_sweep", type(sweep).__name__, raw=True)
+    if not ks:
+        raise bad_argument(InvalidInputError, "ks", "at least one K", ks)
+    n = min(int(tasks), window.shape[0])
+    win, r = window[:n], np.asarray(rewards, dtype=np.float64)[:n]
+    L = win.shape[1] - 1
+    _, query = query_attention(model, win)
+    row = query.mean((0, 2))[:, :L].double().numpy()
+    view = AttentionView(title, caption=caption, facets=("strategy", "K"))
+    for strategy in (s for s in compress.STRATEGIES if s != "full"):
+        for K in sorted(int(k) for k in ks):
+            kept = compress.select(strategy, n, L, K, scores=row, rewards=r, rng=np.random.default_rng(seed))
+            tokens, pos = compress.gather_window(win, kept), compress.positions_for(kept, L, "original")
+            with capture(model) as cap, torch.no_grad():
+                model(tokens, pos)
+            m = cap.maps
+            labels = [[f"t{p}" + ("★" if r[b, p] > 0 else "") for p in kept[b]] + ["query"] for b in range(n)]
+            causal = torch.ones(n, K + 1, K + 1, dtype=torch.bool).tril()  # AD is causal: the upper triangle is masked
+            maps = AttentionMaps(m.weights, m.layer_names, labels, labels, causal if m.mask is None else m.mask, dict(m.meta))
+            match = sweep[(sweep.strategy == strategy) & (sweep.K == K)]
+            result = "not in the sweep" if match.empty else (
+                f"performance {match['performance'].iloc[0]:.3f} ± {match['se'].iloc[0]:.3f}, {match['% of full'].iloc[0]:.1f} % of full")
+            view.add(maps, note=f"{strategy}, K = {K}: {result}", sample_labels=[f"task {b}" for b in range(n)], strategy=strategy, K=K)
+    return view

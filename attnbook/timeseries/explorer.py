@@ -18,9 +18,10 @@ from .. import checks, plots
 from ..errors import InvalidInputError, bad_argument
 from ..explore import redraw
 from ..maps import AttentionMaps, check_index
+from ..views import AttentionView
 from .figures import series_attention
 
-__all__ = ["SeriesView", "SeriesExplorer", "render_series", "series"]
+__all__ = ["SeriesView", "SeriesExplorer", "render_series", "series", "generators_view"]
 
 
 def _series_array(name: str, value: Any, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -238,3 +239,16 @@ def series(views: Mapping[str, SeriesView], *, title: str | None = None) -> Seri
     of its largest weight.
     """
     return SeriesExplorer(views, title=title)
+
+
+def generators_view(views: Mapping[str, SeriesView], *, title: str = "", caption: str = "") -> AttentionView:
+    """The static view: one entry per generator (facet ``generator``), every layer, head and window,
+    each window's input drawn above its keys. Hovering the heatmap reads a query row's weights."""
+    if not isinstance(views, Mapping) or not views:
+        raise bad_argument(InvalidInputError, "views", "a non-empty mapping name -> SeriesView", views)
+    view = AttentionView(title, caption=caption, facets=("generator",))
+    for name, v in views.items():
+        if not isinstance(v, SeriesView):
+            raise bad_argument(InvalidInputError, f"views[{str(name)!r}]", "a SeriesView", v)
+        view.add(v.maps, series=v.inputs, sample_labels=[f"window {b}" for b in range(v.maps.batch_size)], generator=str(name))
+    return view

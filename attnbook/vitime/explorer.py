@@ -20,9 +20,10 @@ from ..explore import message_output, redraw
 from ..maps import check_index
 from . import lags
 from .harmonics import PERIOD_63, Analysis, Harmonic, analyse, signal
+from ..views import AttentionView, LiveControl
 from .model import ViTime
 
-__all__ = ["render_signal", "SignalExplorer", "signals"]
+__all__ = ["render_signal", "SignalExplorer", "signals", "presets_view", "SIGNAL_LIVE"]
 
 MAX_HARMONICS = 3
 
@@ -144,3 +145,31 @@ class SignalExplorer:
 def signals(model: ViTime, **kwargs: Any) -> SignalExplorer:
     """Explorer: build a signal from up to three harmonics, see each head's time map and lag profile."""
     return SignalExplorer(model, **kwargs)
+
+
+#: what chapter 3's explorer does that the page cannot: a new signal needs the model
+SIGNAL_LIVE = (LiveControl("Amplitude and period of each harmonic", "range"),)
+
+
+def presets_view(model: ViTime, presets: Mapping[str, Sequence[tuple[float, float]]], *, length: int = 512, horizon: int = 720,
+                 title: str = "", caption: str = "") -> AttentionView:
+    """The static view of the time maps (every layer and head) for each signal preset (facet
+    ``signal``): ``presets[name]`` is 1–3 (amplitude, period) pairs; each head's note gives its
+    period contrast at the first harmonic's period and its highest lag peaks. A preset may also be a
+    list of :class:`~attnbook.vitime.harmonics.Harmonic` (phases and cosines kept)."""
+    if not isinstance(model, ViTime):
+        raise bad_argument(InvalidInputError, "model", "a ViTime model", type(model).__name__, raw=True)
+    if not isinstance(presets, Mapping) or not presets:
+        raise bad_argument(InvalidInputError, "presets", "a non-empty mapping name -> (amplitude, period) pairs", presets)
+    view = AttentionView(title, caption=caption, facets=("signal",), live=SIGNAL_LIVE,
+                         live_hint="build your own signal with the sliders of the explorer below, in JupyterLab")
+    for name, components in presets.items():
+        harmonics = list(components) if components and all(isinstance(c, Harmonic) for c in components) else _harmonics(components)
+        a = analyse(model, signal(harmonics, length), horizon, period=harmonics[0].period)
+        L, H = a.time_maps.n_layers, a.time_maps.n_heads
+        notes = [[f"contrast at {a.period:.1f} samples {a.head_contrast(l, h):.2f}; lag peaks (samples) "
+                  + ", ".join(f"{p:.0f}" for p in a.peaks(l, h)) for h in range(H)] for l in range(L)]
+        parts = " + ".join(x.describe() for x in harmonics)
+        view.add(a.time_maps, note=f"input: {parts}; time maps (query and key: the canvas's columns, labelled by their first sample)",
+                 head_notes=notes, signal=str(name))
+    return view
