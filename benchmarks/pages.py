@@ -19,7 +19,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from attnbook.__main__ import READS_RESULTS
+from attnbook.chapters import EXPERIMENTS
 from attnbook.store import project_root
 from attnbook.views import read
 
@@ -29,10 +29,22 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-component-update", "--disable-sync"]
 
 
+def _router(base: str, requested: list[str]):
+    """A route handler that lets requests to ``base`` through (noting them) and refuses the rest."""
+    def route(r) -> None:
+        if r.request.url.startswith(base + "/"):
+            requested.append(r.request.url)
+            r.continue_()
+        else:
+            r.abort()
+    return route
+
+
 def main() -> None:
     if not (SITE / "index.html").is_file():
         sys.exit("build the site first: python -m attnbook build")
-    pages = sorted(p for p in SITE.glob("[0-9][0-9]-*.html") if p.stem not in READS_RESULTS)
+    stems = {c.notebook.stem for c in EXPERIMENTS}
+    pages = sorted(p for p in SITE.rglob("*.html") if p.stem in stems)
     server = subprocess.Popen([sys.executable, "-m", "http.server", "8799", "--bind", "127.0.0.1", "--directory", str(SITE)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base, largest = "http://127.0.0.1:8799", 0.0
@@ -43,18 +55,10 @@ def main() -> None:
             browser = p.chromium.launch(executable_path=exe, args=ARGS)
             for path in pages:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                requested = []
-
-                def route(r, requested=requested):
-                    if r.request.url.startswith(base + "/"):
-                        requested.append(r.request.url)
-                        r.continue_()
-                    else:
-                        r.abort()
-
-                page.route("**/*", route)
+                requested: list[str] = []
+                page.route("**/*", _router(base, requested))
                 start = time.perf_counter()
-                page.goto(f"{base}/{path.name}", wait_until="networkidle")
+                page.goto(f"{base}/{path.relative_to(SITE).as_posix()}", wait_until="networkidle")
                 page.wait_for_function("Array.from(document.querySelectorAll('.attnbook-view')).every(v => v.getAttribute('data-drawn'))")
                 drawn = time.perf_counter() - start
                 files = {SITE / urllib.parse.unquote(urllib.parse.urlsplit(u).path).lstrip("/") for u in requested}

@@ -7,8 +7,9 @@
    changing the layer, the head, every facet, the sample, the gamma and the view changes the
    drawing; hovering a cell shows the weight the page embeds (checked against
    :func:`attnbook.views.read`); the SVG and PNG exports are real images; kernel-only controls are
-   disabled and marked; no other form control in a cell output is live; the page and everything it
-   loads stay under :data:`PAGE_BUDGET`. The same checks run on a standalone page of a small view.
+   disabled and marked; no other form control in a cell output is live (copy buttons aside). Every
+   page, with everything it loads, stays under :data:`PAGE_BUDGET`. The same view checks run on a
+   standalone page of a small view.
 3. JupyterLab, started headless on 127.0.0.1 over a copy of chapter 1: run all cells, see the
    attention view render in a notebook output and react, type new text into the explorer, press
    *Analyse*, and see its heatmap and statistics change.
@@ -38,6 +39,7 @@ import pytest
 import torch
 
 from attnbook.__main__ import READS_RESULTS
+from attnbook.chapters import EXPERIMENTS
 from attnbook.maps import AttentionMaps
 from attnbook.store import project_root
 from attnbook.views import AttentionView, LiveControl, read
@@ -146,11 +148,14 @@ def _pages() -> list[str]:
 
 
 @pytest.mark.parametrize("page_name", _pages())
-def test_page_loads_offline_with_figures_and_no_widgets(browser, site_url, page_name):
+def test_page_loads_offline_within_budget_with_figures_and_no_widgets(browser, site_url, page_name):
     page = browser.new_page()
-    outside, failed, _ = _offline(page, site_url)
+    outside, failed, requested = _offline(page, site_url)
     page.goto(f"{site_url}/{page_name}", wait_until="networkidle")
     page.wait_for_timeout(500)
+    files = {SITE / urllib.parse.unquote(urllib.parse.urlsplit(u).path).lstrip("/") for u in requested if not u.startswith("data:")}
+    size = sum(f.stat().st_size for f in files if f.is_file())
+    assert size <= PAGE_BUDGET, f"{page_name}: {size / 1e6:.2f} MB with what it loads (budget {PAGE_BUDGET / 1e6:.0f} MB)"
     assert outside == [], f"{page_name} asked outside addresses: {outside[:5]}"
     assert [f for f in failed if not any(o in f for o in outside)] == [], f"{page_name}: failed requests {failed[:5]}"
     images = page.evaluate("Array.from(document.images).map(i => [i.getAttribute('src').slice(0, 60), i.complete && i.naturalWidth > 0])")
@@ -278,17 +283,16 @@ def test_a_standalone_view_works_offline(browser, tmp_path):
 
 
 def _chapter_pages() -> list[str]:
-    return [p for p in _pages() if Path(p).stem[:2].isdigit() and Path(p).stem not in READS_RESULTS]
+    """The experiment chapters' pages (each holds the attention views of what it recorded)."""
+    stems = {c.notebook.stem for c in EXPERIMENTS}
+    return [p for p in _pages() if Path(p).stem in stems] or [f"book/{c.notebook.stem}.html" for c in EXPERIMENTS]
 
 
 @pytest.mark.parametrize("page_name", _chapter_pages())
-def test_chapter_views_work_offline_and_fit_the_budget(browser, site_url, page_name, tmp_path):
+def test_chapter_views_work_offline(browser, site_url, page_name, tmp_path):
     page = browser.new_page(accept_downloads=True, viewport={"width": 1400, "height": 1000})
-    outside, _, requested = _offline(page, site_url)
+    outside, _, _ = _offline(page, site_url)
     page.goto(f"{site_url}/{page_name}", wait_until="networkidle")
-    files = {SITE / urllib.parse.unquote(urllib.parse.urlsplit(u).path).lstrip("/") for u in requested if not u.startswith("data:")}
-    size = sum(f.stat().st_size for f in files if f.is_file())
-    assert size <= PAGE_BUDGET, f"{page_name}: {size / 1e6:.2f} MB with what it loads (budget {PAGE_BUDGET / 1e6:.0f} MB)"
     roots = page.locator(".attnbook-view")
     assert roots.count() >= 1, f"{page_name}: no attention view"
     payloads = read((SITE / page_name).read_text(encoding="utf-8"))
@@ -297,8 +301,8 @@ def test_chapter_views_work_offline_and_fit_the_budget(browser, site_url, page_n
         done = _exercise_view(page, roots.nth(k), payloads[k], tmp_path)
         assert {"layer", "head", "hover", "export", "views"} <= set(done) or payloads[k]["entries"][0]["heads"] == 1, done
     dead = page.evaluate("""() => Array.from(document.querySelectorAll('.cell_output select, .cell_output input, .cell_output textarea, .cell_output button'))
-        .filter(c => !c.closest('.attnbook-view') && !c.disabled).length""")
-    assert dead == 0, f"{page_name}: a form control outside the views that does nothing without a kernel"
+        .filter(c => !c.closest('.attnbook-view') && !c.disabled && !c.classList.contains('copybtn')).length""")
+    assert dead == 0, f"{page_name}: a form control outside the views (and the copy buttons) that does nothing without a kernel"
     assert outside == [], f"{page_name} asked outside addresses: {outside[:5]}"
     page.close()
 

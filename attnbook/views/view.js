@@ -267,7 +267,8 @@
     var root = svg("svg", { xmlns: SVGNS, "xmlns:xlink": "http://www.w3.org/1999/xlink", width: width, height: height,
                             viewBox: "0 0 " + width + " " + height, "font-family": "sans-serif", "class": "attnbook-svg" });
     svg("rect", { x: 0, y: 0, width: width, height: height, fill: "white" }, root);
-    svg("text", { x: width / 2, y: 16, "text-anchor": "middle", "font-size": 13, "font-weight": "bold", fill: "#222" }, root, title);
+    svg("text", { x: width / 2, y: 16, "text-anchor": "middle", "font-size": 13, "font-weight": "bold", fill: "#222" }, root,
+        short(title, Math.floor(width / 7.5)));
     return root;
   };
 
