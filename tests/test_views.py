@@ -189,8 +189,11 @@ def test_bad_add_arguments_and_incomplete_grids():
         view.add(_maps(), dataset="a", head_notes=[["x"]])
     with pytest.raises(InvalidInputError, match="series"):
         view.add(_maps(), dataset="a", series=np.zeros((2, 4)))
-    with pytest.raises(InvalidInputError, match="series"):
+    with pytest.raises(InvalidInputError, match="series: expected finite values, got 10 NaN"):
         view.add(_maps(), dataset="a", series=np.full((2, 5), np.nan))
+    nothing = AttentionMaps(torch.zeros(1, 1, 1, 2, 2), mask=torch.zeros(1, 2, 2, dtype=torch.bool))
+    with pytest.raises(InvalidInputError, match="none in sample 0"):
+        view.add(nothing, dataset="a")
     with pytest.raises(InvalidInputError, match="note"):
         view.add(_maps(), dataset="a", note=3)
     view.add(_maps(), dataset="a")

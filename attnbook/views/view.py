@@ -159,11 +159,14 @@ class AttentionView:
             raise bad_argument(InvalidInputError, "head_notes", f"{L} rows of {H} strings", "another shape", raw=True)
         signal = None
         if series is not None:
-            signal = np.asarray(series, dtype=np.float64)
-            if signal.shape != (B, K) or not np.isfinite(signal).all():
-                raise bad_argument(InvalidInputError, "series", f"finite values of shape {(B, K)}", f"shape {signal.shape}", raw=True)
+            signal = checks.array("series", series, 2)
+            if signal.shape != (B, K):
+                raise bad_argument(InvalidInputError, "series", f"shape {(B, K)}", f"shape {signal.shape}", raw=True)
         weights = maps.weights.detach().to("cpu").numpy()
         allowed = maps.key_mask().detach().to("cpu").numpy()
+        empty = [b for b in range(B) if not allowed[b].any()]
+        if empty:
+            raise bad_argument(InvalidInputError, "maps", "samples with at least one allowed query-key pair", f"none in sample {empty[0]}", raw=True)
         raw, samples = [], []
         for b in range(B):
             rows, cols = allowed[b].any(1), allowed[b].any(0)
