@@ -201,7 +201,8 @@ def _exercise_view(page, root, data: dict, tmp_path: Path) -> list[str]:
         assert live.nth(k).is_disabled(), "a kernel-only control is enabled in the page"
         label = root.locator(f"label[for='{live.nth(k).get_attribute('id')}']").inner_text()
         assert "live in JupyterLab" in label, label
-    entry = next(e for e in data["entries"] if e["key"] == [0] * len(data["facets"]))
+    start = data["initial"]["facets"]
+    entry = next(e for e in data["entries"] if e["key"] == start)
     layer, head = min(1, len(entry["layers"]) - 1), min(1, entry["heads"] - 1)
     before = _drawing(root)
     if layer:
@@ -229,9 +230,9 @@ def _exercise_view(page, root, data: dict, tmp_path: Path) -> list[str]:
     for facet in range(len(data["facets"])):
         select = root.locator("select.attnbook-facet").nth(facet)
         if len(data["facets"][facet]["values"]) > 1:
-            now = _drawing(root)
-            assert _redrawn(page, root, lambda: select.select_option("1")) != now, f"facet {data['facets'][facet]['name']} did nothing"
-            _redrawn(page, root, lambda: select.select_option("0"))
+            now, other = _drawing(root), str(1 if start[facet] == 0 else 0)
+            assert _redrawn(page, root, lambda: select.select_option(other)) != now, f"facet {data['facets'][facet]['name']} did nothing"
+            _redrawn(page, root, lambda: select.select_option(str(start[facet])))
             done.append(data["facets"][facet]["name"])
     if root.locator("select.attnbook-sample").is_visible():
         now = _drawing(root)

@@ -115,6 +115,18 @@ def test_facets_form_a_grid_and_keep_their_order():
     assert [(e["key"], e["note"]) for e in data["entries"]] == [([0, 0], "b@10"), ([0, 1], "b@2"), ([1, 0], "a@10"), ([1, 1], "a@2")]
 
 
+def test_start_picks_the_facet_values_shown_first():
+    view = AttentionView(facets=("dataset", "step"), start={"step": "2"})
+    for d in ("b", "a"):
+        for s in ("10", "2"):
+            view.add(_maps(), dataset=d, step=s)
+    assert view.payload()["initial"]["facets"] == [0, 1]
+    with pytest.raises(InvalidInputError, match="start\\['step'\\]: expected one of \\['10'\\], got '7'"):
+        AttentionView(facets=("step",), start={"step": "7"}).add(_maps(), step="10").payload()
+    with pytest.raises(InvalidInputError, match="start"):
+        AttentionView(facets=("step",), start={"epoch": "1"})
+
+
 def test_labels_cannot_break_out_of_the_page():
     toks = [["</script>", "<!--", "<b>x</b>"]]
     w = torch.softmax(torch.randn(1, 1, 1, 3, 3), -1)

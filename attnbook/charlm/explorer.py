@@ -83,14 +83,16 @@ class EvolutionExplorer:
 
 def evolution_view(results: Sequence[RunResult], *, title: str = "", caption: str = "") -> AttentionView:
     """The static view of every recorded snapshot: facets ``dataset`` (first seed of each) ×
-    ``snapshot``, every layer and head on the run's stored window (causal). Each entry's note is the
+    ``snapshot`` (the last shown first), every layer and head on the run's stored window (causal). Each entry's note is the
     step and its validation loss; each head's note its tracked metrics at that step. Rows are
     renormalised to sum to 1 (the run cache keeps the maps in half precision)."""
     if not results or not all(isinstance(r, RunResult) for r in results):
         raise bad_argument(InvalidInputError, "results", "a non-empty list of RunResult", results)
     runs = {name: runs[0] for name, runs in by_dataset(results).items()}
     same = len({tuple(r.steps) for r in runs.values()}) == 1
-    view = AttentionView(title, caption=caption, facets=("dataset", "snapshot"))
+    first = next(iter(runs.values()))
+    last = f"step {first.steps[-1]}" if same else f"{len(first.steps)} of {len(first.steps)} (step {first.steps[-1]})"
+    view = AttentionView(title, caption=caption, facets=("dataset", "snapshot"), start={"snapshot": last})  # trained maps first
     for name, run in runs.items():
         S, L, H, T, _ = run.maps.shape
         chars = [{" ": "␣", "\n": "⏎"}.get(c, c) for c in run.window][:T] or [str(t) for t in range(T)]

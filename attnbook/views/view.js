@@ -145,7 +145,7 @@
   // -- the view --------------------------------------------------------------------------------
   function View(root, data) {
     this.root = root; this.data = data; this.lut = palette(data.cmap);
-    this.state = { facets: data.facets.map(function () { return 0; }), layer: 0, head: 0, sample: 0,
+    this.state = { facets: data.initial.facets.slice(), layer: 0, head: 0, sample: 0,
                    view: data.initial.view, gamma: data.initial.gamma };
     this.index = {};
     var self = this;
@@ -163,6 +163,7 @@
       var sel = el("select", { "class": "attnbook-facet", "data-facet": f.name });
       f.values.forEach(function (v, k) { el("option", { value: k }, sel, v); });
       labelled(bar, f.name, sel);
+      sel.value = self.state.facets[i];
       sel.addEventListener("change", function () { self.state.facets[i] = +sel.value; self.refit(); self.draw(); });
       return sel;
     });

@@ -88,7 +88,8 @@ class AttentionView:
     """Attention maps under facets, rendered as one self-contained HTML block (see the module).
 
     ``facets`` names the selectors (e.g. ``("dataset", "snapshot")``); every :meth:`add` gives one
-    value for each, and the values must form a full grid. ``encoding``: ``"u8sqrt"`` (one byte a
+    value for each, and the values must form a full grid; ``start`` picks the values shown first
+    (default: the first added of each). ``encoding``: ``"u8sqrt"`` (one byte a
     weight) or ``"f16"`` (:mod:`attnbook.views.encode`). ``max_bytes`` bounds the embedded
     payload: :meth:`to_html` raises before writing a page over it.
     """
@@ -106,6 +107,7 @@ class AttentionView:
         gamma: float = 1.0,
         cmap: str = "viridis",
         max_bytes: int = MAX_BYTES,
+        start: Mapping[str, Any] | None = None,
     ) -> None:
         self.title, self.caption = _text("title", title), _text("caption", caption)
         if isinstance(facets, str) or not all(isinstance(f, str) and f for f in facets):
@@ -121,6 +123,9 @@ class AttentionView:
         self.gamma = checks.interval("gamma", gamma, 0.1, 2.0)
         self.cmap = _cmap_hex(cmap)
         self.max_bytes = checks.positive_int("max_bytes", max_bytes)
+        if start is not None and (not isinstance(start, Mapping) or not set(start) <= set(self.facets)):
+            raise bad_argument(InvalidInputError, "start", f"a mapping from some of {list(self.facets)} to values", start)
+        self.start = {str(k): str(v) for k, v in (start or {}).items()}
         self._values: dict[str, list[str]] = {f: [] for f in self.facets}
         self._entries: list[dict] = []
         self._keys: set[tuple[str, ...]] = set()
@@ -201,6 +206,9 @@ class AttentionView:
         if missing:
             raise bad_argument(InvalidInputError, "facets", "every combination of the facet values",
                                f"{len(missing)} missing, e.g. {dict(zip(self.facets, missing[0]))}", raw=True)
+        for f, v in self.start.items():
+            if v not in self._values[f]:
+                raise bad_argument(InvalidInputError, f"start[{f!r}]", f"one of {self._values[f]}", v)
         entries = []
         for e in self._entries:
             entry = dict(e)
@@ -210,7 +218,9 @@ class AttentionView:
             "version": 1, "title": self.title, "caption": self.caption,
             "facets": [{"name": f, "values": self._values[f]} for f in self.facets],
             "entries": entries, "live": [{"label": c.label, "kind": c.kind} for c in self.live], "live_hint": self.live_hint,
-            "initial": {"view": self.view, "gamma": self.gamma}, "cmap": self.cmap,
+            "initial": {"view": self.view, "gamma": self.gamma,
+                        "facets": [self._values[f].index(self.start[f]) if f in self.start else 0 for f in self.facets]},
+            "cmap": self.cmap,
         }
         size = len(json.dumps(data))
         if size > self.max_bytes:
