@@ -269,6 +269,8 @@ def test_sentences_view_holds_every_sentence_and_marks_the_text_box_live():
     assert [s["keys"] for s in entry["samples"]][0] == ["the", "cat", "sat"]  # padding trimmed
     assert entry["samples"][1]["label"].endswith("…") and len(entry["samples"][1]["label"]) == 48
     assert [c["kind"] for c in data["live"]] == ["text", "file", "button"]
+    notes = entry["head_notes"][1][2]  # layer 1, head 2: one line per sentence
+    assert len(notes) == 2 and all(n.startswith("on this sentence: entropy (normalised) ") and "[SEP] mass" in n for n in notes)
     with pytest.raises(InvalidInputError, match="sentences"):
         text_explorer.sentences_view(analyse, "one sentence")
     with pytest.raises(InvalidInputError, match="sentences"):

@@ -158,6 +158,8 @@ def test_series_and_head_notes_are_embedded():
     notes = [[f"L{l}H{h}" for h in range(3)] for l in range(2)]
     entry = read(AttentionView().add(maps, series=series, head_notes=notes).to_html())[0]["entries"][0]
     assert entry["samples"][1]["series"] == [5.0, 6.0, 7.0, 8.0, 9.0] and entry["head_notes"] == notes
+    per_sample = [[[f"L{l}H{h}s{b}" for b in range(2)] for h in range(3)] for l in range(2)]
+    assert read(AttentionView().add(maps, head_notes=per_sample).to_html())[0]["entries"][0]["head_notes"] == per_sample
 
 
 def test_save_writes_a_standalone_page(tmp_path):
@@ -199,6 +201,8 @@ def test_bad_add_arguments_and_incomplete_grids():
         view.add(_maps(), dataset="a", sample_labels=["x"])
     with pytest.raises(InvalidInputError, match="head_notes"):
         view.add(_maps(), dataset="a", head_notes=[["x"]])
+    with pytest.raises(InvalidInputError, match="lists of 2 strings"):
+        view.add(_maps(), dataset="a", head_notes=[[["one sample only"]] * 3] * 2)
     with pytest.raises(InvalidInputError, match="series"):
         view.add(_maps(), dataset="a", series=np.zeros((2, 4)))
     with pytest.raises(InvalidInputError, match="series: expected finite values, got 10 NaN"):

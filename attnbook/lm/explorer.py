@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .. import checks, plots
+from .. import checks, metrics, plots
 from ..errors import AttnbookError, InvalidInputError, bad_argument
 from ..explore import ERROR_COLOUR, MapsExplorer, Stats, show_figure
 from ..maps import AttentionMaps
@@ -172,10 +172,25 @@ TEXT_LIVE = (LiveControl("Your own text", "text"), LiveControl("Upload .txt", "f
 def sentences_view(analyse: Callable[[Sequence[str]], AttentionMaps], sentences: Sequence[str], *, title: str = "",
                    caption: str = "") -> AttentionView:
     """The static view of ``analyse(sentences)`` (every layer and head; one sample a sentence),
-    with the text box, the upload and *Analyse* shown as live-only controls."""
+    with the text box, the upload and *Analyse* shown as live-only controls. Each head's line under
+    the drawing gives its statistics on the selected sentence (:func:`attnbook.metrics.head_summary`:
+    normalised entropy, previous/self/next-token mass, [CLS] and [SEP] mass, 90 % span)."""
     if isinstance(sentences, str) or not sentences or not all(isinstance(s, str) and s.strip() for s in sentences):
         raise bad_argument(InvalidInputError, "sentences", "a non-empty list of non-blank strings", sentences)
     maps = analyse(list(sentences))
     labels = [s if len(s) <= 48 else s[:47] + "…" for s in sentences]
+    L, B, H = maps.n_layers, maps.batch_size, maps.n_heads
+    rows = [metrics.head_summary(maps.select(samples=b), special=STATS_LABELS) for b in range(B)]  # one row per (layer, head)
+    notes = [[[_head_line(rows[b][l * H + h]) for b in range(B)] for h in range(H)] for l in range(L)]
     view = AttentionView(title, caption=caption, live=TEXT_LIVE, live_hint="type your own text in the explorer below, in JupyterLab")
-    return view.add(maps, sample_labels=labels)
+    return view.add(maps, sample_labels=labels, head_notes=notes)
+
+
+#: the special tokens whose received mass each head's line reports
+STATS_LABELS = ("[CLS]", "[SEP]")
+
+
+def _head_line(row: Mapping[str, float]) -> str:
+    parts = [("entropy (normalised)", "norm_entropy"), ("previous token", "previous"), ("self", "self"), ("next token", "next"),
+             *((f"{t} mass", t) for t in STATS_LABELS), ("90 % span", "span90")]
+    return "on this sentence: " + ", ".join(f"{name} {row[key]:.2f}" for name, key in parts if key in row)

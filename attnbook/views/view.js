@@ -248,6 +248,7 @@
       self.drawing.innerHTML = "";
       self.drawing.appendChild(picture);
       var hn = e.head_notes ? e.head_notes[s.layer][s.head] : "";
+      if (Array.isArray(hn)) hn = hn[s.sample]; // one line per sample
       self.note.textContent = [e.note, hn].filter(Boolean).join(" · ");
       self.root.setAttribute("data-drawn", String((+self.root.getAttribute("data-drawn") || 0) + 1));
     }).catch(function (err) {

@@ -145,7 +145,7 @@ class AttentionView:
 
         Each sample is trimmed to its valid queries and keys (rows with an allowed key; keys some
         query may attend to). ``note``: a line shown under the drawing for this entry;
-        ``head_notes[layer][head]``: a line for one head; ``series`` ``(batch, keys)``: a signal
+        ``head_notes[layer][head]``: a line for one head (or a list of lines, one per sample); ``series`` ``(batch, keys)``: a signal
         drawn above the keys (time-series chapters); ``sample_labels``: names of the samples.
         """
         if not isinstance(maps, AttentionMaps):
@@ -160,8 +160,11 @@ class AttentionView:
         labels = [f"sample {b}" for b in range(B)] if sample_labels is None else [str(s) for s in sample_labels]
         if len(labels) != B:
             raise bad_argument(InvalidInputError, "sample_labels", f"{B} labels", f"{len(labels)} labels", raw=True)
-        if head_notes is not None and (len(head_notes) != L or any(len(row) != H for row in head_notes)):
-            raise bad_argument(InvalidInputError, "head_notes", f"{L} rows of {H} strings", "another shape", raw=True)
+        if head_notes is not None and (len(head_notes) != L or any(len(row) != H for row in head_notes) or not all(
+                isinstance(n, str) or (isinstance(n, Sequence) and len(n) == B and all(isinstance(x, str) for x in n))
+                for row in head_notes for n in row)):
+            raise bad_argument(InvalidInputError, "head_notes", f"{L} rows of {H} strings (or lists of {B} strings, one per sample)",
+                               "another shape", raw=True)
         signal = None
         if series is not None:
             signal = checks.array("series", series, 2)
@@ -192,7 +195,7 @@ class AttentionView:
         self._entries.append({
             "key": key, "layers": list(maps.layer_names), "heads": H, "encoding": self.encoding,
             "data": codec.pack(b"".join(raw)), "samples": samples, "note": note,
-            "head_notes": None if head_notes is None else [[str(s) for s in row] for row in head_notes],
+            "head_notes": None if head_notes is None else [[n if isinstance(n, str) else list(n) for n in row] for row in head_notes],
         })
         return self
 
