@@ -129,6 +129,30 @@ def test_q_learning_improves_within_a_few_episodes():
     assert (h.obs[:, 1:][h.done[:, :-1]] == 40).all()
 
 
+def test_noisy_expert_histories_climb_from_random_play_to_the_optimum():
+    train, _ = envs.goal_split(9, 16, seed=0)
+    goals = train[:12]
+    h = sources.noisy_expert_histories(goals, episodes=40, streams=4, seed=0)
+    returns = h.episode_returns(20)
+    optimal = np.repeat(envs.optimal_return(goals), 4)
+    random_play = sources.noisy_expert_histories(goals, episodes=5, streams=4, eps_start=1.0, eps_end=1.0, seed=1).episode_returns(20)
+    assert h.n == 48 and h.steps == 800
+    assert returns[:, :5].mean() < random_play.mean() + 1.0  # starts as random play
+    assert np.allclose(returns[:, -4:], optimal[:, None])  # ε = 0 over the last 10 % of the history: the optimum
+    assert np.all(np.diff(returns.reshape(48, 8, 5).mean((0, 2))) > -1.0)  # rises along the history (5-episode means)
+    same = ~h.done[:, :-1]
+    assert np.array_equal(h.next_obs[:, :-1][same], h.obs[:, 1:][same])
+    clean = sources.noisy_expert_histories(goals, episodes=2, streams=1, eps_start=0.0, eps_end=0.0)
+    assert np.array_equal(clean.actions, sources.expert_darkroom_histories(goals, episodes=2).actions)  # ε = 0 is the expert
+    uniform = sources.noisy_expert_histories(goals, episodes=20, streams=4, eps_start=1.0, eps_end=1.0, seed=2).actions
+    counts = np.bincount(uniform.ravel(), minlength=5) / uniform.size
+    assert np.abs(counts - 0.2).max() < 0.01  # ε = 1: uniform actions
+    with pytest.raises(InvalidInputError, match="eps_start"):
+        sources.noisy_expert_histories(goals, eps_start=1.5)
+    with pytest.raises(InvalidInputError, match="decay_fraction"):
+        sources.noisy_expert_histories(goals, decay_fraction=0.0)
+
+
 # --- tokens and model ------------------------------------------------------------------------------
 
 def test_encode_lays_out_the_seed_format():

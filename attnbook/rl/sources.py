@@ -10,7 +10,11 @@ actions, rewards, next observations and episode-end flags, in the order they hap
 - Dark Room: tabular **Q-learning**, one Q-table per goal shared by ``streams`` parallel agents
   (updates averaged per table entry, as a multi-actor learner), ε decaying linearly from 1 to 0
   over ``eps_episodes`` episodes, so that a few-episode window shows improvement; the **expert**
-  walks the shortest path to the goal and stays.
+  walks the shortest path to the goal and stays; **noise-distilled** histories (ADε, Zisman et al.
+  2024, "Emergence of in-context reinforcement learning from noise distillation") let the expert act
+  but replace its action by a uniform random one with probability ε, ε falling linearly along the
+  history (from ``eps_start`` at its first step to ``eps_end`` at ``decay_fraction`` of it), so that
+  the history improves steadily from random play to the optimum.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ __all__ = [
     "bandit_histories",
     "q_learning_histories",
     "expert_darkroom_histories",
+    "noisy_expert_histories",
 ]
 
 BANDIT_SOURCES = ("ucb", "thompson", "random", "expert")
@@ -162,6 +167,37 @@ def expert_darkroom_histories(goals: Any, episodes: int = 10, *, size: int = 9, 
         s = env.reset()
         for _ in range(horizon):
             a = _expert_action(env.pos, env.goals)
+            s2, r, end = env.step(a)
+            obs[:, t], actions[:, t], rewards[:, t], next_obs[:, t], done[:, t] = s, a, r, s2, end
+            s, t = s2, t + 1
+    return Histories(obs, actions, rewards, next_obs, done)
+
+
+def noisy_expert_histories(goals: Any, episodes: int = 60, *, streams: int = 10, size: int = 9, horizon: int = 20,
+                           eps_start: float = 1.0, eps_end: float = 0.0, decay_fraction: float = 0.9,
+                           seed: int | np.random.Generator = 0) -> Histories:
+    """ADε histories: the expert with ε-greedy noise that decays along each history (module docstring).
+
+    At step ``t`` of ``T = episodes · horizon``: ``ε_t = eps_start + (eps_end − eps_start) · min(1, t / (decay_fraction · T))``;
+    the action is uniform over the 5 actions with probability ``ε_t``, else the shortest-path action.
+    ``streams`` histories per goal, ordered goal-major as :func:`q_learning_histories`.
+    """
+    g = _goals(goals, size)
+    episodes = checks.integer("episodes", episodes, 1)
+    streams = checks.integer("streams", streams, 1)
+    eps_start, eps_end = checks.probability("eps_start", eps_start), checks.probability("eps_end", eps_end)
+    decay_fraction = checks.interval("decay_fraction", decay_fraction, 0.0, 1.0, lo_open=True)
+    rng = _rng(seed)
+    env = DarkRoom(np.repeat(g, streams, axis=0), size=size, horizon=horizon)
+    n, total = env.n_tasks, episodes * horizon
+    obs, actions, next_obs = (np.zeros((n, total), dtype=np.int64) for _ in range(3))
+    rewards, done = np.zeros((n, total)), np.zeros((n, total), dtype=bool)
+    t = 0
+    for _ in range(episodes):
+        s = env.reset()
+        for _ in range(horizon):
+            eps = eps_start + (eps_end - eps_start) * min(1.0, t / (decay_fraction * total))
+            a = np.where(rng.random(n) < eps, rng.integers(0, 5, n), _expert_action(env.pos, env.goals))
             s2, r, end = env.step(a)
             obs[:, t], actions[:, t], rewards[:, t], next_obs[:, t], done[:, t] = s, a, r, s2, end
             s, t = s2, t + 1
