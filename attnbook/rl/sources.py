@@ -155,22 +155,9 @@ def _expert_action(pos: np.ndarray, goals: np.ndarray) -> np.ndarray:
 
 
 def expert_darkroom_histories(goals: Any, episodes: int = 10, *, size: int = 9, horizon: int = 20) -> Histories:
-    """Histories of the optimal policy (the ED control's data), one per goal."""
-    g = _goals(goals, size)
-    episodes = checks.integer("episodes", episodes, 1)
-    env = DarkRoom(g, size=size, horizon=horizon)
-    n, total = env.n_tasks, episodes * horizon
-    obs, actions, next_obs = (np.zeros((n, total), dtype=np.int64) for _ in range(3))
-    rewards, done = np.zeros((n, total)), np.zeros((n, total), dtype=bool)
-    t = 0
-    for _ in range(episodes):
-        s = env.reset()
-        for _ in range(horizon):
-            a = _expert_action(env.pos, env.goals)
-            s2, r, end = env.step(a)
-            obs[:, t], actions[:, t], rewards[:, t], next_obs[:, t], done[:, t] = s, a, r, s2, end
-            s, t = s2, t + 1
-    return Histories(obs, actions, rewards, next_obs, done)
+    """Histories of the optimal policy (the ED control's data), one per goal: noise-free
+    :func:`noisy_expert_histories`."""
+    return noisy_expert_histories(goals, episodes, streams=1, size=size, horizon=horizon, eps_start=0.0, eps_end=0.0)
 
 
 def noisy_expert_histories(goals: Any, episodes: int = 60, *, streams: int = 10, size: int = 9, horizon: int = 20,
