@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -506,6 +508,11 @@ def test_darkroom_study_runs_the_chapter_4_experiment_end_to_end(tmp_path, monke
     again = darkroom_study(d, context_dropout=0.0, k_divisors=[2, 4], seed=0)  # cached models, seeded runs: the same numbers
     timed = [c for c in study.sweep.columns if "ms/" in c]  # wall time is the one column that may differ
     assert again.returns.equals(study.returns) and again.sweep.drop(columns=timed).equals(study.sweep.drop(columns=timed))
+    noisy = darkroom_study(dataclasses.replace(d, source="noisy_expert"), context_dropout=0.0, k_divisors=[2, 4], seed=0)
+    assert list(noisy.returns.columns) == ["AD", "ED", "ADε demonstrator (source, 1 stream)", "random", "optimal"]
+    assert not noisy.returns["AD"].equals(study.returns["AD"]) or not noisy.sweep.drop(columns=timed).equals(study.sweep.drop(columns=timed))
+    with pytest.raises(InvalidInputError, match="source"):
+        dataclasses.replace(d, source="ppo")
 
 
 # --- does the model use it? the recency heads against random heads -----------------------------------
@@ -589,8 +596,6 @@ def test_regret_metric_is_the_in_context_regret_and_seeded():
 
 
 def test_recency_head_study_matches_a_hand_run_ablation(tmp_path, monkeypatch):
-    import dataclasses
-
     from attnbook import profiles
     from attnbook.intervene import ablate, head_means
     from attnbook.profiles import Training

@@ -28,17 +28,25 @@ from .model import ADConfig, ADTransformer, Rollout, compressed_step, in_context
 from .envs import Bandits, DarkRoom, bandit_tasks
 from .sources import BANDIT_SOURCES, Histories, bandit_histories
 
-__all__ = ["DarkRoomSettings", "Settings", "PROFILES", "BanditData", "bandit_data", "BanditModels", "train_bandit_models",
+__all__ = ["DarkRoomSettings", "DARKROOM_SOURCES", "Settings", "PROFILES", "BanditData", "bandit_data", "BanditModels", "train_bandit_models",
            "HeldOut", "held_out", "compression_table", "bandit_regret", "regret_summary", "compression_sweep", "step_cost",
            "attention_memory", "random_darkroom", "DarkRoomStudy", "darkroom_study", "HeadAblationSettings", "regret_metric",
            "reference_windows", "HeadStudy", "recency_head_study"]
 
 
+#: where Dark Room learning histories come from (:class:`DarkRoomSettings`)
+DARKROOM_SOURCES = ("q_learning", "noisy_expert")
+#: the name of each source in the study's returns table
+SOURCE_NAMES = {"q_learning": "Q-learning", "noisy_expert": "ADε demonstrator"}
+
+
 @dataclass(frozen=True)
 class DarkRoomSettings:
-    """The Dark Room study: ``test_goals`` held-out goals of the 9 × 9 room, ``episodes`` of
-    Q-learning per training goal in ``streams`` streams, AD's context of ``n_ctx`` transitions trained
-    with ``train``, ``eval_episodes`` episodes in context."""
+    """The Dark Room study: ``test_goals`` held-out goals of the 9 × 9 room, learning histories of
+    ``episodes`` episodes per training goal in ``streams`` streams from ``source`` (one of
+    :data:`DARKROOM_SOURCES`: ``"q_learning"``, or ``"noisy_expert"`` — ADε's noise-distilled
+    histories, :func:`attnbook.rl.sources.noisy_expert_histories`), AD's context of ``n_ctx``
+    transitions trained with ``train``, ``eval_episodes`` episodes in context."""
 
     test_goals: int
     episodes: int
@@ -46,10 +54,12 @@ class DarkRoomSettings:
     n_ctx: int
     train: Training
     eval_episodes: int
+    source: str = "q_learning"
 
     def __post_init__(self) -> None:
         for name in ("episodes", "streams", "eval_episodes"):
             checks.positive_int(name, getattr(self, name))
+        checks.choice("source", self.source, DARKROOM_SOURCES)
         checks.integer("test_goals", self.test_goals, 1, 80)
         checks.integer("n_ctx", self.n_ctx, minimum=2)
 
@@ -124,7 +134,7 @@ PROFILES: dict[str, Settings] = {
     "full": Settings(arms=5, horizon=60, train_tasks=8000, test_tasks=500, source="ucb",
                      train=Training(steps=3000, batch_size=64, lr=1e-3, warmup=100, eval_every=200), ed_steps=600,
                      context_dropout=0.3, k_divisors=(2, 4, 8), timing_repeats=30,
-                     darkroom=DarkRoomSettings(test_goals=16, episodes=60, streams=10, n_ctx=81, eval_episodes=40,
+                     darkroom=DarkRoomSettings(test_goals=16, episodes=20, streams=10, n_ctx=81, eval_episodes=40, source="noisy_expert",
                                                train=Training(steps=8000, batch_size=32, lr=1e-3, warmup=200, eval_every=500)),
                      hardware=Hardware("auto", "fp32"), heads=HeadAblationSettings(top=2, draws=50, tasks=200, reference=1024)),
 }
@@ -317,7 +327,7 @@ def random_darkroom(goals: Any, episodes: int, *, size: int = 9, horizon: int = 
 @dataclass
 class DarkRoomStudy:
     """What :func:`darkroom_study` measured: mean return per episode on the held-out goals
-    (``AD``, ``ED``, ``Q-learning (source, 1 stream)``, ``random``, ``optimal``), AD's attention
+    (``AD``, ``ED``, ``<source> (source, 1 stream)``, ``random``, ``optimal``), AD's attention
     enrichment on rewarded transitions, and the compression sweep."""
 
     returns: Any      # pandas DataFrame, one row per episode
@@ -327,24 +337,26 @@ class DarkRoomStudy:
 
 def darkroom_study(d: DarkRoomSettings, *, context_dropout: float, k_divisors: Sequence[int], seed: int = 0, device: str = "cpu",
                    precision: str = "fp32") -> DarkRoomStudy:
-    """Chapter 4's Dark Room experiment (the ``darkroom`` block ``d`` of a profile): Q-learning
-    histories on the training goals, AD trained on them and ED on expert histories (cached), both run
-    in context on the held-out goals for ``eval_episodes`` episodes of 20 steps, against a fresh
-    Q-learning stream and random play; AD's query attention on rewarded transitions; the compression
+    """Chapter 4's Dark Room experiment (the ``darkroom`` block ``d`` of a profile): learning
+    histories from ``d.source`` on the training goals, AD trained on them and ED on expert histories
+    (cached), both run in context on the held-out goals for ``eval_episodes`` episodes of 20 steps,
+    against a fresh stream of the source and random play; AD's query attention on rewarded transitions; the compression
     sweep at ``K = (n_ctx − 1) // k`` for ``k`` in ``k_divisors``."""
     import pandas as pd
 
     from . import analysis
     from .model import query_attention
     from .envs import goal_split, optimal_return
-    from .sources import expert_darkroom_histories, q_learning_histories
+    from .sources import expert_darkroom_histories, noisy_expert_histories, q_learning_histories
+
+    histories = q_learning_histories if d.source == "q_learning" else noisy_expert_histories
 
     train_goals, test_goals = goal_split(9, d.test_goals, seed=seed)
     config = ADConfig(n_states=81, n_actions=5, n_ctx=d.n_ctx)
     trainer = d.train.config(seed)
     where = {"device": device, "precision": precision, "context_dropout": context_dropout}
     key = dataclasses.asdict(d)
-    ad_model, _, _ = train_ad(q_learning_histories(train_goals, d.episodes, streams=d.streams, seed=seed), config, trainer,
+    ad_model, _, _ = train_ad(histories(train_goals, d.episodes, streams=d.streams, seed=seed), config, trainer,
                               data_key={"env": "darkroom", **key, "seed": seed}, name="ad-darkroom", **where)
     ed_model, _, _ = train_ad(expert_darkroom_histories(train_goals, d.episodes), config, trainer,
                               data_key={"env": "darkroom-expert", **key, "seed": seed}, name="ed-darkroom", **where)
@@ -356,7 +368,7 @@ def darkroom_study(d: DarkRoomSettings, *, context_dropout: float, k_divisors: S
     returns = pd.DataFrame({
         "AD": per_episode(ad_run),
         "ED": per_episode(in_context(ed_model, DarkRoom(test_goals), steps, seed=seed)),
-        "Q-learning (source, 1 stream)": q_learning_histories(test_goals, d.eval_episodes, streams=1, seed=seed + 5).episode_returns(20).mean(0),
+        f"{SOURCE_NAMES[d.source]} (source, 1 stream)": histories(test_goals, d.eval_episodes, streams=1, seed=seed + 5).episode_returns(20).mean(0),
         "random": random_darkroom(test_goals, d.eval_episodes, seed=seed).mean(0),
     })
     returns["optimal"] = float(optimal_return(test_goals).mean())
