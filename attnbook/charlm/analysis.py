@@ -19,7 +19,7 @@ from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
 from .experiment import RunResult, Settings
 
-__all__ = ["by_dataset", "mean_se", "runs_table", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
+__all__ = ["by_dataset", "stored_window", "window_maps", "mean_se", "runs_table", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
            "head_similarity", "floor_crossing", "js_reference", "chapter_claims", "chapter_hypotheses", "learning_summary",
            "generation_attention", "SEED_BEST_VAL", "USE_SETS", "MIDDLE_NOT_RUN", "head_distinctness", "distinct_count", "choose_heads",
            "loss_metric", "UseTest", "use_test", "USE_GLUE", "use_reading", "use_glue"]
@@ -141,12 +141,21 @@ def samples_table(results: Sequence[RunResult], steps: Sequence[int] | None = No
     return pd.DataFrame(rows, columns=["dataset", "step", "sample", "coherence", "repetition", "distinct_2_words", "distinct_4_chars"])
 
 
-def _window_maps(m: np.ndarray) -> AttentionMaps:
-    """A run's stored window maps ``(L, H, T, T)`` as causal :class:`AttentionMaps` of batch 1."""
+def stored_window(run: RunResult, snapshot: int = -1) -> np.ndarray:
+    """A run's stored window maps at ``snapshot`` ``(L, H, T, T)``, float64, with the causal rows
+    renormalised (the run cache keeps them in float16)."""
+    m = np.tril(run.maps[snapshot].astype(np.float64))
+    return m / m.sum(-1, keepdims=True)
+
+
+def window_maps(m: np.ndarray, labels: Sequence[str] | None = None) -> AttentionMaps:
+    """A run's stored window maps ``(L, H, T, T)`` as causal :class:`AttentionMaps` of batch 1
+    (``labels``: the window's characters, for queries and keys)."""
     import torch
 
     T = m.shape[-1]
-    return AttentionMaps(torch.as_tensor(m)[:, None], tuple(f"layer {l}" for l in range(m.shape[0])),
+    tokens = None if labels is None else [list(labels)]
+    return AttentionMaps(torch.as_tensor(m)[:, None], tuple(f"layer {l}" for l in range(m.shape[0])), tokens, tokens,
                          mask=torch.ones(T, T, dtype=torch.bool).tril()[None])
 
 
@@ -155,7 +164,7 @@ def head_similarity(run: RunResult, snapshot: int = -1) -> tuple[float, float]:
     on the stored window at ``snapshot`` (Clark et al. 2019's comparison)."""
     from .. import metrics
 
-    maps = _window_maps(run.maps[snapshot].astype(np.float32))
+    maps = window_maps(run.maps[snapshot].astype(np.float32))
     L, H = maps.n_layers, maps.n_heads
     D = metrics.head_distances(maps).numpy()
     same_layer = np.kron(np.eye(L), np.ones((H, H))).astype(bool)
@@ -183,8 +192,7 @@ def js_reference(run: RunResult, snapshot: int = -1) -> dict[str, float]:
 
     from .. import metrics
 
-    m = run.maps[snapshot].astype(np.float64)  # (L, H, T, T), stored as float16: renormalise the causal rows
-    m = np.tril(m) / np.tril(m).sum(-1, keepdims=True)
+    m = stored_window(run, snapshot)
     L, H, T = m.shape[0], m.shape[1], m.shape[-1]
     ref = np.zeros(L)
     values = []
@@ -192,7 +200,7 @@ def js_reference(run: RunResult, snapshot: int = -1) -> dict[str, float]:
         js = [jensenshannon(m[l, a, i, : i + 1], m[l, b, i, : i + 1]) ** 2 for a in range(H) for b in range(a + 1, H) for i in range(T)]
         values.extend(js)
         ref[l] = np.mean(js)
-    ours = metrics.head_diversity(_window_maps(m.astype(np.float32)))[:, 0].double().numpy()
+    ours = metrics.head_diversity(window_maps(m.astype(np.float32)))[:, 0].double().numpy()
     return {"min": float(np.min(values)), "max": float(np.max(values)), "max_difference": float(np.abs(ours - ref).max())}
 
 

@@ -9,18 +9,22 @@ from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
-import torch
 
 from .. import plots
 from ..errors import InvalidInputError, bad_argument
 from ..explore import redraw
-from ..maps import AttentionMaps, check_index
+from ..maps import check_index
 from ..views import AttentionView
-from .analysis import by_dataset
+from .analysis import by_dataset, stored_window, window_maps
 from .experiment import RunResult
 from .tracking import HEAD_METRICS
 
-__all__ = ["render_snapshot", "EvolutionExplorer", "evolution_view"]
+__all__ = ["window_labels", "render_snapshot", "EvolutionExplorer", "evolution_view"]
+
+
+def window_labels(run: RunResult) -> list[str]:
+    """The characters of the run's stored window, with space and newline made visible (␣, ⏎)."""
+    return [{" ": "␣", "\n": "⏎"}.get(c, c) for c in run.window]
 
 
 def render_snapshot(run: RunResult, snapshot: int, layer: int, head: int) -> tuple[Any, str]:
@@ -29,7 +33,7 @@ def render_snapshot(run: RunResult, snapshot: int, layer: int, head: int) -> tup
     k = check_index("snapshot", snapshot, len(run.steps))
     l = check_index("layer", layer, run.maps.shape[1])
     h = check_index("head", head, run.maps.shape[2])
-    chars = [{" ": "␣", "\n": "⏎"}.get(c, c) for c in run.window] or None
+    chars = window_labels(run) or None
     fig = plots.heatmap(run.maps[k, l, h].astype(np.float32), query_labels=chars, key_labels=chars,
                         title=f"{run.spec.name} · step {run.steps[k]} · layer {l} head {h}")
     cells = [(m, run.snapshots[m][k, l, h]) for m in HEAD_METRICS] + [("diversity (layer)", run.snapshots["diversity"][k, l])]
@@ -90,21 +94,17 @@ def evolution_view(results: Sequence[RunResult], *, title: str = "", caption: st
         raise bad_argument(InvalidInputError, "results", "a non-empty list of RunResult", results)
     runs = {name: runs[0] for name, runs in by_dataset(results).items()}
     same = len({tuple(r.steps) for r in runs.values()}) == 1
+    snapshot = lambda k, steps: f"step {steps[k]}" if same else f"{k + 1} of {len(steps)} (step {steps[k]})"  # noqa: E731
     first = next(iter(runs.values()))
-    last = f"step {first.steps[-1]}" if same else f"{len(first.steps)} of {len(first.steps)} (step {first.steps[-1]})"
-    view = AttentionView(title, caption=caption, facets=("dataset", "snapshot"), start={"snapshot": last})  # trained maps first
+    view = AttentionView(title, caption=caption, facets=("dataset", "snapshot"),
+                         start={"snapshot": snapshot(len(first.steps) - 1, first.steps)})  # trained maps first
     for name, run in runs.items():
-        S, L, H, T, _ = run.maps.shape
-        chars = [{" ": "␣", "\n": "⏎"}.get(c, c) for c in run.window][:T] or [str(t) for t in range(T)]
-        causal = torch.ones(1, T, T, dtype=torch.bool).tril()
+        _, L, H, T, _ = run.maps.shape
+        chars = window_labels(run)[:T] or [str(t) for t in range(T)]
         for k, step in enumerate(run.steps):
-            w = np.ascontiguousarray(run.maps[k][:, None], dtype=np.float32)
-            w = w / np.maximum(w.sum(-1, keepdims=True), 1e-12)  # stored in half precision: rows renormalised
-            maps = AttentionMaps(torch.from_numpy(w),
-                                 tuple(f"layer {l}" for l in range(L)), [chars], [chars], causal)
+            maps = window_maps(stored_window(run, k).astype(np.float32), chars)
             loss = run.history.val_loss[run.history.steps.index(step)] if step in run.history.steps else None
             notes = [[", ".join(f"{m} {run.snapshots[m][k, l, h]:.3f}" for m in HEAD_METRICS) for h in range(H)] for l in range(L)]
             note = f"{name}, step {step}" + ("" if loss is None else f": validation loss {loss:.3f}")
-            label = f"step {step}" if same else f"{k + 1} of {S} (step {step})"
-            view.add(maps, note=note, head_notes=notes, dataset=name, snapshot=label)
+            view.add(maps, note=note, head_notes=notes, dataset=name, snapshot=snapshot(k, run.steps))
     return view
