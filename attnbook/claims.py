@@ -171,7 +171,9 @@ def summary_record(claims: Sequence[Claim], hypotheses: Sequence[Hypothesis] = (
 def write_summary(path, claims: Sequence[Claim], hypotheses: Sequence[Hypothesis] = (), not_run: dict[str, str] | None = None,
                   causal: Sequence[dict] = (), **extra) -> Path:
     """Write a chapter's ``summary.json`` (atomically): the chapter's own ``extra`` values (profile,
-    seed, settings, tables), then :func:`summary_record`."""
+    seed, settings, tables), then :func:`summary_record`, then ``run``: where and in how long the
+    chapter ran (:func:`attnbook.provenance.run_record`)."""
+    from .provenance import run_record
     from .store import write_json
 
-    return write_json(path, {**extra, **summary_record(claims, hypotheses, not_run, causal)})
+    return write_json(path, {**extra, **summary_record(claims, hypotheses, not_run, causal), "run": run_record()})

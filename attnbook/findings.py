@@ -4,8 +4,9 @@ Each chapter writes ``results/<chapter>/<profile>/summary.json`` with
 :func:`attnbook.claims.write_summary`: one schema of ``claims`` (``claim, measured, op, threshold,
 holds``), ``hypotheses`` (``hypothesis, measured, control, rule, verdict``), ``not_run`` (``what,
 why``: a part that could not run, such as a corpus that is not there) and ``causal`` (each attention
-finding's heads ablated against random head sets). :func:`collect` reads them for one profile, and
-:func:`causal_table` the causal verdicts; nothing is typed in by hand.
+finding's heads ablated against random head sets) and ``run`` (where and in how long it ran,
+:func:`attnbook.provenance.run_record`). :func:`collect` reads them for one profile,
+:func:`causal_table` the causal verdicts and :func:`runs_table` the runs; nothing is typed in by hand.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from .chapters import EXPERIMENTS
 from .errors import MissingResourceError
 from .store import read_json, results_dir
 
-__all__ = ["CHAPTERS", "collect", "causal_table", "not_run_note"]
+__all__ = ["CHAPTERS", "collect", "causal_table", "runs_table", "not_run_note"]
 
 #: results folder -> the chapter's title in the table (from the one chapter table, :mod:`attnbook.chapters`)
 CHAPTERS = {chapter.slug: chapter.label for chapter in EXPERIMENTS}
@@ -67,6 +68,22 @@ def causal_table(profile: str = "quick") -> pd.DataFrame:
     columns = ["chapter", "attention finding", "metric (damage > 0)", "ablation", "heads", "effect", "random mean", "percentile", "p", "sets",
                "verdict"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def runs_table(profile: str = "quick") -> pd.DataFrame:
+    """One row per chapter: the profile, the hardware, the library versions and the wall time of the
+    run that wrote the chapter's numbers (its summary's ``run`` record; "not recorded" for a summary
+    written before runs were recorded)."""
+    rows = []
+    for title, summary in _summaries(profile):
+        run = summary.get("run")
+        if run is None:
+            rows.append({"chapter": title, "profile": summary.get("profile", profile), "hardware": "not recorded",
+                         "torch": "—", "wall time (min)": "—"})
+            continue
+        rows.append({"chapter": title, "profile": summary.get("profile", profile), "hardware": run["hardware"], "torch": run["torch"],
+                     "wall time (min)": f"{run['seconds'] / 60:.1f}"})
+    return pd.DataFrame(rows, columns=["chapter", "profile", "hardware", "torch", "wall time (min)"])
 
 
 def not_run_note(table: pd.DataFrame) -> str:

@@ -30,8 +30,46 @@ def test_write_summary_writes_the_chapter_values_then_the_shared_schema(tmp_path
 
     path = write_summary(tmp_path / "s.json", [Claim("c", 1.0, "<=", 1.0)], profile="quick", values={"x": 1})
     summary = json.loads(path.read_text())
+    run = summary.pop("run")
     assert summary == {"profile": "quick", "values": {"x": 1}, "claims": [{"claim": "c", "measured": 1.0, "op": "<=", "threshold": 1.0,
                                                                           "holds": True}], "hypotheses": [], "not_run": [], "causal": []}
+    assert set(run) == {"hardware", "cpu", "cores", "gpu", "python", "torch", "seconds"} and run["seconds"] >= 0
+
+
+def test_the_run_record_says_where_and_how_long(monkeypatch):
+    import platform
+
+    import torch
+
+    from attnbook import provenance
+    from attnbook.train import available_cores
+
+    monkeypatch.setattr(provenance, "gpu_name", lambda: None)
+    record = provenance.run_record(now=provenance.STARTED + 75.04)
+    assert record["seconds"] == 75.0 and record["cores"] == available_cores() and record["gpu"] is None
+    assert record["torch"] == torch.__version__ and record["python"] == platform.python_version()
+    assert record["hardware"] == f"{available_cores()}-core CPU ({provenance.cpu_name()})" and provenance.cpu_name()
+    monkeypatch.setattr(provenance, "gpu_name", lambda: "NVIDIA H100 80GB HBM3")
+    assert provenance.hardware() == f"NVIDIA H100 80GB HBM3 + {available_cores()}-core CPU"
+
+
+def test_runs_table_reads_each_chapters_run(tmp_path, monkeypatch):
+    from attnbook.claims import Claim, write_summary
+
+    monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
+    for k, folder in enumerate(findings.CHAPTERS):
+        path = write_summary(tmp_path / folder / "full" / "summary.json", [Claim("c", 1.0, "<=", 1.0)], profile="full")
+        summary = json.loads(path.read_text())
+        if k == 0:  # written before runs were recorded
+            del summary["run"]
+        else:
+            summary["run"].update(hardware=f"machine {k}", seconds=60.0 * k)
+        path.write_text(json.dumps(summary))
+    table = findings.runs_table("full")
+    assert list(table.chapter) == list(findings.CHAPTERS.values()) and set(table.profile) == {"full"}
+    assert table.hardware.iloc[0] == "not recorded" and table["wall time (min)"].iloc[0] == "—"
+    assert list(table.hardware.iloc[1:]) == [f"machine {k}" for k in range(1, len(table))]
+    assert list(table["wall time (min)"].iloc[1:]) == [f"{k:.1f}" for k in range(1, len(table))]
 
 
 def test_causal_records_are_checked_and_tabled(tmp_path, monkeypatch):
