@@ -491,6 +491,26 @@ def test_chapter_4_hypothesis_rules_on_hand_made_measurements():
     assert analysis.reward_enrichment(_ch4_inputs()[3]) == 1.75
 
 
+def test_darkroom_hypothesis_is_the_in_context_learning_bar():
+    import pandas as pd
+
+    def returns(first, last, optimal=16.0):
+        return pd.DataFrame({"AD": [first] * 10 + [last] * 10, "ADε demonstrator (source, 1 stream)": [5.0] * 20, "ED": [1.0] * 20,
+                             "random": [0.5] * 20, "optimal": [optimal] * 20})
+
+    h = analysis.darkroom_hypothesis(returns(4.0, 9.6))
+    assert h.supported and h.measured == "AD: first 10 episodes 4.000, last 10 9.600 per episode (60.000 % of optimal 16.000)"
+    assert h.control == "ADε demonstrator (source, 1 stream): last 10 5.000; ED: last 10 1.000; random: last 10 0.500"
+    assert not analysis.darkroom_hypothesis(returns(5.0, 9.6)).supported  # 1.92× the first 10: not twice
+    assert not analysis.darkroom_hypothesis(returns(2.0, 7.9)).supported  # 49 % of optimal
+    assert analysis.darkroom_hypothesis(returns(2.0, 8.0)).supported  # exactly both bars
+    assert analysis.darkroom_hypothesis(returns(0.0, 8.0)).supported  # from nothing to half the optimum
+    with pytest.raises(InvalidInputError, match="returns"):
+        analysis.darkroom_hypothesis(returns(1.0, 2.0).head(19))
+    hs = analysis.chapter_hypotheses(*_ch4_inputs(), darkroom_returns=returns(4.0, 9.6))
+    assert len(hs) == 5 and hs[-1].text == "AD learns in context on Dark Room (held-out goals)"
+
+
 def test_darkroom_study_runs_the_chapter_4_experiment_end_to_end(tmp_path, monkeypatch):
     from attnbook.rl.experiment import darkroom_study
 

@@ -190,7 +190,7 @@ def finite_mean(values: Any) -> float:
 
 
 def chapter_hypotheses(sweep, ks: list[int], regret, rows: list[dict], darkroom_enrichment: float | None = None,
-                       head_study: Any = None) -> list[Hypothesis]:
+                       head_study: Any = None, darkroom_returns: Any = None) -> list[Hypothesis]:
     """Chapter 4's hypotheses, rules fixed in advance.
 
     ``sweep``: the compression sweep (columns ``strategy``, ``K``, ``performance`` = mean cumulative
@@ -204,7 +204,9 @@ def chapter_hypotheses(sweep, ks: list[int], regret, rows: list[dict], darkroom_
        position 0 and have entropy / log L < 0.9;
     4. attention concentrates on rewarded transitions: mean enrichment > 1.5;
     5. (with ``head_study``, :func:`~attnbook.rl.experiment.recency_head_study`'s result) the most
-       recency-biased heads matter more than random heads: :func:`head_hypothesis`.
+       recency-biased heads matter more than random heads: :func:`head_hypothesis`;
+    6. (with ``darkroom_returns``, the Dark Room study's table, full profile) AD learns in context on
+       Dark Room: :func:`darkroom_hypothesis`.
     """
     at = lambda s, k: float(sweep[(sweep.strategy == s) & (sweep.K == k)]["performance"].iloc[0])  # noqa: E731
     wins = [k for k in ks if at("topk", k) < at("random", k)]
@@ -224,7 +226,28 @@ def chapter_hypotheses(sweep, ks: list[int], regret, rows: list[dict], darkroom_
                    bool(raw_recent) and len(survive) > len(raw_recent) / 2),
         Hypothesis(f"attention concentrates on rewarded transitions ({where})", f"mean enrichment {fmt(enrichment)}", "1 = no preference",
                    "mean enrichment > 1.5", enrichment > 1.5),
-    ] + ([] if head_study is None else [head_hypothesis(head_study.heads, head_study.comparison)])
+    ] + ([] if head_study is None else [head_hypothesis(head_study.heads, head_study.comparison)]) \
+      + ([] if darkroom_returns is None else [darkroom_hypothesis(darkroom_returns)])
+
+
+def darkroom_hypothesis(returns, window: int = 10) -> Hypothesis:
+    """Dark Room's in-context learning, with the bar fixed in advance (AD's own paper's claim at our
+    scale): AD's mean return per episode over the last ``window`` in-context episodes on the held-out
+    goals is at least twice its mean over the first ``window`` and at least half the optimal return.
+
+    ``returns``: :class:`~attnbook.rl.experiment.DarkRoomStudy`'s table (one row per episode, a column
+    per player — ``AD``, the source, ``ED``, ``random`` — and ``optimal``); the other players' last
+    ``window`` episodes are the control."""
+    if "AD" not in returns or "optimal" not in returns or len(returns) < 2 * window:
+        raise bad_argument(InvalidInputError, "returns", f"columns AD and optimal and >= {2 * window} episodes",
+                           f"columns {list(returns.columns)}, {len(returns)} episodes", raw=True)
+    ad = returns["AD"]
+    first, last, best = float(ad.head(window).mean()), float(ad.tail(window).mean()), float(returns["optimal"].iloc[0])
+    others = [c for c in returns.columns if c not in ("AD", "optimal")]
+    return Hypothesis("AD learns in context on Dark Room (held-out goals)",
+                      f"AD: first {window} episodes {fmt(first)}, last {window} {fmt(last)} per episode ({fmt(100 * last / best)} % of optimal {fmt(best)})",
+                      "; ".join(f"{c}: last {window} {fmt(float(returns[c].tail(window).mean()))}" for c in others),
+                      f"last {window} >= 2 × first {window} and >= 50 % of optimal", last >= 2 * first and last >= 0.5 * best)
 
 
 def best_compression(sweep, L: int):
