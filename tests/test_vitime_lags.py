@@ -352,3 +352,41 @@ def test_chapter_3_hypothesis_rules_on_hand_made_measurements():
     assert verdicts(model_mse=0.6)[4] is False  # equal is not better
     hyps = chapter_hypotheses(**base)
     assert hyps[1].measured == "24: 2.500, 40: 2.100, 90: 3.000" and hyps[4].control == "repeat last period 0.600"
+
+
+def _forecast_scores(model_held: list[float], mean=(1.0, 0.6, 1.0, 0.5), rlp=(2.4, 0.9, 1.1, 0.3), model_exp1=1.5):
+    import pandas as pd
+
+    names = ["held out P=48", "held out P=80", "held out P=100", "held out mixture 60+40"]
+    rows = {"experiment 1": {"model_argmax": model_exp1, "history_mean": 1.49, "repeat_last_period": 0.61}}
+    rows.update({n: {"model_argmax": m, "history_mean": h, "repeat_last_period": r} for n, m, h, r in zip(names, model_held, mean, rlp)})
+    return pd.DataFrame(rows).T
+
+
+def test_forecast_hypothesis_needs_both_baselines_beaten_on_every_held_out_input():
+    from attnbook.errors import InvalidInputError
+    from attnbook.vitime.analysis import forecast_hypothesis, forecast_reading
+
+    beats = _forecast_scores([0.5, 0.3, 0.55, 0.15])  # better baselines: 1.0, 0.6, 1.0, 0.3
+    h = forecast_hypothesis(beats)
+    assert h.supported and h.measured == "P=48: 0.500, P=80: 0.500, P=100: 0.550, mixture 60+40: 0.500 (model MSE / better baseline's)"
+    assert forecast_reading(beats).startswith("On every held-out input the model beats both baselines, by at least 45.000 %")
+    # beats the history mean everywhere but not repeat-last-period on the mixture (0.3): not supported
+    assert not forecast_hypothesis(_forecast_scores([0.5, 0.3, 0.55, 0.31])).supported
+    flat = _forecast_scores([1.01, 0.61, 1.005, 0.49])  # within 5 % of the history mean's everywhere
+    assert not forecast_hypothesis(flat).supported
+    assert forecast_reading(flat).startswith("On every input the forecast's error is within 2.000 % of the history mean's")  # 0.49 against 0.5
+    mixed = _forecast_scores([0.5, 0.3, 1.5, 0.15])
+    assert forecast_reading(mixed) == ("The forecast is not flat (up to 70.000 % from the history mean's error), but it loses to the "
+                                       "better baseline on P=100")
+    with pytest.raises(InvalidInputError, match="held out"):
+        forecast_hypothesis(beats.loc[["experiment 1"]])
+
+
+def test_held_out_mixture_repeats_within_the_history():
+    from attnbook.vitime import harmonics as hm
+
+    x = hm.signal(hm.HELD_OUT_MIXTURE, 512 + 120)
+    np.testing.assert_allclose(x[120:], x[:-120], atol=1e-9)  # one common period of 120 samples
+    assert {h.period for h in hm.HELD_OUT_MIXTURE}.isdisjoint({h.period for k in hm.EXPERIMENTS for h in hm.EXPERIMENTS[k]})
+    assert hm.estimate_period(hm.signal(hm.HELD_OUT_MIXTURE)) == 120

@@ -23,7 +23,7 @@ from ..errors import InvalidInputError, bad_argument
 from ..intervene import HeadMeans, RandomComparison, against_random, head_means
 from ..intervene.effects import random_head_sets
 
-__all__ = ["chapter_hypotheses", "chapter_claims", "peak_error", "top_head_agreement", "CAUSAL_STARTS", "period_heads",
+__all__ = ["chapter_hypotheses", "forecast_hypothesis", "forecast_reading", "FLAT_PERCENT", "chapter_claims", "peak_error", "top_head_agreement", "CAUSAL_STARTS", "period_heads",
            "experiment_images", "reference_images", "ForecastChange", "RatioComparison", "PeriodHeadTest", "period_head_tests",
            "causal_frame", "causal_hypotheses", "causal_records", "causal_reading", "strips"]
 
@@ -55,6 +55,52 @@ def chapter_hypotheses(*, exp2_contrast_p31: float, random_contrast_p31: float, 
         Hypothesis("attending to the period means forecasting it", f"experiment 1 MSE {fmt(model_mse)}",
                    f"repeat last period {fmt(baseline_mse)}", "model MSE < baseline MSE", model_mse < baseline_mse),
     ]
+
+
+#: a forecast whose error is within this many per cent of the history mean's on every input is "flat"
+FLAT_PERCENT = 5.0
+
+
+def _held_out_rows(scores):
+    rows = scores[[str(name).startswith("held out") for name in scores.index]]
+    if rows.empty or not {"model_argmax", "history_mean", "repeat_last_period"} <= set(rows.columns):
+        raise bad_argument(InvalidInputError, "scores", "forecast_scores rows named 'held out …' with model_argmax, history_mean, repeat_last_period",
+                           f"index {list(scores.index)}, columns {list(scores.columns)}", raw=True)
+    return rows
+
+
+def forecast_hypothesis(scores) -> Hypothesis:
+    """The model forecasts held-out periods: on every held-out input (``scores`` rows named
+    ``"held out …"``, :func:`attnbook.vitime.harmonics.forecast_scores` as columns) its argmax MSE is
+    below both the history mean's and repeat-last-period's (period from the history's ACF).
+    Measured: the largest ratio of the model's MSE to the better baseline's (below 1: it beats both
+    everywhere, by ``1 − ratio``)."""
+    rows = _held_out_rows(scores)
+    better = rows[["history_mean", "repeat_last_period"]].min(axis=1)
+    ratio = rows["model_argmax"] / better
+    return Hypothesis("the model forecasts held-out periods better than both baselines",
+                      ", ".join(f"{name.removeprefix('held out ')}: {fmt(float(r))}" for name, r in ratio.items()) + " (model MSE / better baseline's)",
+                      "history mean; repeat last period", "ratio < 1 on every held-out input", bool((ratio < 1).all()))
+
+
+def forecast_reading(scores) -> str:
+    """What the forecasting table says, in one sentence computed from it (Markdown): the model beats
+    both baselines on every held-out input (by at least how much), or its forecast is flat (error
+    within :data:`FLAT_PERCENT` % of the history mean's on every input), or neither."""
+    rows = _held_out_rows(scores)
+    deviation = float((scores["model_argmax"] / scores["history_mean"] - 1).abs().max() * 100)
+    ratio = rows["model_argmax"] / rows[["history_mean", "repeat_last_period"]].min(axis=1)
+    if (ratio < 1).all():
+        return (f"On every held-out input the model beats both baselines, by at least {fmt(float(100 * (1 - ratio.max())))} % "
+                f"of the better one's error: it forecasts periods it was never probed with")
+    if deviation < FLAT_PERCENT:
+        return (f"On every input the forecast's error is within {fmt(deviation)} % of the history mean's: the model paints a "
+                f"nearly flat line. Where it \"beats\" repeat-last-period it is because that baseline repeats an integer period "
+                f"that drifts against a non-integer one, not because the model forecasts. The model has learned where to look before "
+                f"it has learned what to paint; its periodic heads show the input's self-similarity, not a forecasting mechanism")
+    worse = [name.removeprefix("held out ") for name, r in ratio.items() if r >= 1]
+    return (f"The forecast is not flat (up to {fmt(deviation)} % from the history mean's error), but it loses to the better baseline "
+            f"on {', '.join(worse)}")
 
 
 def peak_error(peaks: list[float], period: float) -> float:

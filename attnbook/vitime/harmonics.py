@@ -31,6 +31,7 @@ __all__ = [
     "signal",
     "EXPERIMENTS",
     "HELD_OUT",
+    "HELD_OUT_MIXTURE",
     "PERIOD_63",
     "Analysis",
     "analyse",
@@ -93,6 +94,10 @@ HELD_OUT: dict[str, tuple[Harmonic, ...]] = {
     "P=80": (Harmonic(1.0, 80.0), Harmonic(0.5, 21.0, 1.0)),
     "P=100": (Harmonic(1.0, 100.0), _SIN5),
 }
+
+# A held-out mixture for the forecasting test: periods 60 and 40 (neither in the experiments), which
+# repeat together every 120 samples, four times in the 512-sample history.
+HELD_OUT_MIXTURE: tuple[Harmonic, ...] = (Harmonic(1.0, 60.0), Harmonic(0.6, 40.0, 1.0))
 
 
 @dataclass
