@@ -95,9 +95,10 @@ HELD_OUT: dict[str, tuple[Harmonic, ...]] = {
     "P=100": (Harmonic(1.0, 100.0), _SIN5),
 }
 
-# A held-out mixture for the forecasting test: periods 60 and 40 (neither in the experiments), which
-# repeat together every 120 samples, four times in the 512-sample history.
-HELD_OUT_MIXTURE: tuple[Harmonic, ...] = (Harmonic(1.0, 60.0), Harmonic(0.6, 40.0, 1.0))
+# A held-out mixture for the forecasting test: periods 57.5 and 41.3 (neither in the experiments) are
+# incommensurate, so no whole number of samples repeats the sum — repeat-last-period cannot be exact
+# (any mixture of whole-number periods would repeat exactly within the history, a baseline no model beats).
+HELD_OUT_MIXTURE: tuple[Harmonic, ...] = (Harmonic(1.0, 57.5), Harmonic(0.6, 41.3, 1.0))
 
 
 @dataclass
