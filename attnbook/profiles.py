@@ -16,7 +16,9 @@ autocast where the hardware has it, :func:`attnbook.train.select_precision`). ``
 on the CPU in fp32 so that its tables are the same on every machine. ``full`` uses a GPU when
 there is one, and bf16 for the two models whose steps are dominated by large matmuls: chapter
 3's ViT and chapter 5's 6 × 6 × 384 GPT (``benchmarks/precision.py`` on a 2-core AVX512-BF16
-CPU: bf16 steps 1.34× and 1.94× faster). Chapters 2 and 4 stay fp32 (there: 1.24× and 0.65×).
+CPU: bf16 steps 1.34× faster for the grid4 ViTime, 1.94× for the GPT; chapter 3's full profile now
+uses the strip preset, whose bf16 steps took as long as fp32 ones on one core, 0.32 s). Chapters 2
+and 4 stay fp32 (there: 1.24× and 0.65×).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Training-step time in fp32 against bf16 autocast, for each chapter's full-profile model.
 
 For every chapter that trains, its ``full``-profile model and batch shape (chapter 2's
-forecaster, chapter 3's grid4 ViTime, chapter 4's AD transformer, chapter 5's 6 × 6 × 384 GPT)
+forecaster, chapter 3's full-profile ViTime, chapter 4's AD transformer, chapter 5's 6 × 6 × 384 GPT)
 on ``--device`` (default ``auto``: CUDA when present). Each measurement is ``--steps`` optimiser
 steps after two warm-up steps, fp32 and bf16 alternating ``--repeats`` times so that drift hits
 both alike. Prints ms/step (medians) per chapter and precision and, last, one line per chapter
