@@ -23,7 +23,8 @@ from ..errors import InvalidInputError, bad_argument
 from ..intervene import HeadMeans, RandomComparison, against_random, head_means
 from ..intervene.effects import random_head_sets
 
-__all__ = ["chapter_hypotheses", "forecast_hypothesis", "forecast_reading", "FLAT_PERCENT", "chapter_claims", "peak_error", "top_head_agreement", "CAUSAL_STARTS", "period_heads",
+__all__ = ["chapter_hypotheses", "forecast_hypothesis", "forecast_reading", "FLAT_PERCENT", "chapter_claims", "peak_error",
+           "top_head_agreement", "CAUSAL_STARTS", "period_heads",
            "experiment_images", "reference_images", "ForecastChange", "RatioComparison", "PeriodHeadTest", "period_head_tests",
            "causal_frame", "causal_hypotheses", "causal_records", "causal_reading", "strips"]
 
@@ -73,8 +74,8 @@ def forecast_hypothesis(scores) -> Hypothesis:
     """The model forecasts held-out periods: on every held-out input (``scores`` rows named
     ``"held out …"``, :func:`attnbook.vitime.harmonics.forecast_scores` as columns) its argmax MSE is
     below both the history mean's and repeat-last-period's (period from the history's ACF).
-    Measured: the largest ratio of the model's MSE to the better baseline's (below 1: it beats both
-    everywhere, by ``1 − ratio``)."""
+    Measured: each held-out input's ratio of the model's MSE to the better baseline's (below 1 on
+    every input: it beats both everywhere, by at least ``1 − max ratio``)."""
     rows = _held_out_rows(scores)
     better = rows[["history_mean", "repeat_last_period"]].min(axis=1)
     ratio = rows["model_argmax"] / better
