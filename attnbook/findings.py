@@ -77,12 +77,9 @@ def runs_table(profile: str = "quick") -> pd.DataFrame:
     rows = []
     for title, summary in _summaries(profile):
         run = summary.get("run")
-        if run is None:
-            rows.append({"chapter": title, "profile": summary.get("profile", profile), "hardware": "not recorded",
-                         "torch": "—", "wall time (min)": "—"})
-            continue
-        rows.append({"chapter": title, "profile": summary.get("profile", profile), "hardware": run["hardware"], "torch": run["torch"],
-                     "wall time (min)": f"{run['seconds'] / 60:.1f}"})
+        rows.append({"chapter": title, "profile": summary.get("profile", profile),
+                     "hardware": run["hardware"] if run else "not recorded", "torch": run["torch"] if run else "—",
+                     "wall time (min)": f"{run['seconds'] / 60:.1f}" if run else "—"})
     return pd.DataFrame(rows, columns=["chapter", "profile", "hardware", "torch", "wall time (min)"])
 
 

@@ -62,12 +62,14 @@ def chapter_hypotheses(*, exp2_contrast_p31: float, random_contrast_p31: float, 
 FLAT_PERCENT = 5.0
 
 
-def _held_out_rows(scores):
+def _held_out_ratios(scores):
+    """Per held-out input (``scores`` rows named ``"held out …"``): the model's argmax MSE over the
+    better baseline's (the lower of the history mean's and repeat-last-period's)."""
     rows = scores[[str(name).startswith("held out") for name in scores.index]]
     if rows.empty or not {"model_argmax", "history_mean", "repeat_last_period"} <= set(rows.columns):
         raise bad_argument(InvalidInputError, "scores", "forecast_scores rows named 'held out …' with model_argmax, history_mean, repeat_last_period",
                            f"index {list(scores.index)}, columns {list(scores.columns)}", raw=True)
-    return rows
+    return rows["model_argmax"] / rows[["history_mean", "repeat_last_period"]].min(axis=1)
 
 
 def forecast_hypothesis(scores) -> Hypothesis:
@@ -76,9 +78,7 @@ def forecast_hypothesis(scores) -> Hypothesis:
     below both the history mean's and repeat-last-period's (period from the history's ACF).
     Measured: each held-out input's ratio of the model's MSE to the better baseline's (below 1 on
     every input: it beats both everywhere, by at least ``1 − max ratio``)."""
-    rows = _held_out_rows(scores)
-    better = rows[["history_mean", "repeat_last_period"]].min(axis=1)
-    ratio = rows["model_argmax"] / better
+    ratio = _held_out_ratios(scores)
     return Hypothesis("the model forecasts held-out periods better than both baselines",
                       ", ".join(f"{name.removeprefix('held out ')}: {fmt(float(r))}" for name, r in ratio.items()) + " (model MSE / better baseline's)",
                       "history mean; repeat last period", "ratio < 1 on every held-out input", bool((ratio < 1).all()))
@@ -88,9 +88,8 @@ def forecast_reading(scores) -> str:
     """What the forecasting table says, in one sentence computed from it (Markdown): the model beats
     both baselines on every held-out input (by at least how much), or its forecast is flat (error
     within :data:`FLAT_PERCENT` % of the history mean's on every input), or neither."""
-    rows = _held_out_rows(scores)
+    ratio = _held_out_ratios(scores)
     deviation = float((scores["model_argmax"] / scores["history_mean"] - 1).abs().max() * 100)
-    ratio = rows["model_argmax"] / rows[["history_mean", "repeat_last_period"]].min(axis=1)
     if (ratio < 1).all():
         return (f"On every held-out input the model beats both baselines, by at least {fmt(float(100 * (1 - ratio.max())))} % "
                 f"of the better one's error: it forecasts periods it was never probed with")
