@@ -37,6 +37,16 @@ class CaptureBudgetError(AttnbookError, MemoryError):
     """Recording would keep more attention weights than ``capture``'s ``max_bytes`` allows (raised before they exist)."""
 
 
+class UnsupportedGenerationError(UnsupportedModelError):
+    """A ``generate`` option under ``capture`` whose passes cannot be assembled into exact maps (raised before
+    generation starts; the message names the option and what to use instead)."""
+
+
+class CaptureChangesOutputsWarning(UserWarning):
+    """The path ``capture`` switches a model to (the one that materialises the weights) computes outputs that
+    differ from the model's normal path beyond a stated tolerance: the maps describe that path, not the usual one."""
+
+
 class MissingResourceError(AttnbookError, FileNotFoundError):
     """A model, data set or file that is not where it was looked for (the message says how to get it)."""
 
