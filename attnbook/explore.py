@@ -2,7 +2,8 @@
 
 * :func:`maps` -> :class:`MapsExplorer`: layer / head / sample / view / colour controls over one
   :class:`~attnbook.maps.AttentionMaps`, a figure and a table of the selected head's statistics.
-* :func:`text` -> :class:`TextExplorer`: type or upload text, press *Analyse*, explore the maps.
+* the chapters' own explorers (e.g. :func:`attnbook.lm.explorer.text`) build on these; they live in
+  the chapters' folders (the core never imports a chapter).
 
 All drawing goes through :func:`render` (a plain function, testable without a kernel). Figures
 are put into the ``Output`` widget as PNG ``display_data`` (``output.outputs = ...``), so they show
@@ -284,19 +285,3 @@ def maps(
     """
     return MapsExplorer(maps, stats=stats, title=title, heatmap_kwargs=heatmap_kwargs)
 
-
-# -- moved to the chapters' folders (old import paths keep working, with a warning) ----------------
-_MOVED = {"TextExplorer": "attnbook.lm.explorer", "text": "attnbook.lm.explorer", "SeriesView": "attnbook.timeseries.explorer",
-          "SeriesExplorer": "attnbook.timeseries.explorer", "render_series": "attnbook.timeseries.explorer",
-          "series": "attnbook.timeseries.explorer"}
-
-
-def __getattr__(name: str) -> Any:
-    """The explorers that moved to the chapters' folders, by their old names (deprecated)."""
-    if name in _MOVED:
-        import importlib
-        import warnings
-
-        warnings.warn(f"attnbook.explore.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module 'attnbook.explore' has no attribute {name!r}")

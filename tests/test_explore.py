@@ -234,20 +234,16 @@ def test_text_explorer_blank_text_long_text_and_bad_results():
         text_explorer.text(analyse, max_chars=0)
 
 
-def test_moved_explorers_keep_their_old_import_paths_with_a_warning():
+def test_chapter_explorers_live_in_their_chapters_not_in_the_core():
+    # the core never imports a chapter (tests/test_architecture.py): the old aliases
+    # explore.TextExplorer / explore.SeriesView / plots.series_attention are gone
     from attnbook import plots
-    from attnbook.lm.explorer import TextExplorer
-    from attnbook.timeseries.explorer import SeriesView
-    from attnbook.timeseries.figures import series_attention
+    from attnbook.lm.explorer import TextExplorer  # noqa: F401
+    from attnbook.timeseries.explorer import SeriesView  # noqa: F401
+    from attnbook.timeseries.figures import series_attention  # noqa: F401
 
-    with pytest.warns(DeprecationWarning, match="moved to attnbook.lm.explorer"):
-        assert explore.TextExplorer is TextExplorer
-    with pytest.warns(DeprecationWarning, match="moved to attnbook.timeseries.explorer"):
-        assert explore.SeriesView is SeriesView
-    with pytest.warns(DeprecationWarning, match="moved to attnbook.timeseries.figures"):
-        assert plots.series_attention is series_attention
-    with pytest.raises(AttributeError):
-        explore.no_such_explorer  # noqa: B018
+    for module, name in ((explore, "TextExplorer"), (explore, "SeriesView"), (plots, "series_attention"), (explore, "no_such_explorer")):
+        assert not hasattr(module, name)
 
 
 def test_sentences_view_holds_every_sentence_and_marks_the_text_box_live():

@@ -41,7 +41,10 @@ only real tokens are the model's output there.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
+import functools
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Callable
@@ -50,13 +53,14 @@ import torch
 from torch import nn
 
 from .. import checks
-from ..errors import (AttnbookError, CaptureBudgetError, InvalidInputError, NothingCapturedError, OutOfRangeError,
-                      UnsupportedModelError, bad_argument)
+from ..errors import (AttnbookError, CaptureBudgetError, CaptureChangesOutputsWarning, InvalidInputError, NothingCapturedError,
+                      OutOfRangeError, UnsupportedGenerationError, UnsupportedModelError, bad_argument)
 from ..maps import AttentionMaps
+from .generation import AssembledGeneration, Generation, refuse_unsupported
 from .sites import SUPPORTED_FAMILIES, Site, find_attention, unrecordable
 from .windows import WindowGrid, pair, scatter
 
-__all__ = ["capture", "Capture", "eager_attention", "recording", "DEFAULT_MAX_BYTES", "KINDS"]
+__all__ = ["capture", "Capture", "eager_attention", "recording", "DEFAULT_MAX_BYTES", "KINDS", "OUTPUTS_TOLERANCE"]
 
 #: kept weights allowed by default (``max_bytes``): 4 GiB
 DEFAULT_MAX_BYTES = 4 * 2**30
@@ -134,6 +138,11 @@ class Capture:
         self._bytes = 0
         self._itemsize = torch.empty((), dtype=dtype).element_size()  # bytes per stored weight
         self.grids: dict[int, WindowGrid] = {}  # per windowed site: the token grid of its last call
+        self.generations: list[AssembledGeneration] = []  # every finished generate(...) call, assembled per returned sequence
+        self._generation: Generation | None = None         # the generate(...) call in progress
+        self._paused = False                               # hooks pass through (verify's plain forward)
+        self._switches: list[tuple[Callable[[], None], Callable[[], None]]] = []  # (undo, redo) of every flag capture set
+        self.verified: dict | None = None                  # verify=True: what the plain forward measured
 
     # -- recording -------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -147,7 +156,19 @@ class Capture:
                 f"capture: expected attention weights from the forward pass of {model_name}, got none "
                 f"(a fused kernel may hide them; selected layers: {[s.name for s in self.sites]})"
             )
-        self.passes.append(recorded)
+        if self._generation is not None and self._generation.passes:
+            self._generation.passes[-1].records = recorded
+        else:
+            self.passes.append(recorded)
+
+    def _check_assembled(self, nbytes: int) -> None:
+        """Raise before a generate call's maps are assembled if they (with the earlier calls') pass ``max_bytes``."""
+        kept = sum(w.numel() * w.element_size() for g in self.generations for w in g.weights)
+        if kept + nbytes > self.max_bytes:
+            raise CaptureBudgetError(
+                f"capture: the maps of this generate call would take about {(kept + nbytes) / 2**20:,.1f} MiB with the earlier ones, "
+                f"more than max_bytes = {self.max_bytes / 2**20:,.1f} MiB; record fewer layers (layers=...), fewer heads (heads=...), "
+                f"fewer or shorter sequences, store in float16 (dtype=torch.float16), or raise max_bytes")
 
     def kept_bytes(self) -> int:
         """Bytes held by the recorded weights so far."""
@@ -155,6 +176,8 @@ class Capture:
 
     def _check_budget(self, site: Site, batch: int, heads: int | None, queries: int, keys: int) -> None:
         """Raise before ``site`` computes its weights if this pass would keep more than ``max_bytes``."""
+        if self._paused:
+            return
         heads = len(self.heads) if self.heads is not None else (heads or site.n_heads or 1)
         per_call = batch * heads * queries * keys * self._itemsize
         called = {id(s) for s, _ in self._open or []}
@@ -169,7 +192,7 @@ class Capture:
             )
 
     def _record(self, site: Site, weights: torch.Tensor | None) -> None:
-        if weights is None:
+        if weights is None or self._paused:
             return
         if weights.dim() == 3:  # unbatched nn.MultiheadAttention input
             weights = weights.unsqueeze(0)
@@ -185,30 +208,28 @@ class Capture:
             weights.retain_grad()
         else:
             weights = weights.detach().to("cpu", self.dtype)
-        if self._open is None:  # a submodule was called on its own, outside the model's forward
-            self._open = []
-        self._open.append((site, weights))
+        if self._open is None and self._generation is not None:  # generate runs the encoder once, on its own
+            self._generation.encoder.append((site, weights))
+        else:
+            if self._open is None:  # a submodule was called on its own, outside the model's forward
+                self._open = []
+            self._open.append((site, weights))
         self._bytes += weights.numel() * weights.element_size()
 
     # -- reading ---------------------------------------------------------------------------------
     def _layout(self) -> list[tuple[Site, int, str]]:
         """(site, call index, layer name) of every layer, in the order of the first pass's calls."""
+        if self.generations:
+            if self.passes or self._open:
+                raise InvalidInputError("capture: expected generate(...) calls or plain forward passes in one block, got both; "
+                                        "record them in separate capture blocks")
+            return self.generations[0].layers
         if not self.passes and not self._open:
             raise NothingCapturedError(
                 "capture: expected at least one forward pass that recorded attention, got none "
                 "(run the model inside the `with capture(model) as cap:` block)"
             )
-        first = self.passes[0] if self.passes else self._open
-        counts: dict[int, int] = {}
-        for site, _ in first:
-            counts[id(site)] = counts.get(id(site), 0) + 1
-        seen: dict[int, int] = {}
-        layout = []
-        for site, _ in first:
-            k = seen.get(id(site), 0)
-            seen[id(site)] = k + 1
-            layout.append((site, k, site.name if counts[id(site)] == 1 else f"{site.name}#{k}"))
-        return layout
+        return _layout_of(self.passes[0] if self.passes else self._open)
 
     @property
     def layer_names(self) -> list[str]:
@@ -237,13 +258,43 @@ class Capture:
 
     @property
     def generated(self) -> bool:
-        """Whether the passes continue one another over a KV cache (see :meth:`per_layer`)."""
+        """Whether the passes continue one another over a KV cache (see :meth:`per_layer`): a
+        ``generate(...)`` call, or passes of a model's own cache loop."""
+        if self.generations:
+            return True
         site, k, _ = self._layout()[0]
         return _is_cache_chain(self._calls(site, k))
+
+    @property
+    def sequences(self) -> torch.Tensor | None:
+        """What the ``generate(...)`` calls in the block returned (returned sequences, concatenated), or None."""
+        if not self.generations:
+            return None
+        return torch.cat([g.sequences for g in self.generations], dim=0)
+
+    def _generated_layers(self) -> list[torch.Tensor]:
+        """Every layer of the block's generate calls, per returned sequence (calls concatenated on the batch axis)."""
+        out = []
+        for i, (_, _, name) in enumerate(self.generations[0].layers):
+            parts = [g.weights[i].to(torch.float32) for g in self.generations]
+            if len({tuple(p.shape[1:]) for p in parts}) > 1:
+                raise InvalidInputError(f"layer {name!r}: expected generate calls of one length to combine, got "
+                                        f"{sorted({tuple(p.shape) for p in parts})}; read them in separate capture blocks")
+            out.append(torch.cat(parts, dim=0))
+        return out
 
     def per_layer(self, grads: bool = False) -> list[torch.Tensor]:
         """Every recorded layer as one float32 tensor (batch, heads, queries, keys); several passes of
         one shape concatenated on the batch axis, KV-cache passes assembled into one causal map."""
+        if self.generations:
+            if grads:
+                raise bad_argument(InvalidInputError, "grads", "False for generate(...) calls (generation runs without gradients)",
+                                   grads, raw=True)
+            self._layout()  # refuses a block that mixes generate calls and plain passes
+            out = self._generated_layers()
+            if self.dtype != torch.float32:
+                out = [w / w.sum(-1, keepdim=True).clamp_min(1e-12) * (w.sum(-1, keepdim=True) > 0) for w in out]
+            return out
         out = []
         for site, k, name in self._layout():
             recs = self._calls(site, k)
@@ -284,6 +335,9 @@ class Capture:
     def token_ids(self, which: str = "input_ids") -> torch.Tensor | None:
         """The token ids the recorded passes read — ``input_ids`` or, for an encoder–decoder,
         ``decoder_input_ids`` (a KV-cache generation: the whole sequence fed in) — or None."""
+        if self.generations:
+            parts = [g.token_ids.get(which) for g in self.generations]
+            return None if any(p is None for p in parts) else torch.cat(parts, dim=0)
         chunks = self.inputs.get(which, [])
         if not chunks:
             return None
@@ -309,7 +363,11 @@ class Capture:
                                    {k: None if v is None else tuple(v.shape) for k, v in ids.items()}, raw=True)
             query_labels = [tokenizer.convert_ids_to_tokens(row.tolist()) for row in q_ids]
             key_labels = [tokenizer.convert_ids_to_tokens(row.tolist()) for row in k_ids]
-        if mask is None and self.generated:
+        if mask is None and self.generations:
+            roles = set(self.generations[0].roles)
+            if len(roles) == 1:
+                mask = torch.cat([g.masks[roles.pop()] for g in self.generations], dim=0)
+        elif mask is None and self.generated:
             T = w.shape[-1]
             mask = torch.ones(T, T, dtype=torch.bool).tril().expand(w.shape[1], T, T)
         grids = self.window_grids()
@@ -321,6 +379,20 @@ class Capture:
     @property
     def maps(self) -> AttentionMaps:
         return self.to_maps()
+
+
+def _layout_of(first: list[tuple[Site, torch.Tensor]]) -> list[tuple[Site, int, str]]:
+    """(site, call index, layer name) of every call in one pass; a site called several times gets ``name#k``."""
+    counts: dict[int, int] = {}
+    for site, _ in first:
+        counts[id(site)] = counts.get(id(site), 0) + 1
+    seen: dict[int, int] = {}
+    layout = []
+    for site, _ in first:
+        k = seen.get(id(site), 0)
+        seen[id(site)] = k + 1
+        layout.append((site, k, site.name if counts[id(site)] == 1 else f"{site.name}#{k}"))
+    return layout
 
 
 def _is_cache_chain(recs: list[torch.Tensor]) -> bool:
@@ -343,7 +415,7 @@ def _assemble(recs: list[torch.Tensor]) -> torch.Tensor:
 @contextmanager
 def capture(model: nn.Module, layers: int | str | Sequence[int | str] | None = None, *, kind: str = "all",
             heads: int | Sequence[int] | None = None, dtype: torch.dtype = torch.float32, max_bytes: int = DEFAULT_MAX_BYTES,
-            keep_grad: bool = False) -> Iterator[Capture]:
+            keep_grad: bool = False, verify: bool = False) -> Iterator[Capture]:
     """Record attention weights of ``model`` during the forward passes inside the block.
 
     ``layers`` picks attention modules by index (module order, negatives allowed) or ``fnmatch``
@@ -353,6 +425,18 @@ def capture(model: nn.Module, layers: int | str | Sequence[int | str] | None = N
     renormalised). ``max_bytes``: the most the kept weights may take; a forward that would pass it
     raises :class:`CaptureBudgetError` before its first attention weights are computed. With
     ``keep_grad`` the live weights keep their graph so ``cap.gradients()`` works after a backward.
+
+    ``model.generate(...)`` inside the block (Hugging Face models) is followed pass by pass and
+    assembled per returned sequence (:mod:`attnbook.capture.generation`); an option it cannot follow
+    exactly raises :class:`~attnbook.errors.UnsupportedGenerationError` before generation starts.
+
+    Where the path capture switches a model to is known to change its outputs
+    (:mod:`attnbook.capture.divergence`), entering the block warns with
+    :class:`~attnbook.errors.CaptureChangesOutputsWarning`. ``verify=True`` measures it on the
+    caller's own input: the first forward pass in the block is run once more without capture (hooks
+    paused, every flag as the model had it) and its outputs compared with the recorded pass's; a
+    difference beyond :data:`OUTPUTS_TOLERANCE` warns the same way. ``cap.verified`` holds what was
+    measured.
     """
     if not isinstance(model, nn.Module):
         raise bad_argument(UnsupportedModelError, "model", "a torch.nn.Module", type(model).__name__, raw=True)
@@ -371,12 +455,17 @@ def capture(model: nn.Module, layers: int | str | Sequence[int | str] | None = N
         listed = "; ".join(f"{n}: {r}" for n, r in refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
         raise UnsupportedModelError(f"model: expected every attention layer to be recordable, got {len(refused)} that cannot be "
                                     f"recorded ({listed}); select the others with layers=... to record a subset")
+    if not isinstance(verify, bool):
+        raise bad_argument(InvalidInputError, "verify", "True or False", verify)
     sites = _select(all_sites, layers, kind)
+    _warn_known_divergences(model, sites)
     cap = Capture(sites, keep_grad=keep_grad, heads=_heads(heads, sites), dtype=dtype, max_bytes=max_bytes)
     handles: list[Any] = []
     restore: list[Callable[[], None]] = []
     try:
         _install(cap, model, handles, restore)
+        if verify:
+            _install_verify(cap, model, handles)
         _RECORDING[0] += 1
         restore.append(lambda: _RECORDING.__setitem__(0, _RECORDING[0] - 1))
         yield cap
@@ -493,12 +582,14 @@ def _install(cap: Capture, model: nn.Module, handles: list, restore: list) -> No
     """Register hooks and flip flags for every selected site; undo actions go into ``restore``."""
     families = {s.family for s in cap.sites}
     batch = [0]
+    switches = cap._switches  # (undo, redo) of every flag: verify's plain forward runs between them
     if "torch" in families:
         fastpath = torch.backends.mha.get_fastpath_enabled()
         torch.backends.mha.set_fastpath_enabled(False)
         restore.append(lambda: torch.backends.mha.set_fastpath_enabled(fastpath))
+        switches.append((restore[-1], lambda: torch.backends.mha.set_fastpath_enabled(False)))
     if "hf" in families:
-        _use_eager(model, restore)
+        _use_eager(model, restore, switches)
         _ask_for_attentions(cap, model, [s for s in cap.sites if s.family == "hf" and s.index is None], handles)
     for site in cap.sites:
         record = lambda weights, site=site: cap._record(site, weights)  # noqa: E731
@@ -507,6 +598,7 @@ def _install(cap: Capture, model: nn.Module, handles: list, restore: list) -> No
             old = m.record_attention
             m.record_attention = True
             restore.append(lambda m=m, old=old: setattr(m, "record_attention", old))
+            switches.append((restore[-1], lambda m=m: setattr(m, "record_attention", True)))
             handles.append(m.register_forward_pre_hook(
                 lambda mod, args, s=site: cap._check_budget(s, args[0].shape[0], mod.n_heads, args[0].shape[1], args[0].shape[1])))
             handles.append(m.hook_pattern.register_forward_hook(lambda _m, _i, out, r=record: r(out)))
@@ -538,22 +630,184 @@ def _install(cap: Capture, model: nn.Module, handles: list, restore: list) -> No
                     old = m.fused_attn
                     m.fused_attn = False
                     restore.append(lambda m=m, old=old: setattr(m, "fused_attn", old))
+                    switches.append((restore[-1], lambda m=m: setattr(m, "fused_attn", False)))
                 handles.append(m.attn_drop.register_forward_hook(_token_check(site, tokens)))
                 handles.append(m.attn_drop.register_forward_hook(lambda _m, _i, out, r=record: r(out)))
             else:
                 handles.append(m.register_forward_hook(lambda _m, _i, out, r=record, s=site: r(_hf_weights(out, s))))
 
     def pre(_m, args, kwargs):
+        if cap._paused:
+            return
         x = _first_tensor(args, kwargs, ("input_ids", "pixel_values", "input_features", "inputs_embeds", "x"))
         batch[0] = x.shape[0] if x is not None and x.dim() >= 2 and "torch" not in families else 0
-        for which in ("input_ids", "decoder_input_ids"):
-            ids = kwargs.get(which)
-            if isinstance(ids, torch.Tensor) and ids.dim() == 2:
-                cap.inputs.setdefault(which, []).append(ids.detach().cpu())
+        if cap._generation is not None:
+            cap._generation.start_pass(kwargs)
+        else:
+            for which in ("input_ids", "decoder_input_ids"):
+                ids = kwargs.get(which)
+                if isinstance(ids, torch.Tensor) and ids.dim() == 2:
+                    cap.inputs.setdefault(which, []).append(ids.detach().cpu())
         cap._start()
 
+    def post(_m, _i, _o):
+        if not cap._paused:
+            cap._finish(type(model).__name__)
+
     handles.append(model.register_forward_pre_hook(pre, with_kwargs=True))
-    handles.append(model.register_forward_hook(lambda _m, _i, _o: cap._finish(type(model).__name__)))
+    handles.append(model.register_forward_hook(post))
+    if "hf" in families:
+        _follow_generate(cap, model, batch, pre, post, restore)
+
+
+def _follow_generate(cap: Capture, model: nn.Module, batch: list, pre: Callable, post: Callable, restore: list) -> None:
+    """``generate`` of every outermost Hugging Face model inside ``model`` followed while the block is
+    open (an instance attribute, removed on exit): options checked first, then each pass noted, then
+    the returned sequences assembled (:mod:`attnbook.capture.generation`)."""
+    from transformers import PreTrainedModel
+
+    outermost: list[nn.Module] = []
+    for m in model.modules():
+        if isinstance(m, PreTrainedModel) and callable(getattr(m, "generate", None)) and not any(m in list(o.modules()) for o in outermost):
+            outermost.append(m)
+    for hf in outermost:
+        original = hf.generate
+        had = "generate" in vars(hf)
+
+        @functools.wraps(original)
+        def generate(*args: Any, _hf: nn.Module = hf, _original: Callable = original, **kwargs: Any) -> Any:
+            if cap._generation is not None:
+                raise UnsupportedGenerationError("generate under capture: expected one generate call at a time, got a nested one")
+            strategy, config = refuse_unsupported(_hf, args, kwargs)
+            gen = Generation(_hf, strategy, config, bool(getattr(_hf.config, "is_encoder_decoder", False)), _prompt_of(args, kwargs))
+            extra = []
+            if _hf is not model:  # its passes are seen on the model that generates
+                extra = [_hf.register_forward_pre_hook(pre, with_kwargs=True), _hf.register_forward_hook(post)]
+            if hasattr(_hf, "_reorder_cache"):
+                reorder = _hf._reorder_cache
+
+                def _reorder_cache(cache: Any, beam_idx: torch.Tensor) -> Any:
+                    gen.note_reorder(beam_idx)
+                    return reorder(cache, beam_idx)
+                _hf._reorder_cache = _reorder_cache
+            batch[0] = 0
+            cap._generation = gen
+            before = cap._bytes
+            try:
+                out = _original(*args, **kwargs)
+                sequences = out if isinstance(out, torch.Tensor) else out.sequences
+                if not gen.passes:
+                    raise NothingCapturedError("generate under capture: expected forward passes of the model, got none")
+                layout = _layout_of(gen.encoder + gen.passes[0].records)
+                cap.generations.append(gen.assemble(sequences, layout, cap.dtype, cap._check_assembled))
+            finally:
+                gen.close()
+                cap._generation = None
+                cap._bytes = before + sum(w.numel() * w.element_size() for g in cap.generations[-1:] for w in g.weights)
+                for h in extra:
+                    h.remove()
+                if "_reorder_cache" in vars(_hf):
+                    del _hf._reorder_cache
+            return out
+
+        hf.generate = generate
+        restore.append(lambda hf=hf, had=had, original=original: setattr(hf, "generate", original) if had else vars(hf).pop("generate", None))
+
+
+def _prompt_of(args: tuple, kwargs: dict) -> dict:
+    """The batch size, encoder token ids and attention mask of a ``generate`` call, as the caller gave them."""
+    inputs = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    for key in ("inputs", "input_ids", "input_features", "input_values", "pixel_values", "inputs_embeds"):
+        if inputs is None and isinstance(kwargs.get(key), torch.Tensor):
+            inputs = kwargs[key]
+    mask = kwargs.get("attention_mask")
+    return {"batch": int(inputs.shape[0]) if inputs is not None else 1,
+            "input_ids": inputs.detach().cpu() if inputs is not None and not inputs.is_floating_point() and inputs.dim() == 2 else None,
+            "attention_mask": mask.detach().cpu() if isinstance(mask, torch.Tensor) else None}
+
+
+#: verify=True: outputs with and without capture agree when |Δ| ≤ OUTPUTS_TOLERANCE · max(1, max |output|)
+OUTPUTS_TOLERANCE = 1e-4
+
+
+def _warn_known_divergences(model: nn.Module, sites: list[Site]) -> None:
+    """Warn for every model inside ``model`` whose recorded path is known to change its outputs
+    (:func:`attnbook.capture.divergence.divergences`), where a selected layer lies inside it."""
+    from .divergence import divergences
+
+    for name, found in divergences(model):
+        inner = model.get_submodule(name) if name else model
+        if not any(s.module in list(inner.modules()) for s in sites):
+            continue
+        warnings.warn(CaptureChangesOutputsWarning(
+            f"{name or type(model).__name__}: capture records the path that returns the weights, and for this family "
+            f"that path computes something else: {found.message()} The maps describe that path, not the model's usual one; "
+            f"pass verify=True to measure it on your input."), stacklevel=4)
+
+
+@contextmanager
+def _suspended(cap: Capture) -> Iterator[None]:
+    """Every flag capture set put back as the model had it and every hook passing through, inside the block."""
+    cap._paused = True
+    for undo, _ in reversed(cap._switches):
+        undo()
+    try:
+        yield
+    finally:
+        for _, redo in cap._switches:
+            redo()
+        cap._paused = False
+
+
+def _install_verify(cap: Capture, model: nn.Module, handles: list) -> None:
+    """``verify=True``: before the block's first recorded forward, the same call without capture (on a
+    deep copy of its arguments, so a cache is not advanced twice); after it, the outputs compared."""
+    plain: list = []
+
+    def pre(_m, args, kwargs):
+        if cap._paused or cap.verified is not None or plain:
+            return
+        with torch.no_grad(), _suspended(cap):
+            plain.append((model.forward(*copy.deepcopy(args), **copy.deepcopy(kwargs)), kwargs.get("attention_mask")))
+
+    def post(_m, _args, _kwargs, out):
+        if cap._paused or not plain or cap.verified is not None:
+            return
+        reference, mask = plain.pop()
+        diff, scale = _outputs_gap(reference, out, mask)
+        changed = not diff <= OUTPUTS_TOLERANCE * max(1.0, scale)
+        cap.verified = {"max_diff": diff, "tolerance": OUTPUTS_TOLERANCE * max(1.0, scale), "changed": changed}
+        if changed:
+            warnings.warn(CaptureChangesOutputsWarning(
+                f"{type(model).__name__}: outputs under capture differ from the same call without it by {diff:.3g} "
+                f"(tolerance {cap.verified['tolerance']:.3g}): the path that records the weights computes something else "
+                f"than the model's usual path, and the maps describe the recording path"), stacklevel=2)
+
+    handles.append(model.register_forward_pre_hook(pre, with_kwargs=True, prepend=True))
+    handles.append(model.register_forward_hook(post, with_kwargs=True))
+
+
+def _outputs_gap(plain: Any, recorded: Any, mask: Any) -> tuple[float, float]:
+    """Largest |Δ| between the floating-point outputs of two calls (attention fields and caches left
+    out; at real tokens where ``mask`` (batch, tokens) matches), and the largest |output|."""
+    def leaves(out: Any) -> list[torch.Tensor]:
+        if isinstance(out, torch.Tensor):
+            return [out] if out.is_floating_point() else []
+        if hasattr(out, "to_tuple") and hasattr(out, "keys"):
+            return [t for k in out.keys() if k not in _ATTENTION_OUTPUTS for t in leaves(out[k])]
+        if isinstance(out, (tuple, list)):
+            return [t for o in out for t in leaves(o)]
+        return []
+    diff = scale = 0.0
+    for a, b in zip(leaves(plain), leaves(recorded)):
+        if a.shape != b.shape:
+            continue
+        if isinstance(mask, torch.Tensor) and a.dim() >= 2 and tuple(a.shape[:2]) == tuple(mask.shape):
+            a, b = a[mask.bool()], b[mask.bool()]
+        if a.numel():
+            diff = max(diff, float((a.double() - b.double()).abs().max()))
+            scale = max(scale, float(a.double().abs().max()))
+    return diff, scale
 
 
 def _hf_weights(out: Any, site: Site) -> torch.Tensor | None:
@@ -581,6 +835,9 @@ def _ask_for_attentions(cap: Capture, model: nn.Module, sites: list[Site], handl
         injected: list[bool] = []
 
         def pre(_m, args, kwargs, injected=injected):
+            if cap._paused:  # verify's plain forward: the call as the caller made it
+                injected.append(False)
+                return args, kwargs
             asked = bool(kwargs.get("output_attentions"))
             injected.append(not asked)
             if not asked:
@@ -621,7 +878,7 @@ def eager_attention(model: nn.Module) -> Iterator[nn.Module]:
             undo()
 
 
-def _use_eager(model: nn.Module, restore: list) -> None:
+def _use_eager(model: nn.Module, restore: list, switches: list | None = None) -> None:
     """Switch every outermost Hugging Face model inside ``model`` to eager attention."""
     from transformers import PreTrainedModel
 
@@ -637,4 +894,6 @@ def _use_eager(model: nn.Module, restore: list) -> None:
                     raise UnsupportedModelError(f"{type(module).__name__}: expected an eager attention path to read the weights from, "
                                                 f"got {type(exc).__name__}: {exc}") from exc
                 restore.append(lambda m=module, old=old: m.set_attn_implementation(old))
+                if switches is not None:
+                    switches.append((restore[-1], lambda m=module: m.set_attn_implementation("eager")))
 

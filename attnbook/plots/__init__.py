@@ -21,8 +21,6 @@ Call everything from here (``plots.heatmap``, ``plots.curves``); the package has
 
 from __future__ import annotations
 
-from typing import Any
-
 from .base import (
     GRID_MAX_TICKS,
     LOG_ABS_FLOOR,
@@ -62,15 +60,3 @@ __all__ = [
     "TOP_COLOUR", "PNG_DPI", "DEFAULT_LOSS_LABEL", "WINDOW_COLOUR", "WEIGHT_COLOUR", "TARGET_COLOUR", "FORECAST_COLOUR",
 ]
 
-
-# -- moved to the chapters' folders (old import paths keep working, with a warning) ---------------
-def __getattr__(name: str) -> Any:
-    """``series_attention`` moved to :mod:`attnbook.timeseries.figures` (deprecated here)."""
-    if name == "series_attention":
-        import warnings
-
-        from ..timeseries.figures import series_attention
-
-        warnings.warn("attnbook.plots.series_attention moved to attnbook.timeseries.figures.series_attention", DeprecationWarning, stacklevel=2)
-        return series_attention
-    raise AttributeError(f"module 'attnbook.plots' has no attribute {name!r}")

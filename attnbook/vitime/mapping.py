@@ -54,43 +54,25 @@ _SMALL_GAUSSIAN: dict[int, tuple[float, ...]] = {
 
 
 # -- argument checks ---------------------------------------------------------------------------
-def _finite(name: str, arr: np.ndarray) -> None:
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        nan, inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
-        got = " and ".join(f"{count} {kind}" for count, kind in ((nan, "NaN"), (inf, "inf")) if count)
-        raise bad_argument(InvalidInputError, name, "finite values", got, raw=True)
-
-
-def _as_array(name: str, value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):  # a torch tensor (the model's output)
-        value = value.detach().cpu().numpy()
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise bad_argument(InvalidInputError, name, "an array of numbers", value) from None
-    return arr
-
-
 def _series(name: str, value: Any, min_len: int = 1) -> np.ndarray:
-    arr = _as_array(name, value)
+    arr = checks.array(name, value, finite=False)
     if arr.ndim != 1:
         raise bad_argument(
             InvalidInputError, name, "a 1-D array (T,) (map a multivariate series one channel at a time)", f"shape {arr.shape}", raw=True
         )
     if len(arr) < min_len:
         raise bad_argument(InvalidInputError, name, f"at least {min_len} values", f"{len(arr)} values", raw=True)
-    _finite(name, arr)
+    checks.array(name, arr)
     return arr
 
 
 def _image(name: str, value: Any, config: MappingConfig) -> np.ndarray:
-    arr = _as_array(name, value)
+    arr = checks.array(name, value, finite=False)
     if arr.ndim < 2 or arr.shape[-1] != config.bins:
         raise bad_argument(
             InvalidInputError, name, f"an array (..., W, h) with h = bins = {config.bins} rows last", f"shape {arr.shape}", raw=True
         )
-    _finite(name, arr)
+    checks.array(name, arr)
     return arr
 
 
@@ -352,8 +334,7 @@ def normalisation(history: Any, config: MappingConfig | None = None) -> tuple[fl
 def to_bins(z: Any, config: MappingConfig | None = None) -> np.ndarray:
     """Value rows of normalised values: ``clip(floor((clip(z, ±MS) + MS) / r), 0, h − 1)`` (int64)."""
     config = _config(config)
-    arr = _as_array("z", z)
-    _finite("z", arr)
+    arr = checks.array("z", z)
     ms = config.max_scal
     idx = np.floor((np.clip(arr, -ms, ms) + ms) / config.bin_width).astype(np.int64)
     return np.clip(idx, 0, config.bins - 1)
@@ -385,10 +366,10 @@ def blur(image: Any, config: MappingConfig | None = None) -> np.ndarray:
     the separable ``blur_kernel``² Gaussian of ``gaussian_kernel``, reflect-101 borders
     (``… c b | a b c … | … b c``), as ``cv2.GaussianBlur(img, (k, k), 0) · k``."""
     config = _config(config)
-    arr = _as_array("image", image)
+    arr = checks.array("image", image, finite=False)
     if arr.ndim < 2:
         raise bad_argument(InvalidInputError, "image", "an array (..., W, h)", f"shape {arr.shape}", raw=True)
-    _finite("image", arr)
+    checks.array("image", arr)
     kernel = gaussian_kernel(config.blur_kernel)
     out = ndimage.correlate1d(arr, kernel, axis=-1, mode="mirror")
     out = ndimage.correlate1d(out, kernel, axis=-2, mode="mirror")
@@ -519,7 +500,7 @@ def image_to_series(image: Any, mapped: Mapped, *, method: Decoding | None = Non
     if not isinstance(mapped, Mapped):
         raise bad_argument(InvalidInputError, "mapped", "the Mapped returned by series_to_image", mapped)
     config = mapped.config
-    arr = _as_array("image", image)
+    arr = checks.array("image", image, finite=False)
     shape = (config.width, config.bins)
     if arr.ndim not in (2, 3, 4) or arr.shape[-2:] != shape or (arr.ndim == 4 and arr.shape[0] != 1):
         raise bad_argument(InvalidInputError, "image", f"shape (W, h) = {shape}, (C, W, h) or (1, C, W, h)", f"shape {arr.shape}", raw=True)

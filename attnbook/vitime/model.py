@@ -55,10 +55,6 @@ TOKEN_ORDERS = ("raster", "shuffle")
 OUTPUTS = ("softmax", "sigmoid")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 @dataclass(frozen=True)
 class ViTimeConfig:
     """Shape of a ViTime-style model (the CPU "strip" preset by default).
@@ -92,12 +88,15 @@ class ViTimeConfig:
     output: str = "softmax"
 
     def __post_init__(self) -> None:
-        patch = self.patch
-        if isinstance(patch, list):
-            patch = tuple(patch)
-            object.__setattr__(self, "patch", patch)
-        if not isinstance(patch, tuple) or len(patch) != 2 or not all(_is_int(p) and p >= 1 for p in patch):
-            raise bad_argument(InvalidInputError, "patch", "a pair (ph, pw) of positive integers", patch)
+        patch = tuple(self.patch) if isinstance(self.patch, list) else self.patch
+        pair = "a pair (ph, pw) of positive integers"
+        if not isinstance(patch, tuple) or len(patch) != 2:
+            raise bad_argument(InvalidInputError, "patch", pair, patch)
+        try:
+            patch = tuple(checks.positive_int("patch", p) for p in patch)
+        except InvalidInputError:
+            raise bad_argument(InvalidInputError, "patch", pair, patch) from None
+        object.__setattr__(self, "patch", patch)
         for name in ("h", "history_len", "future_len", "in_chans", "embed_dim", "depth", "num_heads", "decoder_embed_dim", "decoder_num_heads"):
             checks.positive_int(name, getattr(self, name))
         checks.integer("decoder_depth", self.decoder_depth, minimum=0)
@@ -330,8 +329,8 @@ class MaskedAutoencoderViT(nn.Module):
         sample and forward, drawn from a generator seeded with ``seed``; None: torch's global RNG)."""
         if token_order not in TOKEN_ORDERS:
             raise bad_argument(InvalidInputError, "token_order", f"one of {list(TOKEN_ORDERS)}", token_order)
-        if seed is not None and not _is_int(seed):
-            raise bad_argument(InvalidInputError, "seed", "None or an integer", seed)
+        if seed is not None:
+            seed = checks.integer("seed", seed)
         self.token_order = token_order
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
