@@ -721,7 +721,9 @@ def _prompt_of(args: tuple, kwargs: dict) -> dict:
         if inputs is None and isinstance(kwargs.get(key), torch.Tensor):
             inputs = kwargs[key]
     mask = kwargs.get("attention_mask")
+    decoder = kwargs.get("decoder_input_ids")
     return {"batch": int(inputs.shape[0]) if inputs is not None else 1,
+            "decoder_input_ids": decoder.detach().cpu() if isinstance(decoder, torch.Tensor) else None,
             "input_ids": inputs.detach().cpu() if inputs is not None and not inputs.is_floating_point() and inputs.dim() == 2 else None,
             "attention_mask": mask.detach().cpu() if isinstance(mask, torch.Tensor) else None}
 

@@ -63,6 +63,9 @@ class Divergence:
     tolerance: float
     wrong_path: str
     why: str
+    #: whether the wrong path still attends only to earlier positions (then a generation's rows still
+    #: depend only on their prefix, and capture can follow ``generate``; otherwise it refuses to)
+    causal: bool = True
 
     def matches(self, config: Any) -> bool:
         """Whether ``config`` (a ``transformers`` config, or any object with the attributes) is of
@@ -87,6 +90,7 @@ DIVERGENCES: tuple[Divergence, ...] = (
         wrong_path="eager (output_attentions=True)",
         why=("FalconAttention's eager branch adds the boolean causal mask built for sdpa to the scores "
              "(True=+1, False=+0), so it attends to future tokens and to padding."),
+        causal=False,
     ),
     Divergence(
         model_type="falcon",

@@ -15,7 +15,8 @@ Conventions (the same as a greedy generation always had):
 
 * ``T = sequences.shape[1] - 1``: the positions the model *read*. The last token of a sequence was
   produced, never fed, so it has no row; :meth:`Capture.token_ids` is ``sequences[:, :T]`` and
-  ``cap.sequences`` what ``generate`` returned.
+  ``cap.sequences`` what ``generate`` returned (an encoder–decoder whose ``generate`` returns only the
+  new tokens, as Whisper's does, gets its decoder prompt put back in front).
 * A sequence that finished early (its first end-of-sequence token after the prompt at position
   ``e``) has real rows ``0 … e-1``; rows and columns from ``e`` on carry weight 0 and are ``False`` in
   the maps' mask. Left-padding of the prompt is ``False`` in the mask too (its rows are kept as the
@@ -26,17 +27,21 @@ Conventions (the same as a greedy generation always had):
 * Keys follow the cache: a full cache holds positions ``0 … s+q-1``; a sliding-window cache the last
   ``k`` of them; a static cache ``k ≥ s+q`` slots whose unused tail must carry weight 0 (checked).
 
-Every row is checked against the sequence while it is placed: a row is taken only from a pass whose
-fed prefix equals the returned sequence up to that row (so the rows of rejected draft tokens in
-assisted decoding, cropped from the cache, are never used) and every real row must be found, else
-:class:`~attnbook.errors.NothingCapturedError` — never a map that matches no reference.
+Every row is checked while it is placed: a row is taken only from a pass whose fed prefix equals the
+returned sequence up to that row (so the rows of rejected draft tokens in assisted decoding, cropped
+from the cache, are never used), every real row must be found, and every real row must keep its
+whole weight on the keys it was placed on. A generation that fails a check raises
+:class:`~attnbook.errors.UnsupportedGenerationError` naming its options (GPT-Neo's local layers on a
+static cache attend to later positions) — never a map that matches no reference.
 
 What is refused before generation starts (:class:`~attnbook.errors.UnsupportedGenerationError`,
 naming the option and what to use instead): strategies the library loads from the hub
 (``custom_generate``, DoLa, contrastive search, group and constrained beam search), continuous
 batching (``cache_implementation="paged"``), a quantized cache (its keys are not the model's keys),
 a cache that already holds tokens, the captured model as its own assistant (``assistant_model`` set to
-it, ``assistant_early_exit``, ``use_mtp``) and prompts given only as ``inputs_embeds``.
+it, ``assistant_early_exit``, ``use_mtp``), prompts given only as ``inputs_embeds``, and a model whose
+recorded path is known not to be causal (:mod:`attnbook.capture.divergence`: Falcon built with sdpa
+and rotary positions), since then no row of a generation depends on its prefix alone.
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ REFUSED_OPTIONS = {
     "use_mtp": "prompt_lookup_num_tokens= or a separate assistant_model (multi-token prediction drafts with the captured model's own heads)",
     "cache": "generate(...) from an empty cache (positions already cached were not recorded)",
     "inputs_embeds": "input_ids (capture follows the returned sequences by their token ids)",
+    "a weights path that is not causal": "the model loaded with attn_implementation='eager', whose one path is causal, or plain "
+                                         "forward passes under capture(verify=True)",
 }
 
 
@@ -92,8 +99,13 @@ def _cache_in(kwargs: dict) -> Any:
 def refuse_unsupported(model: nn.Module, args: tuple, kwargs: dict) -> tuple[str, Any]:
     """Raise :class:`UnsupportedGenerationError` for a ``generate`` call capture cannot assemble exactly;
     else return (the strategy's name, the resolved generation config)."""
+    from .divergence import divergences
+
     if kwargs.get("custom_generate") is not None:
         raise _refuse("custom_generate", kwargs["custom_generate"])
+    for name, found in divergences(model):
+        if not found.causal:  # its recorded rows see later tokens: no generation's rows depend on their prefix alone
+            raise _refuse("a weights path that is not causal", f"{name or type(model).__name__}: {found.message()}")
     assistant = kwargs.get("assistant_model")
     if assistant is not None and (assistant is model or any(m is model for m in assistant.modules())
                                   or any(m is assistant for m in model.modules())):
@@ -146,7 +158,7 @@ class AssembledGeneration:
     roles: list[str]                        # per layer: 'encoder', 'self' (decoder) or 'cross'
     weights: list[torch.Tensor]             # per layer (R, heads, queries, keys)
     masks: dict[str, torch.Tensor]          # per role: (R, queries, keys) bool
-    sequences: torch.Tensor                 # what generate returned (R, L)
+    sequences: torch.Tensor                 # what generate returned (R, L), with a decoder prompt it left out put back
     token_ids: dict[str, torch.Tensor]      # 'input_ids' / 'decoder_input_ids' of the positions read
     strategy: str
 
@@ -209,6 +221,18 @@ class Generation:
         self.passes.append(step)
         return step
 
+    def unassembled(self, detail: str) -> UnsupportedGenerationError:
+        """The refusal when the passes do not assemble into maps of one forward over the returned
+        sequences: what was found, the options of this generation, what to use instead."""
+        c = self.config
+        options = (f"{self.strategy}, num_beams={c.num_beams}, cache_implementation={c.cache_implementation!r}, "
+                   f"use_cache={c.use_cache}")
+        return UnsupportedGenerationError(
+            f"generate under capture: {detail}; this generation ({options}) does not assemble into the maps of one forward over "
+            f"its returned sequences, so nothing is returned rather than a wrong map; use the dynamic cache "
+            f"(cache_implementation=None) with greedy, sampled or beam decoding, or capture plain forward passes over the "
+            f"returned sequences")
+
     # -- when generate has returned --------------------------------------------------------------
     def assemble(self, sequences: torch.Tensor, layout: list[tuple[Any, int, str]], dtype: torch.dtype,
                  budget: Callable[[int], None]) -> AssembledGeneration:
@@ -222,10 +246,16 @@ class Generation:
         slots = self.passes[0].fed.shape[0]
         batch = self.prompt["batch"]
         if slots % batch or R % batch:
-            raise NothingCapturedError(f"generate under capture: expected slots ({slots}) and returned sequences ({R}) "
+            raise self.unassembled(f"expected slots ({slots}) and returned sequences ({R}) "
                                        f"to be multiples of the batch ({batch})")
         per_item, returned_per_item = slots // batch, R // batch
-        prompt_len = self.passes[0].fed.shape[1]  # the first pass reads the whole prompt (decoder prompt)
+        prompt_len = self._prompt_length()
+        if self.encoder_decoder:  # a generate that returns only the new tokens (Whisper): the decoder prompt put back
+            start = self.passes[0].fed[torch.arange(R) // returned_per_item * per_item, :prompt_len]
+            if L < prompt_len or not torch.equal(seq[:, :prompt_len], start):
+                seq = torch.cat([start, seq], dim=1)
+                R, L = seq.shape
+                T = L - 1
         fed_len = self._fed_lengths(seq, prompt_len)
         hyps = self._hypotheses()
         lineages = [self._lineage(hyps, seq[r], int(fed_len[r]), range((r // returned_per_item) * per_item,
@@ -242,8 +272,7 @@ class Generation:
         for (site, k, name), role in zip(layout, roles):
             recs = self._records(site, k, role)
             if role == "encoder":
-                enc = recs[0]
-                weights.append(enc[torch.arange(R) // returned_per_item].to(dtype))
+                weights.append(recs[0][self._encoder_rows(recs[0].shape[0], lineages, returned_per_item)].to(dtype))
                 continue
             out = torch.zeros(R, recs[0].shape[1], T, recs[0].shape[-1] if role == "cross" else T, dtype=dtype)
             for r, lineage in enumerate(lineages):
@@ -266,13 +295,35 @@ class Generation:
             real = masks[role].any(-1)[:, None].expand(-1, w.shape[1], -1)
             lost = (w.float().sum(-1) - 1).abs()[real]
             if lost.numel() and float(lost.max()) > tolerance:
-                raise NothingCapturedError(f"layer {name!r}: expected every real row to sum to 1 over the keys it was placed on, "
-                                           f"got a row off by {float(lost.max()):.3g} (keys the cache held were not where capture "
-                                           f"put them; nothing is returned rather than a wrong map)")
+                raise self.unassembled(f"layer {name!r}: expected every real row to sum to 1 over the keys it was placed on, "
+                                           f"got a row off by {float(lost.max()):.3g} (the cache's keys are not those of a forward "
+                                           f"over the sequence)")
         ids = {("decoder_input_ids" if self.encoder_decoder else "input_ids"): seq[:, :T]}
         if self.encoder_decoder and self.prompt.get("input_ids") is not None:
             ids["input_ids"] = self.prompt["input_ids"][torch.arange(R) // returned_per_item]
         return AssembledGeneration(layout, roles, weights, masks, seq, ids, self.strategy)
+
+    def _encoder_rows(self, rows: int, lineages: list, returned_per_item: int) -> torch.Tensor:
+        """Which row of the encoder's batch each returned sequence read: the encoder runs on the inputs
+        (one row per input), or on them already expanded (one per slot, or per returned sequence)."""
+        R = len(lineages)
+        if rows == R:
+            return torch.arange(R)
+        if rows == self.passes[0].fed.shape[0]:
+            return torch.tensor([lineage[0][1] for lineage in lineages])
+        if rows == self.prompt["batch"]:
+            return torch.arange(R) // returned_per_item
+        raise NothingCapturedError(f"generate under capture: expected the encoder to run on the {self.prompt['batch']} inputs, the "
+                                   f"slots or the returned sequences, got a batch of {rows}")
+
+    def _prompt_length(self) -> int:
+        """Tokens of the (decoder) prompt: the ``input_ids`` (decoder-only) or ``decoder_input_ids``
+        (encoder–decoder) generate was given, else the decoder's start token. Not the first pass's
+        length: an assisted first pass also reads the draft's tokens."""
+        given = self.prompt.get("decoder_input_ids" if self.encoder_decoder else "input_ids")
+        if isinstance(given, torch.Tensor):
+            return int(given.shape[-1])
+        return 1 if self.encoder_decoder else int(self.passes[0].fed.shape[1])
 
     def _records(self, site: Any, k: int, role: str) -> list[torch.Tensor]:
         if role == "encoder":
@@ -314,7 +365,7 @@ class Generation:
                 prev = prev[p.reorder]
             if p.start == 0 or prev is None:
                 if p.start != 0:
-                    raise NothingCapturedError(f"generate under capture: the first pass starts at position {p.start}, expected 0 "
+                    raise self.unassembled(f"the first pass starts at position {p.start}, expected 0 "
                                                f"(use {REFUSED_OPTIONS['cache']})")
                 hyps.append(p.fed.clone())
             else:
@@ -335,9 +386,8 @@ class Generation:
                 end = (j, match[0])
                 break
         if end is None:
-            raise NothingCapturedError("generate under capture: expected a pass whose fed tokens equal a returned sequence, got "
-                                       "none (the passes do not follow the returned sequences; nothing is returned rather than a "
-                                       "wrong map)")
+            raise self.unassembled("expected a pass whose fed tokens equal a returned sequence, got "
+                                       "none")
         j, slot = end
         chain = []
         while j >= 0:
@@ -354,7 +404,7 @@ class Generation:
             p = self.passes[j]
             covered[p.start: min(p.start + p.fed.shape[1], upto)] = True
         if not bool(covered.all()):
-            raise NothingCapturedError(f"generate under capture: expected every position the model read to have a row, got "
+            raise self.unassembled(f"expected every position the model read to have a row, got "
                                        f"{int((~covered).sum())} without one")
         return chain
 
@@ -389,14 +439,15 @@ class Generation:
             else:
                 prompt = None
             if prompt is not None:  # its first columns are the prompt's (a static cache's mask runs on)
-                P = min(first.fed.shape[1], prompt.shape[1], T)
+                P = min(self._prompt_length(), prompt.shape[1], T)
                 real[:, :P] &= prompt[:, :P]
         causal = torch.ones(T, T, dtype=torch.bool).tril()
         masks = {"self": causal & real[:, :, None] & real[:, None, :]}
         enc_mask = self.prompt.get("attention_mask")
         if "cross" in roles or "encoder" in roles:
             source = next(w.shape[-1] for w, role in zip(weights, roles) if role in ("cross", "encoder"))
-            keys = (enc_mask.bool()[torch.arange(R) // returned_per_item] if isinstance(enc_mask, torch.Tensor)
+            keys = (enc_mask.bool()[self._encoder_rows(enc_mask.shape[0], lineages, returned_per_item)]
+                    if isinstance(enc_mask, torch.Tensor) and enc_mask.dim() == 2 and enc_mask.shape[1] == source
                     else torch.ones(R, source, dtype=torch.bool))
             masks["cross"] = reached[:, :, None] & keys[:, None, :]
             masks["encoder"] = keys[:, :, None] & keys[:, None, :]
