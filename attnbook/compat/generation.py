@@ -199,10 +199,11 @@ def _check(family: str, strategy: Strategy) -> GenerationResult:
     kwargs = _generate_kwargs(model, strategy)
     if strategy.assistant:
         kwargs["assistant_model"] = _assistant(family)
-    if strategy.early_stop:  # the token the plain greedy run emits third becomes the end of sequence
+    if strategy.early_stop:  # the token the second returned beam of a plain run emits second becomes the end of sequence
         with torch.no_grad():
-            greedy = model.generate(**prompt, **{k: v for k, v in kwargs.items() if k not in ("num_beams", "num_return_sequences")})
-        kwargs["eos_token_id"] = int(greedy[0, max(-3, 1 - greedy.shape[1])])
+            beams = _sequences(model.generate(**prompt, **kwargs))
+        start = 1 if model.config.is_encoder_decoder else prompt["input_ids"].shape[1]
+        kwargs["eos_token_id"] = int(beams[min(1, beams.shape[0] - 1), min(start + 1, beams.shape[1] - 1)])
     before = model_state(model)
     forwards = [0]
     counter = model.register_forward_pre_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1))
