@@ -99,7 +99,7 @@ def render_series(
 ) -> tuple[Figure, str]:
     """The figure and info HTML of one window and one query row of one head.
 
-    Left: :func:`attnbook.plots.series_attention` of window ``sample`` with the weights
+    Left: :func:`attnbook.timeseries.figures.series_attention` of window ``sample`` with the weights
     ``maps.weights[layer, sample, head, query]`` (and target / forecast when the view has them);
     right: :func:`attnbook.plots.head_map <attnbook.plots.heatmaps.head_map>` of that head with the query row outlined. The HTML
     gives the row's entropy and the lag (query step − key) of its largest weight. ``name``
