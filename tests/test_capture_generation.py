@@ -335,3 +335,22 @@ def test_the_generation_table_has_no_failing_case_and_the_statuses_the_page_stat
                                          "quantized cache", "continuous batching"])]
     assert set(refused.status) == {"refused"}
     assert (table[table.strategy == "beam search, finishing early"].finished_early > 0).sum() >= 3
+
+
+def test_verify_runs_under_generate_and_on_timm_and_torch_without_touching_their_flags_after():
+    import timm
+
+    model = _decoder("llama")
+    ids, mask = _prompt(left_pad=2)
+    with torch.no_grad():
+        plain = model.generate(ids, attention_mask=mask, max_new_tokens=4, num_beams=2)
+        with capture(model, verify=True) as cap:
+            out = model.generate(ids, attention_mask=mask, max_new_tokens=4, num_beams=2)
+    assert torch.equal(plain, out) and not cap.verified["changed"]  # the plain pass ran on a copy of the cache
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, num_classes=3).eval()
+    encoder = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(16, 4, batch_first=True), 2).eval()
+    for net, x in ((vit, torch.randn(2, 3, 32, 32)), (encoder, torch.randn(2, 5, 16))):
+        before = model_state(net)
+        with torch.no_grad(), capture(net, verify=True) as cap:
+            net(x)
+        assert not cap.verified["changed"] and cap.verified["max_diff"] <= 1e-5 and model_state(net) == before
