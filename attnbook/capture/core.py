@@ -21,8 +21,11 @@ Each family is switched, only inside the block, to a path that materialises the 
 What is recorded. One layer per call of an attention module in a forward pass: a module called
 twice (ALBERT's shared layer) gives two layers, ``name#0`` and ``name#1``. Layers come in the order
 they are called. Several forward passes of one shape concatenate along the batch axis; passes that
-continue one another over a KV cache (generation: each pass's keys are the previous keys plus its
-own queries) are assembled into one causal map over every position fed to the model.
+continue one another over a KV cache (a model's own generation loop: each pass's keys are the previous
+keys plus its own queries) are assembled into one causal map over every position fed to the model.
+A Hugging Face ``model.generate(...)`` is followed pass by pass (:mod:`attnbook.capture.generation`):
+each returned sequence gets the map one eager forward over it gives, beams and cache crops followed,
+or the call is refused before it starts.
 ``kind='self' | 'cross'`` picks self- or cross-attention of encoder–decoders; ``heads`` keeps
 chosen heads; ``dtype`` stores in float16/bfloat16; ``max_bytes`` bounds what is kept.
 
