@@ -731,7 +731,7 @@ def _prompt_of(args: tuple, kwargs: dict) -> dict:
             "attention_mask": mask.detach().cpu() if isinstance(mask, torch.Tensor) else None}
 
 
-#: verify=True: outputs with and without capture agree when |Δ| ≤ OUTPUTS_TOLERANCE · max(1, max |output|)
+#: verify=True: outputs with and without capture agree when abs(Δ) ≤ OUTPUTS_TOLERANCE · max(1, max abs(output))
 OUTPUTS_TOLERANCE = 1e-4
 
 
@@ -793,8 +793,8 @@ def _install_verify(cap: Capture, model: nn.Module, handles: list) -> None:
 
 
 def _outputs_gap(plain: Any, recorded: Any, mask: Any) -> tuple[float, float]:
-    """Largest |Δ| between the floating-point outputs of two calls (attention fields and caches left
-    out; at real tokens where ``mask`` (batch, tokens) matches), and the largest |output|."""
+    """Largest abs(Δ) between the floating-point outputs of two calls (attention fields and caches left
+    out; at real tokens where ``mask`` (batch, tokens) matches), and the largest abs(output)."""
     def leaves(out: Any) -> list[torch.Tensor]:
         if isinstance(out, torch.Tensor):
             return [out] if out.is_floating_point() else []

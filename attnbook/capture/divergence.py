@@ -16,7 +16,7 @@ transformers 5.24.0 and torch 2.14.1 on CPU in float32; the tests recompute all 
 * Falcon built with sdpa (``from_pretrained``'s default), rotary positions: the eager branch adds the
   *boolean* mask that ``create_causal_mask`` builds for sdpa to the scores (``modeling_falcon.py``,
   ``F.softmax(attention_scores + attention_mask, ...)``): allowed keys get +1, masked ones +0, so
-  future tokens and padding are not masked. ``measured`` is the max |Δ| of the last hidden state on
+  future tokens and padding are not masked. ``measured`` is the max abs(Δ) of the last hidden state on
   the ``falcon`` compat case (``attnbook.compat.hf_cases``: seed 0, 2 × 7 tokens, multi-query).
 * Falcon built with sdpa, ALiBi: ``FalconModel`` folds ``alibi / sqrt(head_dim)`` into the float
   mask, and the eager branch adds ``alibi`` to the scores again before scaling, so the bias counts
@@ -40,7 +40,7 @@ from ..errors import InvalidInputError, bad_argument
 
 __all__ = ["Divergence", "DIVERGENCES", "TOLERANCE", "divergences"]
 
-#: largest |Δ| of outputs between the two paths that counts as float rounding
+#: largest abs(Δ) of outputs between the two paths that counts as float rounding
 TOLERANCE = 1e-5
 
 _MISSING = object()
@@ -52,7 +52,7 @@ class Divergence:
 
     ``features`` are config attributes and the values that produce the divergence (every one must
     hold); ``_attn_implementation`` is the implementation the model was built with, which
-    ``transformers`` sets on the model's config. ``measured`` is the max |Δ| of outputs between the
+    ``transformers`` sets on the model's config. ``measured`` is the max abs(Δ) of outputs between the
     two paths on the compatibility case, judged against ``tolerance``. ``wrong_path`` names the path
     that computes something else; ``why`` is the upstream defect in one sentence.
     """

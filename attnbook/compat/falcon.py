@@ -237,9 +237,9 @@ def paths_table() -> pd.DataFrame:
     Columns: ``implementation`` the model was built with; the features (``alibi``,
     ``new_decoder_architecture``, ``multi_query``, ``kv_heads`` — the key/value heads the layout
     actually has —, ``parallel_attn``, ``num_ln_in_parallel_attn``), ``padded`` (row 0 left-padded by 2,
-    batch 2 × 7 tokens); ``delta_paths`` = max |Δ| of the last hidden state between the default and the
-    weights path (real tokens); ``default_to_hand`` and ``weights_to_hand`` = each path's max |Δ| to
-    :func:`hand_forward`; ``weights_to_replay`` = the weights path's max |Δ| to ``hand_forward(...,
+    batch 2 × 7 tokens); ``delta_paths`` = max abs(Δ) of the last hidden state between the default and the
+    weights path (real tokens); ``default_to_hand`` and ``weights_to_hand`` = each path's max abs(Δ) to
+    :func:`hand_forward`; ``weights_to_replay`` = the weights path's max abs(Δ) to ``hand_forward(...,
     as_weights_path=True)`` (the defect explains it); ``right_path`` (``default``, ``weights``, ``both``
     or ``neither`` within the tolerance); ``diverges`` (``delta_paths`` above the tolerance) and
     ``predicted`` (:func:`~attnbook.capture.divergence.divergences` lists the model).
@@ -283,8 +283,8 @@ def smallest_example(alibi: bool = False, max_length: int = 8) -> dict[str, Any]
 
     Features as the ``falcon`` compat case (sdpa, multi-query, parallel attention; ``alibi`` as given);
     lengths 1, 2, … are tried until the paths differ beyond the tolerance. Returns the config's
-    features and sizes, the token ids, ``delta_paths`` and ``delta_per_position`` (max |Δ| over the
-    hidden size at each position), each path's max |Δ| to :func:`hand_forward`, the weights path's to
+    features and sizes, the token ids, ``delta_paths`` and ``delta_per_position`` (max abs(Δ) over the
+    hidden size at each position), each path's max abs(Δ) to :func:`hand_forward`, the weights path's to
     the replayed defect, and ``future_weight``: per query position, the most weight any head of the
     first layer puts on later tokens in the maps ``output_attentions=True`` returns (0 for causal maps).
     """
@@ -317,7 +317,7 @@ def smallest_example(alibi: bool = False, max_length: int = 8) -> dict[str, Any]
 
 
 def compat_case_delta(**features: Any) -> float:
-    """max |Δ| of the last hidden state between Falcon's paths on the ``falcon`` compat case
+    """max abs(Δ) of the last hidden state between Falcon's paths on the ``falcon`` compat case
     (``attnbook.compat.hf_cases``), its config changed by ``features`` (e.g. ``alibi=True``)."""
     from transformers import FalconForCausalLM
 
