@@ -695,18 +695,20 @@ def _follow_generate(cap: Capture, model: nn.Module, batch: list, pre: Callable,
                 _hf._reorder_cache = _reorder_cache
             batch[0] = 0
             cap._generation = gen
-            before = cap._bytes
+            before, added = cap._bytes, 0  # the passes' bytes are let go once assembled (or refused)
             try:
                 out = _original(*args, **kwargs)
                 sequences = out if isinstance(out, torch.Tensor) else out.sequences
                 if not gen.passes:
                     raise NothingCapturedError("generate under capture: expected forward passes of the model, got none")
                 layout = _layout_of(gen.encoder + gen.passes[0].records)
-                cap.generations.append(gen.assemble(sequences, layout, cap.dtype, cap._check_assembled))
+                assembled = gen.assemble(sequences, layout, cap.dtype, cap._check_assembled)
+                cap.generations.append(assembled)
+                added = sum(w.numel() * w.element_size() for w in assembled.weights)
             finally:
                 gen.close()
                 cap._generation = None
-                cap._bytes = before + sum(w.numel() * w.element_size() for g in cap.generations[-1:] for w in g.weights)
+                cap._bytes = before + added
                 for h in extra:
                     h.remove()
                 if "_reorder_cache" in vars(_hf):

@@ -246,8 +246,7 @@ class Generation:
         slots = self.passes[0].fed.shape[0]
         batch = self.prompt["batch"]
         if slots % batch or R % batch:
-            raise self.unassembled(f"expected slots ({slots}) and returned sequences ({R}) "
-                                       f"to be multiples of the batch ({batch})")
+            raise self.unassembled(f"expected slots ({slots}) and returned sequences ({R}) to be multiples of the batch ({batch})")
         per_item, returned_per_item = slots // batch, R // batch
         prompt_len = self._prompt_length()
         if self.encoder_decoder:  # a generate that returns only the new tokens (Whisper): the decoder prompt put back
@@ -296,8 +295,8 @@ class Generation:
             lost = (w.float().sum(-1) - 1).abs()[real]
             if lost.numel() and float(lost.max()) > tolerance:
                 raise self.unassembled(f"layer {name!r}: expected every real row to sum to 1 over the keys it was placed on, "
-                                           f"got a row off by {float(lost.max()):.3g} (the cache's keys are not those of a forward "
-                                           f"over the sequence)")
+                                       f"got a row off by {float(lost.max()):.3g} (the cache's keys are not those of a forward "
+                                       f"over the sequence)")
         ids = {("decoder_input_ids" if self.encoder_decoder else "input_ids"): seq[:, :T]}
         if self.encoder_decoder and self.prompt.get("input_ids") is not None:
             ids["input_ids"] = self.prompt["input_ids"][torch.arange(R) // returned_per_item]
@@ -365,8 +364,7 @@ class Generation:
                 prev = prev[p.reorder]
             if p.start == 0 or prev is None:
                 if p.start != 0:
-                    raise self.unassembled(f"the first pass starts at position {p.start}, expected 0 "
-                                               f"(use {REFUSED_OPTIONS['cache']})")
+                    raise self.unassembled(f"the first pass starts at position {p.start}, expected 0 (use {REFUSED_OPTIONS['cache']})")
                 hyps.append(p.fed.clone())
             else:
                 hyps.append(torch.cat([prev[:, : p.start], p.fed], dim=1))
@@ -386,8 +384,7 @@ class Generation:
                 end = (j, match[0])
                 break
         if end is None:
-            raise self.unassembled("expected a pass whose fed tokens equal a returned sequence, got "
-                                       "none")
+            raise self.unassembled("expected a pass whose fed tokens equal a returned sequence, got none")
         j, slot = end
         chain = []
         while j >= 0:
@@ -404,8 +401,7 @@ class Generation:
             p = self.passes[j]
             covered[p.start: min(p.start + p.fed.shape[1], upto)] = True
         if not bool(covered.all()):
-            raise self.unassembled(f"expected every position the model read to have a row, got "
-                                       f"{int((~covered).sum())} without one")
+            raise self.unassembled(f"expected every position the model read to have a row, got {int((~covered).sum())} without one")
         return chain
 
     @staticmethod

@@ -202,8 +202,8 @@ def _check(family: str, strategy: Strategy) -> GenerationResult:
     if strategy.early_stop:  # the token the second returned beam of a plain run emits second becomes the end of sequence
         with torch.no_grad():
             beams = _sequences(model.generate(**prompt, **kwargs))
-        start = 1 if model.config.is_encoder_decoder else prompt["input_ids"].shape[1]
-        kwargs["eos_token_id"] = int(beams[min(1, beams.shape[0] - 1), min(start + 1, beams.shape[1] - 1)])
+        prompt_len = 1 if model.config.is_encoder_decoder else prompt["input_ids"].shape[1]
+        kwargs["eos_token_id"] = int(beams[min(1, beams.shape[0] - 1), min(prompt_len + 1, beams.shape[1] - 1)])
     before = model_state(model)
     forwards = [0]
     counter = model.register_forward_pre_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1))
@@ -211,30 +211,31 @@ def _check(family: str, strategy: Strategy) -> GenerationResult:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CaptureChangesOutputsWarning)
             torch.manual_seed(0)
-            with torch.no_grad(), capture(model) as cap:
-                recorded = _sequences(model.generate(**prompt, **kwargs))
+            try:
+                with torch.no_grad(), capture(model) as cap:
+                    recorded = _sequences(model.generate(**prompt, **kwargs))
+            finally:
+                counter.remove()
     except UnsupportedGenerationError as exc:  # before the first pass, or when the passes fail capture's checks
         result.status = "refused" if forwards[0] == 0 else "refused after checking"
         result.message = f"{type(exc).__name__}: {exc}"
-        return _done(result, model, before, start, counter)
+        return _done(result, model, before, start)
     except Exception as exc:  # noqa: BLE001 - an unexpected error is a failed case, unless the library fails without capture too
         result.message = f"{type(exc).__name__}: {exc}"
-        counter.remove()
         try:
             torch.manual_seed(0)
             with torch.no_grad():
                 model.generate(**prompt, **kwargs)
         except type(exc) as plain_exc:
             result.status, result.message = "library fails", f"without capture too: {type(plain_exc).__name__}: {plain_exc}"
-        return _done(result, model, before, start, None)
-    counter.remove()
+        return _done(result, model, before, start)
     try:  # the same call without capture, from the same seed
         torch.manual_seed(0)
         with torch.no_grad():
             plain = _sequences(model.generate(**prompt, **kwargs))
     except Exception as exc:  # noqa: BLE001 - reported
         result.message = f"the plain run raised {type(exc).__name__}: {exc}, capture did not"
-        return _done(result, model, before, start, None)
+        return _done(result, model, before, start)
     warned = [str(w.message) for w in caught if issubclass(w.category, CaptureChangesOutputsWarning)]
     generation = cap.generations[0]
     reference = reference_maps(model, prompt, generation.sequences)
@@ -245,7 +246,7 @@ def _check(family: str, strategy: Strategy) -> GenerationResult:
         mask = generation.masks[role][:, None]
         if ref.shape != weights.shape:
             result.message = f"{role} layer: shape {tuple(weights.shape)}, reference {tuple(ref.shape)}"
-            return _done(result, model, before, start, None)
+            return _done(result, model, before, start)
         worst = max(worst, float(((weights - ref).abs() * mask).max()))
     result.max_diff, result.layers, result.sequences = worst, len(generation.roles), recorded.shape[0]
     rows = generation.masks["self"].any(-1)  # (R, T): the positions each sequence read
@@ -266,12 +267,10 @@ def _check(family: str, strategy: Strategy) -> GenerationResult:
         result.status, result.message = "FAILS", "; ".join(problems)
     elif not warned:
         result.status = "exact"
-    return _done(result, model, before, start, None)
+    return _done(result, model, before, start)
 
 
-def _done(result: GenerationResult, model: nn.Module, before: dict, start: float, counter: Any) -> GenerationResult:
-    if counter is not None:
-        counter.remove()
+def _done(result: GenerationResult, model: nn.Module, before: dict, start: float) -> GenerationResult:
     if model_state(model) != before or "generate" in vars(model):
         result.status, result.message = "FAILS", (result.message + "; " if result.message else "") + "a hook or flag was left behind"
     result.seconds = time.perf_counter() - start
