@@ -69,6 +69,30 @@ def test_ifft_series_have_their_spectrum_in_the_period_range():
         assert power[inside].sum() / power.sum() > 0.999
 
 
+def test_held_out_bands_never_reach_the_pretraining_series():
+    """Every wave and every sparse spectrum avoids the held-out bands; with no bands the data is what it was."""
+    bands = ((20.0, 28.0), (40.0, 50.0))
+    waves = realts.RealTSConfig(length=4096, periodic=1.0, trend=0.0, ifft_share=0.0, max_components=1, noise=0.0,
+                                min_period=16.0, max_period=64.0, held_out_bands=bands)
+    spectra = realts.RealTSConfig(length=1024, periodic=1.0, trend=0.0, ifft_share=1.0, noise=0.0, reverse_p=0.0, flip_p=0.0,
+                                  min_period=16.0, max_period=64.0, held_out_bands=bands)
+    freqs = np.fft.rfftfreq(4096)
+    dominant = [1.0 / freqs[np.argmax(np.abs(np.fft.rfft(row - row.mean()))[1:]) + 1] for row in realts.generate(60, waves, seed=3)]
+    # a sine's FFT peak is within one bin (≈ P²/4096 samples of period) of its period
+    assert not any(lo + p * p / 4096 < p < hi - p * p / 4096 for p in dominant for lo, hi in bands)
+    assert any(28 < p < 40 for p in dominant) and any(p < 20 for p in dominant)  # the rest of the range is drawn
+    f = np.fft.rfftfreq(1024)
+    with np.errstate(divide="ignore"):
+        banned = spectra.held_out(1.0 / f)
+    for row in realts.generate(20, spectra, seed=4):
+        power = np.abs(np.fft.rfft(row)) ** 2
+        assert power[banned].sum() / power.sum() < 1e-12
+    plain = realts.RealTSConfig(length=256)
+    assert np.array_equal(realts.generate(8, plain, seed=5), realts.generate(8, realts.RealTSConfig(length=256, held_out_bands=()), seed=5))
+    assert waves.held_out(24.0) and not waves.held_out(30.0)
+    assert waves.held_out(np.array([19.0, 20.0, 50.0, 51.0])).tolist() == [False, True, True, False]
+
+
 @pytest.mark.parametrize("mapping", [SMALL_MAP, MappingConfig(history_len=24, future_len=40, bins=16, patch=(4, 8), blur_kernel=1),
                                      MappingConfig(history_len=24, future_len=40, bins=16, patch=(16, 8), blur_kernel=9, mu_norm=2.0, std_factor=1.2)])
 def test_batch_images_equals_series_to_image(mapping):
@@ -144,6 +168,10 @@ def test_loss_is_smallest_at_the_truth_and_emd_counts_bins():
     ({"min_period": 50.0, "max_period": 40.0}, "min_period"),
     ({"length": 4}, "length"),
     ({"max_components": 0}, "max_components"),
+    ({"held_out_bands": ((30.0, 20.0),)}, "held_out_bands"),
+    ({"held_out_bands": ((1.0,),)}, "held_out_bands"),
+    ({"held_out_bands": 5}, "held_out_bands"),
+    ({"held_out_bands": ((5.0, 500.0),)}, "held_out_bands"),
 ])
 def test_bad_realts_config(kwargs, match):
     with pytest.raises(InvalidInputError, match=match):

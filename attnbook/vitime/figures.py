@@ -11,7 +11,7 @@ from .. import plots
 from ..errors import InvalidInputError, bad_argument
 from .mapping import Mapped, image_to_series
 
-__all__ = ["canvas_figure"]
+__all__ = ["canvas_figure", "forecast_panels"]
 
 
 def canvas_figure(mapped: Mapped, probs: Any = None, *, truth: Any = None, baseline: Any = None, title: str = "") -> plots.BookFigure:
@@ -56,6 +56,45 @@ def canvas_figure(mapped: Mapped, probs: Any = None, *, truth: Any = None, basel
         axes[1].set_ylim(0, c.bins)
         axes[1].legend(fontsize=8, loc="upper left")
     axes[-1].set_xlabel("canvas column (history | future)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+#: line styles of :func:`forecast_panels`, by method name (others get the default cycle)
+FORECAST_STYLES: dict[str, dict[str, Any]] = {
+    "truth": {"color": "black", "linewidth": 1.0},
+    "model (expectation)": {"color": "#377eb8", "linewidth": 1.2},
+    "model (argmax)": {"color": "#377eb8", "linewidth": 0.8, "linestyle": "--"},
+    "repeat last period": {"color": "#e41a1c", "linewidth": 0.8, "linestyle": ":"},
+    "history mean": {"color": "#999999", "linewidth": 0.8},
+    "last value": {"color": "#a65628", "linewidth": 0.8, "linestyle": "-."},
+    "linear": {"color": "#4daf4a", "linewidth": 0.8},
+}
+
+
+def forecast_panels(panels: dict[str, tuple[Any, Any, dict[str, Any]]], *, show_history: int = 256, title: str = "") -> plots.BookFigure:
+    """One panel per ``name → (history, truth, {method: forecast})``: the last ``show_history``
+    history samples, the true continuation and every method's forecast (series units, time in
+    samples from the end of the history)."""
+    if not isinstance(panels, dict) or not panels:
+        raise bad_argument(InvalidInputError, "panels", "a non-empty dict name → (history, truth, forecasts)", type(panels).__name__, raw=True)
+    fig = plots.BookFigure(figsize=(12.0, 2.3 * len(panels) + 0.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(panels), 1, sharex=True))
+    for ax, (name, (history, truth, forecasts)) in zip(axes, panels.items()):
+        h, y = np.asarray(history, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+        k = min(show_history, len(h))
+        ax.plot(np.arange(-k, 0), h[-k:], color="black", linewidth=0.8, alpha=0.6, label="history")
+        t = np.arange(len(y))
+        ax.plot(t, y, label="truth", **FORECAST_STYLES["truth"])
+        for method, f in forecasts.items():
+            ax.plot(t, np.asarray(f, dtype=np.float64), label=method, **FORECAST_STYLES.get(method, {"linewidth": 0.8}))
+        ax.axvline(0, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel("value")
+    axes[-1].set_xlabel("samples after the end of the history")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 8), fontsize=8)
     if title:
         fig.suptitle(title)
     return fig

@@ -12,7 +12,9 @@ The official RealTS generator bodies and their spectrum statistics are unpublish
 - **mixed** (the rest): a periodic series plus a trend scaled to ``U(0.2, 1)`` of its spread.
 
 Every series gets Gaussian noise of ``U(0, noise)`` of its std, is reversed in time with
-probability ``reverse_p`` and flipped in sign with probability ``flip_p``. Series are generated
+probability ``reverse_p`` and flipped in sign with probability ``flip_p``. No wave has a period
+in ``held_out_bands`` (drawn again until it has not; the sparse spectra skip those frequencies),
+so a test series built on those periods was never seen in pretraining. Series are generated
 at canvas resolution (``history_len + future_len`` samples, one per column), normalised with the
 history's statistics as at inference, and mapped to images by :func:`batch_images`, which equals
 :func:`attnbook.vitime.mapping.series_to_image` applied to each series (tested).
@@ -75,9 +77,14 @@ class RealTSConfig:
     noise: float = 0.1
     reverse_p: float = 0.5
     flip_p: float = 0.5
+    held_out_bands: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         checks.integer("length", self.length, minimum=8)
+        bands = tuple(tuple(float(v) for v in b) for b in self.held_out_bands) if isinstance(self.held_out_bands, (tuple, list)) else None
+        if bands is None or any(len(b) != 2 or not b[0] < b[1] for b in bands):
+            raise bad_argument(InvalidInputError, "held_out_bands", "a tuple of (low, high) periods with low < high", self.held_out_bands)
+        object.__setattr__(self, "held_out_bands", bands)
         for name in ("periodic", "trend", "ifft_share", "noise", "reverse_p", "flip_p"):
             checks.probability(name, getattr(self, name))
         if self.periodic + self.trend > 1.0 + 1e-12:
@@ -86,6 +93,16 @@ class RealTSConfig:
         lo, hi = self.min_period, self.max_period
         if any(isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) for v in (lo, hi)) or not 2.0 <= lo < hi:
             raise bad_argument(InvalidInputError, "min_period/max_period", "periods with 2 <= min_period < max_period", (lo, hi))
+        if bands and self.held_out(np.exp(np.linspace(np.log(lo), np.log(hi), 4097))).all():
+            raise bad_argument(InvalidInputError, "held_out_bands", f"bands leaving some of [{lo:g}, {hi:g}] for pretraining", bands)
+
+    def held_out(self, period: Any) -> Any:
+        """Whether ``period`` (samples; scalar or array) lies in one of ``held_out_bands``."""
+        p = np.asarray(period, dtype=np.float64)
+        out = np.zeros(p.shape, dtype=bool)
+        for lo, hi in self.held_out_bands:
+            out |= (p >= lo) & (p <= hi)
+        return out if out.ndim else bool(out)
 
     @property
     def mixed(self) -> float:
@@ -136,7 +153,9 @@ def _periodic(rng: np.random.Generator, cfg: RealTSConfig) -> np.ndarray:
     t = np.arange(n, dtype=np.float64)
     if rng.random() < cfg.ifft_share:  # sparse random spectrum
         freqs = np.fft.rfftfreq(n)
-        allowed = np.flatnonzero((freqs >= 1.0 / cfg.max_period) & (freqs <= 1.0 / cfg.min_period))
+        with np.errstate(divide="ignore"):
+            periods = 1.0 / freqs
+        allowed = np.flatnonzero((freqs >= 1.0 / cfg.max_period) & (freqs <= 1.0 / cfg.min_period) & ~cfg.held_out(periods))
         k = int(rng.integers(1, 6))
         chosen = rng.choice(allowed, size=min(k, len(allowed)), replace=False)
         spectrum = np.zeros(len(freqs), dtype=np.complex128)
@@ -145,6 +164,8 @@ def _periodic(rng: np.random.Generator, cfg: RealTSConfig) -> np.ndarray:
     out = np.zeros(n)
     for _ in range(int(rng.integers(1, cfg.max_components + 1))):
         period = _log_uniform(rng, cfg.min_period, cfg.max_period)
+        while cfg.held_out(period):  # never a period in a held-out band
+            period = _log_uniform(rng, cfg.min_period, cfg.max_period)
         kind = WAVES[int(rng.integers(0, len(WAVES)))] if rng.random() < 0.5 else "sine"
         out += rng.uniform(0.2, 1.0) * _wave(kind, t / period + rng.random())
     return out
