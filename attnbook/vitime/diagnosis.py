@@ -20,13 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import checks
 from ..train import seed_everything
 from .mapping import MappingConfig
 from .model import ViTime, ViTimeConfig
-from .realts import LossConfig, RealTSConfig, batch_images, generate, pretraining_loss
+from .realts import LossConfig, RealTSConfig, batch_images, column_terms, generate, pretraining_loss
 
 __all__ = ["LossParts", "loss_parts", "average_image", "overfit_batch", "reading"]
 
@@ -46,13 +45,7 @@ class LossParts:
 def loss_parts(logits: torch.Tensor, rows: torch.Tensor, mapping: MappingConfig, loss: LossConfig | None = None) -> LossParts:
     """The loss of ``logits`` ``(B, 1, W, h)`` on true ``rows`` ``(B, W)``, split as :class:`LossParts`."""
     loss = LossConfig() if loss is None else loss
-    logp = F.log_softmax(logits[:, 0].float(), dim=-1)
-    j = torch.arange(mapping.bins, dtype=torch.float32, device=logits.device)
-    dist = (j[None, None, :] - rows[..., None].float()).abs()
-    q = torch.exp(-0.5 * (dist / loss.sigma) ** 2)
-    q = q / q.sum(-1, keepdim=True)
-    ce = -(q * logp).sum(-1)
-    emd = (logp.exp() * dist).sum(-1)
+    ce, emd, q = column_terms(logits, rows, mapping, loss)
     floor = -(q * q.clamp_min(1e-30).log()).sum(-1)
     t = mapping.history_len
     return LossParts(float(ce[:, :t].mean()), float(ce[:, t:].mean()), float(emd[:, t:].mean()), float(floor.mean()),

@@ -25,9 +25,8 @@ Baselines, each a function of the history alone:
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -35,7 +34,8 @@ import torch
 
 from .. import checks
 from ..errors import InvalidInputError, bad_argument
-from .mapping import MappingConfig, decode
+from .harmonics import repeat_last_period
+from .mapping import MappingConfig, decode, normalisation
 from .model import ViTime
 from .realts import RealTSConfig, WAVES, _wave, batch_images, generate
 
@@ -149,8 +149,6 @@ def fit_linear(data: RealTSConfig, history_len: int, *, n: int = 8192, ridge: fl
 
 def baseline_forecasts(series: Any, history_len: int, linear: LinearForecaster | None = None) -> dict[str, np.ndarray]:
     """Each baseline's ``(n, horizon)`` forecast of ``series[:, history_len:]`` from its history."""
-    from .harmonics import repeat_last_period
-
     hist, fut = _split(series, history_len)
     horizon = fut.shape[1]
     out = {
@@ -174,7 +172,7 @@ def model_forecasts(model: ViTime, series: Any, mapping: MappingConfig, *, batch
     model.eval()
     with torch.no_grad():
         logits = torch.cat([model.logits(x[i:i + batch]) for i in range(0, len(x), batch)])[:, 0]
-    mu, sd = hist.mean(1, keepdims=True), hist.std(1, keepdims=True) + mapping.std_eps
+    mu, sd = np.array([normalisation(h, mapping) for h in hist]).T[:, :, None]  # the mapping's own μ, σ per series
 
     def series_of(probs: torch.Tensor, method: str) -> np.ndarray:
         return (decode(probs.numpy(), mapping, method=method) * sd + mu)[:, mapping.history_len:]
@@ -247,7 +245,7 @@ def bar_hypothesis(errs: Mapping[str, np.ndarray], profile: str, model: str = "m
     from ..claims import Hypothesis, fmt
 
     bars = bar_verdicts(errs, profile, model)
-    measured = "; ".join(f"÷ {b['bar'].split('÷ ')[1].split(' <')[0]} {fmt(b['ratio'])} [{fmt(b['low'])}, {fmt(b['high'])}]" for b in bars)
-    rule = " and ".join(b["bar"].replace(f"{model} ", "") for b in bars)
+    measured = "; ".join(f"÷ {ref} {fmt(b['ratio'])} [{fmt(b['low'])}, {fmt(b['high'])}]" for (ref, _, _), b in zip(BARS[profile], bars))
+    rule = " and ".join(f"÷ {ref} {op} {limit:g}" for ref, op, limit in BARS[profile])
     return Hypothesis(f"the model forecasts periods never seen in pretraining ({len(next(iter(errs.values())))} held-out series)",
                       measured, "history mean; repeat last period (ACF period)", rule, all(b["holds"] for b in bars))

@@ -53,6 +53,7 @@ __all__ = [
     "WAVES",
     "generate",
     "batch_images",
+    "column_terms",
     "pretraining_loss",
     "future_emd",
     "pretrain",
@@ -266,18 +267,22 @@ def _column_weights(mapping: MappingConfig, history_weight: float, device: torch
     return w
 
 
-def pretraining_loss(logits: torch.Tensor, rows: torch.Tensor, mapping: MappingConfig, loss: LossConfig | None = None) -> torch.Tensor:
-    """Weighted CE against a Gaussian-smoothed one-hot plus λ·EMD (module docstring).
-
-    ``logits`` ``(B, 1, W, h)`` (``ViTime.logits``), ``rows`` ``(B, W)`` true rows."""
-    loss = LossConfig() if loss is None else loss
+def column_terms(logits: torch.Tensor, rows: torch.Tensor, mapping: MappingConfig, loss: LossConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per column ``(B, W)``: ``CE_c``, ``EMD_c`` (module docstring) and the smoothed target ``q`` ``(B, W, h)``."""
     logp = F.log_softmax(logits[:, 0].float(), dim=-1)  # (B, W, h)
     j = torch.arange(mapping.bins, device=logits.device, dtype=torch.float32)
     dist = (j[None, None, :] - rows[..., None].float()).abs()  # (B, W, h)
     q = torch.exp(-0.5 * (dist / loss.sigma) ** 2)
     q = q / q.sum(-1, keepdim=True)
-    ce = -(q * logp).sum(-1)
-    emd = (logp.exp() * dist).sum(-1)
+    return -(q * logp).sum(-1), (logp.exp() * dist).sum(-1), q
+
+
+def pretraining_loss(logits: torch.Tensor, rows: torch.Tensor, mapping: MappingConfig, loss: LossConfig | None = None) -> torch.Tensor:
+    """Weighted CE against a Gaussian-smoothed one-hot plus λ·EMD (module docstring).
+
+    ``logits`` ``(B, 1, W, h)`` (``ViTime.logits``), ``rows`` ``(B, W)`` true rows."""
+    loss = LossConfig() if loss is None else loss
+    ce, emd, _ = column_terms(logits, rows, mapping, loss)
     w = _column_weights(mapping, loss.history_weight, logits.device)
     per_column = ce + loss.emd * emd
     return (per_column * w).sum(-1).div(w.sum()).mean()
