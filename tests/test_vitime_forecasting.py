@@ -127,3 +127,17 @@ def test_training_path_overfits_one_batch():
     assert len(trace) == 11
     assert last.ce_future < 1.1 * last.floor < blind.ce_future
     assert last.ce_future < 0.5 * first.ce_future
+
+
+def _parts(history: float, future: float, floor: float = 1.0) -> diagnosis.LossParts:
+    return diagnosis.LossParts(total=history + future, ce_history=history, ce_future=future, emd_future=0.0, floor=floor)
+
+
+def test_the_diagnosis_reading_follows_its_numbers():
+    blind = _parts(3.0, 4.0)
+    broken = diagnosis.reading(blind, _parts(2.0, 3.9), _parts(1.2, 3.0), forecasts=False)  # 3.0 > 4.0 − 0.5·(4.0 − 1.0)
+    assert "broken" in broken
+    works = diagnosis.reading(blind, _parts(2.0, 3.7), _parts(1.2, 2.0), forecasts=False)
+    assert works.startswith("the path from history to horizon works") and "closed 10 %" in works and "does not pass" in works
+    assert "closed 40 %" in diagnosis.reading(blind, _parts(2.0, 2.8), _parts(1.2, 2.0), forecasts=True)
+    assert "(the bars hold)" in diagnosis.reading(blind, _parts(2.0, 2.8), _parts(1.2, 2.0), forecasts=True)

@@ -247,7 +247,7 @@ def test_forecast_and_scores():
     assert f.shape == (96,) and np.isfinite(f).all()
     s = hm.forecast_scores(model, harmonics, length=64, horizon=96)
     assert s["period_used"] == 16 and s["repeat_last_period"] < 1e-12
-    assert set(s) == {"period_used", "truth_var", "model_argmax", "model_expectation", "repeat_last_period", "history_mean", "ratio"}
+    assert set(s) == {"period_used", "truth_var", "model_argmax", "model_expectation", "repeat_last_period", "seasonal_average", "history_mean", "ratio"}
     with pytest.raises(InvalidInputError, match="canvas"):
         hm.forecast(model, np.ones(64), 96, mapping=hm.MappingConfig())
 

@@ -13,7 +13,7 @@ from attnbook.capture import capture
 from attnbook.errors import CheckpointError, InvalidInputError, MissingResourceError
 from attnbook.maps import AttentionMaps
 from attnbook.vitime.model import PRESETS, ViTime, ViTimeConfig, preset, sincos_pos_embed, unshuffle_attention
-from attnbook.vitime.weights import config_from_args, load_official, read_official, save_official
+from attnbook.vitime.weights import config_from_args, config_to_args, load_official, read_official, save_official
 
 TINY = ViTimeConfig(h=8, history_len=16, future_len=16, patch=(4, 8), embed_dim=16, depth=2, num_heads=2,
                     decoder_embed_dim=8, decoder_depth=1, decoder_num_heads=2)
@@ -88,7 +88,8 @@ def test_preset_numbers_from_the_note():
     assert 1.05e6 < build(strip, meta=True).n_parameters() < 1.15e6  # "≈ 1.1 M"
     assert 0.9e6 < build(grid4, meta=True).n_parameters() < 1.0e6  # "≈ 0.95 M"
     assert preset("mini-strip") == strip and preset("grid") == grid4 and preset("strip", h=128).h == 128
-    assert strip.mapping_kwargs() == {"history_len": 512, "future_len": 720, "bins": 64, "patch": (64, 16), "max_scal": 3.5}
+    assert strip.mapping_kwargs() == {"history_len": 512, "future_len": 720, "bins": 64, "patch": (64, 16), "max_scal": 3.5,
+                                     "future_fill": "blank"}
     with pytest.raises(InvalidInputError, match="name"):
         preset("huge")
 
@@ -314,6 +315,15 @@ def test_official_format_round_trip_gives_identical_outputs(tmp_path):
         assert torch.equal(loaded(x), m(x))
     for k, v in m.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v)
+
+
+def test_the_future_fill_travels_with_the_checkpoint(tmp_path):
+    drafted = TINY.replace(future_fill="seasonal average")
+    path = save_official(build(drafted, seed=5), drafted, tmp_path / "drafted.pth")
+    assert load_official(path).config == drafted
+    args = vars(config_to_args(drafted))
+    del args["futureFill"]  # a release checkpoint has no such field: its canvas is blank
+    assert config_from_args(args).future_fill == "blank"
 
 
 def test_module_prefixed_checkpoint_loads(tmp_path):

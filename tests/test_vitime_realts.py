@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -13,8 +14,9 @@ from hypothesis import strategies as st
 from attnbook.errors import InvalidInputError
 from attnbook.train import TrainConfig
 from attnbook.vitime import realts
-from attnbook.vitime.mapping import MappingConfig, series_to_image
+from attnbook.vitime.mapping import MappingConfig, normalisation, series_to_image, to_bins
 from attnbook.vitime.model import ViTime, ViTimeConfig
+from attnbook.vitime.seasonal import seasonal_average
 
 SMALL_MAP = MappingConfig(history_len=24, future_len=40, bins=16, patch=(16, 8), blur_kernel=5)
 SMALL_MODEL = ViTimeConfig(h=16, history_len=24, future_len=40, patch=(16, 8), embed_dim=16, depth=2, num_heads=2,
@@ -94,7 +96,10 @@ def test_held_out_bands_never_reach_the_pretraining_series():
 
 
 @pytest.mark.parametrize("mapping", [SMALL_MAP, MappingConfig(history_len=24, future_len=40, bins=16, patch=(4, 8), blur_kernel=1),
-                                     MappingConfig(history_len=24, future_len=40, bins=16, patch=(16, 8), blur_kernel=9, mu_norm=2.0, std_factor=1.2)])
+                                     MappingConfig(history_len=24, future_len=40, bins=16, patch=(16, 8), blur_kernel=9, mu_norm=2.0, std_factor=1.2),
+                                     MappingConfig(history_len=24, future_len=40, bins=16, patch=(16, 8), blur_kernel=5, future_fill="seasonal average"),
+                                     MappingConfig(history_len=24, future_len=40, bins=16, patch=(4, 8), blur_kernel=1, mu_norm=2.0,
+                                                   future_fill="seasonal average")])
 def test_batch_images_equals_series_to_image(mapping):
     x = realts.generate(6, SMALL_DATA, seed=5)
     images, rows = realts.batch_images(x, mapping)
@@ -115,6 +120,20 @@ def test_batch_images_matches_reference_on_any_finite_series(values):
     ref = series_to_image(x[0, :24], 40, SMALL_MAP, future=x[0, 24:])
     assert np.array_equal(rows[0].numpy(), ref.rows)
     assert np.allclose(images[0, 0].numpy(), ref.image, atol=1e-4)
+
+
+def test_the_seasonal_draft_fills_the_input_future_and_leaves_the_target_alone():
+    x = realts.generate(4, SMALL_DATA, seed=2)
+    drafted = MappingConfig(history_len=24, future_len=40, bins=16, patch=(16, 8), blur_kernel=1, future_fill="seasonal average")
+    blank_images, blank_rows = realts.batch_images(x, dataclasses.replace(drafted, future_fill="blank"))
+    images, rows = realts.batch_images(x, drafted)
+    assert torch.equal(rows, blank_rows)  # the target is the truth either way
+    assert torch.equal(images[:, 0, :24], blank_images[:, 0, :24]) and float(blank_images[:, 0, 24:].abs().max()) == 0.0
+    for i in range(4):  # blur 1: each future column is the one-hot of the binned seasonal average, scaled by the gain
+        mu, sigma = normalisation(x[i, :24], drafted)
+        lit = to_bins((seasonal_average(x[i, :24], 40) - mu) / sigma, drafted)
+        assert np.array_equal(images[i, 0, 24:].argmax(-1).numpy(), lit)
+        assert np.allclose(images[i, 0, 24:].sum(-1).numpy(), drafted.blur_gain)
 
 
 @pytest.mark.parametrize("bad, match", [

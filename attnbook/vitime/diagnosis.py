@@ -100,7 +100,8 @@ def reading(blind: LossParts, pretrained: LossParts, one_batch: LossParts, forec
     if not path_works:
         return ("the one-batch model cannot fit its own batch's future far below the average image: something on the path from "
                 "history to horizon is broken")
-    tail = ("and it does forecast periods it has not seen" if forecasts else
-            f"but the pretrained model has closed only {100 * closed:.0f} % of the gap from the average image to the floor: it has not "
-            "learned, in this budget, to carry an unseen history into the future, and paints something close to the average")
+    tail = (f"and the pretrained model, which has closed {100 * closed:.0f} % of the gap from the average image to the floor, "
+            "forecasts periods it has not seen (the bars hold)" if forecasts else
+            f"but the pretrained model, which has closed {100 * closed:.0f} % of the gap from the average image to the floor, "
+            "does not pass the forecast bars on periods it has not seen")
     return "the path from history to horizon works (one batch can be fitted far below the average image), " + tail

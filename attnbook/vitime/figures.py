@@ -67,6 +67,7 @@ FORECAST_STYLES: dict[str, dict[str, Any]] = {
     "model (expectation)": {"color": "#377eb8", "linewidth": 1.2},
     "model (argmax)": {"color": "#377eb8", "linewidth": 0.8, "linestyle": "--"},
     "repeat last period": {"color": "#e41a1c", "linewidth": 0.8, "linestyle": ":"},
+    "seasonal average": {"color": "#984ea3", "linewidth": 0.8, "linestyle": "--"},
     "history mean": {"color": "#999999", "linewidth": 0.8},
     "last value": {"color": "#a65628", "linewidth": 0.8, "linestyle": "-."},
     "linear": {"color": "#4daf4a", "linewidth": 0.8},

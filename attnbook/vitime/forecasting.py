@@ -16,7 +16,10 @@ Baselines, each a function of the history alone:
 - ``history mean``: the history's mean, flat;
 - ``last value``: the history's last sample, flat;
 - ``repeat last period``: the last ``P̂`` samples repeated, ``P̂`` the history's highest
-  autocorrelation peak (:func:`attnbook.vitime.harmonics.estimate_period`);
+  autocorrelation peak (:func:`attnbook.vitime.seasonal.estimate_period`);
+- ``seasonal average``: the history's last ``⌊T/P̂⌋`` whole periods averaged and repeated
+  (:func:`attnbook.vitime.seasonal.seasonal_average`) — the draft a ``"seasonal average"`` canvas
+  gives the model, so a model that only copied its draft would score exactly this;
 - ``linear``: one linear map from the normalised history to the normalised horizon (Zeng et al.
   2023), ridge least squares on pretraining series, ``ŷ = μ + σ · (W_lin (x − μ)/σ + b)``; the
   targets are clipped to ``±clip`` history standard deviations, the range the ViT's value bins
@@ -34,7 +37,7 @@ import torch
 
 from .. import checks
 from ..errors import InvalidInputError, bad_argument
-from .harmonics import repeat_last_period
+from .seasonal import repeat_last_period, seasonal_average
 from .mapping import MappingConfig, decode, normalisation
 from .model import ViTime
 from .realts import RealTSConfig, WAVES, _wave, batch_images, generate
@@ -155,6 +158,7 @@ def baseline_forecasts(series: Any, history_len: int, linear: LinearForecaster |
         "history mean": np.repeat(hist.mean(1, keepdims=True), horizon, 1),
         "last value": np.repeat(hist[:, -1:], horizon, 1),
         "repeat last period": np.stack([repeat_last_period(h, horizon) for h in hist]),
+        "seasonal average": np.stack([seasonal_average(h, horizon) for h in hist]),
     }
     if linear is not None:
         out["linear"] = linear.predict(hist)

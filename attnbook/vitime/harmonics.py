@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from ..maps import AttentionMaps
 from . import lags
 from .mapping import Mapped, MappingConfig, image_to_series, series_to_image
 from .model import ViTime, unshuffle_attention
+from .seasonal import estimate_period, repeat_last_period, seasonal_average  # noqa: F401 - hm.repeat_last_period in the chapter
 
 __all__ = [
     "Harmonic",
@@ -36,8 +36,6 @@ __all__ = [
     "Analysis",
     "analyse",
     "forecast",
-    "repeat_last_period",
-    "estimate_period",
     "forecast_scores",
 ]
 
@@ -187,40 +185,10 @@ def forecast(model: ViTime, history: Any, horizon: int = 720, *, mapping: Mappin
     return image_to_series(probs.numpy(), mapped, method=method)[mapped.input_len:]
 
 
-def estimate_period(history: Any, min_period: int = 2, max_period: int | None = None) -> int:
-    """The lag of the highest autocorrelation peak of ``history`` in ``[min_period, max_period]``
-    (default half its length): a local maximum of the sample ACF; the largest ACF value when
-    there is no local maximum."""
-    x = np.asarray(history, dtype=np.float64)
-    if x.ndim != 1 or len(x) < 8 or not np.isfinite(x).all():
-        raise bad_argument(InvalidInputError, "history", "a finite 1-D series of at least 8 samples", x.shape, raw=True)
-    max_period = len(x) // 2 if max_period is None else int(max_period)
-    if isinstance(min_period, bool) or not isinstance(min_period, Integral) or not 1 <= min_period < max_period < len(x):
-        raise bad_argument(InvalidInputError, "min_period/max_period", f"1 <= min_period < max_period < {len(x)}", (min_period, max_period), raw=True)
-    x = x - x.mean()
-    denom = float(x @ x) or 1.0
-    acf = np.array([float(x[:-k] @ x[k:]) / denom for k in range(1, max_period + 2)])  # acf[k-1] = lag k
-    candidates = [k for k in range(min_period, max_period + 1) if acf[k - 1] >= acf[k - 2] and acf[k - 1] >= acf[k]]
-    if not candidates:
-        candidates = list(range(min_period, max_period + 1))
-    return max(candidates, key=lambda k: acf[k - 1])
-
-
-def repeat_last_period(history: Any, horizon: int, period: int | None = None) -> np.ndarray:
-    """Seasonal-naive forecast: the last ``period`` samples of the history repeated
-    (``period`` None: :func:`estimate_period` of the history)."""
-    x = np.asarray(history, dtype=np.float64)
-    horizon = checks.positive_int("horizon", horizon)
-    period = estimate_period(x) if period is None else period
-    period = checks.integer("period", period, minimum=1, maximum=len(x))
-    last = x[-period:]
-    return np.resize(last, horizon)
-
-
 def forecast_scores(model: ViTime, harmonics: Sequence[Harmonic], *, length: int = 512, horizon: int = 720,
                     mapping: MappingConfig | None = None) -> dict:
     """MSE over the horizon of the model (argmax and expectation decoding), the repeat-last-period
-    baseline (period from the history's ACF) and the history-mean baseline, against the true
+    and seasonal-average baselines (period from the history's ACF) and the history-mean baseline, against the true
     continuation of ``harmonics``; plus the truth's variance and the model/baseline ratio."""
     history = signal(harmonics, length)
     truth = signal(harmonics, horizon, start=length)
@@ -230,6 +198,7 @@ def forecast_scores(model: ViTime, harmonics: Sequence[Harmonic], *, length: int
         predicted = image_to_series(probs.numpy(), mapped, method=method)[length:]
         out[f"model_{method}"] = float(np.mean((predicted - truth) ** 2))
     out["repeat_last_period"] = float(np.mean((repeat_last_period(history, horizon) - truth) ** 2))
+    out["seasonal_average"] = float(np.mean((seasonal_average(history, horizon) - truth) ** 2))
     out["history_mean"] = float(np.mean((history.mean() - truth) ** 2))
     out["ratio"] = out["model_argmax"] / max(out["repeat_last_period"], 1e-12)
     return out

@@ -12,7 +12,10 @@ canvas of ``W = history_len + future_len`` columns and ``h = bins`` value rows:
 3. **Bin**: clip ``z`` to ``[−MS, MS]`` (``MS = max_scal``), bin width ``r = 2 · MS / (h − 1)``,
    row ``= clip(floor((z + MS) / r), 0, h − 1)`` (row 0 is the most negative value), one-hot
    image ``(W, h)``. The future columns hold the history mean (or a given true future): that
-   one-hot is the *target*; the model *input* has the future columns zeroed, then
+   one-hot is the *target*; the model *input* has the future columns zeroed (``future_fill =
+   "blank"``, the release) or holding the one-hot of a draft forecast (``"seasonal average"``:
+   :func:`attnbook.vitime.seasonal.seasonal_average` of the resampled history, binned with the
+   same ``μ``, ``σ``), then
 4. **Blur**: OpenCV ``GaussianBlur(k × k, sigma 0)`` on the ``(W, h)`` image, i.e. the normalised
    1-D kernel ``exp(−i² / 2σ²)`` with ``σ = 0.3 · ((k − 1)/2 − 1) + 0.8`` on both axes, reflect-101
    borders, then multiplied by ``k`` (``blur_scale``). It leaks ``(k − 1)/2`` columns of history
@@ -38,9 +41,11 @@ from scipy import ndimage
 
 from .. import checks
 from ..errors import InvalidInputError, bad_argument
+from .seasonal import seasonal_average
 
 Decoding = Literal["argmax", "expectation"]
 DECODINGS: tuple[str, ...] = ("argmax", "expectation")
+FUTURE_FILLS: tuple[str, ...] = ("blank", "seasonal average")
 
 # OpenCV's fixed kernels for ksize 1, 3, 5, 7, 9 when sigma <= 0 (getGaussianKernel, checked
 # against opencv-python 5.0; every other odd size uses the sigma formula).
@@ -118,6 +123,9 @@ class MappingConfig:
     - ``std_eps`` (1e-7): added to the history's standard deviation, as the release does.
     - ``decode`` ("argmax"): the default decoding, ``"argmax"`` (current release) or
       ``"expectation"`` (V1 / paper).
+    - ``future_fill`` ("blank"): what the model input's future columns hold: ``"blank"`` (zeros,
+      the release) or ``"seasonal average"`` (the one-hot of the history's seasonal average, a
+      draft for the model to correct; :func:`future_draft`).
     """
 
     history_len: int = 512
@@ -131,6 +139,7 @@ class MappingConfig:
     std_factor: float = 1.0
     std_eps: float = 1e-7
     decode: str = "argmax"
+    future_fill: str = "blank"
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -166,6 +175,8 @@ class MappingConfig:
         put("std_eps", checks.positive("std_eps", self.std_eps))
         if self.decode not in DECODINGS:
             raise bad_argument(InvalidInputError, "decode", f"one of {DECODINGS}", self.decode)
+        if self.future_fill not in FUTURE_FILLS:
+            raise bad_argument(InvalidInputError, "future_fill", f"one of {FUTURE_FILLS}", self.future_fill)
 
     # derived sizes
     @property
@@ -349,6 +360,21 @@ def one_hot(z: Any, config: MappingConfig | None = None) -> np.ndarray:
     return out
 
 
+def future_draft(history: Any, columns: int, config: MappingConfig | None = None) -> np.ndarray | None:
+    """The draft the input's ``columns`` future columns hold, in the units of the canvas ``history``
+    (the resampled history, ``n`` columns): None for ``future_fill = "blank"``; for ``"seasonal
+    average"``, :func:`~attnbook.vitime.seasonal.seasonal_average` of the history (period from its
+    ACF), or its mean when ``n < 8`` columns are too few to estimate a period."""
+    config = _config(config)
+    if config.future_fill == "blank":
+        return None
+    x = _series("history", history, min_len=2)
+    columns = checks.positive_int("columns", columns)
+    if len(x) < 8:
+        return np.full(columns, float(np.mean(x)))
+    return seasonal_average(x, columns)
+
+
 def gaussian_kernel(ksize: int) -> np.ndarray:
     """OpenCV's ``getGaussianKernel(ksize, 0)``: the fixed kernels for k ≤ 9, otherwise
     ``exp(−i² / 2σ²)``, ``i = −(k−1)/2 … (k−1)/2``, ``σ = 0.3 · ((k − 1)/2 − 1) + 0.8``, normalised to sum 1."""
@@ -380,7 +406,8 @@ def blur(image: Any, config: MappingConfig | None = None) -> np.ndarray:
 class Mapped:
     """A series on the canvas: the model ``image`` and everything needed to map back.
 
-    ``image`` (W, h): the blurred input (history one-hot, future zeroed, blurred, × blur_gain);
+    ``image`` (W, h): the blurred input (history one-hot, future zeroed or holding the draft of
+    ``config.future_fill``, blurred, × blur_gain);
     ``target`` (W, h): the unblurred one-hot of the whole canvas (future = history mean, or the
     true future when one was given); ``canvas`` (W,) the canvas values in series units, ``z``
     (W,) normalised (unclipped), ``rows`` (W,) their value rows; ``mu``, ``sigma`` the history
@@ -451,6 +478,9 @@ def series_to_image(history: Any, horizon: int, config: MappingConfig | None = N
     target[np.arange(width), rows] = 1.0
     inp = target.copy()
     inp[n:] = 0.0
+    draft = future_draft(hist, width - n, config)
+    if draft is not None:
+        inp[n:] = one_hot((draft - mu) / sigma, config)
     return Mapped(
         config=config,
         input_len=len(x),
@@ -512,6 +542,7 @@ def image_to_series(image: Any, mapped: Mapped, *, method: Decoding | None = Non
 
 __all__ = [
     "DECODINGS",
+    "FUTURE_FILLS",
     "DEFAULT",
     "PRESETS",
     "Decoding",
@@ -520,6 +551,7 @@ __all__ = [
     "blur",
     "crop_lookback",
     "decode",
+    "future_draft",
     "gaussian_kernel",
     "history_columns",
     "image_to_series",

@@ -68,7 +68,9 @@ class ViTimeConfig:
     the normalised series, carried for the image mapping; ``rope`` selects the official
     interleaved cos/sin position table (added, not rotary); ``output`` is the per-column
     ``"softmax"`` over value bins (official default) or a per-pixel ``"sigmoid"``
-    (official ``lossType == 'MSE'``).
+    (official ``lossType == 'MSE'``); ``future_fill`` is what the input canvas's future columns
+    hold, carried for the image mapping like ``max_scal`` (``"blank"``, the release, or
+    ``"seasonal average"``: :class:`attnbook.vitime.mapping.MappingConfig`).
     """
 
     h: int = 64
@@ -86,6 +88,7 @@ class ViTimeConfig:
     max_scal: float = 3.5
     rope: bool = False
     output: str = "softmax"
+    future_fill: str = "blank"
 
     def __post_init__(self) -> None:
         patch = tuple(self.patch) if isinstance(self.patch, list) else self.patch
@@ -121,6 +124,10 @@ class ViTimeConfig:
             raise bad_argument(InvalidInputError, "rope", "a bool", self.rope)
         if self.output not in OUTPUTS:
             raise bad_argument(InvalidInputError, "output", f"one of {list(OUTPUTS)}", self.output)
+        from .mapping import FUTURE_FILLS
+
+        if self.future_fill not in FUTURE_FILLS:
+            raise bad_argument(InvalidInputError, "future_fill", f"one of {list(FUTURE_FILLS)}", self.future_fill)
 
     # -- derived sizes -----------------------------------------------------------------------
     @property
@@ -141,7 +148,8 @@ class ViTimeConfig:
     def mapping_kwargs(self) -> dict[str, Any]:
         """The canvas fields a ``MappingConfig`` shares with this config
         (``MappingConfig(**config.mapping_kwargs())`` gives the matching series ↔ image mapping)."""
-        return {"history_len": self.history_len, "future_len": self.future_len, "bins": self.h, "patch": self.patch, "max_scal": float(self.max_scal)}
+        return {"history_len": self.history_len, "future_len": self.future_len, "bins": self.h, "patch": self.patch, "max_scal": float(self.max_scal),
+                "future_fill": self.future_fill}
 
     def mapping(self, mapping: Any = None) -> "MappingConfig":
         """The series ↔ image mapping of this canvas: ``MappingConfig(**mapping_kwargs())`` when

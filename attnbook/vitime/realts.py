@@ -43,7 +43,7 @@ from scipy import ndimage
 from .. import checks
 from ..errors import InvalidInputError, bad_argument
 from ..train import History, TrainConfig, cached_fit, fit, model_device
-from .mapping import MappingConfig, gaussian_kernel
+from .mapping import MappingConfig, future_draft, gaussian_kernel, to_bins
 from .model import ViTime, ViTimeConfig
 
 __all__ = [
@@ -254,6 +254,10 @@ def batch_images(series: Any, mapping: MappingConfig) -> tuple[torch.Tensor, tor
     columns = ndimage.correlate1d(np.eye(mapping.bins), k, axis=-1, mode="mirror").astype(np.float32)
     image = columns[rows.numpy()]  # (B, W, h)
     image[:, n:] = 0.0
+    if mapping.future_fill != "blank":  # the draft forecast, binned with the history's μ, σ
+        hist_np, mu_np, sigma_np = hist.numpy(), mu.numpy(), sigma.numpy()
+        drafts = np.stack([future_draft(h, mapping.width - n, mapping) for h in hist_np])
+        image[:, n:] = columns[to_bins((drafts - mu_np) / sigma_np, mapping)]
     image = ndimage.correlate1d(image, k.astype(np.float32), axis=1, mode="mirror")
     image *= np.float32(mapping.blur_gain)
     return torch.from_numpy(image).unsqueeze(1), rows

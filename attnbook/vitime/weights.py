@@ -94,7 +94,7 @@ def config_from_args(args: Any, *, num_heads: int | None = None) -> ViTimeConfig
     """A :class:`ViTimeConfig` from official checkpoint ``args`` (Namespace or dict).
 
     Explicit size fields written by :func:`save_official` (``embed_dim``, ``depth``,
-    ``num_heads``, ``decoder_*``, ``mlp_ratio``, ``in_chans``) win; otherwise the official rules
+    ``num_heads``, ``decoder_*``, ``mlp_ratio``, ``in_chans``, and ``futureFill``) win; otherwise the official rules
     from ``modelSize`` apply. ``num_heads`` overrides the heads (they are not stored in weights).
     """
     a = _args_dict(args)
@@ -115,6 +115,8 @@ def config_from_args(args: Any, *, num_heads: int | None = None) -> ViTimeConfig
             "rope": bool(_plain(a.get("ROPE", False))),
             "output": "sigmoid" if a.get("lossType") == "MSE" else "softmax",
         }
+        if a.get("futureFill") is not None:  # written by save_official; the release has no such field
+            fields["future_fill"] = str(_plain(a["futureFill"]))
         if a.get("maxScal") is not None:
             fields["max_scal"] = float(_plain(a["maxScal"]))
         if "embed_dim" in a:
@@ -162,6 +164,7 @@ def config_to_args(config: ViTimeConfig, **extra: Any) -> argparse.Namespace:
         decoder_num_heads=c.decoder_num_heads,
         mlp_ratio=float(c.mlp_ratio),
         in_chans=c.in_chans,
+        futureFill=c.future_fill,
         attnbook_config=c.to_dict(),
     )
     args.update(extra)
