@@ -7,7 +7,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -167,6 +167,7 @@ class History:
     seconds: float = 0.0
     device: str = "cpu"  # where the training steps ran
     precision: str = "fp32"  # autocast dtype of the training steps ("fp32": none)
+    monitors: dict[str, list[float]] = field(default_factory=dict)  # name -> value at each of ``steps`` (not used for selection)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -184,6 +185,7 @@ def fit(
     config: TrainConfig,
     *,
     callbacks: Sequence[tuple[int, Callback]] = (),
+    monitors: Mapping[str, Callable[[nn.Module], float]] | None = None,
     device: torch.device | None = None,
     precision: str = "fp32",
     progress: bool = True,
@@ -195,6 +197,9 @@ def fit(
     returns a scalar loss for it, ``evaluate(model)`` returns the validation loss (called in eval
     mode without gradients). Each ``(every, callback)`` pair is called as ``callback(step, model)``
     at step 0 and every ``every`` steps, in eval mode without gradients (attention snapshots).
+    ``monitors`` ``{name: fn(model) -> float}`` are measured at every evaluation (eval mode, no
+    gradients) into ``history.monitors[name]``, beside ``history.steps``; they never choose the
+    best step (a learning curve on a test set stays a measurement).
     Batches are drawn on the CPU (so a seed gives the same data on any device) and moved to
     ``device`` (default: the model's); ``evaluate`` and callbacks get the model where it is and
     move their own inputs (:func:`model_device`). ``precision``: see :func:`select_precision`
@@ -206,6 +211,11 @@ def fit(
     generator = torch.Generator().manual_seed(config.seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history = History(device=device.type, precision="fp32" if dtype is None else "bf16")
+    monitors = dict(monitors or {})
+    for name, fn in monitors.items():
+        if not isinstance(name, str) or not callable(fn):
+            raise bad_argument(InvalidInputError, "monitors", "a mapping of names to callables fn(model) -> float", (name, fn), raw=True)
+        history.monitors[name] = []
     best_state = None
     stale = 0
     running: list[float] = []
@@ -218,6 +228,8 @@ def fit(
         history.val_loss.append(float(val))
         history.train_loss.append(float(np.mean(running)) if running else math.nan)
         running.clear()
+        for name, fn in monitors.items():
+            history.monitors[name].append(float(_quietly(model, fn)))
         if val < history.best_val:
             history.best_val, history.best_step, stale = float(val), step, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -204,3 +204,32 @@ def test_old_cache_records_read_as_cpu_fp32():
     del record["device"], record["precision"]  # a history cached before these fields existed
     h = History.from_dict(record)
     assert (h.device, h.precision) == ("cpu", "fp32")
+
+
+def test_monitors_are_recorded_at_every_validation_and_never_choose_the_best_step():
+    x, y = regression()
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    seen = []
+
+    def weight_norm(m):  # a curve that rises as the fit improves: it must not pull the kept step
+        seen.append(m.training)
+        return float(m.weight.norm())
+
+    h = fit(model, mse_loss, get_batch_of(x, y), lambda m: float(mse_loss(m, (x, y))),
+            TrainConfig(steps=60, lr=0.05, warmup=0, eval_every=20), monitors={"norm": weight_norm}, progress=False)
+    assert list(h.monitors) == ["norm"] and len(h.monitors["norm"]) == len(h.steps) == 4
+    assert not any(seen)  # measured in eval mode
+    assert h.best_val == min(h.val_loss)  # selection still by validation loss
+    with torch.no_grad():
+        kept = float(model.weight.norm())  # the restored best weights: their value is the curve's at the best step
+    assert h.monitors["norm"][h.steps.index(h.best_step)] == pytest.approx(kept, rel=1e-6)
+    assert History.from_dict(h.to_dict()).monitors == h.monitors
+    with pytest.raises(InvalidInputError, match="monitors"):
+        fit(nn.Linear(3, 1), mse_loss, get_batch_of(x, y), lambda m: 1.0, TrainConfig(steps=5, warmup=0), monitors={"n": 3.0}, progress=False)
+
+
+def test_histories_cached_before_monitors_read_with_none():
+    record = History(steps=[0], train_loss=[math.nan], val_loss=[1.0]).to_dict()
+    del record["monitors"]
+    assert History.from_dict(record).monitors == {}

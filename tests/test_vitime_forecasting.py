@@ -141,3 +141,53 @@ def test_the_diagnosis_reading_follows_its_numbers():
     assert works.startswith("the path from history to horizon works") and "closed 10 %" in works and "does not pass" in works
     assert "closed 40 %" in diagnosis.reading(blind, _parts(2.0, 2.8), _parts(1.2, 2.0), forecasts=True)
     assert "(the bars hold)" in diagnosis.reading(blind, _parts(2.0, 2.8), _parts(1.2, 2.0), forecasts=True)
+
+
+def test_held_out_monitor_is_the_forecast_tables_ratio():
+    from attnbook.vitime.model import ViTime
+
+    torch.manual_seed(0)
+    model = ViTime(SMALL_MODEL).eval()
+    test_set = forecasting.HeldOutConfig(n=6, bands=((10.0, 14.0),), length=128, seed=3)
+    (name, monitor), = forecasting.held_out_monitor(test_set, SMALL_MAP).items()
+    x, _ = forecasting.held_out_series(test_set)
+    errs = forecasting.errors({**forecasting.model_forecasts(model, x, SMALL_MAP), **forecasting.baseline_forecasts(x, 64)}, x[:, 64:])
+    assert name == forecasting.CURVE
+    assert monitor(model) == pytest.approx(errs["model (expectation)"].mean() / errs["history mean"].mean(), rel=1e-9)
+
+
+def test_curve_levels_put_baselines_and_bars_on_the_history_mean_scale():
+    ones = np.ones(8)
+    errs = {"history mean": 2 * ones, "repeat last period": 1.5 * ones, "seasonal average": ones, "last value": 3 * ones}
+    levels, bars = forecasting.curve_levels(errs, "quick")
+    assert levels == {"repeat last period": 0.75, "seasonal average": 0.5}  # "last value" not asked
+    assert forecasting.curve_levels(errs, "quick", methods=("last value", "linear"))[0] == {"last value": 1.5}  # "linear" absent
+    assert bars == {"bar: <= 0.7 × history mean": pytest.approx(0.7), "bar: < 1 × repeat last period": pytest.approx(0.75)}
+    _, full = forecasting.curve_levels(errs, "full")
+    assert full == {"bar: <= 0.8 × repeat last period": pytest.approx(0.6)}
+    with pytest.raises(InvalidInputError, match="profile"):
+        forecasting.curve_levels(errs, "medium")
+
+
+def test_pretrain_records_the_held_out_curve_and_keys_the_cache_by_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    from attnbook.train import TrainConfig
+    from attnbook.vitime.figures import learning_curve
+
+    test_set = forecasting.HeldOutConfig(n=4, bands=((10.0, 14.0),), length=128, seed=3)
+    monitors = forecasting.held_out_monitor(test_set, SMALL_MAP)
+    train = TrainConfig(steps=4, batch_size=4, warmup=0, eval_every=2)
+    with pytest.raises(InvalidInputError, match="monitor_key"):
+        realts.pretrain(SMALL_MODEL, SMALL_MAP, SMALL_DATA, train, val_size=4, monitors=monitors, progress=False)
+    model, history, loaded = realts.pretrain(SMALL_MODEL, SMALL_MAP, SMALL_DATA, train, val_size=4, monitors=monitors,
+                                             monitor_key=test_set.to_dict(), progress=False)
+    curve = history.monitors[forecasting.CURVE]
+    assert not loaded and history.steps == [0, 2, 4] and len(curve) == 3 and all(np.isfinite(curve))
+    assert realts.pretrain(SMALL_MODEL, SMALL_MAP, SMALL_DATA, train, val_size=4, monitors=monitors,
+                           monitor_key=test_set.to_dict(), progress=False)[2]  # same key: loaded
+    _, plain, loaded = realts.pretrain(SMALL_MODEL, SMALL_MAP, SMALL_DATA, train, val_size=4, progress=False)
+    assert not loaded and plain.monitors == {} and plain.val_loss == history.val_loss  # another key; the same training
+    fig = learning_curve(history, {"repeat last period": 0.8}, bars={"bar": 0.7}, title="t")
+    assert len(fig.axes[0].lines) == 1 + 1 + 2  # the curve, the best step, a level, a bar
+    with pytest.raises(InvalidInputError, match="history"):
+        learning_curve(plain, {})

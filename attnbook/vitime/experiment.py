@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .. import checks
 from ..profiles import CPU_FP32, Hardware, Training
 from ..train import History
+from .forecasting import HeldOutConfig, held_out_monitor
 from .mapping import FUTURE_FILLS, MappingConfig
 from .model import PRESETS, ViTime, ViTimeConfig, preset
 from .realts import LossConfig, RealTSConfig, pretrain
@@ -62,7 +63,12 @@ PROFILES: dict[str, Settings] = {
 }
 
 
-def pretrained(settings: Settings, data: RealTSConfig, seed: int = 0, *, progress: bool = True) -> tuple[ViTime, History, bool]:
-    """The mini ViTime of ``settings`` pretrained on ``data`` (cached): ``(model, history, loaded)``."""
+def pretrained(settings: Settings, data: RealTSConfig, seed: int = 0, *, curve: HeldOutConfig | None = None,
+               progress: bool = True) -> tuple[ViTime, History, bool]:
+    """The mini ViTime of ``settings`` pretrained on ``data`` (cached): ``(model, history, loaded)``.
+    With ``curve``, ``history.monitors[forecasting.CURVE]`` is the held-out learning curve on
+    those series at every validation step (:func:`attnbook.vitime.forecasting.held_out_monitor`)."""
+    monitors = held_out_monitor(curve, settings.mapping) if curve is not None else None
     return pretrain(settings.model, settings.mapping, data, settings.train.config(seed), loss=LossConfig(emd=settings.emd),
-                    val_size=settings.val_size, progress=progress, **settings.hardware.where())
+                    val_size=settings.val_size, monitors=monitors, monitor_key=None if curve is None else curve.to_dict(),
+                    progress=progress, **settings.hardware.where())

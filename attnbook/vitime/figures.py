@@ -11,7 +11,7 @@ from .. import plots
 from ..errors import InvalidInputError, bad_argument
 from .mapping import Mapped, image_to_series
 
-__all__ = ["canvas_figure", "forecast_panels"]
+__all__ = ["canvas_figure", "forecast_panels", "learning_curve"]
 
 
 def canvas_figure(mapped: Mapped, probs: Any = None, *, truth: Any = None, baseline: Any = None, title: str = "") -> plots.BookFigure:
@@ -98,4 +98,33 @@ def forecast_panels(panels: dict[str, tuple[Any, Any, dict[str, Any]]], *, show_
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 8), fontsize=8)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def learning_curve(history: Any, levels: dict[str, float], *, curve: str = "held-out MSE ÷ history mean",
+                   bars: dict[str, float] | None = None, title: str = "") -> plots.BookFigure:
+    """The monitored ``history.monitors[curve]`` against step (markers at each validation, the
+    best-validation step circled) with a horizontal line per ``levels`` ``{method: ratio}`` (a
+    baseline's level on the same scale) and, dotted, each of ``bars`` ``{label: level}``."""
+    from ..train import History
+
+    if not isinstance(history, History) or not history.monitors.get(curve):
+        raise bad_argument(InvalidInputError, "history", f"a History with monitors[{curve!r}] (pretrained with curve=)",
+                           type(history).__name__ if not isinstance(history, History) else sorted(history.monitors), raw=True)
+    steps, values = np.asarray(history.steps), np.asarray(history.monitors[curve], dtype=np.float64)
+    fig = plots.BookFigure(figsize=(7.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(steps, values, marker="o", markersize=3, label="model (expectation)", **{k: v for k, v in FORECAST_STYLES["model (expectation)"].items()})
+    best = np.flatnonzero(steps == history.best_step)
+    if best.size:
+        ax.plot(steps[best[0]], values[best[0]], "o", markersize=9, markerfacecolor="none", color="black", label="best validation loss (kept)")
+    for method, level in levels.items():
+        ax.axhline(float(level), label=f"{method} ({float(level):.3f})", **FORECAST_STYLES.get(method, {"linewidth": 0.8}))
+    for k, (label, level) in enumerate((bars or {}).items()):
+        ax.axhline(float(level), color="black", linestyle=[(0, (1, 3)), (0, (4, 2, 1, 2))][k % 2], linewidth=1.0, label=f"{label} ({float(level):.3f})")
+    ax.set_xlabel("pretraining step")
+    ax.set_ylabel(curve)
+    ax.legend(fontsize=8, loc="upper right")
+    if title:
+        ax.set_title(title)
     return fig

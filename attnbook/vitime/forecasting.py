@@ -28,7 +28,7 @@ Baselines, each a function of the history alone:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ from .model import ViTime
 from .realts import RealTSConfig, WAVES, _wave, batch_images, generate
 
 __all__ = ["HeldOutConfig", "held_out_series", "LinearForecaster", "fit_linear", "baseline_forecasts", "model_forecasts",
-           "errors", "ratio_interval", "forecast_table", "BARS", "bar_verdicts", "bar_hypothesis"]
+           "errors", "CURVE", "held_out_monitor", "ratio_interval", "forecast_table", "BARS", "bar_verdicts", "bar_hypothesis", "curve_levels"]
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,26 @@ def errors(forecasts: Mapping[str, np.ndarray], truth: Any) -> dict[str, np.ndar
     return {name: ((np.asarray(f) - y) ** 2).mean(axis=1) for name, f in forecasts.items()}
 
 
+#: the name of :func:`held_out_monitor`'s learning curve in ``History.monitors``
+CURVE = "held-out MSE ÷ history mean"
+
+
+def held_out_monitor(config: HeldOutConfig, mapping: MappingConfig) -> dict[str, Callable[[ViTime], float]]:
+    """A learning-curve monitor for :func:`attnbook.vitime.realts.pretrain`, ``{CURVE: fn}``: on
+    the series of ``config``, the model's expectation-decoded mean squared error over the horizon
+    divided by the history mean's, ``Σ_i MSE_i(model) / Σ_i MSE_i(history mean)``. Any other
+    baseline's level on the same curve is ``Σ MSE(baseline) / Σ MSE(history mean)``, a constant.
+    One forward per series per evaluation."""
+    series, _ = held_out_series(config)
+    truth = series[:, mapping.history_len:]
+    reference = float(errors(baseline_forecasts(series, mapping.history_len), truth)["history mean"].mean())
+
+    def ratio(model: ViTime) -> float:
+        return float(errors(model_forecasts(model, series, mapping), truth)["model (expectation)"].mean()) / reference
+
+    return {CURVE: ratio}
+
+
 def ratio_interval(a: np.ndarray, b: np.ndarray, *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """``mean(a) / mean(b)`` and its paired percentile-bootstrap interval over series
     (:func:`scipy.stats.bootstrap`, ``paired=True``: the same resampled series in both means)."""
@@ -253,3 +273,16 @@ def bar_hypothesis(errs: Mapping[str, np.ndarray], profile: str, model: str = "m
     rule = " and ".join(f"÷ {ref} {op} {limit:g}" for ref, op, limit in BARS[profile])
     return Hypothesis(f"the model forecasts periods never seen in pretraining ({len(next(iter(errs.values())))} held-out series)",
                       measured, "history mean; repeat last period (ACF period)", rule, all(b["holds"] for b in bars))
+
+
+def curve_levels(errs: Mapping[str, np.ndarray], profile: str, methods: Sequence[str] = ("repeat last period", "seasonal average")
+                 ) -> tuple[dict[str, float], dict[str, float]]:
+    """On :data:`CURVE`'s scale (mean MSE ÷ the history mean's): each of ``methods``' level (those in
+    ``errs``) and each bar of ``profile`` (``limit × Σ MSE(reference) / Σ MSE(history mean)``),
+    as ``(levels, bars)``."""
+    if profile not in BARS:
+        raise bad_argument(InvalidInputError, "profile", f"one of {sorted(BARS)}", profile)
+    scale = float(np.mean(errs["history mean"]))
+    levels = {m: float(np.mean(errs[m])) / scale for m in methods if m in errs}
+    bars = {f"bar: {op} {limit:g} × {ref}": limit * float(np.mean(errs[ref])) / scale for ref, op, limit in BARS[profile]}
+    return levels, bars

@@ -31,6 +31,7 @@ distribution ``p = softmax(logits)`` over the ``h`` rows::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from numbers import Real
 from typing import Any
@@ -322,6 +323,8 @@ def pretrain(
     *,
     loss: LossConfig | None = None,
     val_size: int = 64,
+    monitors: Mapping[str, Callable[[ViTime], float]] | None = None,
+    monitor_key: Any = None,
     name: str = "vitime-realts",
     progress: bool = True,
     device: str = "cpu",
@@ -332,7 +335,9 @@ def pretrain(
     Each step draws ``train.batch_size`` new series (seeded from ``train.seed``); validation is
     the loss on ``val_size`` fixed series (seed ``train.seed + 10_000``), and the best weights
     are kept. Training runs on ``device`` with ``precision`` (:func:`attnbook.train.select_precision`);
-    the model comes back on the CPU. Returns ``(model, history, loaded_from_cache)``.
+    the model comes back on the CPU. ``monitors`` (:func:`attnbook.train.fit`) are measured at
+    every validation into ``history.monitors``; ``monitor_key`` (JSON) names them in the cache key,
+    since the cache cannot hash functions. Returns ``(model, history, loaded_from_cache)``.
     """
     _check_pair(model_config, mapping, data)
     loss = LossConfig() if loss is None else loss
@@ -346,6 +351,10 @@ def pretrain(
         "loss": loss.to_dict(),
         "val_size": int(val_size),
     }
+    if monitors:
+        if monitor_key is None:
+            raise bad_argument(InvalidInputError, "monitor_key", "a JSON description of the monitors (their cache key)", None, raw=True)
+        key["monitors"] = {"names": sorted(monitors), "key": monitor_key}
 
     def build() -> ViTime:
         torch.manual_seed(train.seed)
@@ -365,6 +374,6 @@ def pretrain(
             dev = model_device(m)
             return float(pretraining_loss(m.logits(val_x.to(dev)), val_rows.to(dev), mapping, loss))
 
-        return fit(model, loss_fn, get_batch, evaluate, train, precision=precision, progress=progress, desc="pretraining")
+        return fit(model, loss_fn, get_batch, evaluate, train, monitors=monitors, precision=precision, progress=progress, desc="pretraining")
 
     return cached_fit(name, key, build, train_fn, device=device)
