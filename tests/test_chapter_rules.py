@@ -107,17 +107,16 @@ def test_chapter_2_readings():
 
 # -- chapter 3 ----------------------------------------------------------------------------------
 
-def test_chapter_3_peak_error_and_claims_by_hand():
-    from attnbook.vitime.analysis import chapter_claims, peak_error
+def test_chapter_3_peak_error_and_checks_by_hand():
+    from attnbook.vitime.analysis import chapter_checks, peak_error
     from attnbook.vitime.harmonics import PERIOD_63
 
     assert peak_error([190.0, 60.0, 127.0], PERIOD_63) == pytest.approx(max(abs(60 - PERIOD_63), abs(127 - 2 * PERIOD_63), abs(190 - 3 * PERIOD_63)))
     assert peak_error([60.0, 127.0], PERIOD_63) == math.inf
-    good = dict(fell=0.5, best_contrast=3.0, peaks=[63.0, 126.0, 189.0], exp2_contrast=1.1, random_contrasts=[0.9, 1.1],
-                round_trip=0.0, shuffle_diff=0.0, samples_per_patch=8.0)
-    assert all(_holds(chapter_claims(**good)))
-    bad = dict(good, peaks=[63.0, 126.0, 200.0], random_contrasts=[0.7, 1.3], round_trip=1e-9)
-    assert _holds(chapter_claims(**bad)) == [True, True, False, True, False, False, False, True]  # 200 is 11 from 189 > 4
+    good = dict(fell=0.5, random_contrasts=[0.9, 1.1], round_trip=0.0, shuffle_diff=0.0)
+    assert all(_holds(chapter_checks(**good)))
+    bad = dict(good, random_contrasts=[0.7, 1.3], round_trip=1e-9, fell=0.96)
+    assert _holds(chapter_checks(**bad)) == [False, False, False, False, True]
 
 
 # -- chapter 4 ----------------------------------------------------------------------------------
