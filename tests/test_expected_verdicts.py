@@ -52,8 +52,8 @@ def test_verdict_changes_finds_missing_extra_and_changed_verdicts(tmp_path, monk
     expected = pd.DataFrame([{"key": "vitime-harmonics/period-head", "profile": "quick", "seed": 0, "verdict": "not supported"},
                              {"key": "vitime-harmonics/gone", "profile": "quick", "seed": 0, "verdict": "supported"}])
     changes = findings.verdict_changes(expected, "quick")
-    assert "vitime-harmonics/period-head: expected 'not supported', got 'supported' (update" in changes[-2]
-    assert changes[-1] == "vitime-harmonics/gone: expected 'supported', not reported"
+    assert any(c.startswith("vitime-harmonics/period-head: expected 'not supported', got 'supported' (update") for c in changes)
+    assert "vitime-harmonics/gone: expected 'supported', not reported" in changes
     missing = [c for c in changes if "reported no verdict" in c]
     assert len(missing) == sum(len(registry.chapter_specs(s, "quick")) for s in findings.CHAPTERS) - 1  # all but period-head
     bad = tmp_path / "bad.csv"
