@@ -27,8 +27,8 @@ def _head_measures(previous, nxt, special, entropy):
     return {"previous": t(previous), "next": t(nxt), "special": t(special), "norm_entropy": t(entropy)}
 
 
-def test_chapter_1_head_values_and_claims_by_hand():
-    from attnbook.lm.analysis import chapter_claims, head_values
+def test_chapter_1_head_values_and_checks_by_hand():
+    from attnbook.lm.analysis import chapter_checks, head_values
 
     trained = _head_measures([[0.9, 0.1], [0.2, 0.1]], [[0.0, 0.6], [0.1, 0.1]], [[0.1, 0.7], [0.8, 0.2]], [[0.4, 0.6], [0.5, 0.5]])
     twin = _head_measures([[0.2, 0.1], [0.2, 0.1]], [[0.1, 0.3], [0.1, 0.1]], [[0.1, 0.2], [0.3, 0.2]], [[0.9, 1.0], [1.0, 1.1]])
@@ -36,10 +36,50 @@ def test_chapter_1_head_values_and_claims_by_hand():
     assert v["max_positional"] == pytest.approx(0.9) and v["random_max_positional"] == pytest.approx(0.3)
     assert (v["n_positional"], v["n_sinks"]) == (2, 2)  # 0.9 and 0.6 > 0.5; sinks 0.7 and 0.8
     assert v["entropy_ratio"] == pytest.approx(0.5 / 1.0)
-    assert all(_holds(chapter_claims(v, 1e-7, 0.0, 0.3)))
-    assert _holds(chapter_claims(v, 1e-3, 0.0, 0.1)) == [False, True, True, True, True, True, True, False]
-    twin_with_sink = dict(twin, special=torch.tensor([[0.9, 0.0], [0.0, 0.0]]))
-    assert not _holds(chapter_claims(head_values(trained, twin_with_sink), 0.0, 0.0, 0.3))[6]
+    assert all(_holds(chapter_checks(v["entropy_ratio"], 1e-7, 0.0, 0.3)))
+    assert _holds(chapter_checks(v["entropy_ratio"], 1e-3, 0.0, 0.1)) == [False, True, True, False]
+    assert _holds(chapter_checks(0.95, 0.0, 1e-4, 0.3)) == [True, False, False, True]
+
+
+def _chapter_1_maps(trained: bool) -> AttentionMaps:
+    """Six layers of two heads on one sentence: uniform everywhere (the twin) or, trained, a
+    previous-token head in layer 0, a [CLS] head in layer 0, a [SEP] sink in layer 3 and a
+    punctuation head in layer 5."""
+    tokens = ["[CLS]", "a", "b", ",", "c", "d", "e", "f", "g", "h", ".", "[SEP]"]
+    n = len(tokens)
+    w = torch.full((6, 1, 2, n, n), 1.0 / n)
+    if trained:
+        w[0, 0, 0] = torch.diag(torch.ones(n - 1), -1)  # row i on key i - 1
+        w[0, 0, 0, 0, 0] = 1.0  # [CLS] has no previous token: on itself
+        for layer, head, key in ((0, 1, 0), (3, 1, n - 1), (5, 0, 3)):
+            w[layer, 0, head] = 0.0
+            w[layer, 0, head, :, key] = 1.0
+    return AttentionMaps(w, query_labels=[tokens], key_labels=[tokens])
+
+
+def test_chapter_1_attention_findings_on_hand_made_maps():
+    from attnbook import registry
+    from attnbook.lm.analysis import MEASURES, attention_findings, early_share, peaks_in_their_third
+
+    assert all(registry.spec(f"reading-attention/{key}").rule.measures == names for key, names in MEASURES.items())
+    assert early_share(torch.tensor([[0.6], [0.1], [0.7], [0.9]])) == pytest.approx(1 / 3)  # L0 of L0, L2, L3 (early: 0-1)
+    assert early_share(torch.zeros(4, 2)) == 0.0  # no head above 0.5: no share, not NaN
+    assert peaks_in_their_third({"[CLS]": 1, "[SEP]": 2, "punctuation": 4}, 6) == 3
+    assert peaks_in_their_third({"[CLS]": 2, "[SEP]": 2, "punctuation": 0}, 6) == 1
+    found, values = attention_findings(_chapter_1_maps(True), _chapter_1_maps(False))
+    verdict = {f.spec.key.removeprefix("reading-attention/"): f for f in found}
+    assert list(verdict) == list(MEASURES)
+    positional = verdict["positional-heads"]
+    assert positional.measured["strongest previous/next-token head"] > 0.9 and positional.measured["share of heads > 0.5 in the early half"] == 1.0
+    assert positional.control == {"strongest previous/next-token head": pytest.approx(1 / 12), "share of heads > 0.5 in the early half": 0.0}
+    assert positional.verdict == "supported" and positional.detail == "1 heads > 0.5, 1 in layers 0-2; twin 0"
+    assert verdict["sink-heads"].verdict == "supported"  # the [SEP] head (and the [CLS] head) against 2/12 on the twin
+    assert verdict["layer-label-peaks"].measured == {"labels peaking in their third": 3.0}
+    assert verdict["layer-label-peaks"].verdict == "supported"
+    # uniform attention over 12 tokens puts 1/12 < 0.1 on the current token and is broad: the twin meets both rules
+    for key in ("little-self-attention", "broad-early-heads"):
+        assert verdict[key].model_passes and verdict[key].control_passes and verdict[key].verdict == "not supported"
+    assert values["MiniLM"]["peak_layer_[SEP]"] == 3 and values["random twin"]["sink_heads"] == 0
 
 
 def test_chapter_1_rank_agreement_reading():
