@@ -42,7 +42,7 @@ def test_by_slug():
 
 
 @pytest.mark.parametrize("old, new, name", [("attnbook.lm.loading", "attnbook.lm.model", "load"),
-                                            ("attnbook.lm.clark", "attnbook.lm.analysis", "clark_hypotheses"),
+                                            ("attnbook.lm.clark", "attnbook.lm.analysis", "attention_findings"),
                                             ("attnbook.lm.corpus", "attnbook.lm.data", "sentences"),
                                             ("attnbook.timeseries.forecaster", "attnbook.timeseries.model", "Forecaster"),
                                             ("attnbook.timeseries.questions", "attnbook.timeseries.analysis", "verdicts"),

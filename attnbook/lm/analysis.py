@@ -179,9 +179,6 @@ def attention_findings(maps: AttentionMaps, control: AttentionMaps) -> tuple[lis
     return found, {"MiniLM": c, "random twin": t, "same_layer_chance": chance_same_layer_rate(L, H)}
 
 
-clark_hypotheses = attention_findings  # the old name, kept (out of __all__) while tests/test_chapters.py's moved-module test imports it
-
-
 def head_values(measures: dict[str, torch.Tensor], random_measures: dict[str, torch.Tensor]) -> dict[str, float]:
     """The chapter's head numbers for MiniLM and its random twin (from :func:`head_measures`): mean
     normalised entropy and its ratio, the strongest previous/next-token head ``max(previous, next)``
