@@ -33,8 +33,7 @@ from pathlib import Path
 from .errors import InvalidInputError, bad_argument
 
 __all__ = ["fmt", "Check", "checks_frame", "show_checks", "VERDICTS", "DECLARED", "Condition", "Rule", "FindingSpec", "Finding",
-           "findings_frame", "findings_line", "show_findings", "summary_record", "write_summary",
-           "Claim", "Hypothesis", "claims_table", "claims_frame", "check_claims", "hypotheses_table", "hypotheses_frame", "show_hypotheses"]
+           "findings_frame", "findings_line", "show_findings", "summary_record", "write_summary"]
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
@@ -51,8 +50,8 @@ def fmt(value: float | int | str) -> str:
 
 
 @dataclass(frozen=True)
-class Claim:
-    """``measured <op> threshold``, e.g. ``Claim("captured = output_attentions", 3e-8, "<", 1e-5)``."""
+class Check:
+    """``measured <op> threshold``, asserted, e.g. ``Check("captured = output_attentions", 3e-8, "<", 1e-5)``."""
 
     text: str
     measured: float
@@ -70,40 +69,10 @@ class Claim:
         return math.isfinite(self.measured) and bool(_OPS[self.op](self.measured, self.threshold))
 
 
-@dataclass(frozen=True)
-class Hypothesis:
-    """A statement tested against a control: measured (model), control, the rule, and the verdict."""
-
-    text: str
-    measured: str
-    control: str
-    rule: str
-    supported: bool
-
-    @property
-    def verdict(self) -> str:
-        return "supported" if self.supported else "not supported"
-
-
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     line = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     return "\n".join([line(header), "-+-".join("-" * w for w in widths), *map(line, rows)])
-
-
-def claims_table(claims: Sequence[Claim]) -> str:
-    """Text table (claim, measured, threshold, holds)."""
-    rows = [[c.text, fmt(c.measured), f"{c.op} {fmt(c.threshold)}", "yes" if c.holds else "NO"] for c in claims]
-    return _table(["claim", "measured", "threshold", "holds"], rows)
-
-
-def claims_frame(claims: Sequence[Claim]):
-    """The claims as a pandas DataFrame indexed by claim (measured, threshold, holds): an HTML table in a notebook."""
-    import pandas as pd
-
-    rows = [{"claim": c.text, "measured": fmt(c.measured), "threshold": f"{c.op} {fmt(c.threshold)}", "holds": "yes" if c.holds else "NO"}
-            for c in claims]
-    return pd.DataFrame(rows, columns=["claim", "measured", "threshold", "holds"]).set_index("claim")
 
 
 def _in_notebook() -> bool:
@@ -116,64 +85,33 @@ def _in_notebook() -> bool:
     return shell is not None and hasattr(shell, "kernel")
 
 
-def _show(frame, text: str) -> None:
+def _show(frame) -> None:
+    """``frame`` as HTML in a notebook, as a text table elsewhere."""
     if _in_notebook():
         from IPython.display import display
 
         display(frame)
     else:
-        print(text)
-
-
-def check_claims(claims: Sequence[Claim]) -> None:
-    """Show the claims table (HTML in a notebook, text elsewhere), print ``claims: K/N hold``, and raise
-    AssertionError unless all hold."""
-    if not claims:
-        raise bad_argument(InvalidInputError, "claims", "at least one claim", claims)
-    _show(claims_frame(claims), claims_table(claims))
-    held = sum(c.holds for c in claims)
-    print(f"claims: {held}/{len(claims)} hold")
-    failing = [c.text for c in claims if not c.holds]
-    assert not failing, f"claims that do not hold: {failing}"
-
-
-def hypotheses_table(hypotheses: Sequence[Hypothesis]) -> str:
-    """Text table (hypothesis, measured, control, rule, verdict)."""
-    rows = [[h.text, h.measured, h.control, h.rule, h.verdict] for h in hypotheses]
-    return _table(["hypothesis", "measured", "control", "rule", "verdict"], rows)
-
-
-def hypotheses_frame(hypotheses: Sequence[Hypothesis]):
-    """The hypotheses as a pandas DataFrame indexed by hypothesis (measured, control, rule, verdict)."""
-    import pandas as pd
-
-    rows = [{"hypothesis": h.text, "measured": h.measured, "control": h.control, "rule": h.rule, "verdict": h.verdict} for h in hypotheses]
-    return pd.DataFrame(rows, columns=["hypothesis", "measured", "control", "rule", "verdict"]).set_index("hypothesis")
-
-
-def show_hypotheses(hypotheses: Sequence[Hypothesis]) -> None:
-    """Show the hypotheses table: HTML in a notebook, text elsewhere."""
-    if not hypotheses:
-        raise bad_argument(InvalidInputError, "hypotheses", "at least one hypothesis", hypotheses)
-    _show(hypotheses_frame(hypotheses), hypotheses_table(hypotheses))
+        print(_table([frame.index.name, *frame.columns], [[str(i), *map(str, r)] for i, r in zip(frame.index, frame.values.tolist())]))
 
 
 # -- checks -------------------------------------------------------------------------------------------
 
-Check = Claim  # a check is a measured value against a threshold, asserted (the old name, Claim, goes with issue 28)
-
-
 def checks_frame(checks: Sequence[Check]):
     """The checks as a pandas DataFrame indexed by check (measured, threshold, holds): an HTML table in a notebook."""
-    return claims_frame(checks).rename_axis("check")
+    import pandas as pd
+
+    rows = [{"check": c.text, "measured": fmt(c.measured), "threshold": f"{c.op} {fmt(c.threshold)}", "holds": "yes" if c.holds else "NO"}
+            for c in checks]
+    return pd.DataFrame(rows, columns=["check", "measured", "threshold", "holds"]).set_index("check")
 
 
 def show_checks(checks: Sequence[Check]) -> None:
     """Show the checks table (HTML in a notebook, text elsewhere), print ``checks: K/N hold``, and
     raise AssertionError unless all hold."""
-    if not checks:
-        raise bad_argument(InvalidInputError, "checks", "at least one check", checks)
-    _show(checks_frame(checks), claims_table(checks).replace("claim", "check", 1))
+    if not checks or not all(isinstance(c, Check) for c in checks):
+        raise bad_argument(InvalidInputError, "checks", "one or more Check", checks)
+    _show(checks_frame(checks))
     held = sum(c.holds for c in checks)
     print(f"checks: {held}/{len(checks)} hold")
     failing = [c.text for c in checks if not c.holds]
@@ -368,8 +306,7 @@ def show_findings(findings: Sequence[Finding]) -> None:
     keys = [f.spec.key for f in findings]
     if len(set(keys)) != len(keys):
         raise bad_argument(InvalidInputError, "findings", "each registered finding once", sorted(k for k in keys if keys.count(k) > 1), raw=True)
-    frame = findings_frame(findings)
-    _show(frame, _table(["finding", *frame.columns], [[i, *map(str, r)] for i, r in zip(frame.index, frame.values.tolist())]))
+    _show(findings_frame(findings))
     print(findings_line(findings))
 
 
@@ -377,33 +314,31 @@ def show_findings(findings: Sequence[Finding]) -> None:
 _CAUSAL_FIELDS = frozenset({"finding", "metric", "heads", "how", "effect", "random_mean", "percentile", "p_value", "draws", "rule", "verdict"})
 
 
-def summary_record(claims: Sequence[Claim] = (), hypotheses: Sequence[Hypothesis] = (), not_run: dict[str, str] | None = None,
-                   causal: Sequence[dict] = (), *, checks: Sequence[Check] = (), findings: Sequence[Finding] = ()) -> dict:
-    """The part of a chapter's summary every chapter shares, in one schema: ``claims`` (records with
-    ``claim, measured, op, threshold, holds``), ``hypotheses`` (``hypothesis, measured, control, rule,
-    verdict``), ``not_run`` (``what, why``) and ``causal`` (the chapter's ablations against random head
-    sets, as :meth:`attnbook.intervene.RandomComparison.record` writes them)."""
+def summary_record(checks: Sequence[Check] = (), findings: Sequence[Finding] = (), not_run: dict[str, str] | None = None,
+                   causal: Sequence[dict] = ()) -> dict:
+    """The part of a chapter's summary every chapter shares, in one schema: ``checks`` (records with
+    ``check, measured, op, threshold, holds``), ``findings`` (:meth:`Finding.record`), ``not_run``
+    (``what, why``) and ``causal`` (the chapter's ablations against random head sets, as
+    :meth:`attnbook.intervene.RandomComparison.record` writes them)."""
     missing = [sorted(_CAUSAL_FIELDS - set(c)) for c in causal if not _CAUSAL_FIELDS <= set(c)]
     if missing:
         raise bad_argument(InvalidInputError, "causal", f"records with {sorted(_CAUSAL_FIELDS)}", f"records missing {missing}", raw=True)
+    if not all(isinstance(c, Check) for c in checks) or not all(isinstance(f, Finding) for f in findings):
+        raise bad_argument(InvalidInputError, "checks/findings", "Check and Finding objects", (checks, findings), raw=True)
     return {
         "checks": [{"check": c.text, "measured": c.measured, "op": c.op, "threshold": c.threshold, "holds": c.holds} for c in checks],
         "findings": [f.record() for f in findings],
-        "claims": [{"claim": c.text, "measured": c.measured, "op": c.op, "threshold": c.threshold, "holds": c.holds} for c in claims],
-        "hypotheses": [{"hypothesis": h.text, "measured": h.measured, "control": h.control, "rule": h.rule, "verdict": h.verdict}
-                       for h in hypotheses],
         "not_run": [{"what": what, "why": why} for what, why in (not_run or {}).items()],
         "causal": [dict(c) for c in causal],
     }
 
 
-def write_summary(path, claims: Sequence[Claim] = (), hypotheses: Sequence[Hypothesis] = (), not_run: dict[str, str] | None = None,
-                  causal: Sequence[dict] = (), *, checks: Sequence[Check] = (), findings: Sequence[Finding] = (), **extra) -> Path:
+def write_summary(path, *, checks: Sequence[Check] = (), findings: Sequence[Finding] = (), not_run: dict[str, str] | None = None,
+                  causal: Sequence[dict] = (), **extra) -> Path:
     """Write a chapter's ``summary.json`` (atomically): the chapter's own ``extra`` values (profile,
     seed, settings, tables), then :func:`summary_record`, then ``run``: where and in how long the
     chapter ran (:func:`attnbook.provenance.run_record`)."""
     from .provenance import run_record
     from .store import write_json
 
-    return write_json(path, {**extra, **summary_record(claims, hypotheses, not_run, causal, checks=checks, findings=findings),
-                             "run": run_record()})
+    return write_json(path, {**extra, **summary_record(checks, findings, not_run, causal), "run": run_record()})

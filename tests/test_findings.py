@@ -39,11 +39,11 @@ def test_collect_reads_the_one_summary_schema_and_counts_findings_only(tmp_path,
 
 
 def test_a_summary_from_before_findings_is_a_clear_error(tmp_path, monkeypatch):
-    from attnbook.claims import Claim, write_summary
+    from attnbook.claims import Check, write_summary
 
     monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
     for folder in findings.CHAPTERS:
-        path = write_summary(tmp_path / folder / "quick" / "summary.json", [Claim("c", 0.5, "<", 1.0)])
+        path = write_summary(tmp_path / folder / "quick" / "summary.json", checks=[Check("c", 0.5, "<", 1.0)])
         summary = json.loads(path.read_text())
         del summary["findings"]
         path.write_text(json.dumps(summary))
@@ -72,7 +72,7 @@ def test_write_summary_writes_the_chapter_values_then_the_shared_schema(tmp_path
     run = summary.pop("run")
     assert summary == {"profile": "quick", "values": {"x": 1},
                        "checks": [{"check": "c", "measured": 1.0, "op": "<=", "threshold": 1.0, "holds": True}],
-                       "findings": [found.record()], "claims": [], "hypotheses": [], "not_run": [], "causal": []}
+                       "findings": [found.record()], "not_run": [], "causal": []}
     assert set(run) == {"hardware", "cpu", "cores", "gpu", "python", "torch", "seconds"} and run["seconds"] >= 0
 
 
@@ -94,11 +94,11 @@ def test_the_run_record_says_where_and_how_long(monkeypatch):
 
 
 def test_runs_table_reads_each_chapters_run(tmp_path, monkeypatch):
-    from attnbook.claims import Claim, write_summary
+    from attnbook.claims import Check, write_summary
 
     monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
     for k, folder in enumerate(findings.CHAPTERS):
-        path = write_summary(tmp_path / folder / "full" / "summary.json", [Claim("c", 1.0, "<=", 1.0)], profile="full")
+        path = write_summary(tmp_path / folder / "full" / "summary.json", checks=[Check("c", 1.0, "<=", 1.0)], profile="full")
         summary = json.loads(path.read_text())
         if k == 0:  # written before runs were recorded
             del summary["run"]
@@ -113,17 +113,17 @@ def test_runs_table_reads_each_chapters_run(tmp_path, monkeypatch):
 
 
 def test_causal_records_are_checked_and_tabled(tmp_path, monkeypatch):
-    from attnbook.claims import Claim, write_summary
+    from attnbook.claims import Check, write_summary
     from attnbook.errors import InvalidInputError
     from attnbook.intervene import RandomComparison
 
     with pytest.raises(InvalidInputError, match="causal"):
-        write_summary(tmp_path / "bad.json", [Claim("c", 1.0, "<=", 1.0)], causal=[{"finding": "x"}])
+        write_summary(tmp_path / "bad.json", checks=[Check("c", 1.0, "<=", 1.0)], causal=[{"finding": "x"}])
     monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
     comparison = RandomComparison((("blocks.0.attn", 1),), 1.0, 0.9, tuple(0.01 * i for i in range(20)), False, "mean")
     for folder in findings.CHAPTERS:
         causal = [comparison.record("a positional head", "validation loss")] if folder == next(iter(findings.CHAPTERS)) else []
-        write_summary(tmp_path / folder / "quick" / "summary.json", [Claim("c", 1.0, "<=", 1.0)], causal=causal)
+        write_summary(tmp_path / folder / "quick" / "summary.json", checks=[Check("c", 1.0, "<=", 1.0)], causal=causal)
     table = findings.causal_table("quick")
     assert len(table) == 1
     row = table.iloc[0]

@@ -34,7 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import checks
-from ..claims import Finding, FindingSpec, Hypothesis, fmt
+from ..claims import Finding, FindingSpec, fmt
 from ..errors import InvalidInputError, bad_argument
 from .core import HeadMeans, HeadSpec, _layer_sites, _sites, ablate, head_means, resolve_heads
 
@@ -156,13 +156,6 @@ class RandomComparison:
         """The comparison as the registered causal finding ``spec`` (:data:`attnbook.registry.CAUSAL`):
         measured ``effect − q95``, control ``median random effect − q95`` (q95: the random sets' 95th percentile)."""
         return causal_finding(spec, self.effect, self.random_effects, self.exact, len(self.heads))
-
-    def hypothesis(self, text: str, q: float = 95.0) -> Hypothesis:
-        """The comparison as a :class:`~attnbook.claims.Hypothesis` (supported: effect above the
-        ``q``-th percentile of the random sets), for the chapter's hypotheses table."""
-        return Hypothesis(text, f"effect {fmt(self.effect)} (percentile {self.percentile:.0f}, p = {self.p_value:.3f})",
-                          f"random sets: mean {fmt(self.random_mean)}, {q:g}th percentile {fmt(self.quantile(q))}",
-                          self.rule(q), self.exceeds(q))
 
 
 def causal_finding(spec: FindingSpec, effect: float, random_effects: Sequence[float], exact: bool, size: int) -> Finding:
