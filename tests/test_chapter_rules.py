@@ -114,8 +114,12 @@ def _run(best_val, val0, mse, baseline, entropy_weights, untrained_weights):
                            maps=AttentionMaps(entropy_weights), untrained_maps=AttentionMaps(untrained_weights))
 
 
-def test_chapter_2_claims_by_hand():
-    from attnbook.timeseries.analysis import chapter_claims
+def _verdicts(found) -> dict[str, str]:
+    return {f.spec.key.removeprefix("distribution-effects/"): f.verdict for f in found}
+
+
+def test_chapter_2_checks_and_forecast_findings_by_hand():
+    from attnbook.timeseries.analysis import chapter_checks, chapter_values, forecast_findings
 
     sharp = torch.zeros(1, 1, 1, 4, 4)
     sharp[..., 0] = 1.0  # entropy 0
@@ -123,18 +127,56 @@ def test_chapter_2_claims_by_hand():
     sharpish = 0.5 * sharp + 0.5 * flat
     names = ["SeasonTrendOutliers", "MultiSeasonality", "A", "B", "C", "D"]
     first = {n: _run(0.5, 1.0, 0.5, 1.0, sharpish, flat) for n in names}
-    peaks = {"MultiSeasonality": {"lag": 25}}
-    untrained = {"MultiSeasonality": {"lag": 10}}
-    periods = {"MultiSeasonality": (24, 60)}
-    claims, values = chapter_claims(first, {"separation": 0.1}, peaks, untrained, periods, 1e-6, seed_scale=False)
-    assert len(claims) == 7 and all(_holds(claims))
-    assert values["n_beat"] == 6 and values["ratio_ms"] == 0.5 and values["worst_fell"] == 0.5
+    values = chapter_values(first)
+    assert values["n_beat"] == 6 and values["n_beat_untrained"] == 0 and values["ratio_ms"] == 0.5 and values["worst_fell"] == 0.5
     assert 0 < values["entropy_ratio"] < 0.95
-    full, _ = chapter_claims(first, {"separation": 0.1}, peaks, untrained, periods, 1e-6, seed_scale=True)
-    assert [c.measured for c in full[7:]] == [1.0, 14.0] and all(_holds(full))  # |25 - 24|, |10 - 24|
-    worse = dict(first, MultiSeasonality=_run(0.95, 1.0, 0.9, 1.0, sharpish, flat))
-    held = _holds(chapter_claims(worse, {"separation": -0.1}, peaks, {"MultiSeasonality": {"lag": 23}}, periods, 1e-3, seed_scale=True)[0])
-    assert held == [False, True, False, True, False, True, False, True, False]
+    checks = chapter_checks(values, 1e-6)
+    assert len(checks) == 3 and all(_holds(checks))
+    found = forecast_findings(values)
+    assert _verdicts(found) == {"beats-baselines-seasonal": "supported", "beats-baselines-most": "supported"}
+    assert found[0].control == {"largest MSE ratio": 1.0} and found[1].control == {"processes beaten": 0.0}
+    worse = chapter_values(dict(first, MultiSeasonality=_run(0.95, 1.0, 0.9, 1.0, sharpish, flat)))
+    assert _holds(chapter_checks(worse, 1e-3)) == [False, True, False]
+    assert found[0].spec.key.endswith("seasonal") and forecast_findings(worse)[0].measured == {"largest MSE ratio": 0.9}
+    assert _verdicts(forecast_findings(worse))["beats-baselines-seasonal"] == "not supported"
+    lucky = chapter_values({n: _run(0.5, 0.8, 0.5, 1.0, sharpish, flat) for n in names})  # untrained already below the baseline
+    assert lucky["n_beat_untrained"] == 6 and _verdicts(forecast_findings(lucky))["beats-baselines-most"] == "not supported"
+
+
+def _answers(*, spike=3.0, separation=0.3, entropy_gap=-0.1, p_turb=0.01, regime=1.3, p_stat=0.01, ms_lag=31, sto_lag=25, prominence=2.0):
+    from attnbook.timeseries.analysis import NOISE
+
+    spikes = {g: {"windows": 5, "preference": spike, "control": 1.0} for g in ("HeavyTailedAR1", "JumpDiffusion")}
+    spikes["SeasonTrendOutliers"] = {"windows": 0, "preference": math.nan, "control": math.nan}  # left out
+    peaks = {"MultiSeasonality": {"lag": ms_lag, "prominence": prominence}, "SeasonTrendOutliers": {"lag": sto_lag, "prominence": prominence}}
+    peaks |= {g: {"lag": 3, "prominence": 1.5} for g in NOISE}
+    return {"spikes": spikes, "persist": {"separation": separation, "walk_min": 1.0, "walk_max": 2.0, "noise_min": 0.9, "noise_max": 1.0, "seeds": 3},
+            "turb": {"entropy_turbulent": 0.5 + entropy_gap, "entropy_calm": 0.5, "p_value": p_turb},
+            "regime": {"ratio_recent_switch": regime, "windows": 10}, "stat": {"p_value": p_stat, "non_stationary": 2.0, "stationary": 1.0},
+            "peaks": peaks}
+
+
+def test_chapter_2_question_findings_by_hand():
+    from attnbook.timeseries.analysis import question_findings
+
+    periods = {"MultiSeasonality": (12, 30, 50), "SeasonTrendOutliers": (25,)}
+    untrained = _answers(spike=1.1, separation=-0.1, entropy_gap=0.0, p_turb=0.5, regime=1.0, p_stat=0.3, ms_lag=18, sto_lag=10, prominence=1.2)
+    found = question_findings(**_answers(), untrained=untrained, periods=periods, profile="quick")
+    assert _verdicts(found) == dict.fromkeys(["spikes", "persistence", "turbulence", "regime-switch", "non-stationary-recency",
+                                              "seasonal-lag-peaks"], "supported")
+    assert found[0].measured == {"lowest preference ÷ spikes removed": 3.0} and found[0].control == {"lowest preference ÷ spikes removed": 1.1}
+    assert found[5].measured == {"largest peak distance (lags)": 1.0, "prominence − noise max": 0.5}
+    assert found[5].control == {"largest peak distance (lags)": 15.0, "prominence − noise max": pytest.approx(-0.3)}
+    full = question_findings(**_answers(), untrained=untrained, periods=periods, profile="full")
+    assert len(full) == 7 and full[6].measured == {"peak distance (lags)": 1.0} and full[6].control == {"peak distance (lags)": 6.0}
+    weak = question_findings(**_answers(spike=1.4, p_turb=0.2, sto_lag=6), untrained=dict(untrained, persist={**untrained["persist"], "separation": 0.2}),
+                             periods=periods, profile="quick")
+    assert _verdicts(weak) == {"spikes": "not supported", "persistence": "not supported", "turbulence": "not supported",
+                               "regime-switch": "supported", "non-stationary-recency": "supported", "seasonal-lag-peaks": "not supported"}
+    assert weak[1].reason == "the control meets the rule too"
+    none = _answers()
+    none["spikes"] = {g: {"windows": 0, "preference": math.nan, "control": math.nan} for g in none["spikes"]}
+    assert question_findings(**none, untrained=untrained, periods=periods, profile="quick")[0].verdict == "inconclusive"
 
 
 def test_chapter_2_readings():
