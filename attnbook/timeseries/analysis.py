@@ -32,7 +32,7 @@ from .windows import normalise
 
 __all__ = ["SPIKE_KEYS", "STATIONARY", "NON_STATIONARY", "SEASONAL", "NOISE", "MIN_LAG", "spike_preference", "recency", "persistence",
            "turbulence", "regime_recovery", "family_table", "stationarity_test", "lag_peak", "near_period", "period_distance",
-           "untrained_answers", "question_findings", "verdicts", "autocorrelation_rank", "profile_period", "chapter_values",
+           "untrained_answers", "question_findings", "autocorrelation_rank", "profile_period", "chapter_values",
            "chapter_checks", "forecast_findings", "period_reading", "acf_reading", "CAUSAL_MAJORITY", "attention_chosen_heads",
            "causal_test", "causal_tests", "random_set_count", "heads_used_finding", "causal_records"]
 
@@ -278,10 +278,6 @@ def question_findings(*, spikes: Mapping[str, dict], persist: dict, turb: dict, 
                                  detail=f"lag {peaks['MultiSeasonality']['lag']}; true periods "
                                         + ", ".join(map(str, periods["MultiSeasonality"]))))
     return found
-
-
-#: the old name of :func:`question_findings` (``attnbook.timeseries.questions.verdicts`` still resolves to it)
-verdicts = question_findings
 
 
 def autocorrelation_rank(values: np.ndarray, lag: int, max_lag: int, min_lag: int = MIN_LAG) -> dict[str, float]:
