@@ -256,6 +256,79 @@ FINDINGS: tuple[FindingSpec, ...] = (
     # -- end of chapter 3 ----------------------------------------------------------------------------------
 
     # -- chapter 4: ad-compression -------------------------------------------------------------------------
+    FindingSpec("ad-compression/learns-in-context",
+                "AD improves within its context on held-out bandits: its regret per pull falls from the first 10 pulls to the last 10",
+                "AD's mean regret per pull over the last 10 of 60 pulls minus over the first 10 (held-out tasks, actions sampled)",
+                "ED, the same transformer trained on an expert's histories (it never saw learning), measured the same way",
+                Rule.of(("last 10 − first 10", "<", 0.0)),
+                note="Was the claim 'AD per-step regret, last 10 pulls minus first 10 < 0' and the hypothesis 'ED does not improve "
+                     "within context as AD does' (ED's first−last improvement < half of AD's). Merged in issue 28: ED is the control, "
+                     "measured with the claim's rule; the half-of-AD's bar is gone."),
+    FindingSpec("ad-compression/beats-random",
+                "AD's cumulative regret on held-out bandits is at most 0.7 of random play's",
+                "AD's mean cumulative regret at T = 60 ÷ random play's on the same held-out tasks",
+                "ED (same architecture, trained on an expert's histories), its regret at T ÷ random play's",
+                Rule.of(("R(T) ÷ random's", "<=", 0.7)),
+                note="Was a claim. ED as the measured control was added in issue 28 (random play itself would score 1)."),
+    FindingSpec("ad-compression/matches-source",
+                "AD reproduces its source: its cumulative regret is within 15 % of UCB1's",
+                "|AD's mean cumulative regret at T = 60 ÷ UCB1's − 1| on the same held-out tasks",
+                "Thompson sampling run from scratch on the same tasks (another learning algorithm), the same measure",
+                Rule.of(("|R(T) ÷ source's − 1|", "<=", 0.15)),
+                note="Was a claim. Thompson sampling as the measured control was added in issue 28: a finding that any good bandit "
+                     "learner also met would not say that AD reproduces its own source."),
+    FindingSpec("ad-compression/compression-keeps-return",
+                "cut to K <= L/2 transitions, AD's context keeps >= 90 % of the full context's improvement over random play "
+                "(the best strategy that is faster than the full context)",
+                "% of full (the share of the full context's regret reduction over random play kept) of the best strategy at K <= L/2 "
+                "with a batched speed-up > 1",
+                "random-K (K random transitions kept) at the same K, the same measure",
+                Rule.of(("% of full", ">=", 90.0)),
+                note="Was a claim. Random-K at the same K as the measured control was added in issue 28."),
+    FindingSpec("ad-compression/topk-beats-random",
+                "attention marks the transitions AD needs: keeping the K most attended beats keeping K random ones at every K",
+                "the largest, over K = L/2, L/4, L/8, of top-K's mean cumulative regret at T minus random-K's",
+                "random-K in both slots (difference 0)",
+                Rule.of(("largest regret difference", "<", 0.0)),
+                note="Was a hypothesis (lower regret than random-K at every K)."),
+    FindingSpec("ad-compression/recency-survives",
+                "the seed's recency bias survives entropy normalised by log L and a sink term left out",
+                "of AD's heads whose raw recency ratio (newest quarter ÷ oldest) is > 2, the share that keep a ratio > 2 without "
+                "position 0 and have entropy ÷ log L < 0.9 (0 when no head has a raw ratio > 2)",
+                "the same transformer at random init (AD's weights before training), on the same held-out windows",
+                Rule.of(("surviving share", ">", 0.5)),
+                note="Was a hypothesis ('most raw-recency heads' survive; its table's control, '16 heads', was the number of heads, "
+                     "not a measurement). The random-init control was added in issue 28."),
+    FindingSpec("ad-compression/reward-attention-bandits",
+                "the query's attention concentrates on rewarded transitions (bandits)",
+                "AD's query weight on rewarded transitions ÷ their share of the context, mean over heads, layers and held-out tasks",
+                "the same attention scored against another held-out task's rewards (each task's rolled by one): the same reward rate "
+                "along the history, no link to what this task's query reads",
+                Rule.of(("mean enrichment", ">", 1.5)),
+                profiles=("quick",),
+                note="Was a hypothesis (control '1 = no preference'); in the full profile the hypothesis read Dark Room instead "
+                     "(reward-attention-darkroom). The rolled-rewards control was added in issue 28: AD's rewards grow along a "
+                     "history while it learns, so a recency-biased head is 'enriched' without reading rewards."),
+    FindingSpec("ad-compression/reward-attention-darkroom",
+                "the query's attention concentrates on rewarded transitions (Dark Room)",
+                "AD's query weight on rewarded transitions ÷ their share of the context, mean over heads, layers and held-out goals",
+                "the same attention scored against another held-out goal's rewards (each goal's rolled by one)",
+                Rule.of(("mean enrichment", ">", 1.5)),
+                profiles=("full",),
+                note="Was the full profile's form of the reward hypothesis. The rolled-rewards control was added in issue 28."),
+    FindingSpec("ad-compression/darkroom-in-context",
+                "AD learns in context on Dark Room's held-out goals",
+                "AD's mean return per episode over the last 10 in-context episodes minus twice the first 10's, and the last 10's ÷ "
+                "the optimal return",
+                "ED (the same transformer trained on the expert's histories), the same measures",
+                Rule.of(("last 10 − 2 × first 10", ">=", 0.0), ("last 10 ÷ optimal", ">=", 0.5)),
+                profiles=("full",),
+                note="Was a hypothesis (last 10 >= 2 × first 10 and >= 50 % of optimal; AD's own paper's claim at our scale), "
+                     "with the other players' last 10 as its control. ED as the measured control: issue 28."),
+    FindingSpec("ad-compression/recency-heads-used",
+                "the 2 most recency-biased heads matter more for AD's in-context regret than random heads (mean-ablated)",
+                "the rise in AD's mean cumulative regret at T on held-out bandits when the heads are mean-ablated together",
+                _RANDOM_SETS, CAUSAL_RULE),
     # -- end of chapter 4 ----------------------------------------------------------------------------------
 
     # -- chapter 5: charlm-evolution -----------------------------------------------------------------------

@@ -218,19 +218,44 @@ def test_chapter_4_best_compression_rule():
     assert best_compression(slow, 59).strategy == "recent" and best_compression(slow, 59).K == 14  # the only faster one
 
 
-def test_chapter_4_claims_by_hand():
-    from attnbook.rl.analysis import chapter_claims
+def test_chapter_4_checks_by_hand():
+    from attnbook.rl.analysis import best_compression, chapter_checks
 
-    regret = pd.DataFrame({"R(T)": [5.0, 5.5, 10.0], "first 10": [0.3, 0.3, 0.4], "last 10": [0.1, 0.1, 0.4]},
-                          index=["AD", "UCB1 (source)", "random"])
     causal = torch.softmax(torch.randn(1, 2, 1, 4, 4).masked_fill(torch.ones(4, 4).triu(1).bool(), -math.inf), -1)
-    claims, top = chapter_claims(regret, _sweep(), causal, 59)
-    assert all(_holds(claims)) and top.strategy == "uniform"
-    assert "uniform, K=29" in claims[3].text
+    top = best_compression(_sweep(), 59)
+    checks = chapter_checks(causal, top)
+    assert all(_holds(checks)) and "uniform, K=29" in checks[2].text
     leaky = causal.clone()
     leaky[..., 0, 1] = 0.1
-    far = regret.assign(**{"R(T)": [8.0, 5.5, 10.0]})
-    assert _holds(chapter_claims(far, _sweep(), leaky, 59)[0]) == [False, False, True, True, True, False, False]
+    assert _holds(chapter_checks(leaky, top)) == [False, False, True]
+    slow = top.copy()
+    slow["speed"] = 1.0
+    assert _holds(chapter_checks(causal, slow))[2] is False
+
+
+def _regret_sweep(topk=(12.0, 13.0), random=(12.5, 13.5), random_pct=(80.0, 60.0)):
+    """A compression sweep with performance (regret), % of full and speed: full 10, K = 29 and 14 of L = 59."""
+    rows = [("full", 59, 10.0, 100.0, 1.0), ("recent", 29, 10.5, 95.0, 2.0), ("recent", 14, 12.0, 80.0, 3.0)]
+    rows += [("topk", k, v, 50.0, 0.5) for k, v in zip((29, 14), topk)]
+    rows += [("random", k, v, p, 2.5) for k, v, p in zip((29, 14), random, random_pct)]
+    return pd.DataFrame([{"strategy": s, "K": k, "performance": v, "% of full": p, "speed-up, batched": x} for s, k, v, p, x in rows])
+
+
+def test_chapter_4_compression_findings_by_hand():
+    from attnbook.errors import InvalidInputError
+    from attnbook.rl.analysis import compression_findings
+
+    keep, topk = compression_findings(_regret_sweep(), [29, 14], 59)
+    assert keep.spec.key == "ad-compression/compression-keeps-return" and keep.measured == {"% of full": 95.0}
+    assert keep.control == {"% of full": 80.0} and keep.verdict == "supported" and "recent at K = 29" in keep.detail
+    assert topk.measured == {"largest regret difference": -0.5} and topk.control == {"largest regret difference": 0.0}
+    assert topk.verdict == "supported"
+    random_keeps_it = compression_findings(_regret_sweep(random_pct=(92.0, 60.0)), [29, 14], 59)[0]
+    assert (random_keeps_it.verdict, random_keeps_it.reason) == ("not supported", "the control meets the rule too")
+    loses_once = compression_findings(_regret_sweep(topk=(12.0, 13.6)), [29, 14], 59)[1]  # worse than random at K = 14
+    assert loses_once.measured["largest regret difference"] == pytest.approx(0.1) and loses_once.verdict == "not supported"
+    with pytest.raises(InvalidInputError, match="K=7"):
+        compression_findings(_regret_sweep(), [29, 7], 59)
 
 
 def test_chapter_4_bandit_experiment_steps_end_to_end(tmp_path, monkeypatch):
