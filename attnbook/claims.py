@@ -1,28 +1,39 @@
-"""Claims and hypotheses: the two tables that end every chapter.
+"""Checks and findings: the two tables that end every chapter, and the one summary schema.
 
-A *claim* is what a chapter stands on: a measured value compared with a threshold, asserted —
-a claim that stops holding fails the tests. A *hypothesis* (from the seed study or the
-literature) may go either way: it is measured against a control and reported with its verdict,
-never asserted.
+A **check** (:class:`Check`) is the software or the maths a chapter relies on — captured maps equal
+the library's own, rows sum to 1, a checkpoint reloads — a measured value against a threshold,
+asserted: :func:`show_checks` prints ``checks: K/N hold`` and raises unless all hold. Checks are
+never counted as findings.
+
+A **finding** (:class:`Finding`) is a statement about what a trained model does, declared once in
+:mod:`attnbook.registry` (:class:`FindingSpec`: statement, measure, control, rule, profiles, and
+whether the rule was declared before its first result or after). The rule (:class:`Rule`, every
+condition must hold) is applied to the model's measurement **and** to the control's::
+
+    supported      rule(model) and not rule(control)
+    not supported  not rule(model), or rule(control) (the control passes too: the rule cannot tell them apart)
+    inconclusive   a value is missing or not finite, or the test could not decide (a stated reason)
+
+:func:`show_findings` prints ``findings: S supported, N not supported, I inconclusive``; tests compare
+verdicts with the committed table of expected ones and never assert that a finding is supported.
 
 Every chapter writes its ``summary.json`` with :func:`write_summary`, in one schema (the findings
-page reads it). In a notebook both tables render as HTML (:func:`claims_frame`, :func:`hypotheses_frame`); outside one
-they print as text. :func:`check_claims` always prints the line ``claims: K/N hold`` that tests and
-tools read.
+page reads it). In a notebook the tables render as HTML; outside one they print as text.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
 
 from .errors import InvalidInputError, bad_argument
 
-__all__ = ["fmt", "Claim", "Hypothesis", "claims_table", "claims_frame", "check_claims", "hypotheses_table", "hypotheses_frame",
-           "show_hypotheses", "summary_record", "write_summary"]
+__all__ = ["fmt", "Check", "checks_frame", "show_checks", "VERDICTS", "DECLARED", "Condition", "Rule", "FindingSpec", "Finding",
+           "findings_frame", "findings_line", "show_findings", "summary_record", "write_summary"]
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
@@ -39,8 +50,8 @@ def fmt(value: float | int | str) -> str:
 
 
 @dataclass(frozen=True)
-class Claim:
-    """``measured <op> threshold``, e.g. ``Claim("captured = output_attentions", 3e-8, "<", 1e-5)``."""
+class Check:
+    """``measured <op> threshold``, asserted, e.g. ``Check("captured = output_attentions", 3e-8, "<", 1e-5)``."""
 
     text: str
     measured: float
@@ -58,40 +69,10 @@ class Claim:
         return math.isfinite(self.measured) and bool(_OPS[self.op](self.measured, self.threshold))
 
 
-@dataclass(frozen=True)
-class Hypothesis:
-    """A statement tested against a control: measured (model), control, the rule, and the verdict."""
-
-    text: str
-    measured: str
-    control: str
-    rule: str
-    supported: bool
-
-    @property
-    def verdict(self) -> str:
-        return "supported" if self.supported else "not supported"
-
-
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     line = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     return "\n".join([line(header), "-+-".join("-" * w for w in widths), *map(line, rows)])
-
-
-def claims_table(claims: Sequence[Claim]) -> str:
-    """Text table (claim, measured, threshold, holds)."""
-    rows = [[c.text, fmt(c.measured), f"{c.op} {fmt(c.threshold)}", "yes" if c.holds else "NO"] for c in claims]
-    return _table(["claim", "measured", "threshold", "holds"], rows)
-
-
-def claims_frame(claims: Sequence[Claim]):
-    """The claims as a pandas DataFrame indexed by claim (measured, threshold, holds): an HTML table in a notebook."""
-    import pandas as pd
-
-    rows = [{"claim": c.text, "measured": fmt(c.measured), "threshold": f"{c.op} {fmt(c.threshold)}", "holds": "yes" if c.holds else "NO"}
-            for c in claims]
-    return pd.DataFrame(rows, columns=["claim", "measured", "threshold", "holds"]).set_index("claim")
 
 
 def _in_notebook() -> bool:
@@ -104,71 +85,255 @@ def _in_notebook() -> bool:
     return shell is not None and hasattr(shell, "kernel")
 
 
-def _show(frame, text: str) -> None:
+def _show(frame) -> None:
+    """``frame`` as HTML in a notebook, as a text table elsewhere."""
     if _in_notebook():
         from IPython.display import display
 
         display(frame)
     else:
-        print(text)
+        print(_table([frame.index.name, *frame.columns], [[str(i), *map(str, r)] for i, r in zip(frame.index, frame.values.tolist())]))
 
 
-def check_claims(claims: Sequence[Claim]) -> None:
-    """Show the claims table (HTML in a notebook, text elsewhere), print ``claims: K/N hold``, and raise
-    AssertionError unless all hold."""
-    if not claims:
-        raise bad_argument(InvalidInputError, "claims", "at least one claim", claims)
-    _show(claims_frame(claims), claims_table(claims))
-    held = sum(c.holds for c in claims)
-    print(f"claims: {held}/{len(claims)} hold")
-    failing = [c.text for c in claims if not c.holds]
-    assert not failing, f"claims that do not hold: {failing}"
+# -- checks -------------------------------------------------------------------------------------------
 
-
-def hypotheses_table(hypotheses: Sequence[Hypothesis]) -> str:
-    """Text table (hypothesis, measured, control, rule, verdict)."""
-    rows = [[h.text, h.measured, h.control, h.rule, h.verdict] for h in hypotheses]
-    return _table(["hypothesis", "measured", "control", "rule", "verdict"], rows)
-
-
-def hypotheses_frame(hypotheses: Sequence[Hypothesis]):
-    """The hypotheses as a pandas DataFrame indexed by hypothesis (measured, control, rule, verdict)."""
+def checks_frame(checks: Sequence[Check]):
+    """The checks as a pandas DataFrame indexed by check (measured, threshold, holds): an HTML table in a notebook."""
     import pandas as pd
 
-    rows = [{"hypothesis": h.text, "measured": h.measured, "control": h.control, "rule": h.rule, "verdict": h.verdict} for h in hypotheses]
-    return pd.DataFrame(rows, columns=["hypothesis", "measured", "control", "rule", "verdict"]).set_index("hypothesis")
+    rows = [{"check": c.text, "measured": fmt(c.measured), "threshold": f"{c.op} {fmt(c.threshold)}", "holds": "yes" if c.holds else "NO"}
+            for c in checks]
+    return pd.DataFrame(rows, columns=["check", "measured", "threshold", "holds"]).set_index("check")
 
 
-def show_hypotheses(hypotheses: Sequence[Hypothesis]) -> None:
-    """Show the hypotheses table: HTML in a notebook, text elsewhere."""
-    if not hypotheses:
-        raise bad_argument(InvalidInputError, "hypotheses", "at least one hypothesis", hypotheses)
-    _show(hypotheses_frame(hypotheses), hypotheses_table(hypotheses))
+def show_checks(checks: Sequence[Check]) -> None:
+    """Show the checks table (HTML in a notebook, text elsewhere), print ``checks: K/N hold``, and
+    raise AssertionError unless all hold."""
+    if not checks or not all(isinstance(c, Check) for c in checks):
+        raise bad_argument(InvalidInputError, "checks", "one or more Check", checks)
+    _show(checks_frame(checks))
+    held = sum(c.holds for c in checks)
+    print(f"checks: {held}/{len(checks)} hold")
+    failing = [c.text for c in checks if not c.holds]
+    assert not failing, f"checks that do not hold: {failing}"
+
+
+# -- findings -----------------------------------------------------------------------------------------
+
+#: the verdicts a finding can get (issue 29 adds "seed-dependent" across seeds)
+VERDICTS = ("supported", "not supported", "inconclusive")
+#: when a finding's rule was declared: before its first result, or after seeing results
+DECLARED = ("pre-registered", "post hoc")
+
+
+def _number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise bad_argument(InvalidInputError, name, "a real number", value)
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``measure <op> threshold`` on one named measure, e.g. ``Condition("period contrast", ">=", 2.0)``."""
+
+    measure: str
+    op: str
+    threshold: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.measure, str) or not self.measure:
+            raise bad_argument(InvalidInputError, "measure", "a non-empty name", self.measure)
+        if self.op not in _OPS:
+            raise bad_argument(InvalidInputError, "op", f"one of {list(_OPS)}", self.op)
+        object.__setattr__(self, "threshold", _number("threshold", self.threshold))
+
+    def passes(self, value: float) -> bool:
+        """Whether ``value`` meets the condition (never for a missing or non-finite value)."""
+        return value is not None and math.isfinite(value) and bool(_OPS[self.op](value, self.threshold))
+
+    def __str__(self) -> str:
+        return f"{self.measure} {self.op} {fmt(self.threshold)}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A frozen decision rule: every condition must hold. Build with :meth:`of`:
+    ``Rule.of(("period contrast", ">=", 2.0))``."""
+
+    conditions: tuple[Condition, ...]
+
+    def __post_init__(self) -> None:
+        if not self.conditions or not all(isinstance(c, Condition) for c in self.conditions):
+            raise bad_argument(InvalidInputError, "conditions", "one or more Condition", self.conditions, raw=True)
+
+    @classmethod
+    def of(cls, *conditions: tuple[str, str, float]) -> "Rule":
+        return cls(tuple(Condition(*c) for c in conditions))
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.measure for c in self.conditions))
+
+    def passes(self, values: Mapping[str, float]) -> bool:
+        """Whether every condition holds on ``values`` ``{measure: value}``."""
+        return all(c.passes(values.get(c.measure)) for c in self.conditions)
+
+    def __str__(self) -> str:
+        return " and ".join(map(str, self.conditions))
+
+
+@dataclass(frozen=True)
+class FindingSpec:
+    """A finding as declared in :mod:`attnbook.registry`: ``key`` (``"<chapter slug>/<name>"``), the
+    ``statement`` about the trained model, the ``measure`` in words, the ``control`` (a model, input
+    or training that could have made it false), the ``rule``, the ``profiles`` it applies to,
+    ``declared`` (:data:`DECLARED`) and ``note`` (why the rule is what it is; every change to it)."""
+
+    key: str
+    statement: str
+    measure: str
+    control: str
+    rule: Rule
+    profiles: tuple[str, ...] = ("quick", "full")
+    declared: str = "post hoc"
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str) or self.key.count("/") != 1 or not all(self.key.split("/")):
+            raise bad_argument(InvalidInputError, "key", "'<chapter slug>/<name>'", self.key)
+        for name in ("statement", "measure", "control"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise bad_argument(InvalidInputError, name, "a non-empty text", getattr(self, name))
+        if not isinstance(self.rule, Rule):
+            raise bad_argument(InvalidInputError, "rule", "a Rule", type(self.rule).__name__, raw=True)
+        if self.declared not in DECLARED:
+            raise bad_argument(InvalidInputError, "declared", f"one of {list(DECLARED)}", self.declared)
+        if not self.profiles or not set(self.profiles) <= {"quick", "full"}:
+            raise bad_argument(InvalidInputError, "profiles", "a non-empty tuple of 'quick'/'full'", self.profiles)
+
+    @property
+    def chapter(self) -> str:
+        return self.key.split("/")[0]
+
+    def result(self, measured: Mapping[str, float] | float, control: Mapping[str, float] | float, *, detail: str = "",
+               inconclusive: str = "") -> "Finding":
+        """This finding's result: the model's ``measured`` and the ``control``'s values of the rule's
+        measures (a number when the rule has one measure)."""
+        return Finding(self, _values(self.rule, "measured", measured), _values(self.rule, "control", control), detail, inconclusive)
+
+
+def _values(rule: Rule, name: str, values) -> dict[str, float]:
+    if not isinstance(values, Mapping):
+        if len(rule.measures) != 1:
+            raise bad_argument(InvalidInputError, name, f"a mapping of {list(rule.measures)}", values)
+        values = {rule.measures[0]: values}
+    missing = sorted(set(rule.measures) - set(values))
+    if missing:
+        raise bad_argument(InvalidInputError, name, f"values of {list(rule.measures)}", f"no {missing}", raw=True)
+    return {k: _number(f"{name}[{k!r}]", values[k]) for k in rule.measures}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A finding's result: its :class:`FindingSpec`, the model's values of the rule's measures, the
+    control's, free ``detail`` (intervals, p-values) and, when the test could not decide, the reason
+    (``inconclusive``). The verdict is computed (module docstring), never given."""
+
+    spec: FindingSpec
+    measured: dict[str, float]
+    control: dict[str, float]
+    detail: str = ""
+    inconclusive: str = ""
+
+    @property
+    def model_passes(self) -> bool:
+        return self.spec.rule.passes(self.measured)
+
+    @property
+    def control_passes(self) -> bool:
+        return self.spec.rule.passes(self.control)
+
+    @property
+    def verdict(self) -> str:
+        values = [*self.measured.values(), *self.control.values()]
+        if self.inconclusive or not all(math.isfinite(v) for v in values):
+            return "inconclusive"
+        return "supported" if self.model_passes and not self.control_passes else "not supported"
+
+    @property
+    def reason(self) -> str:
+        """Why the verdict is what it is, in a few words."""
+        if self.verdict == "inconclusive":
+            return self.inconclusive or "a value is not finite"
+        if self.verdict == "supported":
+            return "the model meets the rule; the control does not"
+        return "the control meets the rule too" if self.model_passes else "the model does not meet the rule"
+
+    def record(self) -> dict:
+        """The JSON record of ``summary.json``'s ``findings`` list."""
+        s = self.spec
+        return {"key": s.key, "statement": s.statement, "measure": s.measure, "control": s.control, "rule": str(s.rule),
+                "declared": s.declared, "measured": dict(self.measured), "control_measured": dict(self.control), "detail": self.detail,
+                "verdict": self.verdict, "reason": self.reason}
+
+
+def _values_text(values: Mapping[str, float]) -> str:
+    return "; ".join(f"{k} {fmt(v)}" for k, v in values.items()) if len(values) > 1 else fmt(next(iter(values.values())))
+
+
+def findings_frame(findings: Sequence[Finding]):
+    """The findings as a pandas DataFrame indexed by finding: measured, control (its description and
+    values), rule, declared, verdict."""
+    import pandas as pd
+
+    rows = [{"finding": f.spec.statement, "measured": _values_text(f.measured) + (f" ({f.detail})" if f.detail else ""),
+             "control": f"{f.spec.control}: {_values_text(f.control)}", "rule": str(f.spec.rule), "declared": f.spec.declared,
+             "verdict": f.verdict} for f in findings]
+    return pd.DataFrame(rows, columns=["finding", "measured", "control", "rule", "declared", "verdict"]).set_index("finding")
+
+
+def findings_line(findings: Sequence[Finding]) -> str:
+    """``findings: S supported, N not supported, I inconclusive``."""
+    counts = {v: sum(f.verdict == v for f in findings) for v in VERDICTS}
+    return "findings: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
+
+
+def show_findings(findings: Sequence[Finding]) -> None:
+    """Show the findings table (HTML in a notebook, text elsewhere) and print :func:`findings_line`.
+    Never asserts a verdict."""
+    if not findings or not all(isinstance(f, Finding) for f in findings):
+        raise bad_argument(InvalidInputError, "findings", "one or more Finding", findings)
+    keys = [f.spec.key for f in findings]
+    if len(set(keys)) != len(keys):
+        raise bad_argument(InvalidInputError, "findings", "each registered finding once", sorted(k for k in keys if keys.count(k) > 1), raw=True)
+    _show(findings_frame(findings))
+    print(findings_line(findings))
 
 
 #: what every ``causal`` record of a summary holds
 _CAUSAL_FIELDS = frozenset({"finding", "metric", "heads", "how", "effect", "random_mean", "percentile", "p_value", "draws", "rule", "verdict"})
 
 
-def summary_record(claims: Sequence[Claim], hypotheses: Sequence[Hypothesis] = (), not_run: dict[str, str] | None = None,
+def summary_record(checks: Sequence[Check] = (), findings: Sequence[Finding] = (), not_run: dict[str, str] | None = None,
                    causal: Sequence[dict] = ()) -> dict:
-    """The part of a chapter's summary every chapter shares, in one schema: ``claims`` (records with
-    ``claim, measured, op, threshold, holds``), ``hypotheses`` (``hypothesis, measured, control, rule,
-    verdict``), ``not_run`` (``what, why``) and ``causal`` (the chapter's ablations against random head
-    sets, as :meth:`attnbook.intervene.RandomComparison.record` writes them)."""
+    """The part of a chapter's summary every chapter shares, in one schema: ``checks`` (records with
+    ``check, measured, op, threshold, holds``), ``findings`` (:meth:`Finding.record`), ``not_run``
+    (``what, why``) and ``causal`` (the chapter's ablations against random head sets, as
+    :meth:`attnbook.intervene.RandomComparison.record` writes them)."""
     missing = [sorted(_CAUSAL_FIELDS - set(c)) for c in causal if not _CAUSAL_FIELDS <= set(c)]
     if missing:
         raise bad_argument(InvalidInputError, "causal", f"records with {sorted(_CAUSAL_FIELDS)}", f"records missing {missing}", raw=True)
+    if not all(isinstance(c, Check) for c in checks) or not all(isinstance(f, Finding) for f in findings):
+        raise bad_argument(InvalidInputError, "checks/findings", "Check and Finding objects", (checks, findings), raw=True)
     return {
-        "claims": [{"claim": c.text, "measured": c.measured, "op": c.op, "threshold": c.threshold, "holds": c.holds} for c in claims],
-        "hypotheses": [{"hypothesis": h.text, "measured": h.measured, "control": h.control, "rule": h.rule, "verdict": h.verdict}
-                       for h in hypotheses],
+        "checks": [{"check": c.text, "measured": c.measured, "op": c.op, "threshold": c.threshold, "holds": c.holds} for c in checks],
+        "findings": [f.record() for f in findings],
         "not_run": [{"what": what, "why": why} for what, why in (not_run or {}).items()],
         "causal": [dict(c) for c in causal],
     }
 
 
-def write_summary(path, claims: Sequence[Claim], hypotheses: Sequence[Hypothesis] = (), not_run: dict[str, str] | None = None,
+def write_summary(path, *, checks: Sequence[Check] = (), findings: Sequence[Finding] = (), not_run: dict[str, str] | None = None,
                   causal: Sequence[dict] = (), **extra) -> Path:
     """Write a chapter's ``summary.json`` (atomically): the chapter's own ``extra`` values (profile,
     seed, settings, tables), then :func:`summary_record`, then ``run``: where and in how long the
@@ -176,4 +341,4 @@ def write_summary(path, claims: Sequence[Claim], hypotheses: Sequence[Hypothesis
     from .provenance import run_record
     from .store import write_json
 
-    return write_json(path, {**extra, **summary_record(claims, hypotheses, not_run, causal), "run": run_record()})
+    return write_json(path, {**extra, **summary_record(checks, findings, not_run, causal), "run": run_record()})

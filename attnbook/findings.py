@@ -1,12 +1,14 @@
-"""Every chapter's claims and hypotheses in one table, read from the chapters' own results.
+"""Every chapter's findings and checks, read from the chapters' own results.
 
 Each chapter writes ``results/<chapter>/<profile>/summary.json`` with
-:func:`attnbook.claims.write_summary`: one schema of ``claims`` (``claim, measured, op, threshold,
-holds``), ``hypotheses`` (``hypothesis, measured, control, rule, verdict``), ``not_run`` (``what,
-why``: a part that could not run, such as a corpus that is not there) and ``causal`` (each attention
-finding's heads ablated against random head sets) and ``run`` (where and in how long it ran,
-:func:`attnbook.provenance.run_record`). :func:`collect` reads them for one profile,
-:func:`causal_table` the causal verdicts and :func:`runs_table` the runs; nothing is typed in by hand.
+:func:`attnbook.claims.write_summary`: one schema of ``checks`` (``check, measured, op, threshold,
+holds``), ``findings`` (each registered finding's result: key, statement, measure, control, rule,
+declared, measured and control values, verdict, reason), ``not_run`` (``what, why``: a part that
+could not run, such as a corpus that is not there), ``causal`` (each ablation against random head
+sets, in detail) and ``run`` (where and in how long it ran, :func:`attnbook.provenance.run_record`).
+:func:`collect` reads the findings for one profile, :func:`checks_table` the checks,
+:func:`causal_table` the ablations and :func:`runs_table` the runs; nothing is typed in by hand.
+The page's headline (:func:`headline`) counts findings only; checks are never counted as findings.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from .chapters import EXPERIMENTS
 from .errors import MissingResourceError
 from .store import read_json, results_dir
 
-__all__ = ["CHAPTERS", "collect", "causal_table", "runs_table", "not_run_note"]
+__all__ = ["CHAPTERS", "collect", "checks_table", "counts", "headline", "filter_view", "causal_table", "runs_table", "not_run_note",
+           "read_expected", "verdict_changes"]
 
 #: results folder -> the chapter's title in the table (from the one chapter table, :mod:`attnbook.chapters`)
 CHAPTERS = {chapter.slug: chapter.label for chapter in EXPERIMENTS}
@@ -37,22 +40,54 @@ def _summaries(profile: str):
         yield title, read_json(path)
 
 
+def _values(values: dict) -> str:
+    return "; ".join(f"{k} {_fmt(v)}" for k, v in values.items()) if len(values) > 1 else _fmt(next(iter(values.values())))
+
+
 def collect(profile: str = "quick") -> pd.DataFrame:
-    """One row per claim, hypothesis and part not run of every chapter: chapter, kind ('claim',
-    'hypothesis', 'not run'), statement, measured, threshold or rule (for a part not run: why),
-    verdict ('holds' / 'does not hold' for claims, the hypothesis's verdict, 'not run')."""
+    """One row per finding and per part not run of every chapter: chapter, key, statement, measured
+    (the model's values, then the detail), control (what it is: its values), rule, declared, verdict
+    (:data:`attnbook.claims.VERDICTS`, or 'not run') and reason."""
     rows = []
     for title, summary in _summaries(profile):
-        for c in summary.get("claims", []):
-            rows.append({"chapter": title, "kind": "claim", "statement": c["claim"], "measured": _fmt(c["measured"]),
-                         "threshold or rule": f"{c['op']} {_fmt(c['threshold'])}", "verdict": "holds" if c["holds"] else "does not hold"})
-        for h in summary.get("hypotheses", []):
-            rows.append({"chapter": title, "kind": "hypothesis", "statement": h["hypothesis"], "measured": h["measured"],
-                         "threshold or rule": h["rule"], "verdict": h["verdict"]})
+        if "findings" not in summary:
+            raise MissingResourceError(f"{title}: its summary for profile {profile!r} predates findings (run the chapter again)")
+        for f in summary["findings"]:
+            measured = _values(f["measured"]) + (f" ({f['detail']})" if f.get("detail") else "")
+            rows.append({"chapter": title, "key": f["key"], "statement": f["statement"], "measured": measured,
+                         "control": f"{f['control']}: {_values(f['control_measured'])}", "rule": f["rule"], "declared": f["declared"],
+                         "verdict": f["verdict"], "reason": f["reason"]})
         for skipped in summary.get("not_run", []):
-            rows.append({"chapter": title, "kind": "not run", "statement": skipped["what"], "measured": "—",
-                         "threshold or rule": skipped["why"], "verdict": "not run"})
-    return pd.DataFrame(rows, columns=["chapter", "kind", "statement", "measured", "threshold or rule", "verdict"])
+            rows.append({"chapter": title, "key": "—", "statement": skipped["what"], "measured": "—", "control": "—", "rule": "—",
+                         "declared": "—", "verdict": "not run", "reason": skipped["why"]})
+    return pd.DataFrame(rows, columns=["chapter", "key", "statement", "measured", "control", "rule", "declared", "verdict", "reason"])
+
+
+def checks_table(profile: str = "quick") -> pd.DataFrame:
+    """One row per check of every chapter: chapter, check, measured, threshold, holds ('yes'/'NO')."""
+    rows = [{"chapter": title, "check": c["check"], "measured": _fmt(c["measured"]), "threshold": f"{c['op']} {_fmt(c['threshold'])}",
+             "holds": "yes" if c["holds"] else "NO"} for title, summary in _summaries(profile) for c in summary.get("checks", [])]
+    return pd.DataFrame(rows, columns=["chapter", "check", "measured", "threshold", "holds"])
+
+
+def counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Per chapter (in book order): how many findings, and how many of each verdict (from :func:`collect`)."""
+    from .claims import VERDICTS
+
+    found = table[table.verdict != "not run"]
+    out = pd.DataFrame({"findings": found.groupby("chapter", sort=False).size(),
+                        **{v: found[found.verdict == v].groupby("chapter", sort=False).size() for v in VERDICTS}})
+    return out.reindex([c for c in CHAPTERS.values() if c in set(found.chapter)]).fillna(0).astype(int)
+
+
+def headline(table: pd.DataFrame) -> str:
+    """``"N findings supported, M not supported, K inconclusive, across C chapters"`` (findings only)."""
+    from .claims import VERDICTS
+
+    found = table[table.verdict != "not run"]
+    n = {v: int((found.verdict == v).sum()) for v in VERDICTS}
+    return (f"{n['supported']} findings supported, {n['not supported']} not supported, {n['inconclusive']} inconclusive, "
+            f"across {found.chapter.nunique()} chapters")
 
 
 def causal_table(profile: str = "quick") -> pd.DataFrame:
@@ -86,9 +121,98 @@ def runs_table(profile: str = "quick") -> pd.DataFrame:
 def not_run_note(table: pd.DataFrame) -> str:
     """Markdown for the findings page: which parts of which chapters did not run and why, from the
     'not run' rows of :func:`collect`'s table."""
-    skipped = table[table.kind == "not run"]
+    skipped = table[table.verdict == "not run"]
     if skipped.empty:
         return "Every part of every chapter ran."
-    parts = [f"**{statement}** ({chapter}): {why}" for statement, chapter, why in zip(skipped.statement, skipped.chapter, skipped["threshold or rule"])]
-    note = "Not run in this build, so neither claimed nor tested: " + "; ".join(parts) + "."
+    parts = [f"**{statement}** ({chapter}): {why}" for statement, chapter, why in zip(skipped.statement, skipped.chapter, skipped["reason"])]
+    note = "Not run in this build, so neither found nor tested: " + "; ".join(parts) + "."
     return note.replace("$", r"\$")  # "$ATTNBOOK_DATA_DIR … $ATTNBOOK_CACHE" is not inline math
+
+
+_FILTER_SCRIPT = """
+(function () {
+  var root = document.getElementById("%(id)s");
+  var selects = root.querySelectorAll("select[data-column]");
+  var rows = root.querySelectorAll("tbody tr");
+  function apply() {
+    var shown = 0;
+    rows.forEach(function (row) {
+      var keep = Array.prototype.every.call(selects, function (s) { return !s.value || row.getAttribute("data-" + s.dataset.column) === s.value; });
+      row.hidden = !keep;
+      if (keep) { shown += 1; }
+    });
+    root.querySelector(".attnbook-filter-count").textContent = shown + " of " + rows.length + " shown";
+  }
+  selects.forEach(function (s) { s.addEventListener("change", apply); });
+  apply();
+})();
+"""
+
+
+def filter_view(table: pd.DataFrame, columns: tuple[str, ...] = ("chapter", "verdict"), *, element_id: str = "attnbook-findings"):
+    """``table`` as an HTML table with one labelled ``<select>`` per filter column (rows whose value
+    differs are hidden, by an inline script: no kernel, no network) and a "k of n shown" line;
+    an :class:`IPython.display.HTML`."""
+    import html
+
+    from IPython.display import HTML
+
+    from .errors import InvalidInputError, bad_argument
+
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise bad_argument(InvalidInputError, "columns", f"columns of the table {list(table.columns)}", missing, raw=True)
+    esc = lambda v: html.escape(str(v), quote=True)  # noqa: E731
+    controls = []
+    for c in columns:
+        options = "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in dict.fromkeys(table[c]))
+        controls.append(f'<label for="{element_id}-{c}">{esc(c)}</label> <select id="{element_id}-{c}" data-column="{esc(c)}">'
+                        f'<option value="">all</option>{options}</select>')
+    head = "".join(f"<th>{esc(c)}</th>" for c in table.columns)
+    body = "".join("<tr " + " ".join(f'data-{c}="{esc(row[c])}"' for c in columns) + ">" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>"
+                   for _, row in table.iterrows())
+    return HTML(f'<div class="attnbook-filter" id="{element_id}"><p>{" ".join(controls)} <span class="attnbook-filter-count"></span></p>'
+                f'<table class="dataframe"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+                f"<script>{_FILTER_SCRIPT % {'id': element_id}}</script></div>")
+
+
+def read_expected(path) -> pd.DataFrame:
+    """The committed table of expected verdicts (CSV: ``key, profile, seed, verdict``; lines from ``#`` are comments)."""
+    from .claims import VERDICTS
+    from .errors import InvalidInputError, bad_argument
+
+    table = pd.read_csv(path, dtype={"key": str, "profile": str, "seed": int, "verdict": str}, comment="#")
+    if list(table.columns) != ["key", "profile", "seed", "verdict"] or not table.verdict.isin(VERDICTS).all():
+        raise bad_argument(InvalidInputError, "path", f"a CSV of key, profile, seed, verdict (one of {list(VERDICTS)})", list(table.columns), raw=True)
+    if table.duplicated(["key", "profile", "seed"]).any():
+        raise bad_argument(InvalidInputError, "path", "each (key, profile, seed) once", table[table.duplicated(["key", "profile", "seed"])].key.tolist(), raw=True)
+    return table
+
+
+def verdict_changes(expected: pd.DataFrame, profile: str = "quick") -> list[str]:
+    """What differs between the chapters' summaries for ``profile`` and the ``expected`` rows for
+    that profile and the summaries' seed: a registered finding with no verdict, a verdict with no
+    expected row or the reverse, and every changed verdict — one line each (empty: all agree)."""
+    from .registry import chapter_specs
+
+    changes = []
+    for slug, title in CHAPTERS.items():
+        path = results_dir(slug, profile) / "summary.json"
+        if not path.is_file():
+            raise MissingResourceError(f"{title}: no results for profile {profile!r} (run the chapter first: python -m attnbook run {slug})")
+        summary = read_json(path)
+        seed = int(summary.get("seed", 0))
+        got = {f["key"]: f["verdict"] for f in summary.get("findings", [])}
+        for s in chapter_specs(slug, profile):
+            if s.key not in got:
+                changes.append(f"{s.key}: registered for {profile!r} but the chapter reported no verdict")
+        rows = expected[(expected.profile == profile) & (expected.seed == seed) & expected.key.str.startswith(slug + "/")]
+        want = dict(zip(rows.key, rows.verdict))
+        for key in sorted(set(got) | set(want)):
+            if key not in want:
+                changes.append(f"{key}: {got[key]!r} with no expected verdict (add: {key},{profile},{seed},{got[key]})")
+            elif key not in got:
+                changes.append(f"{key}: expected {want[key]!r}, not reported")
+            elif got[key] != want[key]:
+                changes.append(f"{key}: expected {want[key]!r}, got {got[key]!r} (update {key},{profile},{seed},... in a commit that says why)")
+    return changes

@@ -27,8 +27,8 @@ def _head_measures(previous, nxt, special, entropy):
     return {"previous": t(previous), "next": t(nxt), "special": t(special), "norm_entropy": t(entropy)}
 
 
-def test_chapter_1_head_values_and_claims_by_hand():
-    from attnbook.lm.analysis import chapter_claims, head_values
+def test_chapter_1_head_values_and_checks_by_hand():
+    from attnbook.lm.analysis import chapter_checks, head_values
 
     trained = _head_measures([[0.9, 0.1], [0.2, 0.1]], [[0.0, 0.6], [0.1, 0.1]], [[0.1, 0.7], [0.8, 0.2]], [[0.4, 0.6], [0.5, 0.5]])
     twin = _head_measures([[0.2, 0.1], [0.2, 0.1]], [[0.1, 0.3], [0.1, 0.1]], [[0.1, 0.2], [0.3, 0.2]], [[0.9, 1.0], [1.0, 1.1]])
@@ -36,10 +36,50 @@ def test_chapter_1_head_values_and_claims_by_hand():
     assert v["max_positional"] == pytest.approx(0.9) and v["random_max_positional"] == pytest.approx(0.3)
     assert (v["n_positional"], v["n_sinks"]) == (2, 2)  # 0.9 and 0.6 > 0.5; sinks 0.7 and 0.8
     assert v["entropy_ratio"] == pytest.approx(0.5 / 1.0)
-    assert all(_holds(chapter_claims(v, 1e-7, 0.0, 0.3)))
-    assert _holds(chapter_claims(v, 1e-3, 0.0, 0.1)) == [False, True, True, True, True, True, True, False]
-    twin_with_sink = dict(twin, special=torch.tensor([[0.9, 0.0], [0.0, 0.0]]))
-    assert not _holds(chapter_claims(head_values(trained, twin_with_sink), 0.0, 0.0, 0.3))[6]
+    assert all(_holds(chapter_checks(v["entropy_ratio"], 1e-7, 0.0, 0.3)))
+    assert _holds(chapter_checks(v["entropy_ratio"], 1e-3, 0.0, 0.1)) == [False, True, True, False]
+    assert _holds(chapter_checks(0.95, 0.0, 1e-4, 0.3)) == [True, False, False, True]
+
+
+def _chapter_1_maps(trained: bool) -> AttentionMaps:
+    """Six layers of two heads on one sentence: uniform everywhere (the twin) or, trained, a
+    previous-token head in layer 0, a [CLS] head in layer 0, a [SEP] sink in layer 3 and a
+    punctuation head in layer 5."""
+    tokens = ["[CLS]", "a", "b", ",", "c", "d", "e", "f", "g", "h", ".", "[SEP]"]
+    n = len(tokens)
+    w = torch.full((6, 1, 2, n, n), 1.0 / n)
+    if trained:
+        w[0, 0, 0] = torch.diag(torch.ones(n - 1), -1)  # row i on key i - 1
+        w[0, 0, 0, 0, 0] = 1.0  # [CLS] has no previous token: on itself
+        for layer, head, key in ((0, 1, 0), (3, 1, n - 1), (5, 0, 3)):
+            w[layer, 0, head] = 0.0
+            w[layer, 0, head, :, key] = 1.0
+    return AttentionMaps(w, query_labels=[tokens], key_labels=[tokens])
+
+
+def test_chapter_1_attention_findings_on_hand_made_maps():
+    from attnbook import registry
+    from attnbook.lm.analysis import MEASURES, attention_findings, early_share, peaks_in_their_third
+
+    assert all(registry.spec(f"reading-attention/{key}").rule.measures == names for key, names in MEASURES.items())
+    assert early_share(torch.tensor([[0.6], [0.1], [0.7], [0.9]])) == pytest.approx(1 / 3)  # L0 of L0, L2, L3 (early: 0-1)
+    assert early_share(torch.zeros(4, 2)) == 0.0  # no head above 0.5: no share, not NaN
+    assert peaks_in_their_third({"[CLS]": 1, "[SEP]": 2, "punctuation": 4}, 6) == 3
+    assert peaks_in_their_third({"[CLS]": 2, "[SEP]": 2, "punctuation": 0}, 6) == 1
+    found, values = attention_findings(_chapter_1_maps(True), _chapter_1_maps(False))
+    verdict = {f.spec.key.removeprefix("reading-attention/"): f for f in found}
+    assert list(verdict) == list(MEASURES)
+    positional = verdict["positional-heads"]
+    assert positional.measured["strongest previous/next-token head"] > 0.9 and positional.measured["share of heads > 0.5 in the early half"] == 1.0
+    assert positional.control == {"strongest previous/next-token head": pytest.approx(1 / 12), "share of heads > 0.5 in the early half": 0.0}
+    assert positional.verdict == "supported" and positional.detail == "1 heads > 0.5, 1 in layers 0-2; twin 0"
+    assert verdict["sink-heads"].verdict == "supported"  # the [SEP] head (and the [CLS] head) against 2/12 on the twin
+    assert verdict["layer-label-peaks"].measured == {"labels peaking in their third": 3.0}
+    assert verdict["layer-label-peaks"].verdict == "supported"
+    # uniform attention over 12 tokens puts 1/12 < 0.1 on the current token and is broad: the twin meets both rules
+    for key in ("little-self-attention", "broad-early-heads"):
+        assert verdict[key].model_passes and verdict[key].control_passes and verdict[key].verdict == "not supported"
+    assert values["MiniLM"]["peak_layer_[SEP]"] == 3 and values["random twin"]["sink_heads"] == 0
 
 
 def test_chapter_1_rank_agreement_reading():
@@ -74,8 +114,12 @@ def _run(best_val, val0, mse, baseline, entropy_weights, untrained_weights):
                            maps=AttentionMaps(entropy_weights), untrained_maps=AttentionMaps(untrained_weights))
 
 
-def test_chapter_2_claims_by_hand():
-    from attnbook.timeseries.analysis import chapter_claims
+def _verdicts(found) -> dict[str, str]:
+    return {f.spec.key.removeprefix("distribution-effects/"): f.verdict for f in found}
+
+
+def test_chapter_2_checks_and_forecast_findings_by_hand():
+    from attnbook.timeseries.analysis import chapter_checks, chapter_values, forecast_findings
 
     sharp = torch.zeros(1, 1, 1, 4, 4)
     sharp[..., 0] = 1.0  # entropy 0
@@ -83,18 +127,56 @@ def test_chapter_2_claims_by_hand():
     sharpish = 0.5 * sharp + 0.5 * flat
     names = ["SeasonTrendOutliers", "MultiSeasonality", "A", "B", "C", "D"]
     first = {n: _run(0.5, 1.0, 0.5, 1.0, sharpish, flat) for n in names}
-    peaks = {"MultiSeasonality": {"lag": 25}}
-    untrained = {"MultiSeasonality": {"lag": 10}}
-    periods = {"MultiSeasonality": (24, 60)}
-    claims, values = chapter_claims(first, {"separation": 0.1}, peaks, untrained, periods, 1e-6, seed_scale=False)
-    assert len(claims) == 7 and all(_holds(claims))
-    assert values["n_beat"] == 6 and values["ratio_ms"] == 0.5 and values["worst_fell"] == 0.5
+    values = chapter_values(first)
+    assert values["n_beat"] == 6 and values["n_beat_untrained"] == 0 and values["ratio_ms"] == 0.5 and values["worst_fell"] == 0.5
     assert 0 < values["entropy_ratio"] < 0.95
-    full, _ = chapter_claims(first, {"separation": 0.1}, peaks, untrained, periods, 1e-6, seed_scale=True)
-    assert [c.measured for c in full[7:]] == [1.0, 14.0] and all(_holds(full))  # |25 - 24|, |10 - 24|
-    worse = dict(first, MultiSeasonality=_run(0.95, 1.0, 0.9, 1.0, sharpish, flat))
-    held = _holds(chapter_claims(worse, {"separation": -0.1}, peaks, {"MultiSeasonality": {"lag": 23}}, periods, 1e-3, seed_scale=True)[0])
-    assert held == [False, True, False, True, False, True, False, True, False]
+    checks = chapter_checks(values, 1e-6)
+    assert len(checks) == 3 and all(_holds(checks))
+    found = forecast_findings(values)
+    assert _verdicts(found) == {"beats-baselines-seasonal": "supported", "beats-baselines-most": "supported"}
+    assert found[0].control == {"largest MSE ratio": 1.0} and found[1].control == {"processes beaten": 0.0}
+    worse = chapter_values(dict(first, MultiSeasonality=_run(0.95, 1.0, 0.9, 1.0, sharpish, flat)))
+    assert _holds(chapter_checks(worse, 1e-3)) == [False, True, False]
+    assert found[0].spec.key.endswith("seasonal") and forecast_findings(worse)[0].measured == {"largest MSE ratio": 0.9}
+    assert _verdicts(forecast_findings(worse))["beats-baselines-seasonal"] == "not supported"
+    lucky = chapter_values({n: _run(0.5, 0.8, 0.5, 1.0, sharpish, flat) for n in names})  # untrained already below the baseline
+    assert lucky["n_beat_untrained"] == 6 and _verdicts(forecast_findings(lucky))["beats-baselines-most"] == "not supported"
+
+
+def _answers(*, spike=3.0, separation=0.3, entropy_gap=-0.1, p_turb=0.01, regime=1.3, p_stat=0.01, ms_lag=31, sto_lag=25, prominence=2.0):
+    from attnbook.timeseries.analysis import NOISE
+
+    spikes = {g: {"windows": 5, "preference": spike, "control": 1.0} for g in ("HeavyTailedAR1", "JumpDiffusion")}
+    spikes["SeasonTrendOutliers"] = {"windows": 0, "preference": math.nan, "control": math.nan}  # left out
+    peaks = {"MultiSeasonality": {"lag": ms_lag, "prominence": prominence}, "SeasonTrendOutliers": {"lag": sto_lag, "prominence": prominence}}
+    peaks |= {g: {"lag": 3, "prominence": 1.5} for g in NOISE}
+    return {"spikes": spikes, "persist": {"separation": separation, "walk_min": 1.0, "walk_max": 2.0, "noise_min": 0.9, "noise_max": 1.0, "seeds": 3},
+            "turb": {"entropy_turbulent": 0.5 + entropy_gap, "entropy_calm": 0.5, "p_value": p_turb},
+            "regime": {"ratio_recent_switch": regime, "windows": 10}, "stat": {"p_value": p_stat, "non_stationary": 2.0, "stationary": 1.0},
+            "peaks": peaks}
+
+
+def test_chapter_2_question_findings_by_hand():
+    from attnbook.timeseries.analysis import question_findings
+
+    periods = {"MultiSeasonality": (12, 30, 50), "SeasonTrendOutliers": (25,)}
+    untrained = _answers(spike=1.1, separation=-0.1, entropy_gap=0.0, p_turb=0.5, regime=1.0, p_stat=0.3, ms_lag=18, sto_lag=10, prominence=1.2)
+    found = question_findings(**_answers(), untrained=untrained, periods=periods, profile="quick")
+    assert _verdicts(found) == dict.fromkeys(["spikes", "persistence", "turbulence", "regime-switch", "non-stationary-recency",
+                                              "seasonal-lag-peaks"], "supported")
+    assert found[0].measured == {"lowest preference ÷ spikes removed": 3.0} and found[0].control == {"lowest preference ÷ spikes removed": 1.1}
+    assert found[5].measured == {"largest peak distance (lags)": 1.0, "prominence − noise max": 0.5}
+    assert found[5].control == {"largest peak distance (lags)": 15.0, "prominence − noise max": pytest.approx(-0.3)}
+    full = question_findings(**_answers(), untrained=untrained, periods=periods, profile="full")
+    assert len(full) == 7 and full[6].measured == {"peak distance (lags)": 1.0} and full[6].control == {"peak distance (lags)": 6.0}
+    weak = question_findings(**_answers(spike=1.4, p_turb=0.2, sto_lag=6), untrained=dict(untrained, persist={**untrained["persist"], "separation": 0.2}),
+                             periods=periods, profile="quick")
+    assert _verdicts(weak) == {"spikes": "not supported", "persistence": "not supported", "turbulence": "not supported",
+                               "regime-switch": "supported", "non-stationary-recency": "supported", "seasonal-lag-peaks": "not supported"}
+    assert weak[1].reason == "the control meets the rule too"
+    none = _answers()
+    none["spikes"] = {g: {"windows": 0, "preference": math.nan, "control": math.nan} for g in none["spikes"]}
+    assert question_findings(**none, untrained=untrained, periods=periods, profile="quick")[0].verdict == "inconclusive"
 
 
 def test_chapter_2_readings():
@@ -107,17 +189,16 @@ def test_chapter_2_readings():
 
 # -- chapter 3 ----------------------------------------------------------------------------------
 
-def test_chapter_3_peak_error_and_claims_by_hand():
-    from attnbook.vitime.analysis import chapter_claims, peak_error
+def test_chapter_3_peak_error_and_checks_by_hand():
+    from attnbook.vitime.analysis import chapter_checks, peak_error
     from attnbook.vitime.harmonics import PERIOD_63
 
     assert peak_error([190.0, 60.0, 127.0], PERIOD_63) == pytest.approx(max(abs(60 - PERIOD_63), abs(127 - 2 * PERIOD_63), abs(190 - 3 * PERIOD_63)))
     assert peak_error([60.0, 127.0], PERIOD_63) == math.inf
-    good = dict(fell=0.5, best_contrast=3.0, peaks=[63.0, 126.0, 189.0], exp2_contrast=1.1, random_contrasts=[0.9, 1.1],
-                round_trip=0.0, shuffle_diff=0.0, samples_per_patch=8.0)
-    assert all(_holds(chapter_claims(**good)))
-    bad = dict(good, peaks=[63.0, 126.0, 200.0], random_contrasts=[0.7, 1.3], round_trip=1e-9)
-    assert _holds(chapter_claims(**bad)) == [True, True, False, True, False, False, False, True]  # 200 is 11 from 189 > 4
+    good = dict(fell=0.5, random_contrasts=[0.9, 1.1], round_trip=0.0, shuffle_diff=0.0)
+    assert all(_holds(chapter_checks(**good)))
+    bad = dict(good, random_contrasts=[0.7, 1.3], round_trip=1e-9, fell=0.96)
+    assert _holds(chapter_checks(**bad)) == [False, False, False, False, True]
 
 
 # -- chapter 4 ----------------------------------------------------------------------------------
@@ -137,19 +218,44 @@ def test_chapter_4_best_compression_rule():
     assert best_compression(slow, 59).strategy == "recent" and best_compression(slow, 59).K == 14  # the only faster one
 
 
-def test_chapter_4_claims_by_hand():
-    from attnbook.rl.analysis import chapter_claims
+def test_chapter_4_checks_by_hand():
+    from attnbook.rl.analysis import best_compression, chapter_checks
 
-    regret = pd.DataFrame({"R(T)": [5.0, 5.5, 10.0], "first 10": [0.3, 0.3, 0.4], "last 10": [0.1, 0.1, 0.4]},
-                          index=["AD", "UCB1 (source)", "random"])
     causal = torch.softmax(torch.randn(1, 2, 1, 4, 4).masked_fill(torch.ones(4, 4).triu(1).bool(), -math.inf), -1)
-    claims, top = chapter_claims(regret, _sweep(), causal, 59)
-    assert all(_holds(claims)) and top.strategy == "uniform"
-    assert "uniform, K=29" in claims[3].text
+    top = best_compression(_sweep(), 59)
+    checks = chapter_checks(causal, top)
+    assert all(_holds(checks)) and "uniform, K=29" in checks[2].text
     leaky = causal.clone()
     leaky[..., 0, 1] = 0.1
-    far = regret.assign(**{"R(T)": [8.0, 5.5, 10.0]})
-    assert _holds(chapter_claims(far, _sweep(), leaky, 59)[0]) == [False, False, True, True, True, False, False]
+    assert _holds(chapter_checks(leaky, top)) == [False, False, True]
+    slow = top.copy()
+    slow["speed"] = 1.0
+    assert _holds(chapter_checks(causal, slow))[2] is False
+
+
+def _regret_sweep(topk=(12.0, 13.0), random=(12.5, 13.5), random_pct=(80.0, 60.0)):
+    """A compression sweep with performance (regret), % of full and speed: full 10, K = 29 and 14 of L = 59."""
+    rows = [("full", 59, 10.0, 100.0, 1.0), ("recent", 29, 10.5, 95.0, 2.0), ("recent", 14, 12.0, 80.0, 3.0)]
+    rows += [("topk", k, v, 50.0, 0.5) for k, v in zip((29, 14), topk)]
+    rows += [("random", k, v, p, 2.5) for k, v, p in zip((29, 14), random, random_pct)]
+    return pd.DataFrame([{"strategy": s, "K": k, "performance": v, "% of full": p, "speed-up, batched": x} for s, k, v, p, x in rows])
+
+
+def test_chapter_4_compression_findings_by_hand():
+    from attnbook.errors import InvalidInputError
+    from attnbook.rl.analysis import compression_findings
+
+    keep, topk = compression_findings(_regret_sweep(), [29, 14], 59)
+    assert keep.spec.key == "ad-compression/compression-keeps-return" and keep.measured == {"% of full": 95.0}
+    assert keep.control == {"% of full": 80.0} and keep.verdict == "supported" and "recent at K = 29" in keep.detail
+    assert topk.measured == {"largest regret difference": -0.5} and topk.control == {"largest regret difference": 0.0}
+    assert topk.verdict == "supported"
+    random_keeps_it = compression_findings(_regret_sweep(random_pct=(92.0, 60.0)), [29, 14], 59)[0]
+    assert (random_keeps_it.verdict, random_keeps_it.reason) == ("not supported", "the control meets the rule too")
+    loses_once = compression_findings(_regret_sweep(topk=(12.0, 13.6)), [29, 14], 59)[1]  # worse than random at K = 14
+    assert loses_once.measured["largest regret difference"] == pytest.approx(0.1) and loses_once.verdict == "not supported"
+    with pytest.raises(InvalidInputError, match="K=7"):
+        compression_findings(_regret_sweep(), [29, 7], 59)
 
 
 def test_chapter_4_bandit_experiment_steps_end_to_end(tmp_path, monkeypatch):

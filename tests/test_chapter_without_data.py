@@ -1,5 +1,6 @@
 """Chapter 5 with every corpus missing — the embedded tiny Shakespeare removed on purpose — still runs
-every cell without an exception and says what it skipped; the findings page then lists what did not run."""
+every cell without an exception, says what it skipped and writes empty checks and findings; the
+findings page then lists what did not run."""
 
 from __future__ import annotations
 
@@ -44,33 +45,34 @@ def test_chapter_5_runs_every_cell_with_no_corpus_and_says_what_it_skipped(nothi
     out = printed.getvalue()
     for name in ("tinyshakespeare", "text8"):
         assert re.search(rf"{name}: not run \(data unavailable\) — no local copy and no download; put {name}", out), out
-    assert "text8_prefix.txt" in out and "claims: none" in out and "nothing to explore" in out
+    assert "text8_prefix.txt" in out and "checks: none" in out and "findings: none" in out and "nothing to explore" in out
     assert not MACHINE_PATH.search(out), out
-    assert namespace["results"] == [] and namespace["claims"] == [] and namespace["hypotheses"] == {}
+    assert namespace["results"] == [] and namespace["checks"] == [] and namespace["found"] == []
 
     summary = read_json(nothing_available / "results" / "charlm-evolution" / "quick" / "summary.json")
     assert [entry["what"] for entry in summary["not_run"]] == ["tinyshakespeare corpus", "text8 corpus"]
-    assert summary["claims"] == [] and summary["hypotheses"] == []
+    assert summary["checks"] == [] and summary["findings"] == []
     assert not MACHINE_PATH.search(json.dumps(summary["not_run"]))
 
 
 def test_findings_list_what_did_not_run(tmp_path, monkeypatch):
+    from attnbook import registry
+    from attnbook.claims import Check, write_summary
+
     monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
+    prev = registry.spec("charlm-evolution/previous-token-head")
     for folder in findings.CHAPTERS:
-        path = tmp_path / folder / "quick" / "summary.json"
-        path.parent.mkdir(parents=True)
-        summary = {"claims": [{"claim": "c", "measured": 0.5, "op": "<", "threshold": 1.0, "holds": True}]}
-        if folder == "charlm-evolution":
-            summary["not_run"] = [{"what": "text8 corpus", "why": "no local copy and no download; put text8.zip into $ATTNBOOK_DATA_DIR"}]
-        path.write_text(json.dumps(summary))
+        not_run = {"text8 corpus": "no local copy and no download; put text8.zip into $ATTNBOOK_DATA_DIR"} if folder == "charlm-evolution" else {}
+        write_summary(tmp_path / folder / "quick" / "summary.json", checks=[Check("c", 0.5, "<", 1.0)],
+                      findings=[prev.result(0.9, 0.1)] if folder == "charlm-evolution" else [], not_run=not_run)
     table = findings.collect("quick")
-    skipped = table[table.kind == "not run"]
+    skipped = table[table.verdict == "not run"]
     assert len(skipped) == 1 and skipped.chapter.item() == "5 · char-LM evolution"
-    assert skipped.statement.item() == "text8 corpus" and "text8.zip" in skipped["threshold or rule"].item()
-    assert skipped.verdict.item() == "not run" and (table.kind == "claim").sum() == 5
+    assert skipped.statement.item() == "text8 corpus" and "text8.zip" in skipped["reason"].item()
+    assert list(table[table.verdict != "not run"].key) == ["charlm-evolution/previous-token-head"]
     note = findings.not_run_note(table)
     assert note.startswith("Not run in this build") and "**text8 corpus** (5 · char-LM evolution)" in note and "text8.zip" in note
-    assert findings.not_run_note(table[table.kind != "not run"]) == "Every part of every chapter ran."
+    assert findings.not_run_note(table[table.verdict != "not run"]) == "Every part of every chapter ran."
 
 
 def test_reasons_render_as_text_not_as_math_on_the_page():
@@ -86,8 +88,8 @@ def test_reasons_render_as_text_not_as_math_on_the_page():
 
     why = "no local copy and no download; " + missing_reason("text8", 12_500_000)
     assert why.count("$") == 2
-    table = pd.DataFrame([{"chapter": "5 · char-LM evolution", "kind": "not run", "statement": "text8 corpus", "measured": "—",
-                           "threshold or rule": why, "verdict": "not run"}])
+    table = pd.DataFrame([{"chapter": "5 · char-LM evolution", "key": "—", "statement": "text8 corpus", "measured": "—", "control": "—",
+                           "rule": "—", "declared": "—", "verdict": "not run", "reason": why}])
     md = MarkdownIt().use(dollarmath_plugin)
     for note in (findings.not_run_note(table), analysis.learning_summary([], {}, {"text8": why}, profiles.get("charlm-evolution", "full"))):
         html = md.render(note)

@@ -42,10 +42,10 @@ def test_by_slug():
 
 
 @pytest.mark.parametrize("old, new, name", [("attnbook.lm.loading", "attnbook.lm.model", "load"),
-                                            ("attnbook.lm.clark", "attnbook.lm.analysis", "clark_hypotheses"),
+                                            ("attnbook.lm.clark", "attnbook.lm.analysis", "attention_findings"),
                                             ("attnbook.lm.corpus", "attnbook.lm.data", "sentences"),
                                             ("attnbook.timeseries.forecaster", "attnbook.timeseries.model", "Forecaster"),
-                                            ("attnbook.timeseries.questions", "attnbook.timeseries.analysis", "verdicts"),
+                                            ("attnbook.timeseries.questions", "attnbook.timeseries.analysis", "question_findings"),
                                             ("attnbook.timeseries.generators", "attnbook.timeseries.data", "make"),
                                             ("attnbook.rl.ad", "attnbook.rl.model", "train_ad")])
 def test_moved_modules_keep_their_old_import_paths_with_a_warning(old, new, name):

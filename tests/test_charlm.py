@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from attnbook import metrics
+from attnbook import metrics, registry
 from attnbook.capture import capture
 from attnbook.charlm import analysis, figures
 from attnbook.charlm.experiment import RunSpec, load_model, ngram_loss, train_run, train_runs, windows
@@ -21,6 +21,7 @@ from attnbook.charlm.explorer import EvolutionExplorer, evolution_view, render_s
 from attnbook.charlm.model import GPT, GPTConfig
 from attnbook.charlm.quality import coherence, distinct_n, inference_speed, quality, repetition, sample, words
 from attnbook.charlm.tracking import AttentionTracker, causal_maps, repeated_batch, snapshot_metrics, uniform_causal
+from attnbook.claims import fmt
 from attnbook.data import CharCorpus
 from attnbook.errors import InvalidInputError, MissingResourceError
 from attnbook.maps import AttentionMaps
@@ -134,7 +135,7 @@ def test_generation_attention_measures_sampled_against_validation_text(corpus, t
     measured = analysis.generation_attention(load_model(_spec()), corpus, windows=3, prompt=4, seed=0)
     assert measured["capture_vs_forward"] <= 1e-5 and measured["positions"] == 15 and measured["windows"] == 3
     assert 0 < measured["entropy_sampled"] < math.log(16) and 0 < measured["entropy_validation"] < math.log(16)
-    assert measured["relative_entropy_difference"] >= 0
+    assert measured["relative_entropy_difference"] >= 0 and measured["validation_vs_validation"] >= 0
     again = analysis.generation_attention(load_model(_spec()), corpus, windows=3, prompt=4, seed=0)
     assert again == measured  # seeded
 
@@ -327,30 +328,82 @@ def test_tables_and_figures_over_runs(corpus, tmp_path, monkeypatch):
         evolution_view([])
 
 
-def test_chapter_claims_hypotheses_and_summary_follow_the_corpora_that_ran(corpus, tmp_path, monkeypatch):
-    """One corpus ran, text8 did not: claims and hypotheses are about tiny Shakespeare only, the summary
-    says why text8 is missing; with no runs there is nothing to claim and every table is empty."""
-    from attnbook import profiles
+def test_chapter_checks_findings_and_summary_follow_the_corpora_that_ran(corpus, tmp_path, monkeypatch):
+    """One corpus ran, text8 did not: checks and findings are about tiny Shakespeare only, each finding
+    is measured at the last snapshot and, as its control, at step 0; the summary says why text8 is
+    missing; with no runs there is nothing to check or find and every table is empty."""
+    from attnbook import profiles, registry
+    from attnbook.claims import VERDICTS, Finding
 
     monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
     runs = [train_run(_spec(seed=s), corpus=corpus, progress=False) for s in (0, 1)]
     floors = {"tinyshakespeare": 3.0}
-    claims = analysis.chapter_claims(runs, floors, "full")
-    texts = " ".join(c.text for c in claims)
+    checks = analysis.chapter_checks(runs, floors, "full")
+    texts = " ".join(c.text for c in checks)
     assert "(tinyshakespeare, worst seed)" in texts and "text8" not in texts and "fresh capture" not in texts
-    gap = [c for c in claims if c.text.startswith("final val loss − bigram floor")][0]
+    gap = [c for c in checks if c.text.startswith("final val loss − bigram floor")][0]
     assert gap.measured == pytest.approx(max(r.history.val_loss[-1] for r in runs) - 3.0)
-    hypotheses = analysis.chapter_hypotheses(runs, floors, analysis.correlations(runs), 4)
-    assert list(hypotheses)[:2] == ["h_focus", "h_span"] and len(hypotheses) == 11
-    assert hypotheses["h_spanloss"].measured.startswith("tinyshakespeare: ρ=")
+
+    found = analysis.chapter_findings(runs, floors)
+    keys = [s.key for s in registry.chapter_specs("charlm-evolution")]
+    assert [f.spec.key for f in found] == keys[:8] and all(isinstance(f, Finding) and f.verdict in VERDICTS for f in found)
+    by = {f.spec.key.split("/")[1]: f for f in found}
+    prev = by["previous-token-head"]
+    assert prev.measured == {"largest mass on i−1": max(float(r.snapshots["previous_token"][-1].max()) for r in runs)}
+    assert prev.control == {"largest mass on i−1": max(float(r.snapshots["previous_token"][0].max()) for r in runs)}
+    span = by["span-increases"]
+    change = np.mean([r.snapshots["span"][-1].mean() - r.snapshots["span"][0].mean() for r in runs])
+    assert span.measured["span change (chars)"] == pytest.approx(change)
+    assert span.control == {"span change (chars)": 0.0}
+    within, between = np.mean([analysis.head_similarity(r) for r in runs], axis=0)
+    assert by["heads-of-a-layer-alike"].measured["within ÷ between JS"] == pytest.approx(within / between)
+    assert by["floor-before-sharpening"].control["share of layer 0's entropy drop"] == pytest.approx(
+        np.mean([analysis.floor_crossing_loss(r, 3.0) for r in runs]))
+    generation = {"relative_entropy_difference": 0.05, "validation_vs_validation": 0.004, "entropy_sampled": 1.0, "entropy_validation": 1.05}
+    more = analysis.chapter_findings(runs, floors, generation)
+    assert more[-1].spec.key == "charlm-evolution/generation-differs-slightly" and more[-1].verdict == "supported"
+
+    glued = analysis.findings_glue(found)
+    assert set(glued) == {f"{k.split('/')[1].replace('-', '_')}_{part}" for k in keys for part in ("verdict", "m", "detail")}
+    assert glued["previous_token_head_verdict"] == f"**{prev.verdict}**"
+    assert glued["previous_token_head_m"].endswith(f"; control {fmt(prev.control['largest mass on i−1'])}")
+    assert glued["generation_differs_slightly_verdict"] == "not run" and glued["distinct_heads_used_m"] == "not run"
+
     summary = analysis.learning_summary(runs, floors, {"text8": "put text8.zip there"}, profiles.get("charlm-evolution", "full"))
     assert "**tinyshakespeare** ends at a validation loss of" in summary and "(bigram floor 3.000)" in summary
     assert "the seed reached 1.468" in summary and "**text8** was not run: put text8.zip there." in summary
-    assert analysis.chapter_claims([], {}, "quick") == [] and analysis.chapter_hypotheses([], {}, analysis.correlations([]), 4) == {}
+    assert analysis.chapter_checks([], {}, "quick") == [] and analysis.chapter_findings([], {}) == []
+    assert analysis.correlation_reading(analysis.correlations(runs), "span", "val_loss").startswith("tinyshakespeare: ρ=")
+    assert analysis.correlation_reading(analysis.correlations([]), "span", "val_loss") == "none"
     for table in (analysis.runs_table([]), analysis.results_table([]), analysis.overhead_table([]), analysis.samples_table([])):
         assert table.empty and len(table.columns) > 0
     for fig in (figures.loss_curves([]), figures.metric_evolution([]), figures.layer_similarity([]), figures.window_maps([])):
         assert "no corpus was available" in fig.axes[0].texts[0].get_text()
+
+
+def _fake_run(steps, diversity, span, sink, T=8):
+    """A stand-in for a RunResult with the snapshot series the finding measures read (2 heads)."""
+    from types import SimpleNamespace
+
+    span, sink = np.asarray(span, dtype=float), np.asarray(sink, dtype=float)
+    return SimpleNamespace(spec=SimpleNamespace(dataset="tinyshakespeare"), steps=list(steps), maps=np.zeros((1, 1, 1, T, T)),
+                           snapshots={"diversity": np.asarray(diversity, dtype=float), "span": np.repeat(span[..., None], 2, -1),
+                                      "sink": np.repeat(sink[..., None], 2, -1)})
+
+
+def test_finding_measures_by_hand():
+    # diversity per layer (snapshots, L = 2): layer means 0, 0.45, 0.5, 0.5, 0.5 over steps 0..400; a quarter in is snapshot 1 (step 100)
+    run = _fake_run(range(0, 500, 100), [[0, 0], [0.4, 0.5], [0.5, 0.5], [0.5, 0.5], [0.5, 0.5]], span=[[1, 1]] * 5, sink=[[0.1, 0.1]] * 5)
+    timing = analysis.diversity_timing([run])
+    assert timing["share"] == pytest.approx(0.9) and timing["change"] == pytest.approx(0.5) and timing["quarter_step"] == 100
+    assert timing["linear_share"] == pytest.approx(0.25)  # a straight line from 0 to 0.5 reaches a quarter of it at step 100 of 400
+    # span per layer rises with depth at the end, falls at step 0: r = 1 and −1
+    run = _fake_run([0, 10], [[0, 0], [0, 0]], span=[[2, 1], [1, 3]], sink=[[0.1, 0.1], [0.2, 0.7]])
+    assert analysis.depth_order([run]) == {"tinyshakespeare": pytest.approx(1.0)}
+    assert analysis.depth_order([run], 0)["tinyshakespeare"] == pytest.approx(-1.0)
+    assert math.isnan(analysis.depth_order([_fake_run([0], [[0, 0]], span=[[1, 1]], sink=[[0, 0]])])["tinyshakespeare"])
+    uniform = uniform_causal(8)["sink"]
+    assert analysis.sink_ratio([run]) == pytest.approx(0.7 / uniform) and analysis.sink_ratio([run], 0) == pytest.approx(0.1 / uniform)
 
 
 def test_floor_crossing_reads_the_first_evaluation_below_the_floor(corpus, tmp_path, monkeypatch):
@@ -361,6 +414,9 @@ def test_floor_crossing_reads_the_first_evaluation_below_the_floor(corpus, tmp_p
     k = next(i for i, v in enumerate(r.history.val_loss) if v < r.history.val_loss[0] - 1e-9)
     floor = r.history.val_loss[0] - 1e-9
     assert analysis.floor_crossing(r, floor) == pytest.approx((e[0] - e[k]) / (e[0] - e[-1]))
+    val = r.history.val_loss
+    assert analysis.floor_crossing_loss(r, floor) == pytest.approx((val[0] - val[k]) / (val[0] - val[-1]))
+    assert math.isnan(analysis.floor_crossing_loss(r, -1.0))
 
 
 @pytest.mark.skipif(not (SHARED / "tinyshakespeare.txt").is_file(), reason="shared data folder not beside the checkout")
@@ -516,9 +572,11 @@ def test_use_test_matches_a_hand_made_mean_ablation_and_its_rules(corpus):
     table = use.table()
     assert list(table.index) == ["previous-token head", "most distinct heads"]
     assert list(table["verdict"]) == [("supported" if c.exceeds(95) else "not supported") for c in (prev, distinct)]
-    hyps = use.hypotheses()
-    assert list(hyps) == ["h_use_prev", "h_use_distinct"] and [h.supported for h in hyps.values()] == [prev.exceeds(95), distinct.exceeds(95)]
-    assert "step 30" in hyps["h_use_prev"].text
+    found = use.findings()
+    assert [f.spec.key for f in found] == ["charlm-evolution/previous-token-head-used", "charlm-evolution/distinct-heads-used"]
+    assert [f.verdict == "supported" for f in found] == [prev.exceeds(95), distinct.exceeds(95)]
+    assert found[0].measured == {registry.CAUSAL: pytest.approx(prev.effect - prev.quantile(95))}
+    assert found[0].control == {registry.CAUSAL: pytest.approx(float(np.median(prev.random_effects)) - prev.quantile(95))}
     records = use.records()
     assert [r["effect"] for r in records] == [prev.effect, distinct.effect] and all(r["how"] == "mean" for r in records)
     assert records[0]["heads"] == [f"{prev.heads[0][0]}:{prev.heads[0][1]}"] and "validation loss" in records[0]["metric"]

@@ -7,32 +7,72 @@ import json
 import pytest
 
 from attnbook import findings
-from attnbook.errors import MissingResourceError
+from attnbook.errors import InvalidInputError, MissingResourceError
 
 
-def test_collect_reads_the_one_summary_schema(tmp_path, monkeypatch):
-    from attnbook.claims import Claim, Hypothesis, write_summary
+def _found(verdict: str, key: str = "vitime-harmonics/rollout-keeps-period"):
+    from attnbook.registry import spec
+
+    model, control = {"supported": (3.0, 1.0), "not supported": (1.0, 1.0), "inconclusive": (float("nan"), 1.0)}[verdict]
+    return spec(key).result(model, control)
+
+
+def test_collect_reads_the_one_summary_schema_and_counts_findings_only(tmp_path, monkeypatch):
+    from attnbook.claims import Check, write_summary
 
     monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
+    verdicts = ["supported", "not supported", "inconclusive", "supported", "not supported"]
     for k, folder in enumerate(findings.CHAPTERS):
-        write_summary(tmp_path / folder / "quick" / "summary.json", [Claim(f"c{k}", 0.5, "<", 1.0 if k != 2 else 0.1)],
-                      [Hypothesis(f"h{k}", "m", "c", "r", k == 1)], {"a corpus": "put it there"} if k == 4 else None, profile="quick")
+        write_summary(tmp_path / folder / "quick" / "summary.json", checks=[Check(f"c{k}", 0.5, "<", 1.0 if k != 2 else 0.1)],
+                      findings=[_found(verdicts[k])], not_run={"a corpus": "put it there"} if k == 4 else None, profile="quick")
     table = findings.collect("quick")
-    assert len(table) == 11 and list(table.kind).count("claim") == 5 and list(table.kind).count("not run") == 1
-    assert table[table.statement == "c2"].verdict.item() == "does not hold"
-    assert table[table.statement == "h1"].verdict.item() == "supported" and table[table.statement == "h0"].verdict.item() == "not supported"
-    assert table[table.statement == "h0"].chapter.item() == "1 · reading attention"
-    assert table[table.statement == "c0"]["threshold or rule"].item() == "< 1"
+    assert len(table) == 6 and list(table.verdict) == verdicts[:4] + ["not supported", "not run"]
+    assert table.chapter.iloc[0] == "1 · reading attention" and table.rule.iloc[0] == "rollout contrast >= 2.000"
+    assert table.measured.iloc[0] == "3" and table.control.iloc[0].endswith(": 1") and table.declared.iloc[0] == "post hoc"
+    assert table.reason.iloc[-1] == "put it there"
+    assert findings.headline(table) == "2 findings supported, 2 not supported, 1 inconclusive, across 5 chapters"
+    counts = findings.counts(table)
+    assert list(counts.columns) == ["findings", "supported", "not supported", "inconclusive"] and counts["findings"].sum() == 5
+    checks = findings.checks_table("quick")
+    assert len(checks) == 5 and checks[checks.check == "c2"].holds.item() == "NO"
+    assert "put it there" in findings.not_run_note(table)
+
+
+def test_a_summary_from_before_findings_is_a_clear_error(tmp_path, monkeypatch):
+    from attnbook.claims import Check, write_summary
+
+    monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
+    for folder in findings.CHAPTERS:
+        path = write_summary(tmp_path / folder / "quick" / "summary.json", checks=[Check("c", 0.5, "<", 1.0)])
+        summary = json.loads(path.read_text())
+        del summary["findings"]
+        path.write_text(json.dumps(summary))
+    with pytest.raises(MissingResourceError, match="predates findings"):
+        findings.collect("quick")
+
+
+def test_the_filter_view_is_labelled_and_carries_every_row():
+    import pandas as pd
+
+    table = pd.DataFrame({"chapter": ["a", "a", "b"], "statement": ["x <y>", "z", "w"], "verdict": ["supported", "not supported", "supported"]})
+    html = findings.filter_view(table).data
+    assert html.count("<tr data-chapter=") == 3 and "x &lt;y&gt;" in html
+    assert '<label for="attnbook-findings-chapter">' in html and '<select id="attnbook-findings-verdict" data-column="verdict">' in html
+    assert html.count('<option value="supported">') == 1 and "<script>" in html
+    with pytest.raises(InvalidInputError, match="columns"):
+        findings.filter_view(table, ("nope",))
 
 
 def test_write_summary_writes_the_chapter_values_then_the_shared_schema(tmp_path):
-    from attnbook.claims import Claim, write_summary
+    from attnbook.claims import Check, write_summary
 
-    path = write_summary(tmp_path / "s.json", [Claim("c", 1.0, "<=", 1.0)], profile="quick", values={"x": 1})
+    found = _found("supported")
+    path = write_summary(tmp_path / "s.json", checks=[Check("c", 1.0, "<=", 1.0)], findings=[found], profile="quick", values={"x": 1})
     summary = json.loads(path.read_text())
     run = summary.pop("run")
-    assert summary == {"profile": "quick", "values": {"x": 1}, "claims": [{"claim": "c", "measured": 1.0, "op": "<=", "threshold": 1.0,
-                                                                          "holds": True}], "hypotheses": [], "not_run": [], "causal": []}
+    assert summary == {"profile": "quick", "values": {"x": 1},
+                       "checks": [{"check": "c", "measured": 1.0, "op": "<=", "threshold": 1.0, "holds": True}],
+                       "findings": [found.record()], "not_run": [], "causal": []}
     assert set(run) == {"hardware", "cpu", "cores", "gpu", "python", "torch", "seconds"} and run["seconds"] >= 0
 
 
@@ -54,11 +94,11 @@ def test_the_run_record_says_where_and_how_long(monkeypatch):
 
 
 def test_runs_table_reads_each_chapters_run(tmp_path, monkeypatch):
-    from attnbook.claims import Claim, write_summary
+    from attnbook.claims import Check, write_summary
 
     monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
     for k, folder in enumerate(findings.CHAPTERS):
-        path = write_summary(tmp_path / folder / "full" / "summary.json", [Claim("c", 1.0, "<=", 1.0)], profile="full")
+        path = write_summary(tmp_path / folder / "full" / "summary.json", checks=[Check("c", 1.0, "<=", 1.0)], profile="full")
         summary = json.loads(path.read_text())
         if k == 0:  # written before runs were recorded
             del summary["run"]
@@ -73,17 +113,17 @@ def test_runs_table_reads_each_chapters_run(tmp_path, monkeypatch):
 
 
 def test_causal_records_are_checked_and_tabled(tmp_path, monkeypatch):
-    from attnbook.claims import Claim, write_summary
+    from attnbook.claims import Check, write_summary
     from attnbook.errors import InvalidInputError
     from attnbook.intervene import RandomComparison
 
     with pytest.raises(InvalidInputError, match="causal"):
-        write_summary(tmp_path / "bad.json", [Claim("c", 1.0, "<=", 1.0)], causal=[{"finding": "x"}])
+        write_summary(tmp_path / "bad.json", checks=[Check("c", 1.0, "<=", 1.0)], causal=[{"finding": "x"}])
     monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
     comparison = RandomComparison((("blocks.0.attn", 1),), 1.0, 0.9, tuple(0.01 * i for i in range(20)), False, "mean")
     for folder in findings.CHAPTERS:
         causal = [comparison.record("a positional head", "validation loss")] if folder == next(iter(findings.CHAPTERS)) else []
-        write_summary(tmp_path / folder / "quick" / "summary.json", [Claim("c", 1.0, "<=", 1.0)], causal=causal)
+        write_summary(tmp_path / folder / "quick" / "summary.json", checks=[Check("c", 1.0, "<=", 1.0)], causal=causal)
     table = findings.causal_table("quick")
     assert len(table) == 1
     row = table.iloc[0]

@@ -115,16 +115,28 @@ def test_attention_groups_follow_the_fifty_percent_rule():
     assert attention_groups(measures) == {"previous/next-token heads": [(0, 1), (1, 2)], "[CLS]/[SEP] sink heads": [(1, 0)]}
 
 
-def test_causal_hypotheses_rules():
+def test_causal_findings_rules():
+    from attnbook import registry
     from attnbook.intervene import HeadEffects, RandomComparison
-    from attnbook.lm.analysis import CausalStudy, causal_hypotheses, causal_records
+    from attnbook.lm.analysis import SHARPNESS, CausalStudy, causal_findings, causal_records, finding_texts
 
     random = tuple(0.01 * i for i in range(20))
     comparisons = {"previous/next-token heads": RandomComparison((("l0", 1),), -0.7, 0.5, random, False, "mean"),
                    "[CLS]/[SEP] sink heads": RandomComparison((("l1", 0),), -0.7, 0.05, random, False, "mean")}
     groups = {"previous/next-token heads": [(0, 1)], "[CLS]/[SEP] sink heads": [(1, 0)]}
     effects = HeadEffects(-0.7, torch.zeros(2, 3), ("l0", "l1"), "mean")
-    study = CausalStudy(0.7, effects, groups, comparisons, {"sharpness (1 - normalised entropy)": (0.4, 0.001)})
-    verdicts = [h.verdict for h in causal_hypotheses(study)]
-    assert verdicts == ["supported", "not supported", "supported"]
+    study = CausalStudy(0.7, effects, groups, comparisons, {SHARPNESS: (0.4, 0.001)})
+    found = causal_findings(study, {SHARPNESS: (0.05, 0.6)})
+    assert [f.spec.key for f in found] == ["reading-attention/positional-heads-used", "reading-attention/sink-heads-used",
+                                           "reading-attention/sharper-heads-matter"]
+    assert [f.verdict for f in found] == ["supported", "not supported", "supported"]
+    assert found[0].measured == {registry.CAUSAL: pytest.approx(0.5 - 0.18)}  # q95 of 0, 0.01 … 0.19: the 19th smallest
+    assert found[2].control == {"Spearman ρ": 0.05, "p": 0.6} and found[2].detail == "6 heads"
+    assert causal_findings(study, {SHARPNESS: (0.5, 0.001)})[2].verdict == "not supported"  # the twin ranks so too
     assert [r["verdict"] for r in causal_records(study)] == ["supported", "not supported"]
+    no_sinks = CausalStudy(0.7, effects, groups, {"previous/next-token heads": comparisons["previous/next-token heads"]}, {SHARPNESS: (0.4, 0.001)})
+    assert causal_findings(no_sinks, {SHARPNESS: (0.05, 0.6)})[1].verdict == "inconclusive"
+    texts = finding_texts(found)
+    assert texts["sharper_heads_matter"] == {"verdict": "**supported**", "reason": "the model meets the rule; the control does not",
+                                             "measured": "Spearman ρ 0.400; p 0.001", "control": "Spearman ρ 0.050; p 0.600",
+                                             "detail": "6 heads"}

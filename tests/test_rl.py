@@ -467,48 +467,123 @@ def test_train_ad_learns_caches_and_honours_precision(tmp_path, monkeypatch):
         ad.train_ad(histories, config, TrainConfig(steps=3, warmup=0), data_key={"test": 2}, progress=False, precision="fp8")
 
 
-def _ch4_inputs(topk=(10.0, 12.0), random=(11.0, 13.0), ed=(0.3, 0.28), ad_=(0.3, 0.1), rows=None):
+def _play(ad_=(0.3, 0.1), ed=(0.35, 0.35), totals=None, tasks=4, pulls=20):
+    """Per-pull regret (tasks, pulls): each player at ``first`` for the first 10 pulls and ``last`` after,
+    scaled so that its cumulative regret is ``totals[name]`` (default AD 10, ED 19, UCB1 10.5, Thompson 6, random 20)."""
+    totals = {"AD": 10.0, "ED": 19.0, "UCB1 (source)": 10.5, "Thompson": 6.0, "random": 20.0, **(totals or {})}
+    shape = {"AD": ad_, "ED": ed, "UCB1 (source)": (0.3, 0.1), "Thompson": (0.3, 0.05), "random": (0.33, 0.33)}
+    out = {}
+    for name, (first, last) in shape.items():
+        r = np.tile(np.r_[np.full(10, first), np.full(pulls - 10, last)], (tasks, 1))
+        out[name] = r * totals[name] / r.sum(1).mean()
+    return out
+
+
+def test_play_findings_by_hand():
+    learns, beats, matches = analysis.play_findings(_play())
+    assert learns.spec.key == "ad-compression/learns-in-context"
+    assert learns.measured == {"last 10 − first 10": pytest.approx(-0.2 * 10.0 / 4.0)}  # AD scaled to R(T) 10 from 4
+    assert learns.control["last 10 − first 10"] == pytest.approx(0.0) and learns.verdict == "supported"
+    assert beats.measured == {"R(T) ÷ random's": pytest.approx(0.5)} and beats.control == {"R(T) ÷ random's": pytest.approx(0.95)}
+    assert matches.measured["|R(T) ÷ source's − 1|"] == pytest.approx(0.5 / 10.5)
+    assert matches.control["|R(T) ÷ source's − 1|"] == pytest.approx(4.5 / 10.5)
+    assert [f.verdict for f in (beats, matches)] == ["supported", "supported"] and "random play: " in matches.detail
+    ed_learns = analysis.play_findings(_play(ed=(0.35, 0.3)))[0]  # ED improves too: the rule cannot tell them apart
+    assert (ed_learns.verdict, ed_learns.reason) == ("not supported", "the control meets the rule too")
+    assert analysis.play_findings(_play(ad_=(0.2, 0.25)))[0].verdict == "not supported"  # AD gets worse
+    assert analysis.play_findings(_play(totals={"AD": 15.0}))[1].verdict == "not supported"  # 0.75 of random's
+    thompson_close = analysis.play_findings(_play(totals={"Thompson": 11.0}))[2]  # Thompson within 15 % of UCB1 too
+    assert thompson_close.verdict == "not supported"
+    with pytest.raises(InvalidInputError, match="Thompson"):
+        analysis.play_findings({k: v for k, v in _play().items() if k != "Thompson"})
+    with pytest.raises(InvalidInputError, match="pulls"):
+        analysis.play_findings({k: v[:, :15] for k, v in _play().items()})
+
+
+def _head_rows(*heads):
+    return [{"recency": r, "recency_no_sink": n, "entropy_norm": e} for r, n, e in heads]
+
+
+def test_attention_findings_by_hand():
+    rows = _head_rows((3.0, 2.5, 0.5), (3.0, 2.5, 0.8), (3.0, 1.5, 0.5), (1.0, 1.0, 0.95))
+    flat = _head_rows((1.1, 1.0, 0.99), (0.9, 1.0, 0.99))
+    assert analysis.recency_survival(rows) == (2, 3) and analysis.recency_survival(flat) == (0, 0)
+    recency, reward = analysis.attention_findings(rows, flat, 2.0, 1.2)
+    assert recency.measured == {"surviving share": pytest.approx(2 / 3)} and recency.control == {"surviving share": 0.0}
+    assert recency.verdict == "supported" and recency.detail.startswith("2 of 3 heads")
+    assert reward.spec.key == "ad-compression/reward-attention-bandits" and reward.verdict == "supported"
+    half = _head_rows((3.0, 2.5, 0.5), (3.0, 1.5, 0.5))  # 1 of 2: not most
+    assert analysis.attention_findings(half, flat, 2.0, 1.2)[0].verdict == "not supported"
+    assert analysis.attention_findings(flat, flat, 2.0, 1.2)[0].measured == {"surviving share": 0.0}  # no raw-recency head
+    assert analysis.attention_findings(rows, rows, 2.0, 1.2)[0].verdict == "not supported"  # the control has the bias too
+    recency_only = analysis.attention_findings(rows, flat, 2.0, 1.6)[1]  # another task's rewards "enriched" as much
+    assert recency_only.verdict == "not supported" and recency_only.reason == "the control meets the rule too"
+    assert analysis.attention_findings(rows, flat, float("nan"), 1.0)[1].verdict == "inconclusive"  # no rewarded transition
+    dark = analysis.attention_findings(rows, flat, 5.07, 1.1, darkroom=True)[1]
+    assert dark.spec.key == "ad-compression/reward-attention-darkroom" and dark.measured == {"mean enrichment": 5.07}
+
+
+def test_reward_enrichment_and_its_control_by_hand():
+    L = 4  # query rows (1 layer, 2 tasks, 1 head, L + 1): task 0 reads position 3, task 1 position 0
+    attention = torch.tensor([[[[0.0, 0.0, 0.0, 1.0, 0.0]], [[1.0, 0.0, 0.0, 0.0, 0.0]]]], dtype=torch.float64)
+    rewards = np.array([[0.0, 0.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0]])  # each reads a rewarded transition
+    assert analysis.mean_enrichment(attention, rewards) == pytest.approx((4.0 + 2.0) / 2)
+    rolled = analysis.other_tasks_rewards(rewards)
+    assert np.array_equal(rolled, rewards[::-1]) and analysis.mean_enrichment(attention, rolled) == pytest.approx(0.0)
+    assert np.isnan(analysis.mean_enrichment(attention, np.zeros((2, L))))
+    with pytest.raises(InvalidInputError, match="rewards"):
+        analysis.other_tasks_rewards(np.zeros((1, L)))
+
+
+def _dark_returns(first, last, ed=(1.0, 1.0), optimal=16.0):
     import pandas as pd
 
-    sweep = pd.DataFrame([{"strategy": s, "K": k, "performance": v} for s, vals in (("topk", topk), ("random", random))
-                          for k, v in zip((30, 15), vals)])
-    regret = pd.DataFrame({"first 10": [ed[0], ad_[0]], "last 10": [ed[1], ad_[1]]}, index=["ED", "AD"])
-    rows = rows if rows is not None else [{"recency": 3.0, "recency_no_sink": 2.5, "entropy_norm": 0.5, "reward_enrichment": 2.0},
-                                          {"recency": 1.0, "recency_no_sink": 1.0, "entropy_norm": 0.95, "reward_enrichment": 1.5}]
-    return sweep, [30, 15], regret, rows
+    return pd.DataFrame({"AD": [first] * 10 + [last] * 10, "ADε demonstrator (source, 1 stream)": [5.0] * 20,
+                         "ED": [ed[0]] * 10 + [ed[1]] * 10, "random": [0.5] * 20, "optimal": [optimal] * 20})
 
 
-def test_chapter_4_hypothesis_rules_on_hand_made_measurements():
-    verdicts = lambda hs: [h.supported for h in hs]  # noqa: E731
-    assert verdicts(analysis.chapter_hypotheses(*_ch4_inputs())) == [True, True, True, True]
-    assert verdicts(analysis.chapter_hypotheses(*_ch4_inputs(topk=(10.0, 13.5))))[0] is False  # loses at K = 15
-    assert verdicts(analysis.chapter_hypotheses(*_ch4_inputs(ed=(0.3, 0.15))))[1] is False  # ED improves by 0.15 >= 0.2 / 2
-    no_survivor = [{"recency": 3.0, "recency_no_sink": 1.5, "entropy_norm": 0.5, "reward_enrichment": 1.0}]
-    assert verdicts(analysis.chapter_hypotheses(*_ch4_inputs(rows=no_survivor)))[2:] == [False, False]
-    assert verdicts(analysis.chapter_hypotheses(*_ch4_inputs(rows=[])))[2] is False  # no raw-recency head: not supported
-    dark = analysis.chapter_hypotheses(*_ch4_inputs(rows=no_survivor), darkroom_enrichment=5.07)
-    assert dark[3].supported and "Dark Room" in dark[3].text and dark[3].measured == "mean enrichment 5.070"
-    assert analysis.reward_enrichment(_ch4_inputs()[3]) == 1.75
-
-
-def test_darkroom_hypothesis_is_the_in_context_learning_bar():
-    import pandas as pd
-
-    def returns(first, last, optimal=16.0):
-        return pd.DataFrame({"AD": [first] * 10 + [last] * 10, "ADε demonstrator (source, 1 stream)": [5.0] * 20, "ED": [1.0] * 20,
-                             "random": [0.5] * 20, "optimal": [optimal] * 20})
-
-    h = analysis.darkroom_hypothesis(returns(4.0, 9.6))
-    assert h.supported and h.measured == "AD: first 10 episodes 4.000, last 10 9.600 per episode (60.000 % of optimal 16.000)"
-    assert h.control == "ADε demonstrator (source, 1 stream): last 10 5.000; ED: last 10 1.000; random: last 10 0.500"
-    assert not analysis.darkroom_hypothesis(returns(5.0, 9.6)).supported  # 1.92× the first 10: not twice
-    assert not analysis.darkroom_hypothesis(returns(2.0, 7.9)).supported  # 49 % of optimal
-    assert analysis.darkroom_hypothesis(returns(2.0, 8.0)).supported  # exactly both bars
-    assert analysis.darkroom_hypothesis(returns(0.0, 8.0)).supported  # from nothing to half the optimum
+def test_darkroom_finding_is_the_in_context_learning_bar():
+    f = analysis.darkroom_finding(_dark_returns(4.0, 9.6))
+    assert f.spec.key == "ad-compression/darkroom-in-context" and f.verdict == "supported"
+    assert f.measured == {"last 10 − 2 × first 10": pytest.approx(1.6), "last 10 ÷ optimal": pytest.approx(0.6)}
+    assert f.control == {"last 10 − 2 × first 10": pytest.approx(-1.0), "last 10 ÷ optimal": pytest.approx(1 / 16)}
+    assert "ADε demonstrator (source, 1 stream): first 10 5.000, last 10 5.000" in f.detail and "optimal 16.000" in f.detail
+    assert analysis.darkroom_finding(_dark_returns(5.0, 9.6)).verdict == "not supported"  # 1.92× the first 10: not twice
+    assert analysis.darkroom_finding(_dark_returns(2.0, 7.9)).verdict == "not supported"  # 49 % of optimal
+    assert analysis.darkroom_finding(_dark_returns(2.0, 8.0)).verdict == "supported"  # exactly both bars
+    assert analysis.darkroom_finding(_dark_returns(0.0, 8.0)).verdict == "supported"  # from nothing to half the optimum
+    assert analysis.darkroom_finding(_dark_returns(2.0, 8.0, ed=(0.0, 8.0))).verdict == "not supported"  # ED climbs too
     with pytest.raises(InvalidInputError, match="returns"):
-        analysis.darkroom_hypothesis(returns(1.0, 2.0).head(19))
-    hs = analysis.chapter_hypotheses(*_ch4_inputs(), darkroom_returns=returns(4.0, 9.6))
-    assert len(hs) == 5 and hs[-1].text == "AD learns in context on Dark Room (held-out goals)"
+        analysis.darkroom_finding(_dark_returns(1.0, 2.0).head(19))
+
+
+def test_the_chapters_findings_are_the_registered_ones_for_each_profile():
+    import pandas as pd
+
+    from attnbook import registry
+
+    sweep = pd.DataFrame([{"strategy": s, "K": k, "performance": 12.0, "% of full": 95.0, "speed-up, batched": 2.0}
+                          for s in ("recent", "random", "topk") for k in (29, 14)] + [{"strategy": "full", "K": 59, "performance": 11.0,
+                                                                                         "% of full": 100.0, "speed-up, batched": 1.0}])
+    rows = _head_rows((3.0, 2.5, 0.5))
+    common = analysis.play_findings(_play()) + analysis.compression_findings(sweep, [29, 14], 59) + [analysis.head_finding(_comparison())]
+    quick = common + analysis.attention_findings(rows, rows, 2.0, 1.0)
+    full = common + analysis.attention_findings(rows, rows, 2.0, 1.0, darkroom=True) + [analysis.darkroom_finding(_dark_returns(4.0, 9.6))]
+    for profile, found in (("quick", quick), ("full", full)):
+        assert sorted(f.spec.key for f in found) == sorted(s.key for s in registry.chapter_specs("ad-compression", profile))
+
+
+def test_step_zero_is_ads_initial_weights_and_leaves_the_random_state():
+    from attnbook.rl import experiment
+
+    config = ad.ADConfig(n_states=1, n_actions=3, n_ctx=9, d_model=16, n_heads=2, n_layers=1, d_ff=32)
+    torch.manual_seed(3)
+    before = torch.random.get_rng_state()
+    twin = experiment.step_zero(config, seed=1)
+    assert torch.equal(torch.random.get_rng_state(), before) and not twin.training
+    torch.manual_seed(1)
+    reference = ad.ADTransformer(config)
+    assert all(torch.equal(a, b) for a, b in zip(twin.state_dict().values(), reference.state_dict().values()))
 
 
 def test_darkroom_study_runs_the_chapter_4_experiment_end_to_end(tmp_path, monkeypatch):
@@ -524,6 +599,7 @@ def test_darkroom_study_runs_the_chapter_4_experiment_end_to_end(tmp_path, monke
     assert list(study.returns.columns) == ["AD", "ED", "Q-learning (source, 1 stream)", "random", "optimal"]
     assert len(study.returns) == 2 and (study.returns["optimal"] > 0).all()
     assert np.isfinite(study.enrichment) or np.isnan(study.enrichment)
+    assert np.isfinite(study.enrichment_other_goals) or np.isnan(study.enrichment_other_goals)
     assert {10, 5} <= set(study.sweep.K) and "topk" in set(study.sweep.strategy)
     again = darkroom_study(d, context_dropout=0.0, k_divisors=[2, 4], seed=0)  # cached models, seeded runs: the same numbers
     timed = [c for c in study.sweep.columns if "ms/" in c]  # wall time is the one column that may differ
@@ -590,17 +666,19 @@ def test_tokens_and_heads_by_hand():
     assert at_18["attention marks what matters"].tolist() == [False, False]
 
 
-def test_head_hypothesis_and_record_follow_the_95th_percentile_rule():
+def test_head_finding_and_record_follow_the_95th_percentile_rule():
+    from attnbook import registry
+
     heads = [(1, 0), (0, 1)]
     above, below = _comparison(effect=18.5), _comparison(effect=18.0)
-    assert analysis.head_hypothesis(heads, above).supported and not analysis.head_hypothesis(heads, below).supported
-    assert "L1H0, L0H1" in analysis.head_hypothesis(heads, above).text
+    found = analysis.head_finding(above)
+    assert found.spec.key == "ad-compression/recency-heads-used" and found.spec.rule == registry.CAUSAL_RULE
+    assert found.verdict == "supported" and analysis.head_finding(below).verdict == "not supported"
+    assert found.measured == {registry.CAUSAL: pytest.approx(0.5)} and found.control == {registry.CAUSAL: pytest.approx(9.5 - 18.0)}
     record = analysis.head_record(heads, above, tasks=100, T=60)
     assert record["verdict"] == "supported" and record["draws"] == 20 and record["percentile"] == 95.0
     assert record["p_value"] == pytest.approx(2 / 21) and record["heads"] == ["transformer.blocks.1.attn:0", "transformer.blocks.0.attn:1"]
     assert "100 held-out bandits" in record["metric"] and "L1H0" in record["finding"]
-    hs = analysis.chapter_hypotheses(*_ch4_inputs(), head_study=type("S", (), {"heads": heads, "comparison": below})())
-    assert len(hs) == 5 and hs[4].supported is False and len(analysis.chapter_hypotheses(*_ch4_inputs())) == 4
 
 
 def test_regret_metric_is_the_in_context_regret_and_seeded():

@@ -121,16 +121,22 @@ def test_attention_chosen_heads_reads_recency_and_lag_peak():
     assert chosen == {"recency": (1, 2), "period": (0, 3)}
 
 
-def test_causal_hypothesis_needs_a_majority_of_generators():
+def test_heads_used_finding_needs_a_majority_of_generators_and_beats_a_random_set():
     from attnbook.intervene import RandomComparison
 
     random = tuple(0.01 * i for i in range(28))
     win = RandomComparison((("l0", 0),), 1.0, 1.0, random, True, "mean")
     lose = RandomComparison((("l0", 0),), 1.0, 0.0, random, True, "mean")
     tests = {f"g{i}": (win if i < Q.CAUSAL_MAJORITY else lose) for i in range(9)}
-    assert Q.causal_hypothesis(tests).supported
+    # each random set against the other 27: above their 95th percentile (the 26th smallest) only for the two largest
+    assert Q.random_set_count(tests) == pytest.approx(9 * 2 / 28)
+    found = Q.heads_used_finding(tests)
+    assert found.verdict == "supported" and found.measured == {"processes where the heads matter": float(Q.CAUSAL_MAJORITY)}
+    assert found.control == {"processes where the heads matter": pytest.approx(9 * 2 / 28)}
     tests["g0"] = lose
-    h = Q.causal_hypothesis(tests)
-    assert not h.supported and h.measured.startswith(f"{Q.CAUSAL_MAJORITY - 1} of 9")
+    found = Q.heads_used_finding(tests)
+    assert found.verdict == "not supported" and found.detail.startswith(f"{Q.CAUSAL_MAJORITY - 1} of 9")
+    with pytest.raises(InvalidInputError, match="two random sets"):
+        Q.random_set_count({"g": RandomComparison((("l0", 0),), 1.0, 1.0, (0.0,), True, "mean")})
     records = Q.causal_records({"g1": win}, {"g1": {"recency": (1, 2), "period": (0, 3)}})
     assert records[0]["finding"] == "g1: recency head L1H2, period head L0H3" and records[0]["verdict"] == "supported"

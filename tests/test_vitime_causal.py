@@ -3,6 +3,7 @@ forecast-change metric, the paired exp1/exp2 ratio against random head sets, and
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -115,8 +116,12 @@ def test_ratio_comparison_pairs_the_sets_and_counts_as_a_permutation_test():
     rec = r.record("finding", "metric")
     assert rec["effect"] == 3.0 and rec["random_mean"] == 2.125 and rec["draws"] == 4 and rec["verdict"] == "not supported"
     assert rec["heads"] == ["a:0"] and rec["how"] == "mean" and "ratio exp1/exp2" in rec["rule"]
-    h = r.hypothesis("text")
-    assert not h.supported and "ratio 3.000" in h.measured and h.rule == rec["rule"]
+    from attnbook.registry import CAUSAL, spec
+
+    f = r.finding(spec("vitime-harmonics/best-head-used-for-period"))
+    q95 = same.quantile(95)  # 4.0
+    assert f.measured == {CAUSAL: 3.0 - q95} and f.control == {CAUSAL: 2.0 - q95}  # the random ratios' median is 2.0
+    assert f.verdict == "not supported" and "percentile 50, p = 0.600; 4 random sets of 1 head(s)" in f.detail
 
 
 def test_ratio_comparison_refuses_unpaired_runs_and_survives_a_zero_denominator():
@@ -155,9 +160,13 @@ def test_period_head_tests_match_an_independent_computation():
     frame = va.causal_frame(tests)
     assert frame.shape[0] == 6 and list(frame.index.get_level_values(1)[:3]) == ["experiment 1", "experiment 2", "ratio exp 1 / exp 2"]
     assert frame.loc[("two heads", "experiment 2"), "chosen"] == tests[1].exp2.effect
-    hyps = va.causal_hypotheses(tests)
-    assert len(hyps) == 6 and [h.supported for h in hyps] == [c.exceeds(95) for t in tests for c in (t.exp1, t.exp2, t.ratio)]
-    assert list(frame["verdict"]) == [h.verdict for h in hyps]
+    with pytest.raises(InvalidInputError, match="labelled"):
+        va.causal_findings(tests)  # "two heads" is not a head set the registry declares
+    found = va.causal_findings([tests[0], dataclasses.replace(tests[1], label="top-3 heads")])
+    assert [f.spec.key.split("/")[1] for f in found] == ["best-head-used-exp1", "best-head-used-exp2", "best-head-used-for-period",
+                                                         "top3-used-exp1", "top3-used-exp2", "top3-used-for-period"]
+    assert [f.verdict == "supported" for f in found] == [c.exceeds(95) for t in tests for c in (t.exp1, t.exp2, t.ratio)]
+    assert list(frame["verdict"]) == [f.verdict for f in found]
     records = va.causal_records(tests, "forecast change")
     assert len(records) == 6 and records[2]["metric"] == "ratio of forecast change" and records[0]["effect"] == tests[0].exp1.effect
     assert all(set(r) >= {"finding", "metric", "heads", "how", "effect", "random_mean", "percentile", "p_value", "draws", "rule", "verdict"}

@@ -191,3 +191,22 @@ def test_pretrain_records_the_held_out_curve_and_keys_the_cache_by_it(tmp_path, 
     assert len(fig.axes[0].lines) == 1 + 1 + 2  # the curve, the best step, a level, a bar
     with pytest.raises(InvalidInputError, match="history"):
         learning_curve(plain, {})
+
+
+def test_the_bars_are_the_registered_finding_against_the_draft_alone():
+    from attnbook.registry import spec
+
+    assert forecasting.BARS["quick"] == (("history mean", "<=", 0.7), ("repeat last period", "<", 1.0))  # read from the registry
+    assert forecasting.BARS["full"] == (("repeat last period", "<=", 0.8),)
+    assert spec(forecasting.BAR_FINDINGS["full"]).profiles == ("full",)
+    ones = np.ones(64)
+    errs = {"model (expectation)": 0.6 * ones, "history mean": ones, "repeat last period": 0.7 * ones, "seasonal average": 0.75 * ones}
+    found = forecasting.bar_finding(errs, "quick")
+    assert found.verdict == "supported" and found.measured == {"÷ history mean": pytest.approx(0.6), "÷ repeat last period": pytest.approx(0.6 / 0.7)}
+    assert found.control == {"÷ history mean": pytest.approx(0.75), "÷ repeat last period": pytest.approx(0.75 / 0.7)}
+    assert "paired 95 % CI, 64 series" in found.detail
+    errs["seasonal average"] = 0.65 * ones  # the draft alone would meet the bars: the model meeting them says nothing
+    assert forecasting.bar_finding(errs, "quick").verdict == "not supported"
+    assert forecasting.bar_finding(errs, "full").verdict == "not supported"  # 0.6 / 0.7 > 0.8
+    with pytest.raises(InvalidInputError, match="profile"):
+        forecasting.bar_finding(errs, "medium")

@@ -338,20 +338,25 @@ def test_peak_window():
         lags.contrast_window(10.0, 16.0)
 
 
-def test_chapter_3_hypothesis_rules_on_hand_made_measurements():
-    from attnbook.vitime.analysis import chapter_hypotheses
+def test_chapter_3_attention_findings_on_hand_made_measurements():
+    from attnbook.vitime.analysis import attention_findings
 
-    base = dict(exp2_contrast_p31=1.6, random_contrast_p31=1.0, held_contrasts={"24": 2.5, "40": 2.1, "90": 3.0}, random_contrast_p63=1.0,
-                top_corr=0.6, all_corr=0.2, rollout_contrast=2.2, rollout_random=1.0, model_mse=0.5, baseline_mse=0.6)
-    verdicts = lambda **change: [h.supported for h in chapter_hypotheses(**{**base, **change})]  # noqa: E731
-    assert verdicts() == [True] * 5
-    assert verdicts(exp2_contrast_p31=1.49)[0] is False
-    assert verdicts(held_contrasts={"24": 2.5, "40": 1.99})[1] is False
-    assert verdicts(top_corr=0.45)[2] is False and verdicts(top_corr=0.6, all_corr=0.7)[2] is False
-    assert verdicts(rollout_contrast=1.99)[3] is False
-    assert verdicts(model_mse=0.6)[4] is False  # equal is not better
-    hyps = chapter_hypotheses(**base)
-    assert hyps[1].measured == "24: 2.500, 40: 2.100, 90: 3.000" and hyps[4].control == "repeat last period 0.600"
+    base = dict(best_contrast=3.0, peak_err=4.0, random_best_contrast=1.1, random_peak_err=30.0, exp2_contrast=1.1,
+                exp2_contrast_p31=1.6, random_contrast_p31=1.0, held_contrasts={"24": 2.5, "40": 2.1, "90": 3.0}, random_contrast_p63=1.0,
+                top_corr=0.6, all_corr=0.2, rollout_contrast=2.2, rollout_random=1.0)
+    verdicts = lambda **change: [f.verdict for f in attention_findings(**{**base, **change})]  # noqa: E731
+    assert verdicts() == ["supported"] * 6
+    assert verdicts(peak_err=8.5)[0] == "not supported"  # both conditions must hold
+    assert verdicts(random_best_contrast=2.5, random_peak_err=3.0)[0] == "not supported"  # the control passes too
+    assert verdicts(best_contrast=1.4)[1] == "not supported"  # the control (experiment 1) would pass "< 1.5"
+    assert verdicts(exp2_contrast_p31=1.49)[2] == "not supported"
+    assert verdicts(held_contrasts={"24": 2.5, "40": 1.99})[3] == "not supported"
+    assert verdicts(top_corr=0.45)[4] == "not supported" and verdicts(top_corr=0.6, all_corr=0.7)[4] == "not supported"
+    assert verdicts(rollout_contrast=1.99)[5] == "not supported"
+    assert verdicts(rollout_contrast=math.nan)[5] == "inconclusive"
+    found = attention_findings(**base)
+    assert found[3].measured == {"lowest contrast": 2.1} and found[3].detail == "24: 2.500, 40: 2.100, 90: 3.000"
+    assert found[0].control == {"period contrast": 1.1, "peak error (samples)": 30.0}
 
 
 def _forecast_scores(model_held: list[float], mean=(1.0, 0.6, 1.0, 0.5), rlp=(2.4, 0.9, 1.1, 0.3), model_exp1=1.5):
@@ -363,24 +368,30 @@ def _forecast_scores(model_held: list[float], mean=(1.0, 0.6, 1.0, 0.5), rlp=(2.
     return pd.DataFrame(rows).T
 
 
-def test_forecast_hypothesis_needs_both_baselines_beaten_on_every_held_out_input():
+def test_forecast_findings_need_both_baselines_beaten_on_every_held_out_input():
     from attnbook.errors import InvalidInputError
-    from attnbook.vitime.analysis import forecast_hypothesis, forecast_reading
+    from attnbook.vitime.analysis import forecast_findings, forecast_reading
 
     beats = _forecast_scores([0.5, 0.3, 0.55, 0.15])  # better baselines: 1.0, 0.6, 1.0, 0.3
-    h = forecast_hypothesis(beats)
-    assert h.supported and h.measured == "P=48: 0.500, P=80: 0.500, P=100: 0.550, mixture 57.5+41.3: 0.500 (model MSE / better baseline's)"
+    e1, held = forecast_findings(beats)
+    assert e1.measured == {"MSE ÷ repeat last period": pytest.approx(1.5 / 0.61)} and e1.verdict == "not supported"
+    assert held.verdict == "supported" and held.measured == {"largest MSE ratio": 0.55}
+    assert held.detail == "P=48: 0.500, P=80: 0.500, P=100: 0.550, mixture 57.5+41.3: 0.500"
+    assert forecast_findings(_forecast_scores([0.5, 0.3, 0.55, 0.15], model_exp1=0.6))[0].verdict == "supported"
+    assert forecast_findings(_forecast_scores([0.5, 0.3, 0.55, 0.15], model_exp1=0.61))[0].verdict == "not supported"  # equal is not better
     assert forecast_reading(beats).startswith("On every held-out input the model beats both baselines, by at least 45.000 %")
     # beats the history mean everywhere but not repeat-last-period on the mixture (0.3): not supported
-    assert not forecast_hypothesis(_forecast_scores([0.5, 0.3, 0.55, 0.31])).supported
+    assert forecast_findings(_forecast_scores([0.5, 0.3, 0.55, 0.31]))[1].verdict == "not supported"
     flat = _forecast_scores([1.01, 0.61, 1.005, 0.49])  # within 5 % of the history mean's everywhere
-    assert not forecast_hypothesis(flat).supported
+    assert forecast_findings(flat)[1].verdict == "not supported"
     assert forecast_reading(flat).startswith("On every input the forecast's error is within 2.000 % of the history mean's")  # 0.49 against 0.5
     mixed = _forecast_scores([0.5, 0.3, 1.5, 0.15])
     assert forecast_reading(mixed) == ("The forecast is not flat (up to 70.000 % from the history mean's error), but it loses to the "
                                        "better baseline on P=100")
     with pytest.raises(InvalidInputError, match="held out"):
-        forecast_hypothesis(beats.loc[["experiment 1"]])
+        forecast_findings(beats.loc[["experiment 1"]])
+    with pytest.raises(InvalidInputError, match="experiment 1"):
+        forecast_findings(beats.drop("experiment 1"))
 
 
 def test_held_out_mixture_is_held_out_and_not_exactly_periodic():

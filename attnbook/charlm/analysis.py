@@ -1,7 +1,13 @@
-"""Tables over char-LM runs: the seed's results table, metrics over training, correlations.
+"""Tables over char-LM runs: the seed's results table, metrics over training, correlations; the
+chapter's checks and findings; the causal test of the heads attention points to.
 
 Aggregation over seeds uses the standard error ``std / √n`` (ddof 1); the seed's code divided
 by ``n``, which understates the spread — we do not copy that.
+
+Most findings say that something *forms during training*; their control is the same runs' step-0
+(untrained) snapshot, measured the same way. The correlations between attention statistics and the
+validation loss or sample quality are described, not tested: both sides trend with the training
+step, so they correlate whatever attention does.
 """
 
 from __future__ import annotations
@@ -14,14 +20,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..claims import Claim, Hypothesis, fmt
+from ..claims import Check, Finding, fmt
 from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
 from .experiment import RunResult, Settings
 
 __all__ = ["by_dataset", "stored_window", "window_maps", "mean_se", "runs_table", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
-           "head_similarity", "floor_crossing", "js_reference", "chapter_claims", "chapter_hypotheses", "learning_summary",
-           "generation_attention", "SEED_BEST_VAL", "USE_SETS", "MIDDLE_NOT_RUN", "head_distinctness", "distinct_count", "choose_heads",
+           "correlation_reading", "head_similarity", "floor_crossing", "floor_crossing_loss", "js_reference", "chapter_checks",
+           "depth_order", "largest_head_value", "sink_ratio", "diversity_timing", "chapter_findings", "findings_glue", "learning_summary",
+           "generation_attention", "SEED_BEST_VAL",
+           "PREVIOUS", "DISTINCT", "USE_KEYS", "MIDDLE_NOT_RUN", "head_distinctness", "distinct_count", "choose_heads",
            "loss_metric", "UseTest", "use_test", "USE_GLUE", "use_reading", "use_glue"]
 
 #: the seed study's best validation loss per corpus (nats / char; 6×6×384, block 256, GPU, 5k / 100k steps)
@@ -113,6 +121,13 @@ def correlations(results: Sequence[RunResult], metrics: Sequence[str] = ("entrop
     return pd.DataFrame(rows, columns=["dataset", "metric", "against", "spearman", "p", "n"])
 
 
+def correlation_reading(corr: pd.DataFrame, metric: str, against: str) -> str:
+    """``"<corpus>: ρ=…, …"``: the Spearman ρ of ``metric`` against ``against`` per corpus, from
+    :func:`correlations` ("none" without rows)."""
+    rows = corr[(corr.metric == metric) & (corr.against == against)]
+    return ", ".join(f"{d}: ρ={fmt(float(v))}" for d, v in zip(rows.dataset, rows.spearman)) or "none"
+
+
 def overhead_table(results: Sequence[RunResult]) -> pd.DataFrame:
     """Per run: training seconds, seconds inside the attention tracker and the sampler, and the
     tracking overhead ``train / (train − tracker)`` (the sampler is a separate, optional cost)."""
@@ -171,16 +186,36 @@ def head_similarity(run: RunResult, snapshot: int = -1) -> tuple[float, float]:
     return float(D[same_layer & ~np.eye(L * H, dtype=bool)].mean()), float(D[~same_layer].mean())
 
 
+def _first_below(run: RunResult, floor: float) -> int | None:
+    """The history index of the first evaluation whose validation loss is below ``floor`` and that
+    has a snapshot; None if there is none."""
+    steps, val = np.asarray(run.history.steps), np.asarray(run.history.val_loss)
+    below = np.flatnonzero(val < floor)
+    if not below.size or int(steps[below[0]]) not in run.steps:
+        return None
+    return int(below[0])
+
+
 def floor_crossing(run: RunResult, floor: float, layer: int = 0) -> float:
     """Share of ``layer``'s total entropy drop already done at the first evaluation whose validation
     loss is below ``floor``: ``(e_0 − e_cross) / (e_0 − e_end)``; NaN if the floor is never crossed
     or that evaluation has no snapshot."""
-    steps, val = np.asarray(run.history.steps), np.asarray(run.history.val_loss)
-    below = steps[val < floor]
-    if not below.size or int(below[0]) not in run.steps:
+    k = _first_below(run, floor)
+    if k is None:
         return math.nan
     e = run.snapshots["entropy"][:, layer].mean(-1)
-    return float((e[0] - e[run.steps.index(int(below[0]))]) / (e[0] - e[-1]))
+    return float((e[0] - e[run.steps.index(int(run.history.steps[k]))]) / (e[0] - e[-1]))
+
+
+def floor_crossing_loss(run: RunResult, floor: float) -> float:
+    """The same share for the validation loss itself: ``(L_0 − L_cross) / (L_0 − L_end)`` at the
+    evaluation :func:`floor_crossing` reads (what attention sharpening in step with the loss would
+    give); NaN where :func:`floor_crossing` is."""
+    k = _first_below(run, floor)
+    if k is None:
+        return math.nan
+    val = np.asarray(run.history.val_loss)
+    return float((val[0] - val[k]) / (val[0] - val[-1]))
 
 
 def js_reference(run: RunResult, snapshot: int = -1) -> dict[str, float]:
@@ -204,14 +239,15 @@ def js_reference(run: RunResult, snapshot: int = -1) -> dict[str, float]:
     return {"min": float(np.min(values)), "max": float(np.max(values)), "max_difference": float(np.abs(ours - ref).max())}
 
 
-def chapter_claims(results: Sequence[RunResult], floors: dict[str, float], profile: str, fresh_weights=None,
-                   generation: dict | None = None) -> list[Claim]:
-    """What chapter 5 stands on, for the corpora that ran (none: no claims). Per corpus: step-0 entropy
+def chapter_checks(results: Sequence[RunResult], floors: dict[str, float], profile: str, fresh_weights=None,
+                   generation: dict | None = None) -> list[Check]:
+    """What chapter 5 stands on, for the corpora that ran (none: no checks). Per corpus: step-0 entropy
     within 1 % of the uniform-causal value and a final validation loss below the bigram floor
-    (``floors``); tiny Shakespeare ≤ 2.0 in ``quick``; over all runs: entropy falls in every layer, no
-    head collapses, head diversity agrees with scipy; ``fresh_weights`` (L, B, H, T, T), a fresh capture
-    of a trained model (:func:`~attnbook.charlm.tracking.causal_maps`): causal and row-stochastic;
-    ``generation`` (:func:`generation_attention`): maps recorded while sampling equal one forward."""
+    (``floors``); tiny Shakespeare ≤ 2.0 in ``quick``; over all runs: entropy falls in every layer (it
+    starts uniform, so any learning lowers it), no head collapses, head diversity agrees with scipy;
+    ``fresh_weights`` (L, B, H, T, T), a fresh capture of a trained model
+    (:func:`~attnbook.charlm.tracking.causal_maps`): causal and row-stochastic; ``generation``
+    (:func:`generation_attention`): maps recorded while sampling equal one forward."""
     from .tracking import uniform_causal
 
     if not results:
@@ -223,91 +259,144 @@ def chapter_claims(results: Sequence[RunResult], floors: dict[str, float], profi
     drop = max(float((r.snapshots["entropy"][-1].mean(-1) - r.snapshots["entropy"][0].mean(-1)).max()) for r in results)
     min_head = min(float(r.snapshots["entropy"].min()) for r in results)
     js = [js_reference(r) for r in results]  # scipy's unclamped JS on the stored window, last snapshot
-    claims = [Claim(f"step 0: mean entropy within 1% of (1/T) Σ ln t = {uniform['entropy']:.3f} ({name}, worst seed)", entropy0[name], "<=", 0.01)
+    checks = [Check(f"step 0: mean entropy within 1% of (1/T) Σ ln t = {uniform['entropy']:.3f} ({name}, worst seed)", entropy0[name], "<=", 0.01)
               for name in groups]
-    claims += [Claim(f"final val loss − bigram floor ({name}, worst seed)", final_gap[name], "<", 0.0) for name in groups]
+    checks += [Check(f"final val loss − bigram floor ({name}, worst seed)", final_gap[name], "<", 0.0) for name in groups]
     if "tinyshakespeare" in groups and profile == "quick":
-        claims.append(Claim("tiny Shakespeare final val loss (worst seed), quick profile",
+        checks.append(Check("tiny Shakespeare final val loss (worst seed), quick profile",
                             max(r.history.val_loss[-1] for r in groups["tinyshakespeare"]), "<=", 2.0))
-    claims += [
-        Claim("entropy at the last snapshot − the first, every layer of every run (max)", drop, "<", 0.0),
-        Claim("no collapsed head: lowest mean entropy of any head at any snapshot (nats)", min_head, ">", 0.05),
-        Claim("JS between heads (scipy, unclamped, every run's last snapshot): lowest", min(j["min"] for j in js), ">=", 0.0),
-        Claim("JS between heads (scipy): highest, bounded by ln 2 = 0.693 (+1e-9 for rounding)", max(j["max"] for j in js), "<=", math.log(2) + 1e-9),
-        Claim("head diversity: attnbook.metrics vs scipy, largest difference", max(j["max_difference"] for j in js), "<=", 1e-4),
+    checks += [
+        Check("entropy at the last snapshot − the first, every layer of every run (max)", drop, "<", 0.0),
+        Check("no collapsed head: lowest mean entropy of any head at any snapshot (nats)", min_head, ">", 0.05),
+        Check("JS between heads (scipy, unclamped, every run's last snapshot): lowest", min(j["min"] for j in js), ">=", 0.0),
+        Check("JS between heads (scipy): highest, bounded by ln 2 = 0.693 (+1e-9 for rounding)", max(j["max"] for j in js), "<=", math.log(2) + 1e-9),
+        Check("head diversity: attnbook.metrics vs scipy, largest difference", max(j["max_difference"] for j in js), "<=", 1e-4),
     ]
     if fresh_weights is not None:
-        claims += [Claim("fresh capture of a trained model: largest weight above the diagonal", float(fresh_weights.triu(1).abs().max()), "<=", 0.0),
-                   Claim("fresh capture: largest |row sum − 1|", float((fresh_weights.sum(-1) - 1).abs().max()), "<=", 1e-5)]
+        checks += [Check("fresh capture of a trained model: largest weight above the diagonal", float(fresh_weights.triu(1).abs().max()), "<=", 0.0),
+                   Check("fresh capture: largest |row sum − 1|", float((fresh_weights.sum(-1) - 1).abs().max()), "<=", 1e-5)]
     if generation is not None:
-        claims.append(Claim("maps recorded while sampling (KV cache) − one forward over the same text: largest |difference|",
+        checks.append(Check("maps recorded while sampling (KV cache) − one forward over the same text: largest |difference|",
                             generation["capture_vs_forward"], "<=", 1e-5))
-    return claims
+    return checks
 
 
-def chapter_hypotheses(results: Sequence[RunResult], floors: dict[str, float], corr: pd.DataFrame, induction_period: int,
-                       generation: dict | None = None, use: UseTest | None = None) -> dict[str, Hypothesis]:
-    """The seed's statements and the literature's, each with its rule fixed in advance, keyed for the
-    prose (``h_focus`` …); "on every corpus" means every corpus that ran; with ``use`` (:func:`use_test`)
-    also its two causal hypotheses (``h_use_prev``, ``h_use_distinct``). No runs: none."""
+# -- findings: each measured at the last snapshot and, as its control, the same way at step 0 -------
+
+def depth_order(results: Sequence[RunResult], snapshot: int = -1) -> dict[str, float]:
+    """Per corpus: the Pearson r between layer index and the layer's mean span at ``snapshot``, mean
+    over the corpus's runs (NaN where the spans are all equal)."""
+    out = {}
+    for name, runs in by_dataset(results).items():
+        spans = layer_series(runs, "span")[:, snapshot]  # (runs, L)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[name] = float(np.mean([np.corrcoef(np.arange(s.size), s)[0, 1] if np.ptp(s) > 0 else math.nan for s in spans]))
+    return out
+
+
+def largest_head_value(results: Sequence[RunResult], metric: str, snapshot: int = -1) -> float:
+    """The largest value of a per-head ``metric`` (e.g. ``"previous_token"``) of any head of any run at ``snapshot``."""
+    return max(float(np.nanmax(r.snapshots[metric][snapshot])) for r in results)
+
+
+def sink_ratio(results: Sequence[RunResult], snapshot: int = -1) -> float:
+    """The largest layer-mean mass on position 0 of any run and layer at ``snapshot``, over uniform
+    causal attention's (:func:`~attnbook.charlm.tracking.uniform_causal`)."""
+    from .tracking import uniform_causal
+
+    sink = max(float(np.nanmean(r.snapshots["sink"][snapshot], axis=-1).max()) for r in results)
+    return sink / uniform_causal(results[0].maps.shape[-1])["sink"]
+
+
+def diversity_timing(results: Sequence[RunResult]) -> dict[str, float]:
+    """When head diversity (mean over layers) rises: ``share``, its value a quarter into the snapshots
+    over its final value (mean over runs); ``change``, final − step 0 (lowest over runs);
+    ``linear_share``, the share a straight line in steps from each run's step-0 to its final value
+    would reach at the same snapshot (mean over runs); ``start``, ``quarter``, ``end`` (means)."""
+    div = np.stack([layer_series([r], "diversity")[0].mean(-1) for r in results])  # (runs, snapshots)
+    q = div.shape[1] // 4
+    fraction = np.array([r.steps[q] / r.steps[-1] for r in results])
+    d0, dq, d_end = div[:, 0], div[:, q], div[:, -1]
+    return {"share": float((dq / d_end).mean()), "change": float((d_end - d0).min()),
+            "linear_share": float(((d0 + fraction * (d_end - d0)) / d_end).mean()),
+            "start": float(d0.mean()), "quarter": float(dq.mean()), "end": float(d_end.mean()), "quarter_step": int(results[0].steps[q])}
+
+
+def _finite_mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def chapter_findings(results: Sequence[RunResult], floors: dict[str, float], generation: dict | None = None,
+                     use: UseTest | None = None) -> list[Finding]:
+    """The chapter's findings (:mod:`attnbook.registry`, ``charlm-evolution/…``), each measured on the
+    trained runs and on its control — for most the same runs' step-0 (untrained) snapshot, measured
+    the same way; "on every corpus" means every corpus that ran. With ``generation``
+    (:func:`generation_attention`) also attention while writing; with ``use`` (:func:`use_test`) its
+    two causal findings. No runs: none."""
+    from ..registry import spec
     from .tracking import uniform_causal
 
     if not results:
-        return {}
-    groups = by_dataset(results)
+        return []
+    c = "charlm-evolution/"
     uniform = uniform_causal(results[0].maps.shape[-1])
-    final = lambda name, metric: layer_series(groups[name], metric)[:, -1]  # (runs, L) at the end  # noqa: E731
-    induction_max = max(float(r.snapshots["induction"][-1].max()) for r in results)
-    prev_max = max(float(r.snapshots["previous_token"][-1].max()) for r in results)
-    depth_rho = {name: float(np.mean([np.corrcoef(np.arange(s.size), s)[0, 1] for s in final(name, "span")])) for name in groups}
-    within, between = np.mean([head_similarity(r) for r in results], axis=0)
-    div = np.stack([layer_series([r], "diversity")[0].mean(-1) for r in results])  # (runs, snapshots)
-    quarter = div.shape[1] // 4
-    sink_max = max(float(final(name, "sink").max()) for name in groups)
-    entropy_change = [r.snapshots["entropy"][-1].mean() - r.snapshots["entropy"][0].mean() for r in results]
-    span_change = float(np.mean([r.snapshots["span"][-1].mean() - r.snapshots["span"][0].mean() for r in results]))
-    cross = float(np.nanmean([floor_crossing(r, floors[r.spec.dataset]) for r in results]))
-    rho = lambda m, t: corr[(corr.metric == m) & (corr.against == t)].set_index("dataset")["spearman"]  # noqa: E731
-    listed = lambda series: ", ".join(f"{d}: ρ={fmt(float(v))}" for d, v in series.items())  # noqa: E731
-    out = {
-        "h_focus": Hypothesis("seed: attention becomes more focused (entropy falls) as training goes on",
-                              f"mean entropy change {fmt(float(np.mean(entropy_change)))} nats", f"uniform {fmt(uniform['entropy'])}",
-                              "mean entropy at the end < at the start in every run", all(c < 0 for c in entropy_change)),
-        "h_span": Hypothesis("seed: the attention span increases then stabilises", f"mean distance change {fmt(span_change)} chars",
-                             f"uniform {fmt(uniform['span'])}", "span at the end > at the start", span_change > 0),
-        "h_depth": Hypothesis("seed / Sukhbaatar 2019 / Vig 2019: later layers attend further (span grows with depth)",
-                              ", ".join(f"{n}: r={fmt(v)}" for n, v in depth_rho.items()), "r = 0: no depth order",
-                              "correlation of layer index with final span > 0.5 on every corpus", all(v > 0.5 for v in depth_rho.values())),
-        "h_spanloss": Hypothesis("seed: attention span correlates with validation loss", listed(rho("span", "val_loss")),
-                                 "ρ = 0", "|Spearman ρ| > 0.5 on every corpus", bool((rho("span", "val_loss").abs() > 0.5).all())),
-        "h_quality": Hypothesis("seed: lower entropy goes with better samples (coherence)", listed(rho("entropy", "coherence")),
-                                "ρ = 0", "Spearman ρ(entropy, coherence) < −0.5 on every corpus", bool((rho("entropy", "coherence") < -0.5).all())),
-        "h_prev": Hypothesis("Elhage 2021: a previous-token head forms", f"largest mass on i−1: {fmt(prev_max)}", "uniform: ≈ 1/i",
-                             "some head puts > 0.5 on the previous character", prev_max > 0.5),
-        "h_induction": Hypothesis("Olsson 2022: induction heads form (at this scale)", f"largest induction score: {fmt(induction_max)}",
-                                  f"uniform over a {2 * induction_period}-token prefix: ≈ {fmt(1 / (1.5 * induction_period))}",
-                                  "some head puts > 0.3 on the token after the previous occurrence", induction_max > 0.3),
-        "h_clark": Hypothesis("Clark 2019: heads of a layer resemble each other more than heads of other layers",
-                              f"within-layer JS {fmt(float(within))}", f"between-layer JS {fmt(float(between))}", "within < between", bool(within < between)),
-        "h_voita": Hypothesis("Voita / Michel 2019: head diversity rises early, then plateaus",
-                              f"diversity at a quarter of training / at the end: {fmt(float((div[:, quarter] / div[:, -1]).mean()))}",
-                              f"start {fmt(float(div[:, 0].mean()))}, end {fmt(float(div[:, -1].mean()))}", "end > start and ≥ 80 % of the end value by a quarter",
-                              bool((div[:, -1] > div[:, 0]).all() and (div[:, quarter] / div[:, -1]).mean() >= 0.8)),
-        "h_sink": Hypothesis("Xiao 2023: an attention sink forms at position 0", f"largest layer-mean mass on position 0 at the end: {fmt(sink_max)}",
-                             f"uniform {fmt(uniform['sink'])}", "> 2 × uniform in some layer", sink_max > 2 * uniform["sink"]),
-        "h_bietti": Hypothesis("Bietti 2023: the bigram floor is crossed before attention sharpens",
-                               f"share of layer 0's entropy drop done at the crossing: {fmt(cross)}", "1 = all of it", "< 0.5", bool(cross < 0.5)),
-    }
+    span0, span_end = (float(np.mean([r.snapshots["span"][k].mean() for r in results])) for k in (0, -1))
+    depth, depth0 = depth_order(results), depth_order(results, 0)
+    (within, between), (within0, between0) = (np.mean([head_similarity(r, k) for r in results], axis=0) for k in (-1, 0))
+    div = diversity_timing(results)
+    cross = _finite_mean([floor_crossing(r, floors[r.spec.dataset]) for r in results])
+    cross_loss = _finite_mean([floor_crossing_loss(r, floors[r.spec.dataset]) for r in results])
+    listed = lambda d: ", ".join(f"{n} {fmt(v)}" for n, v in d.items())  # noqa: E731
+    found = [
+        spec(c + "span-increases").result(span_end - span0, 0.0, detail=f"step 0 {fmt(span0)} → last snapshot {fmt(span_end)} characters "
+                                                                         f"(uniform causal {fmt(uniform['span'])})"),
+        spec(c + "later-layers-attend-further").result(min(depth.values()), min(depth0.values()),
+                                                       detail=f"r at the end: {listed(depth)}; at step 0: {listed(depth0)}"),
+        spec(c + "previous-token-head").result(largest_head_value(results, "previous_token"), largest_head_value(results, "previous_token", 0)),
+        spec(c + "induction-heads").result(largest_head_value(results, "induction"), largest_head_value(results, "induction", 0)),
+        spec(c + "heads-of-a-layer-alike").result(float(within / between), float(within0 / between0),
+                                                  detail=f"within {fmt(float(within))}, between {fmt(float(between))} nats"),
+        spec(c + "diversity-rises-early").result(
+            {"share of the final diversity at a quarter": div["share"], "lowest diversity change": div["change"]},
+            {"share of the final diversity at a quarter": div["linear_share"], "lowest diversity change": div["change"]},
+            detail=f"diversity {fmt(div['start'])} at step 0, {fmt(div['quarter'])} at step {div['quarter_step']}, {fmt(div['end'])} at the end"),
+        spec(c + "attention-sink").result(sink_ratio(results), sink_ratio(results, 0), detail=f"uniform mass on position 0 {fmt(uniform['sink'])}"),
+        spec(c + "floor-before-sharpening").result(cross, cross_loss,
+                                                   inconclusive="" if math.isfinite(cross) else "no run crossed its bigram floor at a snapshot"),
+    ]
     if generation is not None:
-        rel = generation["relative_entropy_difference"]
-        out["h_generation"] = Hypothesis(
-            "seed: attention during generation differs slightly from training patterns",
-            f"mean |ΔH| / H over heads, own samples vs validation text: {fmt(rel)} (H {fmt(generation['entropy_sampled'])} vs "
-            f"{fmt(generation['entropy_validation'])} nats)",
-            f"same text read vs recorded while sampling: max |Δw| {fmt(generation['capture_vs_forward'])}",
-            "0.01 < mean relative entropy difference < 0.2 (different, but slightly)", bool(0.01 < rel < 0.2))
+        found.append(spec(c + "generation-differs-slightly").result(
+            generation["relative_entropy_difference"], generation["validation_vs_validation"],
+            detail=f"H {fmt(generation['entropy_sampled'])} on own samples vs {fmt(generation['entropy_validation'])} nats on validation text"))
     if use is not None:
-        out.update(use.hypotheses())
+        found += use.findings()
+    return found
+
+
+def _glue_name(key: str) -> str:
+    return key.split("/", 1)[1].replace("-", "_")
+
+
+def _reading(f: Finding) -> str:
+    """A finding's values for the prose: the model's, then the control's."""
+    values = lambda d: fmt(next(iter(d.values()))) if len(d) == 1 else ", ".join(f"{k} {fmt(v)}" for k, v in d.items())  # noqa: E731
+    return f"{values(f.measured)}; control {values(f.control)}"
+
+
+def findings_glue(found: Sequence[Finding]) -> dict[str, str]:
+    """The prose's glue values for every chapter-5 finding of the registry: ``<name>_verdict`` (the
+    verdict in bold), ``<name>_m`` (the model's and the control's values) and ``<name>_detail``, ``<name>``
+    being the key's short name with ``_`` for ``-``; "not run" for a finding the chapter did not measure."""
+    from ..registry import chapter_specs
+
+    by_key = {f.spec.key: f for f in found}
+    out = {}
+    for s in chapter_specs("charlm-evolution"):
+        f, name = by_key.get(s.key), _glue_name(s.key)
+        out[f"{name}_verdict"] = f"**{f.verdict}**" if f else "not run"
+        out[f"{name}_m"] = _reading(f) if f else "not run"
+        out[f"{name}_detail"] = (f.detail or f.reason) if f else "not run"
     return out
 
 
@@ -341,7 +430,9 @@ def generation_attention(model, corpus, *, windows: int = 8, prompt: int = 16, s
     ``capture_vs_forward``, the largest difference between those maps and one forward over the same
     text (the mechanism: 0 up to float rounding); ``entropy_sampled`` and ``entropy_validation``, the
     mean row entropy (nats) of every head on the sampled text and on as many validation windows of
-    the same length; ``relative_entropy_difference`` = mean over heads of ``|H_s − H_v| / H_v``.
+    the same length; ``relative_entropy_difference`` = mean over heads of ``|H_s − H_v| / H_v``; and,
+    as its control, ``validation_vs_validation``: the same measure between those validation windows
+    and as many other ones (how much two texts of the corpus differ).
     """
     import torch
 
@@ -351,7 +442,7 @@ def generation_attention(model, corpus, *, windows: int = 8, prompt: int = 16, s
 
     T = model.config.block_size
     rng = np.random.default_rng(seed)
-    starts = rng.choice(len(corpus.val) - 2 * T, size=2 * windows, replace=False)
+    starts = rng.choice(len(corpus.val) - 2 * T, size=3 * windows, replace=False)  # prompts, validation, other validation
     prompts = torch.as_tensor(np.stack([corpus.val[s:s + prompt] for s in starts[:windows]]).astype(np.int64))
     generator = torch.Generator().manual_seed(seed)
     model.eval()
@@ -359,18 +450,22 @@ def generation_attention(model, corpus, *, windows: int = 8, prompt: int = 16, s
         text = model.generate(prompts, T - prompt, temperature=temperature, top_k=top_k, generator=generator, use_cache=True)
     sampled = cap.to_maps()  # causal, over text[:, :-1]
     read = causal_maps(model, text[:, :-1])
-    validation = causal_maps(model, torch.as_tensor(np.stack([corpus.val[s:s + T - 1] for s in starts[windows:]]).astype(np.int64)))
+    read_val = lambda chosen: causal_maps(model, torch.as_tensor(np.stack([corpus.val[s:s + T - 1] for s in chosen]).astype(np.int64)))  # noqa: E731
     h_sampled = metrics.entropy(sampled).mean(1)  # (L, H)
-    h_validation = metrics.entropy(validation).mean(1)
+    h_validation = metrics.entropy(read_val(starts[windows:2 * windows])).mean(1)
+    h_other = metrics.entropy(read_val(starts[2 * windows:])).mean(1)
+    relative = lambda h: float(((h - h_validation).abs() / h_validation).mean())  # noqa: E731
     return {"capture_vs_forward": float((sampled.weights - read.weights).abs().max()),
             "entropy_sampled": float(h_sampled.mean()), "entropy_validation": float(h_validation.mean()),
-            "relative_entropy_difference": float(((h_sampled - h_validation).abs() / h_validation).mean()),
+            "relative_entropy_difference": relative(h_sampled), "validation_vs_validation": relative(h_other),
             "positions": T - 1, "windows": windows}
 
 
 # -- does the model use it? ---------------------------------------------------------------------------
-#: the causal test's hypotheses (keys for the prose) and the head sets they test, in table order
-USE_SETS = {"h_use_prev": "previous-token head", "h_use_distinct": "most distinct heads"}
+#: the causal test's two head sets, by name
+PREVIOUS, DISTINCT = "previous-token head", "most distinct heads"
+#: each head set's registered causal finding (:mod:`attnbook.registry`), in table order
+USE_KEYS = {PREVIOUS: "charlm-evolution/previous-token-head-used", DISTINCT: "charlm-evolution/distinct-heads-used"}
 
 #: why the causal test runs on the stored weights only (summary.json's ``not_run``)
 MIDDLE_NOT_RUN = ("the run cache stores one set of weights per run (those of the best validation loss, normally the last step); "
@@ -415,7 +510,7 @@ def choose_heads(previous_token: np.ndarray, distinctness: np.ndarray, count: in
         raise bad_argument(InvalidInputError, "count", f"between 1 and {L * H} heads", count)
     prev = int(np.argmax(p.ravel()))  # first of equal maxima
     order = sorted(range(L * H), key=lambda i: (-d.ravel()[i], i))[:count]
-    return {USE_SETS["h_use_prev"]: [divmod(prev, H)], USE_SETS["h_use_distinct"]: sorted(divmod(i, H) for i in order)}
+    return {PREVIOUS: [divmod(prev, H)], DISTINCT: sorted(divmod(i, H) for i in order)}
 
 
 def loss_metric(x, y):
@@ -439,7 +534,7 @@ def _head_label(pairs: Sequence[tuple[int, int]]) -> str:
 class UseTest:
     """The causal test of one run: which heads attention pointed to, and what mean-ablating them did
     to the validation loss beside random head sets of the same size (``comparisons``, one
-    :class:`~attnbook.intervene.RandomComparison` per set of :data:`USE_SETS`)."""
+    :class:`~attnbook.intervene.RandomComparison` per set of :data:`USE_KEYS`)."""
 
     run: str
     step: int                                  # training step of the stored weights (the best validation loss)
@@ -452,41 +547,42 @@ class UseTest:
     reference_windows: int                     # training windows of the head means
 
     def _statistic(self, name: str) -> str:
-        values = self.previous_token if name == USE_SETS["h_use_prev"] else self.distinctness
-        what = "mass on i−1" if name == USE_SETS["h_use_prev"] else "JS to layer-mates"
+        values = self.previous_token if name == PREVIOUS else self.distinctness
+        what = "mass on i−1" if name == PREVIOUS else "JS to layer-mates"
         return f"{what}: " + ", ".join(fmt(float(values[l, h])) for l, h in self.heads[name])
 
     def table(self) -> pd.DataFrame:
         """One row per head set: heads, their attention statistic, the clean loss, the effect, the
         random sets' mean / 95th percentile / maximum, percentile, p, sets and verdict."""
         rows = []
+        verdicts = {f.spec.key: f.verdict for f in self.findings()}
         for name, c in self.comparisons.items():
             r = np.asarray(c.random_effects)
             rows.append({"head set": name, "heads": _head_label(self.heads[name]), "attention": self._statistic(name),
                          "clean loss": c.clean, "effect": c.effect, "random mean": float(r.mean()), "random p95": c.quantile(95),
                          "random max": float(r.max()), "percentile": c.percentile, "p": c.p_value,
-                         "sets": f"all {c.draws}" if c.exact else f"{c.draws} random", "verdict": "supported" if c.exceeds(95) else "not supported"})
+                         "sets": f"all {c.draws}" if c.exact else f"{c.draws} random", "verdict": verdicts[USE_KEYS[name]]})
         return pd.DataFrame(rows).set_index("head set")
 
     def strips(self) -> dict[str, tuple[float, list[float]]]:
         """``{label: (effect, random effects)}`` for :func:`attnbook.plots.ablation_strips`; short labels
         ("previous-token", "most distinct": tick labels keep 14 characters), the heads are in :meth:`table`."""
-        short = {USE_SETS["h_use_prev"]: "previous-token", USE_SETS["h_use_distinct"]: "most distinct"}
+        short = {PREVIOUS: "previous-token", DISTINCT: "most distinct"}
         return {short[name]: (c.effect, list(c.random_effects)) for name, c in self.comparisons.items()}
 
-    def hypotheses(self) -> dict[str, Hypothesis]:
-        """The two hypotheses, keyed as :data:`USE_SETS` (rule: effect above the 95th percentile of the random sets)."""
-        texts = {"h_use_prev": "the previous-token head is used: mean-ablating it raises the validation loss more than other single heads",
-                 "h_use_distinct": "the most distinct heads (farthest JS from their layer-mates) are used: mean-ablating them raises "
-                                   "the validation loss more than random head sets of the same size"}
-        return {key: self.comparisons[name].hypothesis(f"{texts[key]} ({self.run}, step {self.step})") for key, name in USE_SETS.items()}
+    def findings(self) -> list[Finding]:
+        """The two registered causal findings (:data:`USE_KEYS`, :data:`attnbook.registry.CAUSAL_RULE`:
+        effect above the random sets' 95th percentile), in table order."""
+        from ..registry import spec
+
+        return [self.comparisons[name].finding(spec(key)) for name, key in USE_KEYS.items()]
 
     def records(self) -> list[dict]:
         """summary.json's ``causal`` records, one per head set."""
-        findings = {USE_SETS["h_use_prev"]: "the head with the most mass on the previous character",
-                    USE_SETS["h_use_distinct"]: f"the {len(self.heads[USE_SETS['h_use_distinct']])} heads farthest (JS) from the other heads of their layer"}
+        findings = {PREVIOUS: "the head with the most mass on the previous character",
+                    DISTINCT: f"the {len(self.heads[DISTINCT])} heads farthest (JS) from the other heads of their layer"}
         metric = f"validation loss, nats/char ({self.windows} windows; {self.run}, step {self.step})"
-        return [self.comparisons[name].record(findings[name], metric) for name in USE_SETS.values()]
+        return [self.comparisons[name].record(findings[name], metric) for name in USE_KEYS]
 
 
 def use_test(run: RunResult, model, corpus, *, windows: int = 32, reference_windows: int = 64, draws: int = 50, seed: int = 0,
@@ -537,7 +633,7 @@ def use_reading(use: UseTest) -> str:
     notebook). For the previous-token head: how many other single heads cost more when ablated alone
     (when every single head was measured); for the distinct set: where its effect falls among the
     random sets."""
-    prev_name, distinct_name = USE_SETS["h_use_prev"], USE_SETS["h_use_distinct"]
+    prev_name, distinct_name = PREVIOUS, DISTINCT
     prev, distinct = use.comparisons[prev_name], use.comparisons[distinct_name]
     parts = []
     if prev.exact:  # every other single head was ablated too
@@ -580,12 +676,13 @@ def use_glue(use: UseTest | None) -> dict[str, str]:
     if use is None:
         return {f"use_{k}": "not run" for k in USE_GLUE}
     when = "the last step, the last snapshot" if use.step == use.last_step else f"not the last step ({use.last_step}) but the best validation loss"
+    verdicts = {f.spec.key: f.verdict for f in use.findings()}
     out = {"use_step": str(use.step), "use_when": when, "use_clean": fmt(next(iter(use.comparisons.values())).clean), "use_reading": use_reading(use)}
-    for key, name in (("prev", USE_SETS["h_use_prev"]), ("distinct", USE_SETS["h_use_distinct"])):
+    for key, name in (("prev", PREVIOUS), ("distinct", DISTINCT)):
         c = use.comparisons[name]
         out.update({f"use_{key}_heads": _head_label(use.heads[name]), f"use_{key}_stat": use._statistic(name),
                     f"use_{key}_effect": fmt(c.effect), f"use_{key}_percentile": f"{c.percentile:.0f}", f"use_{key}_p": f"{c.p_value:.3f}",
                     f"use_{key}_sets": f"all {c.draws} other single heads" if c.exact and len(c.heads) == 1 else
                     (f"all {c.draws} sets" if c.exact else f"{c.draws} random sets"),
-                    f"use_{key}_verdict": f"**{'supported' if c.exceeds(95) else 'not supported'}**"})
+                    f"use_{key}_verdict": f"**{verdicts[USE_KEYS[name]]}**"})
     return out

@@ -1,12 +1,15 @@
-"""Clark et al. (2019, "What Does BERT Look At?") findings, re-measured as hypotheses.
+"""Chapter 1's checks and findings: Clark et al. (2019, "What Does BERT Look At?") re-measured on
+MiniLM, and whether the heads attention singles out matter to the paraphrase margin.
 
-Each finding becomes a rule on batch-mean head metrics of the pretrained model, and the same
-rule is evaluated on the randomly initialised control so a reader can see whether the pattern is
-learned. Thresholds are the paper's (50% of a head's attention) or stated in the rule.
+Each finding is declared in :mod:`attnbook.registry` (``reading-attention/…``): its measure is read
+from batch-mean head metrics of the pretrained model and, the same way, from its randomly
+initialised twin (the control), so a pattern counts only if the untrained architecture does not show
+it too. Thresholds are the paper's (50 % of a head's attention) or stated in the rule.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -16,12 +19,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import metrics
-from ..claims import Claim, Hypothesis, fmt
+from ..claims import Check, Finding, fmt
 from ..intervene import HeadEffects, RandomComparison, against_random, head_effects, head_means
 from ..maps import AttentionMaps
+from ..registry import spec
 from .attention import encode
 from .importance import embed
 from .model import LanguageModel
+
+__all__ = ["SPECIAL", "PUNCTUATION", "GROUPS", "layer_label_profile", "nearest_same_layer_rate", "chance_same_layer_rate", "head_measures",
+           "exemplar_heads", "CHAPTER", "MEASURES", "early_share", "label_peaks", "peaks_in_their_third", "finding_values",
+           "attention_findings", "head_values", "chapter_checks", "rank_agreement", "RANKED_STATISTICS", "paraphrase_margin", "margin_lost",
+           "attention_groups", "CausalStudy", "effect_ranks", "single_head_ranks", "causal_study", "CAUSAL_KEYS", "SHARPNESS",
+           "causal_findings", "finding_texts", "causal_records"]
 
 SPECIAL = ("[CLS]", "[SEP]")
 PUNCTUATION = (".", ",")
@@ -54,7 +64,7 @@ def chance_same_layer_rate(n_layers: int, n_heads: int) -> float:
 
 
 def head_measures(maps: AttentionMaps) -> dict[str, torch.Tensor]:
-    """Batch-mean (layers, heads) tensors the hypotheses are read from."""
+    """Batch-mean (layers, heads) tensors the findings are read from."""
     return {
         "self": _mean_over_batch(metrics.self_mass(maps)),
         "previous": _mean_over_batch(metrics.previous_token_mass(maps)),
@@ -88,56 +98,85 @@ def _thirds(n_layers: int) -> tuple[range, range, range]:
     return range(0, a), range(a, b), range(b, n_layers)
 
 
-def clark_hypotheses(maps: AttentionMaps, control: AttentionMaps) -> tuple[list[Hypothesis], dict[str, float]]:
-    """The four findings as hypotheses with verdicts, and the measured values (for glue)."""
+#: the chapter's slug, the first part of its findings' keys
+CHAPTER = "reading-attention"
+
+#: the measures of the attention findings (:mod:`attnbook.registry`, ``reading-attention/…``), by finding
+MEASURES = {
+    "positional-heads": ("strongest previous/next-token head", "share of heads > 0.5 in the early half"),
+    "sink-heads": ("strongest [CLS]+[SEP] head",),
+    "little-self-attention": ("share of heads < 0.1 on the current token",),
+    "layer-label-peaks": ("labels peaking in their third",),
+    "broad-early-heads": ("broadest early head (normalised entropy)",),
+    "heads-of-a-layer-alike": ("same-layer rate ÷ chance",),
+}
+
+
+def _early(n_layers: int) -> list[int]:
+    """The early half of the layers (0 … L//2 − 1)."""
+    return list(range(n_layers // 2))
+
+
+def early_share(positional: torch.Tensor) -> float:
+    """Share of the heads of ``positional`` (layers × heads, ``max(previous, next)``) above 0.5 that sit
+    in the early half of the layers; 0 when no head is above 0.5."""
+    heads = positional > 0.5
+    n = int(heads.sum())
+    return int(heads[_early(positional.shape[0])].sum()) / n if n else 0.0
+
+
+def label_peaks(maps: AttentionMaps) -> dict[str, int]:
+    """Per label of :data:`GROUPS`, the layer where its mass (:func:`layer_label_profile`) peaks."""
+    return {k: int(v.argmax()) for k, v in layer_label_profile(maps).items()}
+
+
+def peaks_in_their_third(peaks: dict[str, int], n_layers: int) -> int:
+    """How many of ``[CLS]``, ``[SEP]``, punctuation peak in their third of the layers (first, middle, last)."""
+    return sum(peaks[label] in third for label, third in zip(GROUPS, _thirds(n_layers)))
+
+
+def finding_values(maps: AttentionMaps) -> dict[str, float]:
+    """Every measure of :data:`MEASURES` on one model's ``maps`` (the trained model or its twin), by
+    name, and the counts the findings' details report: heads above each 50 % rule
+    (``positional_heads``, ``positional_heads_early``, ``sink_heads``), early heads above 0.9
+    normalised entropy (``broad_early_heads``), ``same_layer_rate`` and ``peak_layer_<label>``."""
     L, H = maps.n_layers, maps.n_heads
-    m, c = head_measures(maps), head_measures(control)
-    values: dict[str, float] = {}
-    out: list[Hypothesis] = []
-
-    # 1. little attention to the current token; some heads > 50% on previous/next, mostly early
-    low_self, low_self_c = float((m["self"] < 0.1).float().mean()), float((c["self"] < 0.1).float().mean())
-    pos, pos_c = _positional_heads(m), _positional_heads(c)
-    n_pos, n_pos_c = int(pos.sum()), int(pos_c.sum())
-    early = range(0, L // 2)
-    n_pos_early = int(pos[list(early)].sum())
-    values |= {"low_self_fraction": low_self, "low_self_fraction_random": low_self_c, "positional_heads": n_pos,
-               "positional_heads_random": n_pos_c, "positional_heads_early": n_pos_early}
-    out.append(Hypothesis("most heads put < 10% on the current token", f"{fmt(low_self)} of heads", f"{fmt(low_self_c)} of heads",
-                          "fraction > 0.5", low_self > 0.5))
-    out.append(Hypothesis("some heads put > 50% on the previous/next token, mostly in early layers",
-                          f"{n_pos} heads, {n_pos_early} in layers 0-{L // 2 - 1}", f"{n_pos_c} heads",
-                          "count >= 1 and > half early", n_pos >= 1 and n_pos_early > n_pos / 2))
-
-    # 2. [CLS] early, [SEP] middle, punctuation deep
-    prof = layer_label_profile(maps)
-    peaks = {k: int(v.argmax()) for k, v in prof.items()}
-    first, middle, last = _thirds(L)
-    prof_c = layer_label_profile(control)
-    peaks_c = {k: int(v.argmax()) for k, v in prof_c.items()}
-    values |= {f"peak_layer_{k}": v for k, v in peaks.items()} | {f"peak_mass_{k}": float(prof[k].max()) for k in prof}
-    ok = peaks["[CLS]"] in first and peaks["[SEP]"] in middle and peaks["punctuation"] in last
-    out.append(Hypothesis("layers peak on [CLS] early, [SEP] in the middle, punctuation deep",
-                          ", ".join(f"{k}: L{v}" for k, v in peaks.items()), ", ".join(f"{k}: L{v}" for k, v in peaks_c.items()),
-                          f"peaks in layers {list(first)}, {list(middle)}, {list(last)}", ok))
-
-    # 3. some early heads attend broadly
-    broad = m["norm_entropy"][list(early)]
-    broad_c = c["norm_entropy"][list(early)]
-    values |= {"broadest_early_head": float(broad.max()), "broadest_early_head_random": float(broad_c.max()),
-               "broad_early_heads": int((broad > 0.9).sum())}
-    out.append(Hypothesis("some early heads attend broadly", f"{int((broad > 0.9).sum())} heads > 0.9 (max {fmt(float(broad.max()))})",
-                          f"{int((broad_c > 0.9).sum())} heads > 0.9", f"normalised entropy > 0.9 in layers 0-{L // 2 - 1}",
-                          bool((broad > 0.9).any())))
-
-    # 4. heads of a layer behave alike
+    m = head_measures(maps)
+    positional = torch.maximum(m["previous"], m["next"])
     rate = nearest_same_layer_rate(metrics.head_distances(maps), H)
-    rate_c = nearest_same_layer_rate(metrics.head_distances(control), H)
-    chance = chance_same_layer_rate(L, H)
-    values |= {"same_layer_rate": rate, "same_layer_rate_random": rate_c, "same_layer_chance": chance}
-    out.append(Hypothesis("a head's nearest head (JS) is in its own layer", f"{fmt(rate)} of heads", f"{fmt(rate_c)} of heads",
-                          f"rate >= 2 x chance ({fmt(chance)})", rate >= 2 * chance))
-    return out, values
+    peaks = label_peaks(maps)
+    names = [name for names in MEASURES.values() for name in names]
+    values = [float(positional.max()), early_share(positional), float(m["special"].max()), float((m["self"] < 0.1).float().mean()),
+              float(peaks_in_their_third(peaks, L)), float(m["norm_entropy"][_early(L)].max()), rate / chance_same_layer_rate(L, H)]
+    counts = {"positional_heads": int((positional > 0.5).sum()), "positional_heads_early": int((positional[_early(L)] > 0.5).sum()),
+              "sink_heads": int((m["special"] > 0.5).sum()), "broad_early_heads": int((m["norm_entropy"][_early(L)] > 0.9).sum()),
+              "same_layer_rate": rate, **{f"peak_layer_{k}": v for k, v in peaks.items()}}
+    return {**dict(zip(names, values)), **counts}
+
+
+def _peaks_text(c: dict) -> str:
+    return ", ".join(f"{k} L{c[f'peak_layer_{k}']}" for k in GROUPS)
+
+
+def attention_findings(maps: AttentionMaps, control: AttentionMaps) -> tuple[list[Finding], dict]:
+    """The six attention findings (:data:`MEASURES`) measured on ``maps`` (MiniLM) and on ``control``
+    (the random-init twin), and the numbers behind them (:func:`finding_values` of each, ``"MiniLM"``
+    and ``"random twin"``, and ``"same_layer_chance"``: for the chapter's table and summary)."""
+    L, H = maps.n_layers, maps.n_heads
+    c, t = finding_values(maps), finding_values(control)
+    early = f"layers 0-{L // 2 - 1}"
+    thirds = ", ".join(f"{r.start}-{r.stop - 1}" for r in _thirds(L))
+    details = {
+        "positional-heads": f"{c['positional_heads']} heads > 0.5, {c['positional_heads_early']} in {early}; twin {t['positional_heads']}",
+        "sink-heads": f"{c['sink_heads']} heads > 0.5; twin {t['sink_heads']}",
+        "little-self-attention": "",
+        "layer-label-peaks": f"{_peaks_text(c)} (thirds {thirds}); twin {_peaks_text(t)}",
+        "broad-early-heads": f"{c['broad_early_heads']} heads > 0.9 in {early}; twin {t['broad_early_heads']}",
+        "heads-of-a-layer-alike": f"rate {fmt(c['same_layer_rate'])} against chance {fmt(chance_same_layer_rate(L, H))}; "
+                                  f"twin {fmt(t['same_layer_rate'])}",
+    }
+    found = [spec(f"{CHAPTER}/{key}").result(c, t, detail=detail) for key, detail in details.items()]
+    return found, {"MiniLM": c, "random twin": t, "same_layer_chance": chance_same_layer_rate(L, H)}
 
 
 def head_values(measures: dict[str, torch.Tensor], random_measures: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -153,20 +192,17 @@ def head_values(measures: dict[str, torch.Tensor], random_measures: dict[str, to
             "n_positional": int((positional > 0.5).sum()), "n_sinks": int((measures["special"] > 0.5).sum())}
 
 
-def chapter_claims(values: dict[str, float], capture_error: float, output_change: float, paraphrase_margin: float) -> list[Claim]:
-    """Chapter 1's claims: capture equals ``output_attentions`` and changes nothing, MiniLM's heads
-    are sharper than its random twin's and hold previous/next-token heads and sinks the twin lacks
-    (``values`` from :func:`head_values`), and the embeddings separate a paraphrase from an unrelated
-    sentence (``paraphrase_margin`` = cos(a, paraphrase) − cos(a, unrelated))."""
+def chapter_checks(entropy_ratio: float, capture_error: float, output_change: float, paraphrase_margin: float) -> list[Check]:
+    """Chapter 1's checks — what the findings rely on, not findings: capture equals ``output_attentions``
+    and changes nothing; the trained weights are loaded (MiniLM's mean normalised entropy well below
+    its random twin's, ``entropy_ratio`` from :func:`head_values`); and the embeddings, which the
+    ablation metric reads, separate a paraphrase from an unrelated sentence (``paraphrase_margin`` =
+    cos(a, paraphrase) − cos(a, unrelated))."""
     return [
-        Claim("captured maps = output_attentions (max abs diff)", capture_error, "<", 1e-5),
-        Claim("capturing leaves the output unchanged (max abs diff)", output_change, "<", 1e-5),
-        Claim("mean normalised entropy, MiniLM / random twin", values["entropy_ratio"], "<", 0.9),
-        Claim("strongest previous/next-token head, MiniLM", values["max_positional"], ">", 0.5),
-        Claim("strongest previous/next-token head, random twin", values["random_max_positional"], "<", 0.5),
-        Claim("strongest [CLS]+[SEP] sink, MiniLM", values["max_sink"], ">", 0.5),
-        Claim("strongest [CLS]+[SEP] sink, random twin", values["random_max_sink"], "<", 0.5),
-        Claim("similarity: paraphrase pair minus unrelated pair", paraphrase_margin, ">", 0.2),
+        Check("captured maps = output_attentions (max abs diff)", capture_error, "<", 1e-5),
+        Check("capturing leaves the output unchanged (max abs diff)", output_change, "<", 1e-5),
+        Check("trained weights loaded: mean normalised entropy, MiniLM / random twin", entropy_ratio, "<", 0.9),
+        Check("the encoder works: similarity of a paraphrase pair minus an unrelated pair", paraphrase_margin, ">", 0.2),
     ]
 
 
@@ -229,15 +265,40 @@ class CausalStudy:
     rank: dict[str, tuple[float, float]]
 
 
+def _reference(lm: LanguageModel, texts: Sequence[str], how: str):
+    """For ``how='mean'``: every head's mean output over ``texts``, each sentence run alone (no padding enters the mean)."""
+    return head_means(lm.model, lambda m: [m(**encode(lm, text)[0]) for text in texts]) if how == "mean" else None
+
+
+def effect_ranks(measures: dict[str, torch.Tensor], effects: HeadEffects) -> dict[str, tuple[float, float]]:
+    """Spearman's (ρ, p) over the heads between each statistic of :data:`RANKED_STATISTICS` (from
+    :func:`head_measures`) and the single-head ablation effects."""
+    from scipy.stats import spearmanr
+
+    flat = effects.effects.flatten().numpy()
+    rank = {}
+    for name, values in _statistics(measures).items():
+        result = spearmanr(values.flatten().numpy(), flat)
+        rank[name] = (float(result.statistic), float(result.pvalue))
+    return rank
+
+
+def single_head_ranks(lm: LanguageModel, measures: dict[str, torch.Tensor], pairs: Sequence[tuple[str, str]],
+                      reference_texts: Sequence[str], *, how: str = "mean", progress: bool = False) -> dict[str, tuple[float, float]]:
+    """:func:`effect_ranks` for any model of the chapter (the random twin is the control of
+    ``sharper-heads-matter``): each head of ``lm`` ablated alone on its own paraphrase margin, as
+    :func:`causal_study` does, against ``measures`` (:func:`head_measures` of ``lm``'s maps)."""
+    effects = head_effects(lm.model, margin_lost(lm, pairs), how=how, reference=_reference(lm, reference_texts, how), progress=progress)
+    return effect_ranks(measures, effects)
+
+
 def causal_study(lm: LanguageModel, measures: dict[str, torch.Tensor], pairs: Sequence[tuple[str, str]], reference_texts: Sequence[str],
                  *, draws: int = 50, seed: int = 0, how: str = "mean", progress: bool = False) -> CausalStudy:
     """Ablate MiniLM's heads on the paraphrase task: each head alone, then the previous/next-token heads
     and the sinks against ``draws`` random head sets of the same size; ``how='mean'`` replaces a head's
     output by its mean over ``reference_texts`` (each sentence run alone, so no padding enters the mean)."""
-    from scipy.stats import spearmanr
-
     model = lm.model
-    reference = head_means(model, lambda m: [m(**encode(lm, text)[0]) for text in reference_texts]) if how == "mean" else None
+    reference = _reference(lm, reference_texts, how)
     metric = margin_lost(lm, pairs)
     effects = head_effects(model, metric, how=how, reference=reference, progress=progress)
     groups = attention_groups(measures)
@@ -245,24 +306,42 @@ def causal_study(lm: LanguageModel, measures: dict[str, torch.Tensor], pairs: Se
     for k, (name, heads) in enumerate(tqdm(list(groups.items()), desc="attention groups vs random sets", disable=not progress, leave=False)):
         if heads:
             comparisons[name] = against_random(model, metric, heads, draws=draws, seed=seed + k, how=how, reference=reference)
-    flat = effects.effects.flatten().numpy()
-    rank = {}
-    for name, values in _statistics(measures).items():
-        result = spearmanr(values.flatten().numpy(), flat)
-        rank[name] = (float(result.statistic), float(result.pvalue))
-    return CausalStudy(-effects.clean, effects, groups, comparisons, rank)
+    return CausalStudy(-effects.clean, effects, groups, comparisons, effect_ranks(measures, effects))
 
 
-def causal_hypotheses(study: CausalStudy) -> list[Hypothesis]:
-    """Each attention group's ablation against random sets (rule: above their 95th percentile), and
-    whether a head's attention sharpness ranks with its single-head effect (rule: ρ > 0 with p < 0.05)."""
-    out = [c.hypothesis(f"ablating the {len(study.groups[name])} {name} costs more paraphrase margin than random heads")
-           for name, c in study.comparisons.items()]
-    rho, p = study.rank["sharpness (1 - normalised entropy)"]
-    out.append(Hypothesis("sharper heads matter more: sharpness ranks with the single-head ablation effect",
-                          f"Spearman rho {fmt(rho)} (p = {p:.3g}, 72 heads)", "rho = 0 if unrelated", "rho > 0 and p < 0.05",
-                          rho > 0 and p < 0.05))
+#: the registry's finding for each attention group's ablation (``reading-attention/…``)
+CAUSAL_KEYS = {"previous/next-token heads": "positional-heads-used", "[CLS]/[SEP] sink heads": "sink-heads-used"}
+#: the statistic ``sharper-heads-matter`` ranks with the single-head effects
+SHARPNESS = RANKED_STATISTICS[2]
+
+
+def causal_findings(study: CausalStudy, control_ranks: dict[str, tuple[float, float]]) -> list[Finding]:
+    """The chapter's causal findings: each attention group's ablation against random sets of its size
+    (:meth:`~attnbook.intervene.RandomComparison.finding`; inconclusive when no head passes the group's
+    50 % rule), and ``sharper-heads-matter``: Spearman's (ρ, p) of sharpness with the single-head effect
+    (``study.rank``) against the same on the random twin (``control_ranks``, :func:`single_head_ranks`)."""
+    out = []
+    for name, key in CAUSAL_KEYS.items():
+        finding_spec = spec(f"{CHAPTER}/{key}")
+        if name in study.comparisons:
+            out.append(study.comparisons[name].finding(finding_spec))
+        else:
+            out.append(finding_spec.result(math.nan, math.nan, inconclusive=f"no head passes the 50 % rule of the {name}"))
+    (rho, p), (rho_c, p_c) = study.rank[SHARPNESS], control_ranks[SHARPNESS]
+    n = study.effects.effects.numel()
+    out.append(spec(f"{CHAPTER}/sharper-heads-matter").result({"Spearman ρ": rho, "p": p}, {"Spearman ρ": rho_c, "p": p_c}, detail=f"{n} heads"))
     return out
+
+
+def finding_texts(found: Sequence[Finding]) -> dict[str, dict[str, str]]:
+    """For the prose's glue, per finding (its key without the chapter, ``-`` read as ``_``): ``verdict``
+    (bold), ``reason``, ``measured`` and ``control`` (the rule's values) and ``detail``, as Markdown text."""
+    def values(v: dict[str, float]) -> str:
+        return "; ".join(f"{k} {fmt(x)}" for k, x in v.items()) if len(v) > 1 else fmt(next(iter(v.values())))
+
+    return {f.spec.key.removeprefix(f"{CHAPTER}/").replace("-", "_"):
+            {"verdict": f"**{f.verdict}**", "reason": f.reason, "measured": values(f.measured), "control": values(f.control),
+             "detail": f.detail} for f in found}
 
 
 def causal_records(study: CausalStudy) -> list[dict]:

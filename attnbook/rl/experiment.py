@@ -31,7 +31,7 @@ from .sources import BANDIT_SOURCES, Histories, bandit_histories
 __all__ = ["DarkRoomSettings", "DARKROOM_SOURCES", "Settings", "PROFILES", "BanditData", "bandit_data", "BanditModels", "train_bandit_models",
            "HeldOut", "held_out", "compression_table", "bandit_regret", "regret_summary", "compression_sweep", "step_cost",
            "attention_memory", "random_darkroom", "DarkRoomStudy", "darkroom_study", "HeadAblationSettings", "regret_metric",
-           "reference_windows", "HeadStudy", "recency_head_study"]
+           "reference_windows", "HeadStudy", "recency_head_study", "step_zero"]
 
 
 #: where Dark Room learning histories come from (:class:`DarkRoomSettings`)
@@ -185,6 +185,15 @@ def train_bandit_models(settings: Settings, data: BanditData, seed: int = 0) -> 
     return BanditModels(model, ad_history, ed_model, ed_history, loaded)
 
 
+def step_zero(config: ADConfig, seed: int = 0) -> ADTransformer:
+    """The transformer ``config`` at random init with the training ``seed``: AD's weights before
+    training (:func:`~attnbook.rl.model.train_ad` builds its model the same way), in eval mode. The
+    global random state is left as it was."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return ADTransformer(config).eval()
+
+
 @dataclass
 class HeldOut:
     """The held-out comparison: AD's rollout, every player's per-pull regret and their summary table."""
@@ -328,11 +337,13 @@ def random_darkroom(goals: Any, episodes: int, *, size: int = 9, horizon: int = 
 class DarkRoomStudy:
     """What :func:`darkroom_study` measured: mean return per episode on the held-out goals
     (``AD``, ``ED``, ``<source> (source, 1 stream)``, ``random``, ``optimal``), AD's attention
-    enrichment on rewarded transitions, and the compression sweep."""
+    enrichment on rewarded transitions, the compression sweep, and the enrichment's control: the same
+    attention against another held-out goal's rewards (:func:`~attnbook.rl.analysis.other_tasks_rewards`)."""
 
     returns: Any      # pandas DataFrame, one row per episode
     enrichment: float
     sweep: Any        # pandas DataFrame, one row per (strategy, K)
+    enrichment_other_goals: float = float("nan")
 
 
 def darkroom_study(d: DarkRoomSettings, *, context_dropout: float, k_divisors: Sequence[int], seed: int = 0, device: str = "cpu",
@@ -340,8 +351,8 @@ def darkroom_study(d: DarkRoomSettings, *, context_dropout: float, k_divisors: S
     """Chapter 4's Dark Room experiment (the ``darkroom`` block ``d`` of a profile): learning
     histories from ``d.source`` on the training goals, AD trained on them and ED on expert histories
     (cached), both run in context on the held-out goals for ``eval_episodes`` episodes of 20 steps,
-    against a fresh stream of the source and random play; AD's query attention on rewarded transitions; the compression
-    sweep at ``K = (n_ctx − 1) // k`` for ``k`` in ``k_divisors``."""
+    against a fresh stream of the source and random play; AD's query attention on rewarded transitions (and on another
+    goal's rewards, the control); the compression sweep at ``K = (n_ctx − 1) // k`` for ``k`` in ``k_divisors``."""
     import pandas as pd
 
     from . import analysis
@@ -364,7 +375,8 @@ def darkroom_study(d: DarkRoomSettings, *, context_dropout: float, k_divisors: S
     per_episode = lambda rollout: rollout.rewards.reshape(len(test_goals), -1, 20).sum(-1).mean(0)  # noqa: E731
     ad_run = in_context(ad_model, DarkRoom(test_goals), steps, seed=seed)
     _, query = query_attention(ad_model, ad_run.window)
-    enrichment = analysis.finite_mean(analysis.query_stats(query, ad_run.window_rewards)["reward_enrichment"])
+    enrichment = analysis.mean_enrichment(query, ad_run.window_rewards)
+    other_goals = analysis.mean_enrichment(query, analysis.other_tasks_rewards(ad_run.window_rewards))
     returns = pd.DataFrame({
         "AD": per_episode(ad_run),
         "ED": per_episode(in_context(ed_model, DarkRoom(test_goals), steps, seed=seed)),
@@ -375,7 +387,7 @@ def darkroom_study(d: DarkRoomSettings, *, context_dropout: float, k_divisors: S
     L = d.n_ctx - 1
     sweep = pd.DataFrame(compression_sweep(ad_model, lambda: DarkRoom(test_goals), steps, [s for s in compress.STRATEGIES if s != "full"],
                                            [L // k for k in k_divisors], random_level=0.0, positions="original", seed=seed))
-    return DarkRoomStudy(returns, enrichment, sweep)
+    return DarkRoomStudy(returns, enrichment, sweep, other_goals)
 
 
 # -- does the model use it? the recency heads against random heads -----------------------------------

@@ -1,7 +1,7 @@
-"""Chapter 3's hypotheses: what the measured lag contrasts, profile correlations, rollout and
-forecasts say about the seed's statements, each with its rule fixed in advance; and the causal
-test of the period heads (does ablating them change the forecast, more than random heads, and more
-when the period is in the input?).
+"""Chapter 3's checks and findings: what the measured lag contrasts, profile correlations, rollout
+and forecasts say about the seed's statements, each against its control under the rule declared in
+:mod:`attnbook.registry`; and the causal test of the period heads (does ablating them change the
+forecast, more than random heads, and more when the period is in the input?).
 
 A *contrast* is the attention at the input's period against the attention between its multiples
 (:func:`~attnbook.vitime.lags.period_contrast`): 1 means no preference for the period.
@@ -18,43 +18,43 @@ import torch
 
 from .. import checks
 from ..capture import find_attention
-from ..claims import Claim, Hypothesis, fmt
+from ..claims import Check, Finding, FindingSpec, fmt
 from ..errors import InvalidInputError, bad_argument
-from ..intervene import HeadMeans, RandomComparison, against_random, head_means
+from ..intervene import HeadMeans, RandomComparison, against_random, causal_finding, head_means
 from ..intervene.effects import random_head_sets
+from ..registry import spec
 
-__all__ = ["chapter_hypotheses", "forecast_hypothesis", "forecast_reading", "FLAT_PERCENT", "chapter_claims", "peak_error",
+__all__ = ["attention_findings", "forecast_findings", "forecast_reading", "FLAT_PERCENT", "chapter_checks", "peak_error",
            "top_head_agreement", "CAUSAL_STARTS", "period_heads",
            "experiment_images", "reference_images", "ForecastChange", "RatioComparison", "PeriodHeadTest", "period_head_tests",
-           "causal_frame", "causal_hypotheses", "causal_records", "causal_reading", "strips"]
+           "causal_frame", "CAUSAL_KEYS", "causal_findings", "causal_records", "causal_reading", "strips"]
 
 
-def chapter_hypotheses(*, exp2_contrast_p31: float, random_contrast_p31: float, held_contrasts: dict[str, float],
+def attention_findings(*, best_contrast: float, peak_err: float, random_best_contrast: float, random_peak_err: float,
+                       exp2_contrast: float, exp2_contrast_p31: float, random_contrast_p31: float, held_contrasts: Mapping[str, float],
                        random_contrast_p63: float, top_corr: float, all_corr: float, rollout_contrast: float,
-                       rollout_random: float, model_mse: float, baseline_mse: float) -> list[Hypothesis]:
-    """The five hypotheses, in the chapter's order:
+                       rollout_random: float) -> list[Finding]:
+    """The chapter's attention findings (:mod:`attnbook.registry`, ``vitime-harmonics/…``), each
+    measured on the pretrained model and on its control:
 
-    1. without sin(n/10) the best head follows sin(n/5): its contrast at 31.4 samples in experiment 2
-       (``exp2_contrast_p31``; control ``random_contrast_p31``) >= 1.5;
-    2. the best head follows held-out periods: every contrast in ``held_contrasts`` >= 2 (control:
-       the random init at 62.8);
-    3. periodic heads share a lag profile: the top-3 heads' mean correlation ``top_corr`` >= 0.5 and
-       above all pairs' ``all_corr``;
-    4. the period survives rollout across layers: ``rollout_contrast`` >= 2 (control ``rollout_random``);
-    5. attending to the period means forecasting it: ``model_mse`` < ``baseline_mse`` (repeat the last period).
+    1. ``period-head``: experiment 1's best head, contrast ``best_contrast`` and ``peak_err``
+       (:func:`peak_error`); control: the random-init network's best head (``random_…``);
+    2. ``period-head-vanishes``: the same head on experiment 2 (``exp2_contrast``); control: on experiment 1;
+    3. ``follows-sin-n-5``: its contrast at 31.4 samples on experiment 2; control: random init's;
+    4. ``follows-held-out-periods``: the lowest of ``held_contrasts``; control: random init at 62.8;
+    5. ``heads-share-profile``: the top-3 heads' mean r ``top_corr``; control: all pairs' ``all_corr``;
+    6. ``rollout-keeps-period``: ``rollout_contrast``; control: random init's ``rollout_random``.
     """
+    c = "vitime-harmonics/"
+    held = ", ".join(f"{n}: {fmt(v)}" for n, v in held_contrasts.items())
     return [
-        Hypothesis("without sin(n/10) the best head follows sin(n/5) instead", f"contrast at 31.4 samples {fmt(exp2_contrast_p31)}",
-                   f"random init {fmt(random_contrast_p31)}", "contrast at 31.4 >= 1.5", exp2_contrast_p31 >= 1.5),
-        Hypothesis("the best head follows held-out periods", ", ".join(f"{n}: {fmt(v)}" for n, v in held_contrasts.items()),
-                   f"random init at 62.8: {fmt(random_contrast_p63)}", "contrast at the input's period >= 2 for all three",
-                   all(v >= 2 for v in held_contrasts.values())),
-        Hypothesis("periodic heads share a lag profile", f"mean r of the top 3 heads {fmt(top_corr)}", f"all pairs {fmt(all_corr)}",
-                   "top-3 mean r >= 0.5 and above all pairs", top_corr >= 0.5 and top_corr > all_corr),
-        Hypothesis("the period survives rollout across layers", f"rollout contrast {fmt(rollout_contrast)}", f"random init {fmt(rollout_random)}",
-                   "rollout contrast >= 2", rollout_contrast >= 2),
-        Hypothesis("attending to the period means forecasting it", f"experiment 1 MSE {fmt(model_mse)}",
-                   f"repeat last period {fmt(baseline_mse)}", "model MSE < baseline MSE", model_mse < baseline_mse),
+        spec(c + "period-head").result({"period contrast": best_contrast, "peak error (samples)": peak_err},
+                                       {"period contrast": random_best_contrast, "peak error (samples)": random_peak_err}),
+        spec(c + "period-head-vanishes").result(exp2_contrast, best_contrast),
+        spec(c + "follows-sin-n-5").result(exp2_contrast_p31, random_contrast_p31),
+        spec(c + "follows-held-out-periods").result(min(held_contrasts.values()), random_contrast_p63, detail=held),
+        spec(c + "heads-share-profile").result(top_corr, all_corr),
+        spec(c + "rollout-keeps-period").result(rollout_contrast, rollout_random),
     ]
 
 
@@ -72,16 +72,21 @@ def _held_out_ratios(scores):
     return rows["model_argmax"] / rows[["history_mean", "repeat_last_period"]].min(axis=1)
 
 
-def forecast_hypothesis(scores) -> Hypothesis:
-    """The model forecasts held-out periods: on every held-out input (``scores`` rows named
-    ``"held out …"``, :func:`attnbook.vitime.harmonics.forecast_scores` as columns) its argmax MSE is
-    below both the history mean's and repeat-last-period's (period from the history's ACF).
-    Measured: each held-out input's ratio of the model's MSE to the better baseline's (below 1 on
-    every input: it beats both everywhere, by at least ``1 − max ratio``)."""
+def forecast_findings(scores) -> list[Finding]:
+    """The forecasts of the chapter's own inputs (``scores``: :func:`attnbook.vitime.harmonics.forecast_scores`
+    per input, rows "experiment 1" and "held out …"): ``experiment-1-forecast`` (the model's argmax MSE
+    ÷ repeat-last-period's on experiment 1) and ``held-out-probes-forecast`` (the largest, over the
+    held-out inputs, of the model's MSE ÷ the better of the history mean's and repeat-last-period's);
+    each control is the baseline itself, ratio 1."""
     ratio = _held_out_ratios(scores)
-    return Hypothesis("the model forecasts held-out periods better than both baselines",
-                      ", ".join(f"{name.removeprefix('held out ')}: {fmt(float(r))}" for name, r in ratio.items()) + " (model MSE / better baseline's)",
-                      "history mean; repeat last period", "ratio < 1 on every held-out input", bool((ratio < 1).all()))
+    if "experiment 1" not in scores.index:
+        raise bad_argument(InvalidInputError, "scores", "a row 'experiment 1'", list(scores.index), raw=True)
+    e1 = scores.loc["experiment 1"]
+    c = "vitime-harmonics/"
+    return [spec(c + "experiment-1-forecast").result(float(e1["model_argmax"] / e1["repeat_last_period"]), 1.0,
+                                                     detail=f"MSE {fmt(float(e1['model_argmax']))} against {fmt(float(e1['repeat_last_period']))}"),
+            spec(c + "held-out-probes-forecast").result(float(ratio.max()), 1.0,
+                                                        detail=", ".join(f"{n.removeprefix('held out ')}: {fmt(float(r))}" for n, r in ratio.items()))]
 
 
 def forecast_reading(scores) -> str:
@@ -111,27 +116,18 @@ def peak_error(peaks: list[float], period: float) -> float:
     return max(abs(p - k * period) for k, p in enumerate(sorted(peaks), 1))
 
 
-def chapter_claims(fell: float, best_contrast: float, peaks: list[float], exp2_contrast: float, random_contrasts: Any,
-                   round_trip: float, shuffle_diff: float, samples_per_patch: float) -> list[Claim]:
-    """Chapter 3's claims: pretraining lowered the validation loss (``fell`` = best / step 0); the best
-    head of experiment 1 has a period contrast >= 2 at 62.8 samples with its three highest ``peaks``
-    within half a patch of 63/126/189; the same head's contrast falls below 1.5 without sin(n/10)
-    (``exp2_contrast``); every head of the random-init model stays within [0.8, 1.25]
-    (``random_contrasts``); the official-format checkpoint round-trips exactly; the shuffled encoder,
-    un-permuted, gives raster order's contrasts."""
-    from .harmonics import PERIOD_63
-
+def chapter_checks(fell: float, random_contrasts: Any, round_trip: float, shuffle_diff: float) -> list[Check]:
+    """Chapter 3's checks — what the findings rely on, not findings: pretraining lowered the validation
+    loss (``fell`` = best / step 0); the lag measure reads flat on the random-init network (every
+    head's contrast in [0.8, 1.25], ``random_contrasts``); the official-format checkpoint round-trips
+    exactly; the shuffled encoder, un-permuted, gives raster order's contrasts."""
     random_contrasts = np.asarray(random_contrasts, dtype=np.float64)
     return [
-        Claim("pretraining: best validation loss / loss at step 0", fell, "<", 0.95),
-        Claim("experiment 1: best head's period contrast (62.8 samples)", best_contrast, ">=", 2.0),
-        Claim("experiment 1: best head's 3 highest peaks, max distance to 63/126/189 (samples)", peak_error(peaks, PERIOD_63), "<=",
-              samples_per_patch / 2),
-        Claim("experiment 2 (no sin(n/10)): the same head's contrast", exp2_contrast, "<", 1.5),
-        Claim("random init: lowest contrast over all heads", float(random_contrasts.min()), ">=", 0.8),
-        Claim("random init: highest contrast over all heads", float(random_contrasts.max()), "<=", 1.25),
-        Claim("official-format checkpoint written and reloaded: max output difference", round_trip, "<=", 0.0),
-        Claim("shuffled encoder, un-permuted: max contrast difference to raster order", shuffle_diff, "<", 1e-3),
+        Check("pretraining: best validation loss / loss at step 0", fell, "<", 0.95),
+        Check("random init: lowest contrast over all heads (the measure reads flat)", float(random_contrasts.min()), ">=", 0.8),
+        Check("random init: highest contrast over all heads (the measure reads flat)", float(random_contrasts.max()), "<=", 1.25),
+        Check("official-format checkpoint written and reloaded: max output difference", round_trip, "<=", 0.0),
+        Check("shuffled encoder, un-permuted: max contrast difference to raster order", shuffle_diff, "<", 1e-3),
     ]
 
 
@@ -278,11 +274,9 @@ class RatioComparison:
                 "random_max": float(r.max()), "percentile": self.percentile, "p_value": self.p_value, "draws": self.draws,
                 "exact": self.exp1.exact, "rule": self.rule(q), "verdict": "supported" if self.exceeds(q) else "not supported"}
 
-    def hypothesis(self, text: str, q: float = 95.0) -> Hypothesis:
-        r = np.asarray(self.random_effects, dtype=np.float64)
-        return Hypothesis(text, f"ratio {fmt(self.effect)} (percentile {self.percentile:.0f}, p = {self.p_value:.3f})",
-                          f"random sets: median {fmt(float(np.median(r)))}, {q:g}th percentile {fmt(self.quantile(q))}",
-                          self.rule(q), self.exceeds(q))
+    def finding(self, finding_spec: FindingSpec) -> Finding:
+        """The ratio comparison as the registered causal finding ``finding_spec`` (:func:`attnbook.intervene.causal_finding` on the ratios)."""
+        return causal_finding(finding_spec, self.effect, self.random_effects, self.exp1.exact, len(self.heads))
 
 
 @dataclass(frozen=True)
@@ -349,16 +343,20 @@ def causal_frame(tests: Sequence[PeriodHeadTest], q: float = 95.0):
     return pd.DataFrame(rows).set_index(["heads", "measure"])
 
 
-def causal_hypotheses(tests: Sequence[PeriodHeadTest], q: float = 95.0) -> list[Hypothesis]:
-    """Three hypotheses per test: ablating the heads changes the experiment-1 forecast more than
-    random heads; the experiment-2 forecast too; the change is larger with the period present
-    (ratio exp1/exp2 above the random sets' ratios)."""
+#: the registry's name of each head set the chapter tests (keys ``vitime-harmonics/<name>-used-…``)
+CAUSAL_KEYS = {"best head": "best-head", "top-3 heads": "top3"}
+
+
+def causal_findings(tests: Sequence[PeriodHeadTest]) -> list[Finding]:
+    """Three registered findings per test (``<set>-used-exp1``, ``-exp2``, ``-for-period``): ablating
+    the heads changes the experiment-1 forecast more than random heads; the experiment-2 forecast too;
+    the change is larger with the period present (ratio exp1/exp2 against the random sets' ratios)."""
     out = []
     for t in tests:
-        out += [t.exp1.hypothesis(f"ablating the {t.label} changes the experiment-1 forecast more than random heads", q),
-                t.exp2.hypothesis(f"ablating the {t.label} changes the experiment-2 forecast (no sin(n/10)) more than random heads", q),
-                t.ratio.hypothesis(f"ablating the {t.label} changes the forecast more with sin(n/10) present than without, "
-                                   f"relative to random heads", q)]
+        if t.label not in CAUSAL_KEYS:
+            raise bad_argument(InvalidInputError, "tests", f"head sets labelled {list(CAUSAL_KEYS)}", t.label)
+        key = f"vitime-harmonics/{CAUSAL_KEYS[t.label]}-used"
+        out += [t.exp1.finding(spec(key + "-exp1")), t.exp2.finding(spec(key + "-exp2")), t.ratio.finding(spec(key + "-for-period"))]
     return out
 
 

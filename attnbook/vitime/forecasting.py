@@ -43,7 +43,7 @@ from .model import ViTime
 from .realts import RealTSConfig, WAVES, _wave, batch_images, generate
 
 __all__ = ["HeldOutConfig", "held_out_series", "LinearForecaster", "fit_linear", "baseline_forecasts", "model_forecasts",
-           "errors", "CURVE", "held_out_monitor", "ratio_interval", "forecast_table", "BARS", "bar_verdicts", "bar_hypothesis", "curve_levels"]
+           "errors", "CURVE", "held_out_monitor", "ratio_interval", "forecast_table", "BAR_FINDINGS", "BARS", "bar_verdicts", "bar_finding", "curve_levels"]
 
 
 @dataclass(frozen=True)
@@ -244,10 +244,18 @@ def forecast_table(errs: Mapping[str, np.ndarray], references: Sequence[str] = (
 
 #: The issue's bars, fixed before results: quick ≤ 0.7 × history mean and < repeat last period;
 #: full ≤ 0.8 × repeat last period (point ratios of mean MSE over the held-out series).
-BARS: dict[str, tuple[tuple[str, str, float], ...]] = {
-    "quick": (("history mean", "<=", 0.7), ("repeat last period", "<", 1.0)),
-    "full": (("repeat last period", "<=", 0.8),),
-}
+#: the registered finding that holds each profile's bars (:mod:`attnbook.registry`)
+BAR_FINDINGS = {"quick": "vitime-harmonics/forecasts-held-out-series", "full": "vitime-harmonics/forecasts-held-out-series-full"}
+
+
+def _bars(profile: str) -> tuple[tuple[str, str, float], ...]:
+    from ..registry import spec
+
+    return tuple((c.measure.removeprefix("÷ "), c.op, c.threshold) for c in spec(BAR_FINDINGS[profile]).rule.conditions)
+
+
+#: each profile's bars as ``(reference, op, limit)``: the model's mean MSE ÷ the reference's, read from the registry
+BARS: dict[str, tuple[tuple[str, str, float], ...]] = {profile: _bars(profile) for profile in BAR_FINDINGS}
 
 
 def bar_verdicts(errs: Mapping[str, np.ndarray], profile: str, model: str = "model (expectation)") -> list[dict]:
@@ -262,17 +270,22 @@ def bar_verdicts(errs: Mapping[str, np.ndarray], profile: str, model: str = "mod
     return out
 
 
-def bar_hypothesis(errs: Mapping[str, np.ndarray], profile: str, model: str = "model (expectation)"):
-    """The bars of ``profile`` as one :class:`~attnbook.claims.Hypothesis`: "the model forecasts
-    periods never seen in pretraining", measured as its ratios to the baselines (with intervals);
-    the baselines are the control; it holds when every bar holds."""
-    from ..claims import Hypothesis, fmt
+def bar_finding(errs: Mapping[str, np.ndarray], profile: str, model: str = "model (expectation)", control: str = "seasonal average"):
+    """The bars of ``profile`` as their registered finding (:data:`BAR_FINDINGS`): the model's ratios to
+    each bar's reference, against the same ratios of ``control`` (the seasonal-average draft the model
+    is given: if it passed alone, the model passing would say nothing); the detail gives the model's
+    paired 95 % bootstrap intervals."""
+    from ..claims import fmt
+    from ..registry import spec
 
+    if profile not in BARS:
+        raise bad_argument(InvalidInputError, "profile", f"one of {sorted(BARS)}", profile)
     bars = bar_verdicts(errs, profile, model)
-    measured = "; ".join(f"÷ {ref} {fmt(b['ratio'])} [{fmt(b['low'])}, {fmt(b['high'])}]" for (ref, _, _), b in zip(BARS[profile], bars))
-    rule = " and ".join(f"÷ {ref} {op} {limit:g}" for ref, op, limit in BARS[profile])
-    return Hypothesis(f"the model forecasts periods never seen in pretraining ({len(next(iter(errs.values())))} held-out series)",
-                      measured, "history mean; repeat last period (ACF period)", rule, all(b["holds"] for b in bars))
+    ratio = lambda name, ref: float(np.mean(errs[name])) / float(np.mean(errs[ref]))  # noqa: E731
+    measures = [f"÷ {ref}" for ref, _, _ in BARS[profile]]
+    detail = "; ".join(f"{m} [{fmt(b['low'])}, {fmt(b['high'])}]" for m, b in zip(measures, bars)) + f" (paired 95 % CI, {len(errs[model])} series)"
+    return spec(BAR_FINDINGS[profile]).result({m: ratio(model, ref) for m, (ref, _, _) in zip(measures, BARS[profile])},
+                                              {m: ratio(control, ref) for m, (ref, _, _) in zip(measures, BARS[profile])}, detail=detail)
 
 
 def curve_levels(errs: Mapping[str, np.ndarray], profile: str, methods: Sequence[str] = ("repeat last period", "seasonal average")

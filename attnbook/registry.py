@@ -1,0 +1,444 @@
+"""Every finding of the book, declared once: statement, measure, control, rule, profiles, and when
+the rule was declared.
+
+A chapter measures; this module decides what the measurement is tested against. The notebooks build
+their :class:`~attnbook.claims.Finding` results with :func:`spec` (``spec(key).result(measured,
+control)``), the findings page and the API page read the same declarations, and the tests compare
+the verdicts with the committed table of expected ones (``tests/expected_verdicts.csv``). A rule
+change is a visible change to a declaration here, with its reason in ``note``.
+
+Every rule below was written after its first result (``declared="post hoc"``): the rules were carried
+over from the chapters' earlier claims and hypotheses, which were set while the chapters were built.
+A finding declared before its first result says ``"pre-registered"``.
+
+Causal findings share one measure, :data:`CAUSAL`: the chosen heads' ablation effect minus the 95th
+percentile of random head sets' effects (same size, same metric), above 0 when the heads matter more
+than 95 % of random sets; the control is a median random set, measured the same way.
+"""
+
+from __future__ import annotations
+
+from .claims import FindingSpec, Rule
+from .errors import InvalidInputError, bad_argument
+
+__all__ = ["CAUSAL", "CAUSAL_RULE", "FINDINGS", "spec", "chapter_specs", "frame"]
+
+#: the measure of every causal finding: effect − the random sets' 95th percentile
+CAUSAL = "effect − random sets' 95th percentile"
+#: the rule of every causal finding: above at least 95 % of the random sets
+#:
+#: :meta hide-value:
+CAUSAL_RULE = Rule.of((CAUSAL, ">", 0.0))
+_RANDOM_SETS = "random head sets of the same size (a median set, measured the same way)"
+
+#: every finding of the book, in chapter order (the findings page tables them with their verdicts)
+#:
+#: :meta hide-value:
+FINDINGS: tuple[FindingSpec, ...] = (
+    # -- chapter 1: reading-attention ----------------------------------------------------------------------
+    FindingSpec("reading-attention/positional-heads",
+                "some heads put more than half their attention on the previous or next token, mostly in the early layers (Clark et al.)",
+                "per head, the larger of its sentence-mean attention on the previous and on the next token: the strongest head's, and "
+                "the share of the heads above 0.5 that sit in the early half of the layers (0 when no head is above 0.5)",
+                "the random-init twin (same architecture, no training), measured the same way",
+                Rule.of(("strongest previous/next-token head", ">", 0.5), ("share of heads > 0.5 in the early half", ">", 0.5)),
+                note="Was two claims (strongest previous/next-token head > 0.5 on MiniLM, < 0.5 on the random twin) and Clark et al.'s "
+                     "hypothesis (at least one head > 0.5, more than half of them early); a strongest head above 0.5 is 'at least one head'."),
+    FindingSpec("reading-attention/sink-heads",
+                "some heads put more than half their attention on [CLS] and [SEP]",
+                "per head, its sentence-mean attention on [CLS] + [SEP]: the strongest head's",
+                "the random-init twin (same architecture, no training), measured the same way",
+                Rule.of(("strongest [CLS]+[SEP] head", ">", 0.5)),
+                note="Was two claims (strongest sink > 0.5 on MiniLM, < 0.5 on the random twin)."),
+    FindingSpec("reading-attention/little-self-attention",
+                "most heads put less than 10 % of their attention on the current token (Clark et al.)",
+                "the share of heads whose sentence-mean attention on the current token is below 0.1",
+                "the random-init twin (same architecture, no training), measured the same way",
+                Rule.of(("share of heads < 0.1 on the current token", ">", 0.5)),
+                note="The twin was beside this hypothesis but outside its verdict before issue 28. Uniform attention over n tokens "
+                     "puts 1/n on each, below 0.1 from 11 tokens on, so the twin can pass too."),
+    FindingSpec("reading-attention/layer-label-peaks",
+                "layers attend most to [CLS] early, to [SEP] in the middle and to punctuation deep (Clark et al.)",
+                "per label ([CLS], [SEP], punctuation), the layer where its attention mass (mean over heads and sentences) peaks: "
+                "how many of the three labels peak in their third of the layers (first, middle, last)",
+                "the random-init twin (same architecture, no training), measured the same way",
+                Rule.of(("labels peaking in their third", ">=", 3.0)),
+                note="Was 'peaks in the first, middle and last third of the layers', all three."),
+    FindingSpec("reading-attention/broad-early-heads",
+                "some heads of the early layers attend broadly (Clark et al.)",
+                "the highest sentence-mean normalised entropy (H / log n) among the heads of the early half of the layers",
+                "the random-init twin (same architecture, no training), measured the same way",
+                Rule.of(("broadest early head (normalised entropy)", ">", 0.9)),
+                note="Was 'some head of the early half has normalised entropy > 0.9'. Near-uniform attention has entropy near 1, "
+                     "so the twin can pass too."),
+    FindingSpec("reading-attention/heads-of-a-layer-alike",
+                "heads of a layer attend alike: a head's nearest head (Jensen-Shannon) is usually in its own layer (Clark et al.)",
+                "the share of heads whose nearest other head (mean Jensen-Shannon divergence over rows and sentences) is in "
+                "their own layer, divided by chance, (H - 1) / (L·H - 1)",
+                "the random-init twin (same architecture, no training), measured the same way",
+                Rule.of(("same-layer rate ÷ chance", ">=", 2.0)),
+                note="Was 'rate >= 2 × chance'."),
+    FindingSpec("reading-attention/positional-heads-used",
+                "ablating the previous/next-token heads costs more paraphrase margin than random heads",
+                "paraphrase margin lost when the heads with more than half their attention on the previous or next token are "
+                "mean-ablated together", _RANDOM_SETS, CAUSAL_RULE),
+    FindingSpec("reading-attention/sink-heads-used",
+                "ablating the [CLS]/[SEP] sink heads costs more paraphrase margin than random heads",
+                "paraphrase margin lost when the heads with more than half their attention on [CLS] + [SEP] are mean-ablated together",
+                _RANDOM_SETS, CAUSAL_RULE),
+    FindingSpec("reading-attention/sharper-heads-matter",
+                "sharper heads matter more: a head's attention sharpness ranks with its single-head ablation effect",
+                "Spearman's ρ (and its p) over the heads between sharpness (1 - normalised entropy) and the paraphrase margin lost "
+                "when the head alone is mean-ablated",
+                "the random-init twin: the same correlation between its heads' sharpness and the margin each costs its own "
+                "embeddings when mean-ablated alone",
+                Rule.of(("Spearman ρ", ">", 0.0), ("p", "<", 0.05)),
+                note="The control was the null (ρ = 0 if unrelated) before issue 28. The twin, measured, holds what mean ablation "
+                     "does to any sharper head, trained or not."),
+    # -- end of chapter 1 ----------------------------------------------------------------------------------
+
+    # -- chapter 2: distribution-effects -------------------------------------------------------------------
+    FindingSpec("distribution-effects/beats-baselines-seasonal",
+                "on both seasonal processes the forecaster's error is below 0.8 of the best naive baseline's",
+                "the larger, over SeasonTrendOutliers and MultiSeasonality, of the forecaster's validation MSE ÷ the best naive "
+                "baseline's (last value, window mean, seasonal naive with each true period)",
+                "the best naive baseline itself (its ratio to itself, 1)",
+                Rule.of(("largest MSE ratio", "<", 0.8)),
+                note="Was two claims, one per seasonal process (each MSE ÷ best naive < 0.8), merged in issue 28 into one finding "
+                     "whose measure is the worse ratio."),
+    FindingSpec("distribution-effects/beats-baselines-most",
+                "the forecaster beats the best naive baseline on most of the nine processes",
+                "the number of processes whose forecaster's validation MSE is below the best naive baseline's",
+                "the same forecasters untrained (their validation MSE at step 0), counted the same way",
+                Rule.of(("processes beaten", ">=", 5.0)),
+                note="Was a claim; the untrained forecasters as control were added in issue 28."),
+    FindingSpec("distribution-effects/spikes",
+                "Q1: heads over-react to spikes (heavy-tailed shocks, jumps, outliers)",
+                "the lowest, over the three spiky processes, of the attention mass on the spike keys ÷ their share of keys, "
+                "divided by the same on the same windows with the spikes removed",
+                "the same forecasters untrained (random init), same windows and measure",
+                Rule.of(("lowest preference ÷ spikes removed", ">=", 1.5)),
+                note="Was hypothesis Q1 (preference >= 1.5 × the spikes-removed control for every process); the spikes-removed "
+                     "windows are now inside the measure and the untrained networks are the control (issue 28)."),
+    FindingSpec("distribution-effects/persistence",
+                "Q2: the model learns persistence: the random walk's forecasters put more weight on recent steps than GARCH's",
+                "the lowest random-walk recency ratio (last quarter of keys ÷ first quarter) over training seeds minus the highest "
+                "GARCH recency ratio",
+                "the same forecasters untrained (random init, the same seeds), same measure",
+                Rule.of(("walk min − GARCH max recency", ">", 0.0)),
+                note="Was a claim (the separation > 0) and hypothesis Q2 (the walk's seed range above GARCH's), the same rule; "
+                     "merged in issue 28, with the untrained networks as control."),
+    FindingSpec("distribution-effects/turbulence",
+                "Q3: attention concentrates in turbulent periods (GARCH)",
+                "normalised entropy of the windows in the top quartile of true volatility minus the bottom quartile's, and the "
+                "two-sided Mann-Whitney p between them",
+                "the same forecaster untrained (random init), same windows and measure",
+                Rule.of(("entropy turbulent − calm", "<", 0.0), ("Mann-Whitney p", "<", 0.05)),
+                note="Was hypothesis Q3; the untrained network as control was added in issue 28."),
+    FindingSpec("distribution-effects/regime-switch",
+                "Q4: after a regime switch, the forecasting position attends to the new regime",
+                "for switches in the last half of the window, the last query's attention share on post-switch keys ÷ the "
+                "post-switch share of keys",
+                "the same forecaster untrained (random init), same windows and measure",
+                Rule.of(("post-switch share ratio", ">", 1.0)),
+                note="Was hypothesis Q4, whose control was the value 1 (no preference); the untrained network as a measured "
+                     "control was added in issue 28."),
+    FindingSpec("distribution-effects/non-stationary-recency",
+                "Q5: non-stationary processes get more recency than stationary ones",
+                "one-sided Mann-Whitney p that the five non-stationary processes' recency ratios exceed the four stationary ones'",
+                "the same forecasters untrained (random init), same test",
+                Rule.of(("one-sided Mann-Whitney p", "<", 0.05)),
+                note="Was hypothesis Q5; the untrained networks as control were added in issue 28."),
+    FindingSpec("distribution-effects/seasonal-lag-peaks",
+                "Q6: the seasonal processes' most peaked heads peak at a true period, more prominently than any noise process's",
+                "the largest distance (lags) of the two seasonal processes' lag-profile peaks to a true period, and the lowest "
+                "seasonal peak prominence minus the highest of the three noise processes'",
+                "the same forecasters untrained (random init), same measures",
+                Rule.of(("largest peak distance (lags)", "<=", 2.0), ("prominence − noise max", ">", 0.0)),
+                note="Was hypothesis Q6 (its control text named the noise processes and the untrained peaks); the noise processes "
+                     "are now inside the measure and the untrained networks are the control (issue 28)."),
+    FindingSpec("distribution-effects/multiseasonality-period-peak",
+                "with seed-scale training MultiSeasonality's most peaked head peaks within 2 lags of a true period",
+                "the distance (lags) of its most peaked head's lag-profile peak to the nearest of 12, 30, 50",
+                "the same forecaster untrained (random init), same measure",
+                Rule.of(("peak distance (lags)", "<=", 2.0)),
+                profiles=("full",),
+                note="Was two claims of the full profile only: the trained peak within 2 lags, the untrained one not (now the "
+                     "control). The quick profile's 160 steps do not reach it; Q6 reports it there."),
+    FindingSpec("distribution-effects/chosen-heads-used",
+                "the recency and period heads matter more to the forecast than other heads, in most of the nine processes",
+                "the number of processes in which mean-ablating the chosen heads raises validation MSE by more than the 95th "
+                "percentile of every other head set of the same size",
+                "a random head set in place of the chosen one: the expected number of processes, measured by testing each "
+                "random set against the others",
+                Rule.of(("processes where the heads matter", ">=", 5.0)),
+                note="Was the chapter's causal hypothesis (a majority of the nine, fixed before the ablations ran). One count over "
+                     "nine comparisons, so not the per-comparison CAUSAL_RULE; each process's comparison is in the summary's "
+                     "causal records."),
+    # -- end of chapter 2 ----------------------------------------------------------------------------------
+
+    # -- chapter 3: vitime-harmonics -----------------------------------------------------------------------
+    FindingSpec("vitime-harmonics/period-head",
+                "pretraining forms a head that attends one, two and three periods of sin(n/10) back",
+                "experiment 1: the best head's period contrast at 62.8 samples, and its three highest lag peaks' largest distance "
+                "to 63/126/189 samples",
+                "the same network before pretraining (random init), its best head on the same input",
+                Rule.of(("period contrast", ">=", 2.0), ("peak error (samples)", "<=", 8.0)),
+                note="Was two claims (contrast >= 2; peaks within half a patch, 8 samples). The random-init control was added in issue 28."),
+    FindingSpec("vitime-harmonics/period-head-vanishes",
+                "the best head's comb is the input's: it falls away when sin(n/10) is removed",
+                "experiment 2 (no sin(n/10)): the same head's period contrast at 62.8 samples",
+                "experiment 1, where sin(n/10) is present: the same head, same measure",
+                Rule.of(("period contrast", "<", 1.5)),
+                note="Was a claim; the control (the input with the harmonic) was implicit."),
+    FindingSpec("vitime-harmonics/follows-sin-n-5",
+                "without sin(n/10) the best head follows sin(n/5) instead",
+                "experiment 2: the best head's contrast at 31.4 samples",
+                "the random-init network's same head at 31.4 samples",
+                Rule.of(("contrast at 31.4 samples", ">=", 1.5))),
+    FindingSpec("vitime-harmonics/follows-held-out-periods",
+                "the best head follows periods it was not probed with (held-out 48, 80, 100)",
+                "the lowest of the best head's contrasts at each held-out input's period",
+                "the random-init network's same head on experiment 1 at 62.8 samples",
+                Rule.of(("lowest contrast", ">=", 2.0))),
+    FindingSpec("vitime-harmonics/heads-share-profile",
+                "the periodic heads share a lag profile",
+                "mean Pearson r between the lag profiles of the top-3 heads by contrast",
+                "every pair of heads of the same model (mean r)",
+                Rule.of(("mean r", ">=", 0.5))),
+    FindingSpec("vitime-harmonics/rollout-keeps-period",
+                "the period survives attention rollout across all blocks",
+                "the rollout's period contrast at 62.8 samples on experiment 1",
+                "the random-init network's rollout, same measure",
+                Rule.of(("rollout contrast", ">=", 2.0))),
+    FindingSpec("vitime-harmonics/experiment-1-forecast",
+                "attending to the period means forecasting it: on experiment 1 the model beats repeat-last-period",
+                "experiment 1: the model's argmax MSE over the horizon ÷ repeat-last-period's",
+                "repeat-last-period itself (its ratio to itself)",
+                Rule.of(("MSE ÷ repeat last period", "<", 1.0))),
+    FindingSpec("vitime-harmonics/held-out-probes-forecast",
+                "the model forecasts the three held-out probe periods better than both naive baselines",
+                "the largest, over the held-out inputs, of the model's argmax MSE ÷ the better of history mean's and repeat-last-period's",
+                "the better baseline itself (its ratio to itself)",
+                Rule.of(("largest MSE ratio", "<", 1.0))),
+    FindingSpec("vitime-harmonics/forecasts-held-out-series",
+                "the model forecasts periods never seen in pretraining (64 held-out series) — the profile's bars",
+                "the model's mean MSE (expectation decoding) over the 720-sample horizon ÷ the history mean's and ÷ repeat-last-period's",
+                "the seasonal-average draft the model is given, alone: a model that only copied it would score this",
+                Rule.of(("÷ history mean", "<=", 0.7), ("÷ repeat last period", "<", 1.0)),
+                profiles=("quick",),
+                note="The quick bar of issue 27. The draft as control was added in issue 28."),
+    FindingSpec("vitime-harmonics/forecasts-held-out-series-full",
+                "the model forecasts periods never seen in pretraining (64 held-out series) — the full bar",
+                "the model's mean MSE (expectation decoding) over the 720-sample horizon ÷ repeat-last-period's",
+                "the seasonal-average draft the model is given, alone",
+                Rule.of(("÷ repeat last period", "<=", 0.8)),
+                profiles=("full",),
+                note="The full bar of issue 27."),
+    FindingSpec("vitime-harmonics/best-head-used-exp1",
+                "ablating the best head changes the experiment-1 forecast more than random heads",
+                "mean squared change of the 720-sample forecast (8 windows) under mean ablation", _RANDOM_SETS, CAUSAL_RULE),
+    FindingSpec("vitime-harmonics/best-head-used-exp2",
+                "ablating the best head changes the experiment-2 forecast (no sin(n/10)) more than random heads",
+                "mean squared change of the 720-sample forecast (8 windows) under mean ablation", _RANDOM_SETS, CAUSAL_RULE),
+    FindingSpec("vitime-harmonics/best-head-used-for-period",
+                "ablating the best head changes the forecast more with sin(n/10) present than without, relative to random heads",
+                "ratio of the forecast changes, experiment 1 ÷ experiment 2", _RANDOM_SETS, CAUSAL_RULE),
+    FindingSpec("vitime-harmonics/top3-used-exp1",
+                "ablating the top-3 heads changes the experiment-1 forecast more than random heads",
+                "mean squared change of the 720-sample forecast (8 windows) under mean ablation", _RANDOM_SETS, CAUSAL_RULE),
+    FindingSpec("vitime-harmonics/top3-used-exp2",
+                "ablating the top-3 heads changes the experiment-2 forecast (no sin(n/10)) more than random heads",
+                "mean squared change of the 720-sample forecast (8 windows) under mean ablation", _RANDOM_SETS, CAUSAL_RULE),
+    FindingSpec("vitime-harmonics/top3-used-for-period",
+                "ablating the top-3 heads changes the forecast more with sin(n/10) present than without, relative to random heads",
+                "ratio of the forecast changes, experiment 1 ÷ experiment 2", _RANDOM_SETS, CAUSAL_RULE),
+    # -- end of chapter 3 ----------------------------------------------------------------------------------
+
+    # -- chapter 4: ad-compression -------------------------------------------------------------------------
+    FindingSpec("ad-compression/learns-in-context",
+                "AD improves within its context on held-out bandits: its regret per pull falls from the first 10 pulls to the last 10",
+                "AD's mean regret per pull over the last 10 of 60 pulls minus over the first 10 (held-out tasks, actions sampled)",
+                "ED, the same transformer trained on an expert's histories (it never saw learning), measured the same way",
+                Rule.of(("last 10 − first 10", "<", 0.0)),
+                note="Was the claim 'AD per-step regret, last 10 pulls minus first 10 < 0' and the hypothesis 'ED does not improve "
+                     "within context as AD does' (ED's first−last improvement < half of AD's). Merged in issue 28: ED is the control, "
+                     "measured with the claim's rule; the half-of-AD's bar is gone."),
+    FindingSpec("ad-compression/beats-random",
+                "AD's cumulative regret on held-out bandits is at most 0.7 of random play's",
+                "AD's mean cumulative regret at T = 60 ÷ random play's on the same held-out tasks",
+                "ED (same architecture, trained on an expert's histories), its regret at T ÷ random play's",
+                Rule.of(("R(T) ÷ random's", "<=", 0.7)),
+                note="Was a claim. ED as the measured control was added in issue 28 (random play itself would score 1)."),
+    FindingSpec("ad-compression/matches-source",
+                "AD reproduces its source: its cumulative regret is within 15 % of UCB1's",
+                "|AD's mean cumulative regret at T = 60 ÷ UCB1's − 1| on the same held-out tasks",
+                "Thompson sampling run from scratch on the same tasks (another learning algorithm), the same measure",
+                Rule.of(("|R(T) ÷ source's − 1|", "<=", 0.15)),
+                note="Was a claim. Thompson sampling as the measured control was added in issue 28: a finding that any good bandit "
+                     "learner also met would not say that AD reproduces its own source."),
+    FindingSpec("ad-compression/compression-keeps-return",
+                "cut to K <= L/2 transitions, AD's context keeps >= 90 % of the full context's improvement over random play "
+                "(the best strategy that is faster than the full context)",
+                "% of full (the share of the full context's regret reduction over random play kept) of the best strategy at K <= L/2 "
+                "with a batched speed-up > 1",
+                "random-K (K random transitions kept) at the same K, the same measure",
+                Rule.of(("% of full", ">=", 90.0)),
+                note="Was a claim. Random-K at the same K as the measured control was added in issue 28."),
+    FindingSpec("ad-compression/topk-beats-random",
+                "attention marks the transitions AD needs: keeping the K most attended beats keeping K random ones at every K",
+                "the largest, over K = L/2, L/4, L/8, of top-K's mean cumulative regret at T minus random-K's",
+                "random-K in both slots (difference 0)",
+                Rule.of(("largest regret difference", "<", 0.0)),
+                note="Was a hypothesis (lower regret than random-K at every K)."),
+    FindingSpec("ad-compression/recency-survives",
+                "the seed's recency bias survives entropy normalised by log L and a sink term left out",
+                "of AD's heads whose raw recency ratio (newest quarter ÷ oldest) is > 2, the share that keep a ratio > 2 without "
+                "position 0 and have entropy ÷ log L < 0.9 (0 when no head has a raw ratio > 2)",
+                "the same transformer at random init (AD's weights before training), on the same held-out windows",
+                Rule.of(("surviving share", ">", 0.5)),
+                note="Was a hypothesis ('most raw-recency heads' survive; its table's control, '16 heads', was the number of heads, "
+                     "not a measurement). The random-init control was added in issue 28."),
+    FindingSpec("ad-compression/reward-attention-bandits",
+                "the query's attention concentrates on rewarded transitions (bandits)",
+                "AD's query weight on rewarded transitions ÷ their share of the context, mean over heads, layers and held-out tasks",
+                "the same attention scored against another held-out task's rewards (each task's rolled by one): the same reward rate "
+                "along the history, no link to what this task's query reads",
+                Rule.of(("mean enrichment", ">", 1.5)),
+                profiles=("quick",),
+                note="Was a hypothesis (control '1 = no preference'); in the full profile the hypothesis read Dark Room instead "
+                     "(reward-attention-darkroom). The rolled-rewards control was added in issue 28: AD's rewards grow along a "
+                     "history while it learns, so a recency-biased head is 'enriched' without reading rewards."),
+    FindingSpec("ad-compression/reward-attention-darkroom",
+                "the query's attention concentrates on rewarded transitions (Dark Room)",
+                "AD's query weight on rewarded transitions ÷ their share of the context, mean over heads, layers and held-out goals",
+                "the same attention scored against another held-out goal's rewards (each goal's rolled by one)",
+                Rule.of(("mean enrichment", ">", 1.5)),
+                profiles=("full",),
+                note="Was the full profile's form of the reward hypothesis. The rolled-rewards control was added in issue 28."),
+    FindingSpec("ad-compression/darkroom-in-context",
+                "AD learns in context on Dark Room's held-out goals",
+                "AD's mean return per episode over the last 10 in-context episodes minus twice the first 10's, and the last 10's ÷ "
+                "the optimal return",
+                "ED (the same transformer trained on the expert's histories), the same measures",
+                Rule.of(("last 10 − 2 × first 10", ">=", 0.0), ("last 10 ÷ optimal", ">=", 0.5)),
+                profiles=("full",),
+                note="Was a hypothesis (last 10 >= 2 × first 10 and >= 50 % of optimal; AD's own paper's claim at our scale), "
+                     "with the other players' last 10 as its control. ED as the measured control: issue 28."),
+    FindingSpec("ad-compression/recency-heads-used",
+                "the 2 most recency-biased heads matter more for AD's in-context regret than random heads (mean-ablated)",
+                "the rise in AD's mean cumulative regret at T on held-out bandits when the heads are mean-ablated together",
+                _RANDOM_SETS, CAUSAL_RULE),
+    # -- end of chapter 4 ----------------------------------------------------------------------------------
+
+    # -- chapter 5: charlm-evolution -----------------------------------------------------------------------
+    FindingSpec("charlm-evolution/span-increases",
+                "the seed: the attention span increases as training goes on (then stabilises)",
+                "mean attention distance (characters; every layer and head, the 8 snapshot windows) at the last snapshot − at step 0, "
+                "mean over runs",
+                "the step-0 (untrained) snapshot in both slots: a difference of 0",
+                Rule.of(("span change (chars)", ">", 0.0)),
+                note="Was a hypothesis (span at the end > at the start); the rule tests the increase only, not that it stabilises."),
+    FindingSpec("charlm-evolution/later-layers-attend-further",
+                "the seed / Sukhbaatar 2019: later layers attend further (span grows with depth)",
+                "the lowest, over the corpora that ran, of the Pearson r between layer index and the layer's mean span at the last "
+                "snapshot (mean over seeds)",
+                "the same runs' step-0 (untrained) snapshot, same measure",
+                Rule.of(("lowest r over corpora", ">", 0.5)),
+                note="Was a hypothesis (r > 0.5 on every corpus); the step-0 control was added in issue 28."),
+    FindingSpec("charlm-evolution/previous-token-head",
+                "Elhage 2021: a previous-token head forms",
+                "the largest mass on the previous character of any head of any run at the last snapshot",
+                "the same runs' step-0 (untrained) snapshot, same measure",
+                Rule.of(("largest mass on i−1", ">", 0.5)),
+                note="Was a hypothesis with the uniform value as an unmeasured control; the step-0 snapshot replaces it in issue 28."),
+    FindingSpec("charlm-evolution/induction-heads",
+                "Olsson 2022: induction heads form (at this scale)",
+                "the largest induction score (mass on the character after the previous occurrence, on random strings written twice) of "
+                "any head of any run at the last snapshot",
+                "the same runs' step-0 (untrained) snapshot, same measure",
+                Rule.of(("largest induction score", ">", 0.3)),
+                note="Was a hypothesis with the uniform value as an unmeasured control; the step-0 snapshot replaces it in issue 28."),
+    FindingSpec("charlm-evolution/heads-of-a-layer-alike",
+                "Clark 2019: the heads of a layer resemble each other more than heads of other layers",
+                "mean JS divergence between heads of the same layer ÷ between heads of different layers, on the stored window at the last "
+                "snapshot (each a mean over runs)",
+                "the same runs' step-0 (untrained) snapshot, same ratio",
+                Rule.of(("within ÷ between JS", "<", 1.0)),
+                note="Was a hypothesis (within < between, the two means); the step-0 control was added in issue 28."),
+    FindingSpec("charlm-evolution/diversity-rises-early",
+                "Voita / Michel 2019: head diversity rises early, then plateaus",
+                "head diversity (mean JS between the heads of a layer, mean over layers): its value a quarter into training ÷ its final "
+                "value (mean over runs), and its final − step-0 value (lowest over runs)",
+                "a steady rise: a straight line in steps between the same runs' measured step-0 and final diversity",
+                Rule.of(("share of the final diversity at a quarter", ">=", 0.8), ("lowest diversity change", ">", 0.0)),
+                note="Was a hypothesis (end > start in every run and >= 80 % of the end value by a quarter); the linear-rise control "
+                     "was added in issue 28."),
+    FindingSpec("charlm-evolution/attention-sink",
+                "Xiao 2023: an attention sink forms at position 0",
+                "the largest layer-mean mass on position 0 (queries i >= 1) of any run and layer at the last snapshot ÷ uniform causal "
+                "attention's, mean over t of 1/t",
+                "the same runs' step-0 (untrained) snapshot, same measure",
+                Rule.of(("mass on position 0 ÷ uniform", ">", 2.0)),
+                note="Was a hypothesis (> 2 × uniform in some layer), written here as a ratio to uniform so one rule holds for every "
+                     "context length; the step-0 control was added in issue 28."),
+    FindingSpec("charlm-evolution/floor-before-sharpening",
+                "Bietti 2023: the bigram floor is crossed before attention sharpens",
+                "the share of layer 0's entropy drop (step 0 to the last snapshot) already done at the first evaluation below the "
+                "bigram floor, mean over runs",
+                "the validation loss itself: the share of its drop done at the same evaluation (what attention that sharpened in step "
+                "with the loss would show)",
+                Rule.of(("share of layer 0's entropy drop", "<", 0.5)),
+                note="Was a hypothesis (< 0.5, against 'all of it'); the loss-share control was added in issue 28."),
+    FindingSpec("charlm-evolution/generation-differs-slightly",
+                "the seed: attention during generation differs slightly from training patterns",
+                "mean over heads of |H_s − H_v| / H_v, the row entropy on the model's own samples (KV cache, seeded) against validation "
+                "windows of the same length",
+                "two disjoint sets of validation windows of the same size, same measure (how much any two texts of the corpus differ)",
+                Rule.of(("relative entropy difference", ">", 0.01), ("relative entropy difference", "<", 0.2)),
+                note="Was a hypothesis (0.01 < difference < 0.2) with the sampling mechanism (the same text read vs recorded while "
+                     "sampling) as control; that is a check now, and the validation-vs-validation control was added in issue 28."),
+    FindingSpec("charlm-evolution/previous-token-head-used",
+                "the model uses its previous-token head: mean-ablating it raises the validation loss more than other single heads",
+                "rise in validation loss (nats/char, 32 windows) when the head is mean-ablated, first tiny Shakespeare run, stored weights",
+                _RANDOM_SETS, CAUSAL_RULE,
+                note="The random sets are every other single head (an exact test)."),
+    FindingSpec("charlm-evolution/distinct-heads-used",
+                "the model uses its most distinct heads (farthest JS from their layer-mates): mean-ablating them raises the validation "
+                "loss more than random head sets of the same size",
+                "rise in validation loss (nats/char, 32 windows) when the quarter of heads farthest from their layer-mates are "
+                "mean-ablated, first tiny Shakespeare run, stored weights",
+                _RANDOM_SETS, CAUSAL_RULE),
+    # -- end of chapter 5 ----------------------------------------------------------------------------------
+)
+
+_BY_KEY = {s.key: s for s in FINDINGS}
+if len(_BY_KEY) != len(FINDINGS):  # pragma: no cover - a duplicated key is a bug in this file
+    raise RuntimeError("attnbook.registry: duplicated finding keys")
+
+
+def spec(key: str) -> FindingSpec:
+    """The declaration of finding ``key`` (``"<chapter slug>/<name>"``)."""
+    if key not in _BY_KEY:
+        raise bad_argument(InvalidInputError, "key", "a registered finding (attnbook.registry.FINDINGS)", key)
+    return _BY_KEY[key]
+
+
+def chapter_specs(chapter: str, profile: str | None = None) -> tuple[FindingSpec, ...]:
+    """The findings ``chapter`` (a slug) declares, in order; with ``profile``, those that apply to it."""
+    from .chapters import EXPERIMENTS
+
+    slugs = [c.slug for c in EXPERIMENTS]
+    if chapter not in slugs:
+        raise bad_argument(InvalidInputError, "chapter", f"an experiment chapter's slug, one of {slugs}", chapter)
+    return tuple(s for s in FINDINGS if s.chapter == chapter and (profile is None or profile in s.profiles))
+
+
+def frame():
+    """The registry as a pandas DataFrame indexed by key: chapter, statement, measure, control, rule,
+    profiles, declared, note."""
+    import pandas as pd
+
+    rows = [{"key": s.key, "chapter": s.chapter, "statement": s.statement, "measure": s.measure, "control": s.control, "rule": str(s.rule),
+             "profiles": ", ".join(s.profiles), "declared": s.declared, "note": s.note} for s in FINDINGS]
+    return pd.DataFrame(rows).set_index("key")
