@@ -3,7 +3,7 @@
 and against random head sets (:mod:`attnbook.intervene.effects`)."""
 
 from .core import MODES, HeadMeans, ablate, head_means, resolve_heads
-from .effects import HeadEffects, RandomComparison, against_random, causal_finding, comparison_frame, head_effects
+from .effects import HeadEffects, RandomComparison, against_random, comparison_frame, head_effects
 
 __all__ = ["ablate", "head_means", "HeadMeans", "resolve_heads", "MODES", "head_effects", "HeadEffects", "against_random",
-           "RandomComparison", "comparison_frame", "causal_finding"]
+           "RandomComparison", "comparison_frame"]

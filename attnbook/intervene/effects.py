@@ -38,8 +38,7 @@ from ..claims import Finding, FindingSpec, fmt
 from ..errors import InvalidInputError, bad_argument
 from .core import HeadMeans, HeadSpec, _layer_sites, _sites, ablate, head_means, resolve_heads
 
-__all__ = ["head_effects", "HeadEffects", "against_random", "RandomComparison", "comparison_frame", "random_head_sets", "MIN_DRAWS",
-           "causal_finding"]
+__all__ = ["head_effects", "HeadEffects", "against_random", "RandomComparison", "comparison_frame", "random_head_sets", "MIN_DRAWS"]
 
 #: the fewest random sets a comparison may use: with n sets the smallest p-value is 1 / (n + 1)
 MIN_DRAWS = 20
@@ -154,26 +153,15 @@ class RandomComparison:
 
     def finding(self, spec: FindingSpec) -> Finding:
         """The comparison as the registered causal finding ``spec`` (:data:`attnbook.registry.CAUSAL`):
-        measured ``effect − q95``, control ``median random effect − q95`` (q95: the random sets' 95th percentile)."""
-        return causal_finding(spec, self.effect, self.random_effects, self.exact, len(self.heads))
+        measured ``effect − q95``, control ``median random effect − q95`` (q95: :meth:`quantile` at 95);
+        the detail gives effect, percentile, p and the sets."""
+        from ..registry import CAUSAL
 
-
-def causal_finding(spec: FindingSpec, effect: float, random_effects: Sequence[float], exact: bool, size: int) -> Finding:
-    """A causal finding's result from the chosen heads' ``effect`` and the ``random_effects`` of sets
-    of ``size`` heads: measured ``effect − q95``, control ``median(random) − q95``, with q95 the random
-    effects' nearest-rank 95th percentile; the detail gives effect, percentile, p and the sets."""
-    from ..registry import CAUSAL
-
-    r = np.asarray(random_effects, dtype=np.float64)
-    if r.size == 0:
-        raise bad_argument(InvalidInputError, "random_effects", "at least one random set", 0, raw=True)
-    q95 = float(np.percentile(r, 95, method="inverted_cdf"))
-    percentile = 100.0 * float((r < effect).mean())
-    p = (1 + int((r >= effect).sum())) / (1 + r.size)
-    sets = f"all {r.size}" if exact else f"{r.size} random"
-    return spec.result({CAUSAL: effect - q95}, {CAUSAL: float(np.median(r)) - q95},
-                       detail=f"effect {fmt(effect)}, random 95th percentile {fmt(q95)}; percentile {percentile:.0f}, p = {p:.3f}; "
-                              f"{sets} sets of {size} head(s)")
+        q95 = self.quantile(95)
+        sets = f"all {self.draws}" if self.exact else f"{self.draws} random"
+        return spec.result({CAUSAL: self.effect - q95}, {CAUSAL: float(np.median(self.random_effects)) - q95},
+                           detail=f"effect {fmt(self.effect)}, random 95th percentile {fmt(q95)}; percentile {self.percentile:.0f}, "
+                                  f"p = {self.p_value:.3f}; {sets} sets of {len(self.heads)} head(s)")
 
 
 def comparison_frame(comparisons: Mapping[str, RandomComparison], q: float = 95.0):

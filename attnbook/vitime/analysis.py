@@ -20,7 +20,7 @@ from .. import checks
 from ..capture import find_attention
 from ..claims import Check, Finding, FindingSpec, fmt
 from ..errors import InvalidInputError, bad_argument
-from ..intervene import HeadMeans, RandomComparison, against_random, causal_finding, head_means
+from ..intervene import HeadMeans, RandomComparison, against_random, head_means
 from ..intervene.effects import random_head_sets
 from ..registry import spec
 
@@ -275,8 +275,8 @@ class RatioComparison:
                 "exact": self.exp1.exact, "rule": self.rule(q), "verdict": "supported" if self.exceeds(q) else "not supported"}
 
     def finding(self, finding_spec: FindingSpec) -> Finding:
-        """The ratio comparison as the registered causal finding ``finding_spec`` (:func:`attnbook.intervene.causal_finding` on the ratios)."""
-        return causal_finding(finding_spec, self.effect, self.random_effects, self.exp1.exact, len(self.heads))
+        """The ratio comparison as the registered causal finding ``finding_spec`` (:meth:`RandomComparison.finding` on the ratios)."""
+        return self._as_comparison().finding(finding_spec)
 
 
 @dataclass(frozen=True)

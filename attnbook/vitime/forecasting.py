@@ -278,14 +278,11 @@ def bar_finding(errs: Mapping[str, np.ndarray], profile: str, model: str = "mode
     from ..claims import fmt
     from ..registry import spec
 
-    if profile not in BARS:
-        raise bad_argument(InvalidInputError, "profile", f"one of {sorted(BARS)}", profile)
-    bars = bar_verdicts(errs, profile, model)
-    ratio = lambda name, ref: float(np.mean(errs[name])) / float(np.mean(errs[ref]))  # noqa: E731
+    bars = bar_verdicts(errs, profile, model)  # refuses an unknown profile
     measures = [f"÷ {ref}" for ref, _, _ in BARS[profile]]
+    control_ratio = {m: float(np.mean(errs[control])) / float(np.mean(errs[ref])) for m, (ref, _, _) in zip(measures, BARS[profile])}
     detail = "; ".join(f"{m} [{fmt(b['low'])}, {fmt(b['high'])}]" for m, b in zip(measures, bars)) + f" (paired 95 % CI, {len(errs[model])} series)"
-    return spec(BAR_FINDINGS[profile]).result({m: ratio(model, ref) for m, (ref, _, _) in zip(measures, BARS[profile])},
-                                              {m: ratio(control, ref) for m, (ref, _, _) in zip(measures, BARS[profile])}, detail=detail)
+    return spec(BAR_FINDINGS[profile]).result({m: b["ratio"] for m, b in zip(measures, bars)}, control_ratio, detail=detail)
 
 
 def curve_levels(errs: Mapping[str, np.ndarray], profile: str, methods: Sequence[str] = ("repeat last period", "seasonal average")
