@@ -14,8 +14,18 @@ condition must hold) is applied to the model's measurement **and** to the contro
     not supported  not rule(model), or rule(control) (the control passes too: the rule cannot tell them apart)
     inconclusive   a value is missing or not finite, or the test could not decide (a stated reason)
 
-:func:`show_findings` prints ``findings: S supported, N not supported, I inconclusive``; tests compare
-verdicts with the committed table of expected ones and never assert that a finding is supported.
+Every finding is measured on each training seed and reported across them (:class:`AcrossSeeds`,
+:func:`across_seeds`), by one rule for the whole book::
+
+    supported       supported on every seed (for a causal test: the largest per-seed p passes — a conjunction test)
+    seed-dependent  supported on some seeds, not on others
+    not supported   supported on none
+    inconclusive    supported on none and inconclusive on at least one
+
+beside the mean of the rule's first measure over seeds and its 95 % t-interval (n − 1 degrees of
+freedom; on the log scale for a ratio, ``FindingSpec.scale="log"``: a geometric mean and interval).
+:func:`show_findings` prints ``findings: S supported, D seed-dependent, N not supported, I inconclusive``;
+tests compare verdicts with the committed table of expected ones and never assert that a finding is supported.
 
 Every chapter writes its ``summary.json`` with :func:`write_summary`, in one schema (the findings
 page reads it). In a notebook the tables render as HTML; outside one they print as text.
@@ -32,8 +42,9 @@ from pathlib import Path
 
 from .errors import InvalidInputError, bad_argument
 
-__all__ = ["fmt", "Check", "checks_frame", "show_checks", "VERDICTS", "DECLARED", "Condition", "Rule", "FindingSpec", "Finding",
-           "findings_frame", "findings_line", "show_findings", "summary_record", "write_summary"]
+__all__ = ["fmt", "Check", "checks_frame", "show_checks", "VERDICTS", "SEED_VERDICTS", "DECLARED", "SCALES", "Condition", "Rule",
+           "FindingSpec", "Finding", "AcrossSeeds", "across_seeds", "seed_interval", "findings_frame", "findings_line", "show_findings",
+           "summary_record", "write_summary"]
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
@@ -120,8 +131,12 @@ def show_checks(checks: Sequence[Check]) -> None:
 
 # -- findings -----------------------------------------------------------------------------------------
 
-#: the verdicts a finding can get (issue 29 adds "seed-dependent" across seeds)
-VERDICTS = ("supported", "not supported", "inconclusive")
+#: the verdicts a finding can get across seeds (:class:`AcrossSeeds`)
+VERDICTS = ("supported", "seed-dependent", "not supported", "inconclusive")
+#: the verdicts a finding can get on one seed (:class:`Finding`)
+SEED_VERDICTS = ("supported", "not supported", "inconclusive")
+#: how a finding's effect is averaged over seeds: as it is, or on the log scale (ratios)
+SCALES = ("linear", "log")
 #: when a finding's rule was declared: before its first result, or after seeing results
 DECLARED = ("pre-registered", "post hoc")
 
@@ -187,7 +202,8 @@ class FindingSpec:
     """A finding as declared in :mod:`attnbook.registry`: ``key`` (``"<chapter slug>/<name>"``), the
     ``statement`` about the trained model, the ``measure`` in words, the ``control`` (a model, input
     or training that could have made it false), the ``rule``, the ``profiles`` it applies to,
-    ``declared`` (:data:`DECLARED`) and ``note`` (why the rule is what it is; every change to it)."""
+    ``declared`` (:data:`DECLARED`), ``note`` (why the rule is what it is; every change to it) and the
+    ``scale`` (:data:`SCALES`) on which the rule's first measure is averaged over seeds."""
 
     key: str
     statement: str
@@ -197,6 +213,7 @@ class FindingSpec:
     profiles: tuple[str, ...] = ("quick", "full")
     declared: str = "post hoc"
     note: str = ""
+    scale: str = "linear"
 
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or self.key.count("/") != 1 or not all(self.key.split("/")):
@@ -208,6 +225,8 @@ class FindingSpec:
             raise bad_argument(InvalidInputError, "rule", "a Rule", type(self.rule).__name__, raw=True)
         if self.declared not in DECLARED:
             raise bad_argument(InvalidInputError, "declared", f"one of {list(DECLARED)}", self.declared)
+        if self.scale not in SCALES:
+            raise bad_argument(InvalidInputError, "scale", f"one of {list(SCALES)}", self.scale)
         if not self.profiles or not set(self.profiles) <= {"quick", "full"}:
             raise bad_argument(InvalidInputError, "profiles", "a non-empty tuple of 'quick'/'full'", self.profiles)
 
@@ -277,32 +296,168 @@ class Finding:
                 "verdict": self.verdict, "reason": self.reason}
 
 
+def seed_interval(values: Sequence[float], scale: str = "linear", confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, low, high)`` of ``values`` (one per seed): the mean and its t-interval,
+    ``mean ± t_{n−1, (1+c)/2} · s / √n``; with ``scale="log"`` all of it on ``log(values)``, exponentiated
+    (a geometric mean and interval, for ratios). NaN bounds for fewer than two finite values; NaN
+    throughout when a log-scale value is not positive."""
+    from scipy import stats
+
+    if scale not in SCALES:
+        raise bad_argument(InvalidInputError, "scale", f"one of {list(SCALES)}", scale)
+    x = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if scale == "log":
+        if any(v <= 0 for v in x):
+            return math.nan, math.nan, math.nan
+        x = [math.log(v) for v in x]
+    if not x:
+        return math.nan, math.nan, math.nan
+    back = math.exp if scale == "log" else float
+    mean = sum(x) / len(x)
+    if len(x) < 2:
+        return back(mean), math.nan, math.nan
+    sem = stats.sem(x)
+    low, high = (mean, mean) if sem == 0 else stats.t.interval(confidence, len(x) - 1, loc=mean, scale=sem)
+    return back(mean), back(float(low)), back(float(high))
+
+
+@dataclass(frozen=True)
+class AcrossSeeds:
+    """One finding over training seeds: its :class:`FindingSpec`, the ``seeds`` and the
+    :class:`Finding` of each (``results``, same order). The verdict is computed (module docstring)."""
+
+    spec: FindingSpec
+    seeds: tuple[int, ...]
+    results: tuple[Finding, ...]
+
+    def __post_init__(self) -> None:
+        if not self.results or len(self.seeds) != len(self.results) or len(set(self.seeds)) != len(self.seeds):
+            raise bad_argument(InvalidInputError, "seeds/results", "one result for each of one or more distinct seeds",
+                               (self.seeds, len(self.results)), raw=True)
+        if not all(isinstance(f, Finding) and f.spec.key == self.spec.key for f in self.results):
+            raise bad_argument(InvalidInputError, "results", f"results of {self.spec.key!r}", [getattr(f, "spec", f) for f in self.results], raw=True)
+
+    @property
+    def per_seed(self) -> tuple[str, ...]:
+        """Each seed's verdict."""
+        return tuple(f.verdict for f in self.results)
+
+    @property
+    def verdict(self) -> str:
+        v = self.per_seed
+        if all(x == "supported" for x in v):
+            return "supported"
+        if "supported" in v:
+            return "seed-dependent"
+        return "inconclusive" if "inconclusive" in v else "not supported"
+
+    @property
+    def reason(self) -> str:
+        n, k = len(self.results), sum(x == "supported" for x in self.per_seed)
+        if n == 1:
+            return self.results[0].reason
+        return {"supported": f"supported on all {n} seeds", "seed-dependent": f"supported on {k} of {n} seeds",
+                "not supported": f"supported on none of {n} seeds"}.get(self.verdict, f"supported on none of {n} seeds; inconclusive on "
+                                                                               f"{sum(x == 'inconclusive' for x in self.per_seed)}")
+
+    @property
+    def measure(self) -> str:
+        """The measure whose mean and interval are reported: the rule's first."""
+        return self.spec.rule.measures[0]
+
+    def effect(self, which: str = "measured") -> tuple[float, float, float]:
+        """``(mean, low, high)`` of the first measure over seeds (:func:`seed_interval`), for the model
+        (``"measured"``) or the control (``"control"``)."""
+        return seed_interval([getattr(f, which)[self.measure] for f in self.results], self.spec.scale)
+
+    def means(self, which: str = "measured") -> dict[str, float]:
+        """Every measure's mean over seeds (the first on the spec's scale)."""
+        out = {}
+        for m in self.spec.rule.measures:
+            values = [getattr(f, which)[m] for f in self.results]
+            out[m] = seed_interval(values, self.spec.scale if m == self.measure else "linear")[0]
+        return out
+
+    def record(self) -> dict:
+        """The JSON record of ``summary.json``'s ``findings`` list: the spec, the verdict across seeds,
+        the means over seeds (``measured``, ``control_measured``), the first measure's interval
+        (``effect``: mean, low, high; None where not defined) and every seed's own record (``per_seed``)."""
+        s = self.spec
+        mean, low, high = self.effect()
+        return {"key": s.key, "statement": s.statement, "measure": s.measure, "control": s.control, "rule": str(s.rule),
+                "declared": s.declared, "seeds": list(self.seeds), "measured": self.means(), "control_measured": self.means("control"),
+                "effect": {"measure": self.measure, "scale": s.scale, "n": len(self.seeds),
+                           **{k: v if math.isfinite(v) else None for k, v in (("mean", mean), ("low", low), ("high", high))}},
+                "detail": self.results[0].detail if len(self.results) == 1 else "",
+                "per_seed": [{"seed": seed, **{k: v for k, v in f.record().items() if k in ("measured", "control_measured", "detail", "verdict",
+                                                                                          "reason")}}
+                             for seed, f in zip(self.seeds, self.results)],
+                "verdict": self.verdict, "reason": self.reason}
+
+
+def across_seeds(per_seed: Mapping[int, Sequence[Finding]]) -> list[AcrossSeeds]:
+    """Group each seed's findings ``{seed: [Finding, …]}`` by finding (in the first seed's order); every
+    seed must report the same findings."""
+    if not per_seed:
+        raise bad_argument(InvalidInputError, "per_seed", "findings of one or more seeds", per_seed)
+    seeds = list(per_seed)
+    keys = [f.spec.key for f in per_seed[seeds[0]]]
+    for seed in seeds:
+        got = [f.spec.key for f in per_seed[seed]]
+        if sorted(got) != sorted(keys) or len(set(got)) != len(got):
+            raise bad_argument(InvalidInputError, "per_seed", f"the same findings on every seed (seed {seeds[0]}: {keys})",
+                               f"seed {seed}: {got}", raw=True)
+    by_key = {seed: {f.spec.key: f for f in per_seed[seed]} for seed in seeds}
+    return [AcrossSeeds(by_key[seeds[0]][k].spec, tuple(seeds), tuple(by_key[s][k] for s in seeds)) for k in keys]
+
+
+def _across(found: Finding | AcrossSeeds, seed: int = 0) -> AcrossSeeds:
+    return found if isinstance(found, AcrossSeeds) else AcrossSeeds(found.spec, (seed,), (found,))
+
+
 def _values_text(values: Mapping[str, float]) -> str:
     return "; ".join(f"{k} {fmt(v)}" for k, v in values.items()) if len(values) > 1 else fmt(next(iter(values.values())))
 
 
-def findings_frame(findings: Sequence[Finding]):
-    """The findings as a pandas DataFrame indexed by finding: measured, control (its description and
-    values), rule, declared, verdict."""
+_LETTER = {"supported": "S", "not supported": "N", "inconclusive": "I"}
+
+
+def _effect_text(a: AcrossSeeds) -> str:
+    if len(a.results) == 1:
+        f = a.results[0]
+        return _values_text(f.measured) + (f" ({f.detail})" if f.detail else "")
+    mean, low, high = a.effect()
+    scale = ", geometric" if a.spec.scale == "log" else ""
+    interval = f" [{fmt(low)}, {fmt(high)}]" if math.isfinite(low) else ""
+    return f"{a.measure}: {fmt(mean)}{interval} (mean of {len(a.seeds)} seeds{scale}, 95 % t-interval)"
+
+
+def findings_frame(findings: Sequence[Finding | AcrossSeeds]):
+    """The findings as a pandas DataFrame indexed by finding: verdict (across seeds), each seed's
+    verdict (S / N / I, in seed order), measured (a single seed's values, or the first measure's
+    mean and t-interval over seeds), control (its description and mean values), rule, declared."""
     import pandas as pd
 
-    rows = [{"finding": f.spec.statement, "measured": _values_text(f.measured) + (f" ({f.detail})" if f.detail else ""),
-             "control": f"{f.spec.control}: {_values_text(f.control)}", "rule": str(f.spec.rule), "declared": f.spec.declared,
-             "verdict": f.verdict} for f in findings]
-    return pd.DataFrame(rows, columns=["finding", "measured", "control", "rule", "declared", "verdict"]).set_index("finding")
+    rows = []
+    for f in map(_across, findings):
+        rows.append({"finding": f.spec.statement, "verdict": f.verdict,
+                     "per seed": " ".join(f"{s}:{_LETTER[v]}" for s, v in zip(f.seeds, f.per_seed)), "measured": _effect_text(f),
+                     "control": f"{f.spec.control}: {_values_text(f.means('control'))}", "rule": str(f.spec.rule), "declared": f.spec.declared})
+    return pd.DataFrame(rows, columns=["finding", "verdict", "per seed", "measured", "control", "rule", "declared"]).set_index("finding")
 
 
-def findings_line(findings: Sequence[Finding]) -> str:
-    """``findings: S supported, N not supported, I inconclusive``."""
-    counts = {v: sum(f.verdict == v for f in findings) for v in VERDICTS}
+def findings_line(findings: Sequence[Finding | AcrossSeeds]) -> str:
+    """``findings: S supported, D seed-dependent, N not supported, I inconclusive``."""
+    verdicts = [_across(f).verdict for f in findings]
+    counts = {v: sum(x == v for x in verdicts) for v in VERDICTS}
     return "findings: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
 
 
-def show_findings(findings: Sequence[Finding]) -> None:
+def show_findings(findings: Sequence[Finding | AcrossSeeds]) -> None:
     """Show the findings table (HTML in a notebook, text elsewhere) and print :func:`findings_line`.
-    Never asserts a verdict."""
-    if not findings or not all(isinstance(f, Finding) for f in findings):
-        raise bad_argument(InvalidInputError, "findings", "one or more Finding", findings)
+    Never asserts a verdict. A plain :class:`Finding` counts as one seed's."""
+    if not findings or not all(isinstance(f, (Finding, AcrossSeeds)) for f in findings):
+        raise bad_argument(InvalidInputError, "findings", "one or more Finding or AcrossSeeds", findings)
     keys = [f.spec.key for f in findings]
     if len(set(keys)) != len(keys):
         raise bad_argument(InvalidInputError, "findings", "each registered finding once", sorted(k for k in keys if keys.count(k) > 1), raw=True)
@@ -314,26 +469,27 @@ def show_findings(findings: Sequence[Finding]) -> None:
 _CAUSAL_FIELDS = frozenset({"finding", "metric", "heads", "how", "effect", "random_mean", "percentile", "p_value", "draws", "rule", "verdict"})
 
 
-def summary_record(checks: Sequence[Check] = (), findings: Sequence[Finding] = (), not_run: dict[str, str] | None = None,
-                   causal: Sequence[dict] = ()) -> dict:
+def summary_record(checks: Sequence[Check] = (), findings: Sequence[Finding | AcrossSeeds] = (), not_run: dict[str, str] | None = None,
+                   causal: Sequence[dict] = (), seed: int = 0) -> dict:
     """The part of a chapter's summary every chapter shares, in one schema: ``checks`` (records with
-    ``check, measured, op, threshold, holds``), ``findings`` (:meth:`Finding.record`), ``not_run``
+    ``check, measured, op, threshold, holds``), ``findings`` (:meth:`AcrossSeeds.record`; a plain
+    :class:`Finding` counts as seed ``seed``'s), ``not_run``
     (``what, why``) and ``causal`` (the chapter's ablations against random head sets, as
     :meth:`attnbook.intervene.RandomComparison.record` writes them)."""
     missing = [sorted(_CAUSAL_FIELDS - set(c)) for c in causal if not _CAUSAL_FIELDS <= set(c)]
     if missing:
         raise bad_argument(InvalidInputError, "causal", f"records with {sorted(_CAUSAL_FIELDS)}", f"records missing {missing}", raw=True)
-    if not all(isinstance(c, Check) for c in checks) or not all(isinstance(f, Finding) for f in findings):
-        raise bad_argument(InvalidInputError, "checks/findings", "Check and Finding objects", (checks, findings), raw=True)
+    if not all(isinstance(c, Check) for c in checks) or not all(isinstance(f, (Finding, AcrossSeeds)) for f in findings):
+        raise bad_argument(InvalidInputError, "checks/findings", "Check and Finding (or AcrossSeeds) objects", (checks, findings), raw=True)
     return {
         "checks": [{"check": c.text, "measured": c.measured, "op": c.op, "threshold": c.threshold, "holds": c.holds} for c in checks],
-        "findings": [f.record() for f in findings],
+        "findings": [_across(f, seed).record() for f in findings],
         "not_run": [{"what": what, "why": why} for what, why in (not_run or {}).items()],
         "causal": [dict(c) for c in causal],
     }
 
 
-def write_summary(path, *, checks: Sequence[Check] = (), findings: Sequence[Finding] = (), not_run: dict[str, str] | None = None,
+def write_summary(path, *, checks: Sequence[Check] = (), findings: Sequence[Finding | AcrossSeeds] = (), not_run: dict[str, str] | None = None,
                   causal: Sequence[dict] = (), **extra) -> Path:
     """Write a chapter's ``summary.json`` (atomically): the chapter's own ``extra`` values (profile,
     seed, settings, tables), then :func:`summary_record`, then ``run``: where and in how long the
@@ -341,4 +497,5 @@ def write_summary(path, *, checks: Sequence[Check] = (), findings: Sequence[Find
     from .provenance import run_record
     from .store import write_json
 
-    return write_json(path, {**extra, **summary_record(checks, findings, not_run, causal), "run": run_record()})
+    seed = extra.get("seed", 0)
+    return write_json(path, {**extra, **summary_record(checks, findings, not_run, causal, seed if isinstance(seed, int) else 0), "run": run_record()})

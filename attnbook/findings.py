@@ -2,8 +2,9 @@
 
 Each chapter writes ``results/<chapter>/<profile>/summary.json`` with
 :func:`attnbook.claims.write_summary`: one schema of ``checks`` (``check, measured, op, threshold,
-holds``), ``findings`` (each registered finding's result: key, statement, measure, control, rule,
-declared, measured and control values, verdict, reason), ``not_run`` (``what, why``: a part that
+holds``), ``findings`` (each registered finding's result across training seeds: key, statement,
+measure, control, rule, declared, seeds, mean measured and control values, the effect's interval, each
+seed's verdict, the verdict across seeds and its reason), ``not_run`` (``what, why``: a part that
 could not run, such as a corpus that is not there), ``causal`` (each ablation against random head
 sets, in detail) and ``run`` (where and in how long it ran, :func:`attnbook.provenance.run_record`).
 :func:`collect` reads the findings for one profile, :func:`checks_table` the checks,
@@ -20,7 +21,7 @@ from .errors import MissingResourceError
 from .store import read_json, results_dir
 
 __all__ = ["CHAPTERS", "collect", "checks_table", "counts", "headline", "filter_view", "causal_table", "runs_table", "not_run_note",
-           "read_expected", "verdict_changes"]
+           "EXPECTED_COLUMNS", "read_expected", "verdict_changes"]
 
 #: results folder -> the chapter's title in the table (from the one chapter table, :mod:`attnbook.chapters`)
 CHAPTERS = {chapter.slug: chapter.label for chapter in EXPERIMENTS}
@@ -44,23 +45,38 @@ def _values(values: dict) -> str:
     return "; ".join(f"{k} {_fmt(v)}" for k, v in values.items()) if len(values) > 1 else _fmt(next(iter(values.values())))
 
 
+def _per_seed(f: dict) -> str:
+    """Each seed's verdict as ``"0:S 1:N 2:S"`` (S supported, N not supported, I inconclusive)."""
+    letters = {"supported": "S", "not supported": "N", "inconclusive": "I"}
+    return " ".join(f"{r['seed']}:{letters[r['verdict']]}" for r in f.get("per_seed", []))
+
+
+def _measured(f: dict) -> str:
+    effect = f.get("effect") or {}
+    if effect.get("n", 1) > 1:
+        interval = f" [{_fmt(effect['low'])}, {_fmt(effect['high'])}]" if effect.get("low") is not None else ""
+        return f"{effect['measure']}: {_fmt(effect['mean'])}{interval} (mean of {effect['n']} seeds)"
+    return _values(f["measured"]) + (f" ({f['detail']})" if f.get("detail") else "")
+
+
 def collect(profile: str = "quick") -> pd.DataFrame:
-    """One row per finding and per part not run of every chapter: chapter, key, statement, measured
-    (the model's values, then the detail), control (what it is: its values), rule, declared, verdict
-    (:data:`attnbook.claims.VERDICTS`, or 'not run') and reason."""
+    """One row per finding and per part not run of every chapter: chapter, key, statement, verdict
+    (across seeds, :data:`attnbook.claims.VERDICTS`, or 'not run'), per seed (each seed's verdict),
+    measured (one seed's values, or the first measure's mean and 95 % t-interval over seeds), control
+    (what it is: its mean values), rule, declared and reason."""
     rows = []
     for title, summary in _summaries(profile):
         if "findings" not in summary:
             raise MissingResourceError(f"{title}: its summary for profile {profile!r} predates findings (run the chapter again)")
         for f in summary["findings"]:
-            measured = _values(f["measured"]) + (f" ({f['detail']})" if f.get("detail") else "")
-            rows.append({"chapter": title, "key": f["key"], "statement": f["statement"], "measured": measured,
-                         "control": f"{f['control']}: {_values(f['control_measured'])}", "rule": f["rule"], "declared": f["declared"],
-                         "verdict": f["verdict"], "reason": f["reason"]})
+            rows.append({"chapter": title, "key": f["key"], "statement": f["statement"], "verdict": f["verdict"], "per seed": _per_seed(f),
+                         "measured": _measured(f), "control": f"{f['control']}: {_values(f['control_measured'])}", "rule": f["rule"],
+                         "declared": f["declared"], "reason": f["reason"]})
         for skipped in summary.get("not_run", []):
-            rows.append({"chapter": title, "key": "—", "statement": skipped["what"], "measured": "—", "control": "—", "rule": "—",
-                         "declared": "—", "verdict": "not run", "reason": skipped["why"]})
-    return pd.DataFrame(rows, columns=["chapter", "key", "statement", "measured", "control", "rule", "declared", "verdict", "reason"])
+            rows.append({"chapter": title, "key": "—", "statement": skipped["what"], "verdict": "not run", "per seed": "—", "measured": "—",
+                         "control": "—", "rule": "—", "declared": "—", "reason": skipped["why"]})
+    return pd.DataFrame(rows, columns=["chapter", "key", "statement", "verdict", "per seed", "measured", "control", "rule", "declared",
+                                       "reason"])
 
 
 def checks_table(profile: str = "quick") -> pd.DataFrame:
@@ -81,13 +97,14 @@ def counts(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline(table: pd.DataFrame) -> str:
-    """``"N findings supported, M not supported, K inconclusive, across C chapters"`` (findings only)."""
+    """``"N findings supported, D seed-dependent, M not supported, K inconclusive, across C chapters"``
+    (findings only, verdicts across seeds)."""
     from .claims import VERDICTS
 
     found = table[table.verdict != "not run"]
     n = {v: int((found.verdict == v).sum()) for v in VERDICTS}
-    return (f"{n['supported']} findings supported, {n['not supported']} not supported, {n['inconclusive']} inconclusive, "
-            f"across {found.chapter.nunique()} chapters")
+    return (f"{n['supported']} findings supported, {n['seed-dependent']} seed-dependent, {n['not supported']} not supported, "
+            f"{n['inconclusive']} inconclusive, across {found.chapter.nunique()} chapters")
 
 
 def causal_table(profile: str = "quick") -> pd.DataFrame:
@@ -176,23 +193,42 @@ def filter_view(table: pd.DataFrame, columns: tuple[str, ...] = ("chapter", "ver
                 f"<script>{_FILTER_SCRIPT % {'id': element_id}}</script></div>")
 
 
+#: the columns of ``tests/expected_verdicts.csv``
+EXPECTED_COLUMNS = ["key", "profile", "seeds", "verdict", "per_seed"]
+
+
 def read_expected(path) -> pd.DataFrame:
-    """The committed table of expected verdicts (CSV: ``key, profile, seed, verdict``; lines from ``#`` are comments)."""
+    """The committed table of expected verdicts (CSV: ``key, profile, seeds, verdict, per_seed``; lines
+    from ``#`` are comments). ``seeds`` are the training seeds, space-separated; ``verdict`` the verdict
+    across them; ``per_seed`` each seed's verdict in that order (S supported, N not supported, I inconclusive)."""
     from .claims import VERDICTS
     from .errors import InvalidInputError, bad_argument
 
-    table = pd.read_csv(path, dtype={"key": str, "profile": str, "seed": int, "verdict": str}, comment="#")
-    if list(table.columns) != ["key", "profile", "seed", "verdict"] or not table.verdict.isin(VERDICTS).all():
-        raise bad_argument(InvalidInputError, "path", f"a CSV of key, profile, seed, verdict (one of {list(VERDICTS)})", list(table.columns), raw=True)
-    if table.duplicated(["key", "profile", "seed"]).any():
-        raise bad_argument(InvalidInputError, "path", "each (key, profile, seed) once", table[table.duplicated(["key", "profile", "seed"])].key.tolist(), raw=True)
+    table = pd.read_csv(path, dtype=str, comment="#", keep_default_na=False)
+    if list(table.columns) != EXPECTED_COLUMNS or not table.verdict.isin(VERDICTS).all():
+        raise bad_argument(InvalidInputError, "path", f"a CSV of {', '.join(EXPECTED_COLUMNS)} (verdict one of {list(VERDICTS)})",
+                           list(table.columns), raw=True)
+    for _, row in table.iterrows():
+        seeds, letters = row.seeds.split(), row.per_seed.split()
+        if not seeds or len(seeds) != len(letters) or not all(x.isdigit() for x in seeds) or not set(letters) <= set("SNI"):
+            raise bad_argument(InvalidInputError, "path", "seeds (integers) and per_seed (S/N/I), one letter per seed",
+                               f"{row.key}: {row.seeds!r} / {row.per_seed!r}", raw=True)
+    if table.duplicated(["key", "profile"]).any():
+        raise bad_argument(InvalidInputError, "path", "each (key, profile) once", table[table.duplicated(["key", "profile"])].key.tolist(), raw=True)
     return table
 
 
+def _expected_row(f: dict, profile: str) -> str:
+    letters = {"supported": "S", "not supported": "N", "inconclusive": "I"}
+    per_seed = f.get("per_seed", [])
+    return (f"{f['key']},{profile},{' '.join(str(r['seed']) for r in per_seed)},{f['verdict']},"
+            f"{' '.join(letters[r['verdict']] for r in per_seed)}")
+
+
 def verdict_changes(expected: pd.DataFrame, profile: str = "quick") -> list[str]:
-    """What differs between the chapters' summaries for ``profile`` and the ``expected`` rows for
-    that profile and the summaries' seed: a registered finding with no verdict, a verdict with no
-    expected row or the reverse, and every changed verdict — one line each (empty: all agree)."""
+    """What differs between the chapters' summaries for ``profile`` and the ``expected`` rows for that
+    profile: a registered finding with no verdict, a verdict with no expected row or the reverse, other
+    seeds, and every changed verdict (across seeds or on one seed) — one line each (empty: all agree)."""
     from .registry import chapter_specs
 
     changes = []
@@ -201,18 +237,21 @@ def verdict_changes(expected: pd.DataFrame, profile: str = "quick") -> list[str]
         if not path.is_file():
             raise MissingResourceError(f"{title}: no results for profile {profile!r} (run the chapter first: python -m attnbook run {slug})")
         summary = read_json(path)
-        seed = int(summary.get("seed", 0))
-        got = {f["key"]: f["verdict"] for f in summary.get("findings", [])}
+        got = {f["key"]: f for f in summary.get("findings", [])}
         for s in chapter_specs(slug, profile):
             if s.key not in got:
                 changes.append(f"{s.key}: registered for {profile!r} but the chapter reported no verdict")
-        rows = expected[(expected.profile == profile) & (expected.seed == seed) & expected.key.str.startswith(slug + "/")]
-        want = dict(zip(rows.key, rows.verdict))
+        rows = expected[(expected.profile == profile) & expected.key.str.startswith(slug + "/")]
+        want = {r.key: r for r in rows.itertuples()}
         for key in sorted(set(got) | set(want)):
             if key not in want:
-                changes.append(f"{key}: {got[key]!r} with no expected verdict (add: {key},{profile},{seed},{got[key]})")
-            elif key not in got:
-                changes.append(f"{key}: expected {want[key]!r}, not reported")
-            elif got[key] != want[key]:
-                changes.append(f"{key}: expected {want[key]!r}, got {got[key]!r} (update {key},{profile},{seed},... in a commit that says why)")
+                changes.append(f"{key}: {got[key]['verdict']!r} with no expected verdict (add: {_expected_row(got[key], profile)})")
+                continue
+            if key not in got:
+                changes.append(f"{key}: expected {want[key].verdict!r}, not reported")
+                continue
+            row = _expected_row(got[key], profile).split(",")
+            if [row[2], row[3], row[4]] != [want[key].seeds, want[key].verdict, want[key].per_seed]:
+                changes.append(f"{key}: expected {want[key].verdict!r} (seeds {want[key].seeds}: {want[key].per_seed}), got {row[3]!r} "
+                               f"(seeds {row[2]}: {row[4]}) (update to {','.join(row)} in a commit that says why)")
     return changes

@@ -35,6 +35,21 @@ from .train import DEVICES, PRECISIONS, TrainConfig
 
 PROFILE_NAMES = ("quick", "full")
 
+#: how many training seeds every trained chapter runs by default, per profile: each finding is
+#: reported across them (:class:`attnbook.claims.AcrossSeeds`)
+SEEDS = {"quick": 3, "full": 5}
+
+
+def training_seeds(profile: str, seed: int = 0, seeds: int | None = None) -> tuple[int, ...]:
+    """The training seeds of a chapter run: ``seeds`` consecutive seeds from ``seed`` (default: the
+    profile's :data:`SEEDS`), e.g. ``training_seeds("quick") == (0, 1, 2)``. A seed varies a run's
+    initialisation and the order and draw of its training data; evaluation data stay fixed."""
+    if profile not in SEEDS:
+        raise bad_argument(UnknownProfileError, "profile", f"one of {list(PROFILE_NAMES)}", profile)
+    seed = checks.integer("seed", seed, minimum=0)
+    n = SEEDS[profile] if seeds is None else checks.positive_int("seeds", seeds)
+    return tuple(range(seed, seed + n))
+
 
 @dataclass(frozen=True)
 class Training:

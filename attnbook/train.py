@@ -284,6 +284,31 @@ def _quietly(model: nn.Module, fn: Callable[[nn.Module], Any]) -> Any:
         model.train(was_training)
 
 
+class _Recording:
+    """What :class:`RunCache` saves while a run executes as a task (:func:`recording`): file bytes per
+    entry (``"<name>/<hash>"``), in the order they were written (the weights last), never on disk."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, dict[str, bytes]] = {}
+
+
+_RECORDING: list[_Recording] = []  # the active recording, if any (one per process: a task runs alone in its worker)
+
+
+@contextlib.contextmanager
+def recording():
+    """Inside the block, :meth:`RunCache.save` keeps every file in memory instead of writing it, and an
+    entry counts as complete only if it was saved inside the block; the recording's ``files`` are what
+    :mod:`attnbook.runs` returns from a task for the driver to write. So a run never reads or writes the
+    disk of the machine it runs on."""
+    rec = _Recording()
+    _RECORDING.append(rec)
+    try:
+        yield rec
+    finally:
+        _RECORDING.remove(rec)
+
+
 @dataclass(frozen=True)
 class RunCache:
     """One run's entry in the run cache: ``<cache>/<name>/<config_hash>/``.
@@ -291,7 +316,8 @@ class RunCache:
     It holds ``model.safetensors`` (the weights, written last: its presence marks a complete
     entry), ``history.json`` (the config, the training :class:`History` and any extra fields a
     caller records) and any extra tensor files the caller names. :func:`cached_fit` uses it for
-    every chapter's train-or-load; chapter 5 adds its snapshot record and maps as extras.
+    every chapter's train-or-load; chapter 5 adds its snapshot record and maps as extras. Inside
+    :func:`recording` (a run executing as a task) saves go to memory and reads come from there.
     """
 
     folder: Any  # pathlib.Path
@@ -301,46 +327,100 @@ class RunCache:
         """The entry of ``config`` (everything that determines the result) under ``name``."""
         from .store import cache_dir, config_hash
 
+        if _RECORDING:  # a task: the key only, never the worker's cache folder
+            from pathlib import Path
+
+            return cls(Path(name) / config_hash(config))
         return cls(cache_dir() / name / config_hash(config))
+
+    @property
+    def key(self) -> str:
+        """``"<name>/<config hash>"``: the entry's place in any cache."""
+        return f"{self.folder.parent.name}/{self.folder.name}"
+
+    def _recorded(self) -> dict[str, bytes] | None:
+        return _RECORDING[-1].files.get(self.key) if _RECORDING else None
+
+    def _bytes_or_path(self, filename: str):
+        if _RECORDING:
+            from .errors import MissingResourceError
+
+            files = self._recorded() or {}
+            if filename not in files:
+                raise MissingResourceError(f"{self.key}/{filename}: not saved by this run")
+            return files[filename]
+        return self.folder / filename
 
     def complete(self, *files: str) -> bool:
         """Whether the weights, the history and every extra file in ``files`` are there."""
-        return all((self.folder / f).is_file() for f in ("model.safetensors", "history.json", *files))
+        names = ("model.safetensors", "history.json", *files)
+        if _RECORDING:
+            return all(f in (self._recorded() or {}) for f in names)
+        return all((self.folder / f).is_file() for f in names)
 
     def load_weights(self, model: nn.Module, *, tied: Sequence[str] = ()) -> nn.Module:
         """``model`` with the stored weights (``tied``: parameters shared with another, not stored);
         a mismatch raises :class:`~attnbook.errors.CheckpointError`."""
         from .errors import CheckpointError
-        from .store import load_tensors
 
-        missing, unexpected = model.load_state_dict(load_tensors(self.folder / "model.safetensors")[0], strict=False)
+        missing, unexpected = model.load_state_dict(self.read_tensors("model.safetensors"), strict=False)
         if sorted(missing) != sorted(tied) or unexpected:
             raise CheckpointError(f"{self.folder.name}: stored weights do not match the model (missing {missing}, unexpected {unexpected})")
         return model
 
     def read(self) -> tuple[History, dict]:
         """The stored :class:`History` and the record's other fields (``config`` and the extras)."""
+        import json
+
         from .store import read_json
 
-        record = read_json(self.folder / "history.json")
+        source = self._bytes_or_path("history.json")
+        record = json.loads(source) if isinstance(source, bytes) else read_json(source)
         return History.from_dict(record.pop("history")), record
 
     def read_tensors(self, filename: str) -> dict[str, torch.Tensor]:
         """An extra tensor file of the entry."""
         from .store import load_tensors
 
-        return load_tensors(self.folder / filename)[0]
+        source = self._bytes_or_path(filename)
+        if isinstance(source, bytes):
+            from safetensors.torch import load
+
+            return load(source)
+        return load_tensors(source)[0]
 
     def save(self, model: nn.Module, history: History, config: dict, *, record: dict | None = None,
              tensors: dict[str, dict[str, torch.Tensor]] | None = None, tied: Sequence[str] = ()) -> None:
         """Write the extras (``tensors``: file name -> tensors), the history with ``record``'s
-        fields, then the weights without the ``tied`` parameters."""
-        from .store import save_tensors, write_json
+        fields, then the weights without the ``tied`` parameters (inside :func:`recording`: into memory)."""
+        import json
 
+        from safetensors.torch import save as to_bytes
+
+        from .store import _jsonable
+
+        files: dict[str, bytes] = {}
         for filename, content in (tensors or {}).items():
-            save_tensors(self.folder / filename, content)
-        write_json(self.folder / "history.json", {"config": config, "history": history.to_dict(), **(record or {})})
-        save_tensors(self.folder / "model.safetensors", {k: v.cpu() for k, v in model.state_dict().items() if k not in tied})
+            files[filename] = to_bytes({k: v.detach().cpu().contiguous() for k, v in content.items()})
+        record = {"config": config, "history": history.to_dict(), **(record or {})}
+        files["history.json"] = (json.dumps(record, indent=2, default=_jsonable) + "\n").encode()
+        files["model.safetensors"] = to_bytes({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k not in tied})
+        if _RECORDING:
+            _RECORDING[-1].files[self.key] = files
+        else:
+            write_entry(self.folder, files)
+
+
+def write_entry(folder, files: Mapping[str, bytes]) -> None:
+    """Write one cache entry's ``files`` (name -> bytes) atomically, each file by itself and the
+    weights (``model.safetensors``, whose presence marks a complete entry) last."""
+    from pathlib import Path
+
+    from .store import atomic_write
+
+    folder = Path(folder)
+    for name in sorted(files, key=lambda n: n == "model.safetensors"):
+        atomic_write(folder / name, lambda p, data=files[name]: p.write_bytes(data))
 
 
 def cached_fit(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 
 from attnbook import claims
@@ -49,8 +51,8 @@ def test_fmt_is_the_same_text_on_any_machine():
 # -- findings ---------------------------------------------------------------------------------------------
 
 
-def _spec(rule=None, key="demo/finding"):
-    return FindingSpec(key, "a statement", "a measure", "a control", rule or Rule.of(("x", ">=", 2.0)))
+def _spec(rule=None, key="demo/finding", scale="linear"):
+    return FindingSpec(key, "a statement", "a measure", "a control", rule or Rule.of(("x", ">=", 2.0)), scale=scale)
 
 
 @pytest.mark.parametrize("model, control, verdict", [(3.0, 1.0, "supported"), (1.0, 1.0, "not supported"), (3.0, 2.5, "not supported"),
@@ -102,11 +104,64 @@ def test_show_checks_and_show_findings_print_their_lines(capsys):
     found = [_spec(key="demo/a").result(3.0, 1.0), _spec(key="demo/b").result(1.0, 1.0), _spec(key="demo/c").result(math.nan, 1.0)]
     show_findings(found)  # never asserts a verdict
     out = capsys.readouterr().out
-    assert out.splitlines()[-1] == "findings: 1 supported, 1 not supported, 1 inconclusive" == findings_line(found)
+    assert out.splitlines()[-1] == "findings: 1 supported, 0 seed-dependent, 1 not supported, 1 inconclusive" == findings_line(found)
     assert out.splitlines()[0].split(" | ")[0].strip() == "finding"
     frame = findings_frame(found)
-    assert list(frame.columns) == ["measured", "control", "rule", "declared", "verdict"] and frame.verdict.tolist() == list(claims.VERDICTS)
+    assert list(frame.columns) == ["verdict", "per seed", "measured", "control", "rule", "declared"]
+    assert frame.verdict.tolist() == list(claims.SEED_VERDICTS) and frame["per seed"].tolist() == ["0:S", "0:N", "0:I"]
     with pytest.raises(InvalidInputError, match="once"):
         show_findings(found + found[:1])
     with pytest.raises(InvalidInputError, match="findings"):
         show_findings([])
+
+
+# -- across seeds -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("per_seed, verdict", [
+    (["S", "S", "S"], "supported"), (["S", "N", "S"], "seed-dependent"), (["S", "I", "S"], "seed-dependent"),
+    (["N", "N", "N"], "not supported"), (["N", "I", "N"], "inconclusive"), (["I", "I", "I"], "inconclusive"), (["S"], "supported"),
+])
+def test_the_verdict_across_seeds_is_the_books_one_rule(per_seed, verdict):
+    spec = _spec(key="demo/a")
+    value = {"S": (3.0, 1.0), "N": (1.0, 1.0), "I": (math.nan, 1.0)}
+    results = {seed: [spec.result(*value[v])] for seed, v in enumerate(per_seed)}
+    (a,) = claims.across_seeds(results)
+    assert a.per_seed == tuple({"S": "supported", "N": "not supported", "I": "inconclusive"}[v] for v in per_seed)
+    assert a.verdict == verdict and a.seeds == tuple(range(len(per_seed)))
+    assert claims.findings_line([a]).count(f" {verdict}") >= 1
+    record = a.record()
+    assert record["verdict"] == verdict and [r["seed"] for r in record["per_seed"]] == list(range(len(per_seed)))
+
+
+def test_the_interval_across_seeds_is_scipys_t_interval_and_ratios_use_the_log_scale():
+    from scipy import stats
+
+    x = [0.7, 0.9, 0.8, 1.2]
+    mean, low, high = claims.seed_interval(x)
+    ref = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
+    assert mean == pytest.approx(np.mean(x)) and (low, high) == pytest.approx(ref)
+    gmean, glow, ghigh = claims.seed_interval(x, "log")
+    lref = stats.t.interval(0.95, len(x) - 1, loc=np.mean(np.log(x)), scale=stats.sem(np.log(x)))
+    assert gmean == pytest.approx(stats.gmean(x)) and (glow, ghigh) == pytest.approx(np.exp(lref))
+    assert glow > 0  # a ratio's interval never crosses zero on the log scale
+    one = claims.seed_interval([2.0])
+    assert one[0] == 2.0 and math.isnan(one[1]) and math.isnan(one[2])
+    assert claims.seed_interval([2.0, 2.0]) == (2.0, 2.0, 2.0)
+    assert all(math.isnan(v) for v in claims.seed_interval([1.0, -1.0], "log"))
+    with pytest.raises(InvalidInputError, match="scale"):
+        claims.seed_interval(x, "sqrt")
+
+
+def test_across_seeds_refuses_seeds_that_report_different_findings_and_frames_show_the_interval():
+    a, b = _spec(key="demo/a", scale="log"), _spec(key="demo/b")
+    with pytest.raises(InvalidInputError, match="same findings"):
+        claims.across_seeds({0: [a.result(3.0, 1.0)], 1: [b.result(3.0, 1.0)]})
+    with pytest.raises(InvalidInputError, match="seeds"):
+        claims.AcrossSeeds(a, (0, 0), (a.result(3.0, 1.0), a.result(3.0, 1.0)))
+    with pytest.raises(InvalidInputError, match="scale"):
+        _spec(key="demo/c", scale="cubic")
+    (found,) = claims.across_seeds({0: [a.result(2.0, 1.0)], 1: [a.result(8.0, 1.0)], 2: [a.result(4.0, 1.0)]})
+    frame = findings_frame([found])
+    assert frame["per seed"].iloc[0] == "0:S 1:S 2:S" and frame.verdict.iloc[0] == "supported"
+    assert frame.measured.iloc[0].startswith("x: 4.000 [") and "mean of 3 seeds, geometric" in frame.measured.iloc[0]
+    assert found.record()["effect"]["mean"] == pytest.approx(4.0)

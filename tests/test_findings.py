@@ -30,9 +30,10 @@ def test_collect_reads_the_one_summary_schema_and_counts_findings_only(tmp_path,
     assert table.chapter.iloc[0] == "1 · reading attention" and table.rule.iloc[0] == "rollout contrast >= 2.000"
     assert table.measured.iloc[0] == "3" and table.control.iloc[0].endswith(": 1") and table.declared.iloc[0] == "post hoc"
     assert table.reason.iloc[-1] == "put it there"
-    assert findings.headline(table) == "2 findings supported, 2 not supported, 1 inconclusive, across 5 chapters"
+    assert list(table["per seed"])[:3] == ["0:S", "0:N", "0:I"]
+    assert findings.headline(table) == "2 findings supported, 0 seed-dependent, 2 not supported, 1 inconclusive, across 5 chapters"
     counts = findings.counts(table)
-    assert list(counts.columns) == ["findings", "supported", "not supported", "inconclusive"] and counts["findings"].sum() == 5
+    assert list(counts.columns) == ["findings", "supported", "seed-dependent", "not supported", "inconclusive"] and counts["findings"].sum() == 5
     checks = findings.checks_table("quick")
     assert len(checks) == 5 and checks[checks.check == "c2"].holds.item() == "NO"
     assert "put it there" in findings.not_run_note(table)
@@ -64,6 +65,7 @@ def test_the_filter_view_is_labelled_and_carries_every_row():
 
 
 def test_write_summary_writes_the_chapter_values_then_the_shared_schema(tmp_path):
+    from attnbook import claims
     from attnbook.claims import Check, write_summary
 
     found = _found("supported")
@@ -72,7 +74,7 @@ def test_write_summary_writes_the_chapter_values_then_the_shared_schema(tmp_path
     run = summary.pop("run")
     assert summary == {"profile": "quick", "values": {"x": 1},
                        "checks": [{"check": "c", "measured": 1.0, "op": "<=", "threshold": 1.0, "holds": True}],
-                       "findings": [found.record()], "not_run": [], "causal": []}
+                       "findings": [claims.AcrossSeeds(found.spec, (0,), (found,)).record()], "not_run": [], "causal": []}
     assert set(run) == {"hardware", "cpu", "cores", "gpu", "python", "torch", "seconds"} and run["seconds"] >= 0
 
 
@@ -148,3 +150,19 @@ def test_every_reference_is_cited_and_every_citation_is_in_the_bibliography():
     cited = {k.strip() for text in texts for group in re.findall(r"\{cite(?::[a-z]+)?\}`([^`]+)`", text) for k in group.split(",")}
     assert keys and cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
     assert keys <= cited, f"in references.bib but cited nowhere (the page lists cited works only): {sorted(keys - cited)}"
+
+
+def test_collect_shows_each_seeds_verdict_and_the_interval_across_seeds(tmp_path, monkeypatch):
+    from attnbook import claims
+    from attnbook.claims import Check, write_summary
+
+    monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
+    for folder in findings.CHAPTERS:
+        found = claims.across_seeds({0: [_found("supported")], 1: [_found("not supported")], 2: [_found("supported")]}) \
+            if folder == "vitime-harmonics" else []
+        write_summary(tmp_path / folder / "quick" / "summary.json", checks=[Check("c", 0.5, "<", 1.0)], findings=found, seed=0)
+    table = findings.collect("quick")
+    (row,) = table.itertuples()
+    assert row.verdict == "seed-dependent" and row._5 == "0:S 1:N 2:S" and row.reason == "supported on 2 of 3 seeds"
+    assert row.measured.startswith("rollout contrast: 2.33 [-0.535, 5.2]") and "(mean of 3 seeds)" in row.measured
+    assert findings.headline(table).startswith("0 findings supported, 1 seed-dependent")
