@@ -146,7 +146,10 @@ def connect() -> None:
         return
     from .train import available_cores
 
-    ray.init(num_cpus=available_cores(), include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+    # address="local": a new instance even when a cluster started with `ray start` is running here;
+    # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps Ray on the loopback address (no network interface is used)
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray.init(address="local", num_cpus=available_cores(), include_dashboard=False, **quiet)
 
 
 def shutdown() -> None:
