@@ -134,21 +134,25 @@ def _task(run: Run) -> _Outcome:
 def connect() -> None:
     """Start (or join) Ray once per process: ``RAY_ADDRESS`` when set, else a local instance on this
     machine's cores with the dashboard and usage reporting off, bound to 127.0.0.1."""
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    if not address:  # Ray reads this when it is imported: it keeps a local instance on the loopback address
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
-    address = os.environ.get("RAY_ADDRESS", "").strip()
     if address:
         ray.init(address=address, **quiet)
         return
     from .train import available_cores
 
-    # address="local": a new instance even when a cluster started with `ray start` is running here;
-    # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps Ray on the loopback address (no network interface is used)
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    from ray._private import ray_constants
+
+    # loopback only, also when something imported Ray before the variable above was set
+    ray_constants.ENABLE_RAY_CLUSTER = os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] not in ("0", "false", "False")
+    # address="local": a new instance even when a cluster started with `ray start` runs on this machine
     ray.init(address="local", num_cpus=available_cores(), include_dashboard=False, **quiet)
 
 
