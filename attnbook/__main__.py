@@ -99,31 +99,37 @@ def up_to_date(nb: Path, parameters: dict, root: Path) -> bool:
 def run(names: Sequence[str], parameters: dict, root: Path | None = None, force: bool = False) -> list[Path]:
     """Execute chapters with papermill into ``_build/executed``; return the executed paths.
 
-    A chapter whose executed copy is :func:`up_to_date` is not run again unless ``force``.
+    A chapter whose executed copy is :func:`up_to_date` is not run again unless ``force``. The first
+    chapter that runs starts one Ray instance that every chapter's kernel joins
+    (:func:`attnbook.runs.shared_instance`); it stops when the last one ends.
     """
     import papermill
+
+    from .runs import shared_instance
 
     root = root or project_root()
     out_dir = root / "_build" / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     done = []
     picked = resolve_chapters(names, root)
-    for k, nb in enumerate(picked, 1):
-        target = out_dir / nb.name
-        if not force and up_to_date(nb, parameters, root):
-            print(f"[attnbook] [{k}/{len(picked)}] {nb.stem}: up to date", flush=True)
+    with shared_instance() as ensure_ray:
+        for k, nb in enumerate(picked, 1):
+            target = out_dir / nb.name
+            if not force and up_to_date(nb, parameters, root):
+                print(f"[attnbook] [{k}/{len(picked)}] {nb.stem}: up to date", flush=True)
+                done.append(target)
+                continue
+            ensure_ray()
+            start = time.perf_counter()
+            print(f"[attnbook] [{k}/{len(picked)}] running {nb.stem} {parameters or ''}", flush=True)
+            _stamp(target).unlink(missing_ok=True)
+            inputs = fingerprint(nb, parameters, root)  # what this run reads: an edit made while it runs leaves the copy stale
+            papermill.execute_notebook(
+                str(nb), str(target), parameters=parameters, cwd=str(nb.parent), progress_bar=False, kernel_name="python3"
+            )
+            _stamp(target).write_text(inputs + "\n")
+            print(f"[attnbook] [{k}/{len(picked)}] {nb.stem}: {time.perf_counter() - start:.1f} s", flush=True)
             done.append(target)
-            continue
-        start = time.perf_counter()
-        print(f"[attnbook] [{k}/{len(picked)}] running {nb.stem} {parameters or ''}", flush=True)
-        _stamp(target).unlink(missing_ok=True)
-        inputs = fingerprint(nb, parameters, root)  # what this run reads: an edit made while it runs leaves the copy stale
-        papermill.execute_notebook(
-            str(nb), str(target), parameters=parameters, cwd=str(nb.parent), progress_bar=False, kernel_name="python3"
-        )
-        _stamp(target).write_text(inputs + "\n")
-        print(f"[attnbook] [{k}/{len(picked)}] {nb.stem}: {time.perf_counter() - start:.1f} s", flush=True)
-        done.append(target)
     return done
 
 

@@ -21,6 +21,7 @@ process, on one worker or on two.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -35,7 +36,7 @@ from . import checks
 from .errors import AttnbookError, InvalidInputError, bad_argument
 from .train import RunCache, recording, seed_everything, write_entry
 
-__all__ = ["Run", "RunFailedError", "RunTiming", "execute", "use_ray", "connect", "shutdown", "MAX_RETRIES"]
+__all__ = ["Run", "RunFailedError", "RunTiming", "execute", "use_ray", "connect", "shutdown", "shared_instance", "MAX_RETRIES"]
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +126,16 @@ def _perform(run: Run, where: str) -> _Outcome:
 
 
 def _task(run: Run) -> _Outcome:
-    """The Ray task: :func:`_perform` on a worker, which names its node."""
+    """The Ray task: :func:`_perform` on a worker, which names its node (address and id)."""
     import ray
 
-    return _perform(run, ray.util.get_node_ip_address())
+    return _perform(run, f"{ray.util.get_node_ip_address()} node {ray.get_runtime_context().get_node_id()[:8]}")
 
 
-def connect() -> None:
-    """Start (or join) Ray once per process: ``RAY_ADDRESS`` when set, else a local instance on this
-    machine's cores with the dashboard and usage reporting off, bound to 127.0.0.1."""
+def connect(num_cpus: int | None = None) -> None:
+    """Start (or join) Ray once per process: ``RAY_ADDRESS`` when set, else a local instance on
+    ``num_cpus`` (default: this machine's cores) with the dashboard and usage reporting off, bound to
+    127.0.0.1. Ray's token authentication stays as Ray sets it (on for local instances since 2.59)."""
     address = os.environ.get("RAY_ADDRESS", "").strip()
     if not address:  # Ray reads this when it is imported: it keeps a local instance on the loopback address
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -153,7 +155,7 @@ def connect() -> None:
     # loopback only, also when something imported Ray before the variable above was set
     ray_constants.ENABLE_RAY_CLUSTER = os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] not in ("0", "false", "False")
     # address="local": a new instance even when a cluster started with `ray start` runs on this machine
-    ray.init(address="local", num_cpus=available_cores(), include_dashboard=False, **quiet)
+    ray.init(address="local", num_cpus=num_cpus or available_cores(), include_dashboard=False, **quiet)
 
 
 def shutdown() -> None:
@@ -162,6 +164,32 @@ def shutdown() -> None:
 
     if ray.is_initialized():
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def shared_instance():
+    """For a process that starts others (``python -m attnbook build``: one kernel per chapter): yields a
+    function that, on its first call, starts one local instance and exports its address in
+    ``RAY_ADDRESS``, so every kernel started after joins it instead of starting its own; on exit the
+    instance stops and ``RAY_ADDRESS`` is restored. Nothing starts with ``ATTNBOOK_RAY=0``, with
+    ``RAY_ADDRESS`` already set (a cluster), or when the function is never called."""
+    started: list[bool] = []
+
+    def ensure() -> None:
+        if started or not use_ray() or os.environ.get("RAY_ADDRESS", "").strip():
+            return
+        connect()
+        import ray
+
+        os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
+        started.append(True)
+
+    try:
+        yield ensure
+    finally:
+        if started:
+            os.environ.pop("RAY_ADDRESS", None)
+            shutdown()
 
 
 def _write(outcome: _Outcome) -> None:
