@@ -123,16 +123,18 @@ def causal_table(profile: str = "quick") -> pd.DataFrame:
 
 
 def runs_table(profile: str = "quick") -> pd.DataFrame:
-    """One row per chapter: the profile, the hardware, the library versions and the wall time of the
-    run that wrote the chapter's numbers (its summary's ``run`` record; "not recorded" for a summary
-    written before runs were recorded)."""
+    """One row per chapter: the profile, the training seeds, the hardware, the library versions and the
+    wall time of the run that wrote the chapter's numbers (its summary's ``run`` record; "not recorded"
+    for a summary written before runs were recorded)."""
     rows = []
     for title, summary in _summaries(profile):
         run = summary.get("run")
+        seeds = summary.get("seeds")
         rows.append({"chapter": title, "profile": summary.get("profile", profile),
+                     "training seeds": " ".join(map(str, seeds)) if seeds else "— (no training)",
                      "hardware": run["hardware"] if run else "not recorded", "torch": run["torch"] if run else "—",
                      "wall time (min)": f"{run['seconds'] / 60:.1f}" if run else "—"})
-    return pd.DataFrame(rows, columns=["chapter", "profile", "hardware", "torch", "wall time (min)"])
+    return pd.DataFrame(rows, columns=["chapter", "profile", "training seeds", "hardware", "torch", "wall time (min)"])
 
 
 def not_run_note(table: pd.DataFrame) -> str:

@@ -100,7 +100,8 @@ def test_runs_table_reads_each_chapters_run(tmp_path, monkeypatch):
 
     monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
     for k, folder in enumerate(findings.CHAPTERS):
-        path = write_summary(tmp_path / folder / "full" / "summary.json", checks=[Check("c", 1.0, "<=", 1.0)], profile="full")
+        path = write_summary(tmp_path / folder / "full" / "summary.json", checks=[Check("c", 1.0, "<=", 1.0)], profile="full",
+                             **({"seeds": [0, 1, 2, 3, 4]} if k else {}))
         summary = json.loads(path.read_text())
         if k == 0:  # written before runs were recorded
             del summary["run"]
@@ -112,6 +113,7 @@ def test_runs_table_reads_each_chapters_run(tmp_path, monkeypatch):
     assert table.hardware.iloc[0] == "not recorded" and table["wall time (min)"].iloc[0] == "—"
     assert list(table.hardware.iloc[1:]) == [f"machine {k}" for k in range(1, len(table))]
     assert list(table["wall time (min)"].iloc[1:]) == [f"{k:.1f}" for k in range(1, len(table))]
+    assert table["training seeds"].iloc[0] == "— (no training)" and set(table["training seeds"].iloc[1:]) == {"0 1 2 3 4"}
 
 
 def test_causal_records_are_checked_and_tabled(tmp_path, monkeypatch):
