@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: how many times Ray runs a task again after its worker died (a run that raises is never retried)
 MAX_RETRIES = 3
+#: how many times a local instance is started before giving up (a loaded machine can miss Ray's start-up deadline)
+START_ATTEMPTS = 3
 
 
 class RunFailedError(AttnbookError, RuntimeError):
@@ -154,8 +156,17 @@ def connect(num_cpus: int | None = None) -> None:
 
     # loopback only, also when something imported Ray before the variable above was set
     ray_constants.ENABLE_RAY_CLUSTER = os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] not in ("0", "false", "False")
-    # address="local": a new instance even when a cluster started with `ray start` runs on this machine
-    ray.init(address="local", num_cpus=num_cpus or available_cores(), include_dashboard=False, **quiet)
+    # no metrics agent: it is what most often keeps a raylet from registering in time on a loaded machine
+    os.environ.setdefault("RAY_enable_metrics_collection", "0")
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:  # address="local": a new instance even when a cluster started with `ray start` runs on this machine
+            ray.init(address="local", num_cpus=num_cpus or available_cores(), include_dashboard=False, **quiet)
+            return
+        except Exception as error:  # Ray raises plain Exception when the raylet misses its start-up deadline
+            if attempt == START_ATTEMPTS or "timed out" not in str(error).lower():
+                raise
+            log.warning("Ray's local instance did not start in time (attempt %d of %d): %s", attempt, START_ATTEMPTS, error)
+            ray.shutdown()
 
 
 def shutdown() -> None:
