@@ -474,19 +474,16 @@ def summary_record(checks: Sequence[Check] = (), findings: Sequence[Finding | Ac
     """The part of a chapter's summary every chapter shares, in one schema: ``checks`` (records with
     ``check, measured, op, threshold, holds``), ``findings`` (:meth:`AcrossSeeds.record`; a plain
     :class:`Finding` counts as seed ``seed``'s), ``not_run``
-    (``what, why``), ``seeds`` (the training seeds its findings were measured on) and ``causal`` (the chapter's ablations against random head sets, as
+    (``what, why``) and ``causal`` (the chapter's ablations against random head sets, as
     :meth:`attnbook.intervene.RandomComparison.record` writes them)."""
     missing = [sorted(_CAUSAL_FIELDS - set(c)) for c in causal if not _CAUSAL_FIELDS <= set(c)]
     if missing:
         raise bad_argument(InvalidInputError, "causal", f"records with {sorted(_CAUSAL_FIELDS)}", f"records missing {missing}", raw=True)
     if not all(isinstance(c, Check) for c in checks) or not all(isinstance(f, (Finding, AcrossSeeds)) for f in findings):
         raise bad_argument(InvalidInputError, "checks/findings", "Check and Finding (or AcrossSeeds) objects", (checks, findings), raw=True)
-    records = [_across(f, seed).record() for f in findings]
-    seeds = sorted({s for r in records for s in r["seeds"]}) or [seed]
     return {
-        "seeds": seeds,
         "checks": [{"check": c.text, "measured": c.measured, "op": c.op, "threshold": c.threshold, "holds": c.holds} for c in checks],
-        "findings": records,
+        "findings": [_across(f, seed).record() for f in findings],
         "not_run": [{"what": what, "why": why} for what, why in (not_run or {}).items()],
         "causal": [dict(c) for c in causal],
     }

@@ -72,7 +72,7 @@ def test_write_summary_writes_the_chapter_values_then_the_shared_schema(tmp_path
     path = write_summary(tmp_path / "s.json", checks=[Check("c", 1.0, "<=", 1.0)], findings=[found], profile="quick", values={"x": 1})
     summary = json.loads(path.read_text())
     run = summary.pop("run")
-    assert summary == {"profile": "quick", "values": {"x": 1}, "seeds": [0],
+    assert summary == {"profile": "quick", "values": {"x": 1},
                        "checks": [{"check": "c", "measured": 1.0, "op": "<=", "threshold": 1.0, "holds": True}],
                        "findings": [claims.AcrossSeeds(found.spec, (0,), (found,)).record()], "not_run": [], "causal": []}
     assert set(run) == {"hardware", "cpu", "cores", "gpu", "python", "torch", "seconds"} and run["seconds"] >= 0
