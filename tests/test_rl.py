@@ -718,3 +718,90 @@ def test_recency_head_study_matches_a_hand_run_ablation(tmp_path, monkeypatch):
     assert experiment.reference_windows(data, settings, seed=0).shape == (8, 12, 3 + 5)
     with pytest.raises(InvalidInputError, match="draws"):
         experiment.HeadAblationSettings(draws=10)
+
+
+# --- seeds: the chapter's trainings as runs, evaluation fixed across seeds -----------------------------
+
+def _tiny_settings(**changes):
+    from attnbook import profiles
+    from attnbook.profiles import Training
+    from attnbook.rl import experiment
+
+    return dataclasses.replace(profiles.get("ad-compression", "quick"), arms=3, horizon=12, train_tasks=8, test_tasks=6,
+                               train=Training(steps=2, batch_size=4, lr=1e-3, warmup=0, eval_every=1), ed_steps=2,
+                               k_divisors=(2, 4), timing_repeats=1,
+                               heads=experiment.HeadAblationSettings(top=2, draws=20, tasks=4, reference=8), **changes)
+
+
+def test_bandit_data_keeps_the_held_out_tasks_fixed_across_training_seeds():
+    from attnbook.rl import experiment
+
+    settings = _tiny_settings()
+    a, b = experiment.bandit_data(settings, 0), experiment.bandit_data(settings, 1)
+    assert np.array_equal(a.test_means, b.test_means)  # evaluation: EVAL_SEED, whatever the training seed
+    assert np.array_equal(a.test_means, envs.bandit_tasks(6, 3, seed=experiment.EVAL_SEED))
+    assert not np.array_equal(a.train_means, b.train_means) and not np.array_equal(a.histories.actions, b.histories.actions)
+    with pytest.raises(InvalidInputError, match="seed"):
+        experiment.bandit_data(settings, experiment.EVAL_SEED)
+
+
+def test_chapter_runs_fill_the_entries_the_chapter_loads(tmp_path, monkeypatch):
+    from attnbook import runs
+    from attnbook.rl import experiment
+
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    monkeypatch.setenv("ATTNBOOK_RAY", "0")
+    settings = _tiny_settings()
+    chapter = experiment.chapter_runs(settings, (0, 1))
+    assert [r.label for r in chapter] == ["bandits AD seed 0", "bandits AD seed 1", "bandits ED seed 0", "bandits ED seed 1"]
+    assert all(r.chapter == "ad-compression" and not r.cached for r in chapter)
+    timings = runs.execute(chapter, progress=False)
+    assert all(not t.cached and t.where == "in process" for t in timings) and all(r.cached for r in chapter)
+    models = experiment.train_bandit_models(settings, None, seed=1)  # the chapter's loads: every entry is a run's
+    assert models.loaded
+    assert not torch.equal(models.ad.embed.weight, experiment.train_bandit_models(settings, None, seed=0).ad.embed.weight)
+    assert all(t.cached for t in runs.execute(chapter, progress=False))
+    with pytest.raises(InvalidInputError, match="seed"):
+        experiment.chapter_runs(settings, (experiment.EVAL_SEED,))
+
+
+def test_darkroom_models_are_runs_in_the_full_profile(tmp_path, monkeypatch):
+    from attnbook import runs
+    from attnbook.profiles import Training
+    from attnbook.rl import experiment
+
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    monkeypatch.setenv("ATTNBOOK_RAY", "0")
+    d = experiment.DarkRoomSettings(test_goals=4, episodes=2, streams=1, n_ctx=21, eval_episodes=2,
+                                    train=Training(steps=2, batch_size=4, lr=1e-3, warmup=1, eval_every=2))
+    chapter = experiment.chapter_runs(_tiny_settings(darkroom=d), (3,))
+    assert [r.label for r in chapter][:2] == ["Dark Room AD seed 3", "Dark Room ED seed 3"]  # the long runs first
+    runs.execute(chapter, progress=False)
+    assert experiment.train_darkroom_model(d, 3, "ad", 0.3)[2] and experiment.train_darkroom_model(d, 3, "ed", 0.3)[2]  # loaded
+
+
+def test_a_bandit_study_per_seed_gives_every_finding_and_the_tables_across_seeds(tmp_path, monkeypatch):
+    from attnbook.claims import across_seeds
+    from attnbook.registry import chapter_specs
+    from attnbook.rl import experiment
+
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    settings = _tiny_settings()
+    studies, timing = experiment.bandit_studies(settings, (0, 1), progress=False)
+    assert set(studies) == {0, 1} and studies[1].timing is timing  # timed once, on the first seed
+    for name in ("UCB1 (source)", "Thompson", "random"):  # fixed evaluation: the baselines are the same on every seed
+        assert np.array_equal(studies[0].held.regret[name], studies[1].held.regret[name])
+    L = settings.horizon - 1
+    found = across_seeds({s: analysis.seed_findings(st, settings.ks, L) for s, st in studies.items()})
+    assert sorted(f.spec.key for f in found) == sorted(s.key for s in chapter_specs("ad-compression", "quick"))
+    assert all(f.seeds == (0, 1) and len(f.per_seed) == 2 for f in found)
+    table = analysis.regret_by_seed({s: st.held.table for s, st in studies.items()})
+    assert list(table.columns) == ["R(T), mean over seeds", "R(T), seed 0", "R(T), seed 1"]
+    assert table.loc["AD", "R(T), mean over seeds"] == pytest.approx((table.loc["AD", "R(T), seed 0"] + table.loc["AD", "R(T), seed 1"]) / 2)
+    sweeps = analysis.sweep_by_seed({s: st.sweep for s, st in studies.items()})
+    assert len(sweeps) == len(studies[0].sweep) and {"% of full, seed 0", "% of full, seed 1", "speed-up, batched"} <= set(sweeps.columns)
+    tops = {s: analysis.best_compression(st.sweep, L) for s, st in studies.items()}
+    checks = analysis.chapter_checks(torch.softmax(torch.randn(1, 1, 1, 3, 3), -1).tril(), tops)
+    assert [c.text.split(" (")[0] for c in checks[2:]] == ["best compression of seed 0", "best compression of seed 1"]
+    from attnbook.rl import figures
+    assert "mean of 2 training seeds" in figures.compression_bars({s: st.sweep for s, st in studies.items()}, settings.ks).axes[0].get_title()

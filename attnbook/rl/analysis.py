@@ -37,7 +37,8 @@ from ..registry import spec
 
 __all__ = ["STATS", "THRESHOLDS", "query_stats", "summarise", "insights", "finite_mean", "mean_enrichment", "other_tasks_rewards",
            "recency_survival", "play_findings", "compression_findings", "attention_findings", "darkroom_finding", "best_compression",
-           "chapter_checks", "RECENCY_STAT", "recency_heads", "head_label", "tokens_and_heads", "head_finding", "head_record"]
+           "chapter_checks", "RECENCY_STAT", "recency_heads", "head_label", "tokens_and_heads", "head_finding", "head_record",
+           "seed_findings", "regret_by_seed", "sweep_by_seed"]
 
 STATS = ("mean", "std", "entropy", "entropy_norm", "recency", "recency_no_sink", "argmax", "argmax_rel", "sink",
          "reward_mass", "reward_enrichment")
@@ -336,10 +337,55 @@ def best_compression(sweep, L: int):
 def chapter_checks(weights: Any, top) -> list[Check]:
     """Chapter 4's checks — what the findings rely on, not findings: the captured maps ``weights``
     are causal and their rows sum to 1; the compressed context the compression finding reads
-    (``top``, :func:`best_compression`'s row) is faster than the full one (batched)."""
+    (``top``, :func:`best_compression`'s row, or ``{seed: row}``: one check per training seed) is
+    faster than the full one (batched)."""
     w = torch.as_tensor(weights)
+    tops = top if isinstance(top, Mapping) else {None: top}
     return [
         Check("captured maps: largest weight above the diagonal", float(w.triu(1).abs().max()), "<=", 0.0),
         Check("captured maps: largest |row sum − 1|", float((w.sum(-1) - 1).abs().max()), "<", 1e-5),
-        Check(f"best compression ({top.strategy}, K={top.K}): batched speed-up over the full context", float(top["speed"]), ">", 1.0),
-    ]
+    ] + [Check(f"best compression{'' if seed is None else f' of seed {seed}'} ({row.strategy}, K={row.K}): batched speed-up over "
+               f"the full context", float(row["speed"]), ">", 1.0) for seed, row in tops.items()]
+
+
+def seed_findings(study: Any, ks: Sequence[int], L: int, darkroom: Any | None = None) -> list[Finding]:
+    """Every finding of one training seed: ``study`` (:class:`~attnbook.rl.experiment.BanditStudy`) gives
+    the play, compression, attention and head findings; with ``darkroom`` (the seed's
+    :class:`~attnbook.rl.experiment.DarkRoomStudy`, full profile) the reward finding reads Dark Room and
+    Dark Room's own finding is added. ``ks``: the sweep's context sizes, ``L`` the full context."""
+    enrichment = study.enrichment if darkroom is None else (darkroom.enrichment, darkroom.enrichment_other_goals)
+    found = play_findings(study.held.regret)
+    found += compression_findings(study.sweep, ks, L)
+    found += attention_findings(study.rows, study.twin_rows, *enrichment, darkroom=darkroom is not None)
+    found.append(head_finding(study.heads.comparison))
+    if darkroom is not None:
+        found.append(darkroom_finding(darkroom.returns))
+    return found
+
+
+def regret_by_seed(tables: Mapping[int, Any]):
+    """The held-out play's cumulative regret at T, one row per player, one column per training seed
+    (``tables``: ``{seed: HeldOut.table}``), with the mean over seeds first. The baselines (UCB1,
+    Thompson, random) ran on fixed evaluation draws: their value is the same on every seed."""
+    import pandas as pd
+
+    out = pd.DataFrame({f"R(T), seed {seed}": t["R(T)"] for seed, t in tables.items()})
+    out.insert(0, "R(T), mean over seeds", out.mean(1))
+    return out
+
+
+def sweep_by_seed(sweeps: Mapping[int, Any]):
+    """The compression sweep over training seeds, one row per (strategy, K): the mean over seeds of the
+    regret at T and of "% of full", each seed's "% of full", and the (shared) cost columns."""
+    import pandas as pd
+
+    first = next(iter(sweeps.values()))
+    out = first[["strategy", "K"]].copy()
+    out["regret at T, mean over seeds"] = np.mean([s["performance"].to_numpy() for s in sweeps.values()], 0)
+    out["% of full, mean over seeds"] = np.mean([s["% of full"].to_numpy() for s in sweeps.values()], 0)
+    for seed, s in sweeps.items():
+        if not (s[["strategy", "K"]].to_numpy() == first[["strategy", "K"]].to_numpy()).all():
+            raise bad_argument(InvalidInputError, "sweeps", "sweeps over the same strategies and K", f"seed {seed} differs", raw=True)
+        out[f"% of full, seed {seed}"] = s["% of full"].to_numpy()
+    cost = [c for c in first.columns if c.startswith("ms/step") or c.startswith("speed-up") or c.startswith("attention memory")]
+    return pd.concat([out, first[cost]], axis=1)

@@ -2,6 +2,13 @@
 context on held-out tasks against the source and controls), the compression sweep with its cost,
 and the Dark Room study.
 
+**Seeds.** A training seed (:func:`attnbook.profiles.training_seeds`) draws the training tasks, the
+source's learning histories on them, the weights' initialisation and the order of the training
+windows. Everything evaluated stays fixed across training seeds (:data:`EVAL_SEED`): the held-out
+bandits, the environments' reward draws and the actions sampled in context, the draw of the random head sets of
+the ablation, the Dark Room goal split and its evaluation episodes. The chapter's trainings are
+:class:`~attnbook.runs.Run` s (:func:`chapter_runs`), one per model and seed.
+
 Performance of a bandit run is its mean cumulative regret at ``T`` over tasks; "% of full" is
 ``(R_random − R_strategy) / (R_random − R_full) · 100`` — the share of the full-context model's
 improvement over random play that a compressed context keeps. In Dark Room it is the mean
@@ -22,16 +29,28 @@ import torch
 from .. import checks
 from ..errors import InvalidInputError, bad_argument
 from ..profiles import CPU_FP32, Hardware, Training
-from ..train import History
+from ..runs import Run
+from ..train import History, RunCache
 from . import compress
-from .model import ADConfig, ADTransformer, Rollout, compressed_step, in_context, train_ad
-from .envs import Bandits, DarkRoom, bandit_tasks
+from .model import ADConfig, ADTransformer, Rollout, ad_key, compressed_step, in_context, train_ad
+from .envs import Bandits, DarkRoom, bandit_tasks, goal_split
 from .sources import BANDIT_SOURCES, Histories, bandit_histories
 
-__all__ = ["DarkRoomSettings", "DARKROOM_SOURCES", "Settings", "PROFILES", "BanditData", "bandit_data", "BanditModels", "train_bandit_models",
-           "HeldOut", "held_out", "compression_table", "bandit_regret", "regret_summary", "compression_sweep", "step_cost",
+__all__ = ["EVAL_SEED", "DarkRoomSettings", "DARKROOM_SOURCES", "Settings", "PROFILES", "BanditData", "bandit_data", "BanditModels",
+           "BANDIT_MODELS", "bandit_entry", "train_bandit_model", "train_bandit_models", "DARKROOM_MODELS", "darkroom_entry",
+           "train_darkroom_model", "chapter_runs", "HeldOut", "held_out", "step_costs", "compression_table", "bandit_regret", "regret_summary", "compression_sweep", "step_cost",
            "attention_memory", "random_darkroom", "DarkRoomStudy", "darkroom_study", "HeadAblationSettings", "regret_metric",
-           "reference_windows", "HeadStudy", "recency_head_study", "step_zero"]
+           "reference_windows", "HeadStudy", "recency_head_study", "step_zero", "BanditStudy", "bandit_study", "bandit_studies"]
+
+
+#: the seed of every evaluation draw (module docstring): the same for every training seed, which must be below it
+EVAL_SEED = 10_000
+#: the chapter's label in its runs
+CHAPTER = "ad-compression"
+
+
+def _training_seed(seed: int) -> int:
+    return checks.integer("seed", seed, 0, EVAL_SEED - 1)
 
 
 #: where Dark Room learning histories come from (:class:`DarkRoomSettings`)
@@ -127,10 +146,12 @@ class Settings:
 
 
 PROFILES: dict[str, Settings] = {
-    "quick": Settings(arms=5, horizon=60, train_tasks=4000, test_tasks=200, source="ucb",
-                      train=Training(steps=1200, batch_size=32, lr=1e-3, warmup=50, eval_every=100), ed_steps=300,
+    # quick runs 3 training seeds in the budget of one: 900 AD steps (was 1,200), 50 held-out tasks (was 200),
+    # the head ablation on those 50 (was 100)
+    "quick": Settings(arms=5, horizon=60, train_tasks=4000, test_tasks=50, source="ucb",
+                      train=Training(steps=900, batch_size=32, lr=1e-3, warmup=50, eval_every=100), ed_steps=300,
                       context_dropout=0.3, k_divisors=(2, 4, 8), timing_repeats=10, darkroom=None, hardware=CPU_FP32,
-                      heads=HeadAblationSettings(top=2, draws=20, tasks=100, reference=256)),
+                      heads=HeadAblationSettings(top=2, draws=20, tasks=50, reference=256)),
     "full": Settings(arms=5, horizon=60, train_tasks=8000, test_tasks=500, source="ucb",
                      train=Training(steps=3000, batch_size=64, lr=1e-3, warmup=100, eval_every=200), ed_steps=600,
                      context_dropout=0.3, k_divisors=(2, 4, 8), timing_repeats=30,
@@ -155,9 +176,10 @@ class BanditData:
 
 
 def bandit_data(settings: Settings, seed: int = 0) -> BanditData:
-    """The chapter's tasks (training: ``seed``; held out: ``seed + 1``) and the source's histories."""
-    train_means = bandit_tasks(settings.train_tasks, settings.arms, seed=seed)
-    test_means = bandit_tasks(settings.test_tasks, settings.arms, seed=seed + 1)
+    """The chapter's tasks and the source's histories: the training tasks and histories drawn with the
+    training ``seed``, the held-out tasks with :data:`EVAL_SEED` (the same for every training seed)."""
+    train_means = bandit_tasks(settings.train_tasks, settings.arms, seed=_training_seed(seed))
+    test_means = bandit_tasks(settings.test_tasks, settings.arms, seed=EVAL_SEED)
     return BanditData(train_means, test_means, bandit_histories(train_means, settings.horizon, settings.source, seed=seed))
 
 
@@ -172,17 +194,99 @@ class BanditModels:
     loaded: bool
 
 
-def train_bandit_models(settings: Settings, data: BanditData, seed: int = 0) -> BanditModels:
-    """AD on ``data``'s source histories and ED on expert histories of the same tasks (both cached)."""
+#: the chapter's bandit models: AD (on the source's histories) and ED (on an expert's)
+BANDIT_MODELS = ("ad", "ed")
+
+
+def _bandit_training(settings: Settings, seed: int, which: str) -> tuple[str, ADConfig, Any, dict]:
+    """``(cache name, model config, TrainConfig, data key)`` of the bandit model ``which`` at training ``seed``."""
+    checks.choice("which", which, BANDIT_MODELS)
     config = ADConfig(n_states=1, n_actions=settings.arms, n_ctx=settings.horizon)
     data_key = {"env": "bandit", "arms": settings.arms, "T": settings.horizon, "tasks": settings.train_tasks,
-                "source": settings.source, "seed": seed}
-    where = {"context_dropout": settings.context_dropout, **settings.hardware.where()}
-    model, ad_history, loaded = train_ad(data.histories, config, settings.train.config(seed), data_key=data_key, name="ad-bandit", **where)
-    expert = bandit_histories(data.train_means, settings.horizon, "expert", seed=seed)
-    ed_model, ed_history, _ = train_ad(expert, config, settings.ed_training().config(seed), data_key={**data_key, "source": "expert"},
-                                       name="ed-bandit", **where)
+                "source": settings.source if which == "ad" else "expert", "seed": _training_seed(seed)}
+    block = settings.train if which == "ad" else settings.ed_training()
+    return f"{which}-bandit", config, block.config(seed), data_key
+
+
+def bandit_entry(settings: Settings, seed: int, which: str) -> RunCache:
+    """The run-cache entry the bandit model ``which`` (``"ad"`` or ``"ed"``) of training ``seed`` fills."""
+    name, config, train, data_key = _bandit_training(settings, seed, which)
+    return RunCache.of(name, ad_key(config, train, data_key=data_key, context_dropout=settings.context_dropout))
+
+
+def train_bandit_model(settings: Settings, seed: int, which: str, progress: bool = True) -> tuple[ADTransformer, History, bool]:
+    """Train (or load) the bandit model ``which`` of training ``seed``: AD on the source's histories of
+    the seed's training tasks, ED on an expert's histories of the same tasks. The tasks and histories
+    are drawn again from the seed (a run on a Ray worker reads nothing from disk). Returns
+    :func:`~attnbook.rl.model.train_ad`'s ``(model, history, loaded)``."""
+    name, config, train, data_key = _bandit_training(settings, seed, which)
+    means = bandit_tasks(settings.train_tasks, settings.arms, seed=seed)
+    histories = bandit_histories(means, settings.horizon, settings.source if which == "ad" else "expert", seed=seed)
+    return train_ad(histories, config, train, data_key=data_key, name=name, context_dropout=settings.context_dropout,
+                    progress=progress, **settings.hardware.where())
+
+
+def train_bandit_models(settings: Settings, data: BanditData | None = None, seed: int = 0) -> BanditModels:
+    """AD and ED of training ``seed`` (:func:`train_bandit_model`; loaded from the cache after
+    :func:`chapter_runs` ran). ``data`` is not needed (the seed rebuilds it) and kept for old calls."""
+    model, ad_history, loaded = train_bandit_model(settings, seed, "ad")
+    ed_model, ed_history, _ = train_bandit_model(settings, seed, "ed")
     return BanditModels(model, ad_history, ed_model, ed_history, loaded)
+
+
+#: the chapter's Dark Room models (full profile): AD on the source's histories, ED on the expert's
+DARKROOM_MODELS = ("ad", "ed")
+
+
+def _darkroom_training(d: DarkRoomSettings, seed: int, which: str) -> tuple[str, ADConfig, Any, dict]:
+    checks.choice("which", which, DARKROOM_MODELS)
+    key = dataclasses.asdict(d)
+    data_key = {"env": "darkroom" if which == "ad" else "darkroom-expert", **key, "seed": _training_seed(seed),
+                "goals": f"goal_split(9, {d.test_goals}, seed={EVAL_SEED})"}
+    return f"{which}-darkroom", ADConfig(n_states=81, n_actions=5, n_ctx=d.n_ctx), d.train.config(seed), data_key
+
+
+def darkroom_entry(d: DarkRoomSettings, seed: int, which: str, context_dropout: float) -> RunCache:
+    """The run-cache entry the Dark Room model ``which`` (``"ad"`` or ``"ed"``) of training ``seed`` fills."""
+    name, config, train, data_key = _darkroom_training(d, seed, which)
+    return RunCache.of(name, ad_key(config, train, data_key=data_key, context_dropout=context_dropout))
+
+
+def train_darkroom_model(d: DarkRoomSettings, seed: int, which: str, context_dropout: float, device: str = "cpu",
+                         precision: str = "fp32", progress: bool = True) -> tuple[ADTransformer, History, bool]:
+    """Train (or load) Dark Room's model ``which`` of training ``seed``: AD on ``d.source``'s histories
+    (drawn with the seed) on the training goals, ED on the expert's; the goal split is fixed
+    (:data:`EVAL_SEED`)."""
+    from .sources import expert_darkroom_histories, noisy_expert_histories, q_learning_histories
+
+    name, config, train, data_key = _darkroom_training(d, seed, which)
+    train_goals, _ = goal_split(9, d.test_goals, seed=EVAL_SEED)
+    if which == "ad":
+        source = q_learning_histories if d.source == "q_learning" else noisy_expert_histories
+        histories = source(train_goals, d.episodes, streams=d.streams, seed=seed)
+    else:
+        histories = expert_darkroom_histories(train_goals, d.episodes)
+    return train_ad(histories, config, train, data_key=data_key, name=name, context_dropout=context_dropout, device=device,
+                    precision=precision, progress=progress)
+
+
+def chapter_runs(settings: Settings, seeds: Sequence[int]) -> list[Run]:
+    """Every training of the chapter over the training ``seeds``, as :class:`~attnbook.runs.Run` s for one
+    :func:`attnbook.runs.execute`: AD and ED on bandits per seed, and with ``settings.darkroom`` AD and ED
+    in Dark Room per seed. The longest runs come first (Ray starts them in this order)."""
+    seeds = [_training_seed(s) for s in seeds]
+    out = []
+    d = settings.darkroom
+    if d is not None:
+        where = settings.hardware.where()
+        out += [Run(CHAPTER, f"Dark Room {which.upper()} seed {seed}", seed, train_darkroom_model,
+                    (d, seed, which, settings.context_dropout, where["device"], where["precision"], False),
+                    entries=(darkroom_entry(d, seed, which, settings.context_dropout),))
+                for which in DARKROOM_MODELS for seed in seeds]
+    out += [Run(CHAPTER, f"bandits {which.upper()} seed {seed}", seed, train_bandit_model, (settings, seed, which, False),
+                entries=(bandit_entry(settings, seed, which),))
+            for which in BANDIT_MODELS for seed in seeds]
+    return out
 
 
 def step_zero(config: ADConfig, seed: int = 0) -> ADTransformer:
@@ -203,8 +307,10 @@ class HeldOut:
     table: Any  # pandas DataFrame, one row per player (regret_summary's columns)
 
 
-def held_out(models: BanditModels, data: BanditData, settings: Settings, seed: int = 0) -> HeldOut:
-    """AD and ED in context on the held-out tasks, against the source (UCB1), Thompson sampling and random play."""
+def held_out(models: BanditModels, data: BanditData, settings: Settings, seed: int = EVAL_SEED) -> HeldOut:
+    """AD and ED in context on the held-out tasks, against the source (UCB1), Thompson sampling and random
+    play; ``seed`` seeds the evaluation (environments ``seed + 2``, sampled actions ``seed``): by default
+    :data:`EVAL_SEED`, the same for every training seed, so the baselines are the same on every seed."""
     import pandas as pd
 
     T, env = settings.horizon, lambda: Bandits(data.test_means, seed=seed + 2)  # noqa: E731
@@ -217,21 +323,34 @@ def held_out(models: BanditModels, data: BanditData, settings: Settings, seed: i
     return HeldOut(ad_run, regret, pd.DataFrame({name: regret_summary(r) for name, r in regret.items()}).T)
 
 
-def compression_table(model: ADTransformer, data: BanditData, run: HeldOut, settings: Settings, seed: int = 0):
-    """The compression sweep on the held-out tasks (every strategy at every ``K``, positions kept),
-    with each step's cost: median ms per step at batch 1 and batched over the held-out tasks, the
-    batched speed-up over the full context, and the attention memory of one batched forward."""
+def step_costs(model: ADTransformer, run: HeldOut, settings: Settings) -> dict[tuple[str, int], tuple[float, float]]:
+    """Each decision's cost for every ``(strategy, K)`` of the sweep (and ``("full", L)``): median ms per
+    step at batch 1 and batched over the held-out tasks (:func:`step_cost` on ``run``'s last window).
+    The cost depends on the architecture and ``K``, not on the weights: the chapter times one seed's
+    model and uses the times for every seed (:func:`compression_table`'s ``timing``)."""
+    L, ks = settings.horizon - 1, settings.ks
+    window, rewards = run.ad_run.window, run.ad_run.window_rewards
+    strategies = [s for s in compress.STRATEGIES if s != "full"]
+    return {(strategy, k): (step_cost(model, window[:1], strategy, k, rewards=rewards[:1], positions="original", repeats=settings.timing_repeats),
+                            step_cost(model, window, strategy, k, rewards=rewards, positions="original", repeats=max(3, settings.timing_repeats // 3)))
+            for strategy, k in [("full", L)] + [(s, k) for s in strategies for k in ks]}
+
+
+def compression_table(model: ADTransformer, data: BanditData, run: HeldOut, settings: Settings, seed: int = EVAL_SEED,
+                      timing: dict[tuple[str, int], tuple[float, float]] | None = None, progress: bool = True):
+    """The compression sweep on the held-out tasks (every strategy at every ``K``, positions kept;
+    evaluation ``seed`` as :func:`held_out`), with each step's cost: median ms per step at batch 1 and
+    batched over the held-out tasks, the batched speed-up over the full context, and the attention
+    memory of one batched forward. ``timing``: :func:`step_costs` measured before (default: measured here)."""
     import pandas as pd
 
-    L, ks, T = settings.horizon - 1, settings.ks, settings.horizon
+    ks, T = settings.ks, settings.horizon
     strategies = [s for s in compress.STRATEGIES if s != "full"]
     sweep = pd.DataFrame(compression_sweep(model, lambda: Bandits(data.test_means, seed=seed + 2), T, strategies, ks,
-                                           random_level=float(run.regret["random"].sum(1).mean()), positions="original", seed=seed))
-    window, rewards, n = run.ad_run.window, run.ad_run.window_rewards, len(data.test_means)
-    timing = {}
-    for strategy, k in [("full", L)] + [(s, k) for s in strategies for k in ks]:
-        timing[(strategy, k)] = (step_cost(model, window[:1], strategy, k, rewards=rewards[:1], positions="original", repeats=settings.timing_repeats),
-                                 step_cost(model, window, strategy, k, rewards=rewards, positions="original", repeats=max(3, settings.timing_repeats // 3)))
+                                           random_level=float(run.regret["random"].sum(1).mean()), positions="original", seed=seed,
+                                           progress=progress))
+    L, n = settings.horizon - 1, len(data.test_means)
+    timing = step_costs(model, run, settings) if timing is None else timing
     sweep["ms/step, batch 1"] = [timing[(s, k)][0] for s, k in zip(sweep.strategy, sweep.K)]
     sweep[f"ms/step, batch {n}"] = [timing[(s, k)][1] for s, k in zip(sweep.strategy, sweep.K)]
     sweep["speed-up, batched"] = timing[("full", L)][1] / sweep[f"ms/step, batch {n}"]
@@ -347,52 +466,49 @@ class DarkRoomStudy:
 
 
 def darkroom_study(d: DarkRoomSettings, *, context_dropout: float, k_divisors: Sequence[int], seed: int = 0, device: str = "cpu",
-                   precision: str = "fp32") -> DarkRoomStudy:
+                   precision: str = "fp32", progress: bool = True) -> DarkRoomStudy:
     """Chapter 4's Dark Room experiment (the ``darkroom`` block ``d`` of a profile): learning
     histories from ``d.source`` on the training goals, AD trained on them and ED on expert histories
     (cached), both run in context on the held-out goals for ``eval_episodes`` episodes of 20 steps,
     against a fresh stream of the source and random play; AD's query attention on rewarded transitions (and on another
-    goal's rewards, the control); the compression sweep at ``K = (n_ctx − 1) // k`` for ``k`` in ``k_divisors``."""
+    goal's rewards, the control); the compression sweep at ``K = (n_ctx − 1) // k`` for ``k`` in ``k_divisors``.
+    The models are those of training ``seed`` (:func:`train_darkroom_model`: loaded after :func:`chapter_runs` ran);
+    the goal split and every evaluation draw use :data:`EVAL_SEED`, the same for every training seed."""
     import pandas as pd
 
     from . import analysis
     from .model import query_attention
-    from .envs import goal_split, optimal_return
-    from .sources import expert_darkroom_histories, noisy_expert_histories, q_learning_histories
+    from .envs import optimal_return
+    from .sources import noisy_expert_histories, q_learning_histories
 
     histories = q_learning_histories if d.source == "q_learning" else noisy_expert_histories
-
-    train_goals, test_goals = goal_split(9, d.test_goals, seed=seed)
-    config = ADConfig(n_states=81, n_actions=5, n_ctx=d.n_ctx)
-    trainer = d.train.config(seed)
-    where = {"device": device, "precision": precision, "context_dropout": context_dropout}
-    key = dataclasses.asdict(d)
-    ad_model, _, _ = train_ad(histories(train_goals, d.episodes, streams=d.streams, seed=seed), config, trainer,
-                              data_key={"env": "darkroom", **key, "seed": seed}, name="ad-darkroom", **where)
-    ed_model, _, _ = train_ad(expert_darkroom_histories(train_goals, d.episodes), config, trainer,
-                              data_key={"env": "darkroom-expert", **key, "seed": seed}, name="ed-darkroom", **where)
+    _, test_goals = goal_split(9, d.test_goals, seed=EVAL_SEED)
+    ad_model, _, _ = train_darkroom_model(d, seed, "ad", context_dropout, device, precision, progress)
+    ed_model, _, _ = train_darkroom_model(d, seed, "ed", context_dropout, device, precision, progress)
+    ev = EVAL_SEED
     steps = 20 * d.eval_episodes
     per_episode = lambda rollout: rollout.rewards.reshape(len(test_goals), -1, 20).sum(-1).mean(0)  # noqa: E731
-    ad_run = in_context(ad_model, DarkRoom(test_goals), steps, seed=seed)
+    ad_run = in_context(ad_model, DarkRoom(test_goals), steps, seed=ev)
     _, query = query_attention(ad_model, ad_run.window)
     enrichment = analysis.mean_enrichment(query, ad_run.window_rewards)
     other_goals = analysis.mean_enrichment(query, analysis.other_tasks_rewards(ad_run.window_rewards))
     returns = pd.DataFrame({
         "AD": per_episode(ad_run),
-        "ED": per_episode(in_context(ed_model, DarkRoom(test_goals), steps, seed=seed)),
-        f"{SOURCE_NAMES[d.source]} (source, 1 stream)": histories(test_goals, d.eval_episodes, streams=1, seed=seed + 5).episode_returns(20).mean(0),
-        "random": random_darkroom(test_goals, d.eval_episodes, seed=seed).mean(0),
+        "ED": per_episode(in_context(ed_model, DarkRoom(test_goals), steps, seed=ev)),
+        f"{SOURCE_NAMES[d.source]} (source, 1 stream)": histories(test_goals, d.eval_episodes, streams=1, seed=ev + 5).episode_returns(20).mean(0),
+        "random": random_darkroom(test_goals, d.eval_episodes, seed=ev).mean(0),
     })
     returns["optimal"] = float(optimal_return(test_goals).mean())
     L = d.n_ctx - 1
     sweep = pd.DataFrame(compression_sweep(ad_model, lambda: DarkRoom(test_goals), steps, [s for s in compress.STRATEGIES if s != "full"],
-                                           [L // k for k in k_divisors], random_level=0.0, positions="original", seed=seed))
+                                           [L // k for k in k_divisors], random_level=0.0, positions="original", seed=ev,
+                                           progress=progress))
     return DarkRoomStudy(returns, enrichment, sweep, other_goals)
 
 
 # -- does the model use it? the recency heads against random heads -----------------------------------
 
-def regret_metric(test_means: Any, steps: int, seed: int = 0) -> Callable[[ADTransformer], float]:
+def regret_metric(test_means: Any, steps: int, seed: int = EVAL_SEED) -> Callable[[ADTransformer], float]:
     """``metric(model)``: the mean cumulative regret at ``steps`` of ``model`` run in context (actions
     sampled, full context) on the bandits ``test_means``, with :func:`held_out`'s seeds (environment
     ``seed + 2``, actions ``seed``) — the same pulls and draws on every call, so two models differ only
@@ -405,7 +521,7 @@ def regret_metric(test_means: Any, steps: int, seed: int = 0) -> Callable[[ADTra
     return metric
 
 
-def reference_windows(data: BanditData, settings: Settings, seed: int = 0) -> torch.Tensor:
+def reference_windows(data: BanditData, settings: Settings, seed: int = EVAL_SEED) -> torch.Tensor:
     """``settings.heads.reference`` training windows (tokens ``(n, T, dim)``, unmasked, seeded) of the
     source's histories: the inputs the heads' means are taken over for ``how="mean"``."""
     from .model import Windows
@@ -427,13 +543,14 @@ class HeadStudy:
     seconds: float
 
 
-def recency_head_study(model: ADTransformer, data: BanditData, settings: Settings, rows: list[dict], seed: int = 0,
+def recency_head_study(model: ADTransformer, data: BanditData, settings: Settings, rows: list[dict], seed: int = EVAL_SEED,
                        progress: bool = True) -> HeadStudy:
     """Mean-ablate the ``settings.heads.top`` heads with the largest recency ratio in ``rows``
     (:func:`~attnbook.rl.analysis.summarise`'s per-head statistics; :func:`~attnbook.rl.analysis.recency_heads`)
     together, and ``settings.heads.draws`` seeded random sets of as many heads of the model; the
     metric is :func:`regret_metric` on the first ``settings.heads.tasks`` held-out tasks, the head
-    means are over :func:`reference_windows` (computed once)."""
+    means are over :func:`reference_windows` (computed once). ``seed`` seeds the evaluation, the
+    reference windows' draw and the random head sets: by default :data:`EVAL_SEED`, the same for every training seed."""
     from ..intervene import against_random, head_means
     from . import analysis
 
@@ -445,3 +562,65 @@ def recency_head_study(model: ADTransformer, data: BanditData, settings: Setting
     means = head_means(model, reference_windows(data, settings, seed))
     comparison = against_random(model, metric, heads, draws=h.draws, seed=seed, how="mean", reference=means, progress=progress)
     return HeadStudy(heads, comparison, len(tasks), time.perf_counter() - start)
+
+
+# -- one training seed, everything measured ---------------------------------------------------------
+
+@dataclass
+class BanditStudy:
+    """Everything the chapter measures on the bandit models of one training ``seed`` (all of it on the
+    fixed held-out tasks): the ``data`` (training tasks and histories of the seed), the ``models``, the
+    held-out play (``held``), AD's query rows on its last held-out windows (``query``) and their per-head
+    statistics (``rows``, :func:`~attnbook.rl.analysis.summarise`), the same for the random-init
+    transformer (``twin_rows``), AD's reward enrichment and its control (``enrichment``), the
+    compression ``sweep`` with the step costs it used (``timing``, :func:`step_costs`) and the recency
+    heads' ablation (``heads``)."""
+
+    seed: int
+    data: BanditData
+    models: BanditModels
+    held: HeldOut
+    query: torch.Tensor
+    rows: list[dict]
+    twin_rows: list[dict]
+    enrichment: tuple[float, float]
+    sweep: Any
+    heads: HeadStudy
+    timing: dict
+
+
+def bandit_study(settings: Settings, seed: int, *, timing: dict | None = None, progress: bool = True) -> BanditStudy:
+    """The bandit study of training ``seed``: its models (loaded: :func:`chapter_runs` trained them),
+    then :func:`held_out`, the query statistics on AD and on its random-init twin (:func:`step_zero`),
+    the reward enrichment against another task's rewards, :func:`compression_table` (``timing``:
+    :func:`step_costs`, measured here when None) and :func:`recency_head_study`. Every evaluation
+    draw is :data:`EVAL_SEED`'s."""
+    from . import analysis
+    from .model import query_attention
+
+    data = bandit_data(settings, seed)
+    models = train_bandit_models(settings, data, seed)
+    held = held_out(models, data, settings)
+    window, rewards = held.ad_run.window, held.ad_run.window_rewards
+    _, query = query_attention(models.ad, window)
+    rows = analysis.summarise(analysis.query_stats(query, rewards))
+    _, twin_query = query_attention(step_zero(models.ad.config, seed), window)
+    twin_rows = analysis.summarise(analysis.query_stats(twin_query, rewards))
+    enrichment = (analysis.mean_enrichment(query, rewards), analysis.mean_enrichment(query, analysis.other_tasks_rewards(rewards)))
+    timing = step_costs(models.ad, held, settings) if timing is None else timing
+    sweep = compression_table(models.ad, data, held, settings, timing=timing, progress=progress)
+    heads = recency_head_study(models.ad, data, settings, rows, progress=progress)
+    return BanditStudy(seed, data, models, held, query, rows, twin_rows, enrichment, sweep, heads, timing)
+
+
+def bandit_studies(settings: Settings, seeds: Sequence[int], *, progress: bool = True) -> tuple[dict[int, BanditStudy], dict]:
+    """:func:`bandit_study` of every training seed, and the step costs (:func:`step_costs`), timed once on
+    the first seed's AD and used for every seed (they depend on the architecture and ``K``, not on the weights)."""
+    from tqdm.auto import tqdm
+
+    studies: dict[int, BanditStudy] = {}
+    timing = None
+    for seed in tqdm(list(seeds), desc="bandit study (per seed)", unit="seed", disable=not progress):
+        studies[seed] = bandit_study(settings, seed, timing=timing, progress=False)
+        timing = studies[seed].timing
+    return studies, timing

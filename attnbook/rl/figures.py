@@ -3,7 +3,7 @@ the compression sweep as bars (drawn with :mod:`attnbook.plots`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,11 +36,21 @@ def received_per_position(weights: torch.Tensor) -> Figure:
 
 
 def compression_bars(sweep: Any, ks: Sequence[int]) -> Figure:
-    """Regret at T per strategy and kept context ``K`` (standard errors as bars; dashed: the full context)."""
+    """Regret at T per strategy and kept context ``K`` (dashed: the full context). ``sweep``: one sweep
+    (error bars: standard errors over tasks) or ``{seed: sweep}`` of several training seeds (bars: the
+    mean over seeds; error bars: the standard deviation over seeds)."""
     strategies = [s for s in compress.STRATEGIES if s != "full"]
-    at = lambda s, k, column: float(sweep[(sweep.strategy == s) & (sweep.K == k)][column].iloc[0])  # noqa: E731
-    return plots.grouped_bars({s: [at(s, k, "performance") for k in ks] for s in strategies},
-                              errors={s: [at(s, k, "se") for k in ks] for s in strategies},
-                              group_labels=[f"K = {k}" for k in ks], reference=float(sweep.iloc[0]["performance"]),
-                              title="Cumulative regret at T by strategy and kept context (dashed: full context)",
+    sweeps = dict(sweep) if isinstance(sweep, Mapping) else {None: sweep}
+    at = lambda sw, s, k, column: float(sw[(sw.strategy == s) & (sw.K == k)][column].iloc[0])  # noqa: E731
+    per_seed = {s: np.array([[at(sw, s, k, "performance") for k in ks] for sw in sweeps.values()]) for s in strategies}
+    if len(sweeps) == 1:
+        only = next(iter(sweeps.values()))
+        errors = {s: [at(only, s, k, "se") for k in ks] for s in strategies}
+        title = "Cumulative regret at T by strategy and kept context (dashed: full context)"
+    else:
+        errors = {s: list(v.std(0, ddof=1)) for s, v in per_seed.items()}
+        title = f"Cumulative regret at T by strategy and kept context, mean of {len(sweeps)} training seeds (dashed: full context)"
+    reference = float(np.mean([float(sw.iloc[0]["performance"]) for sw in sweeps.values()]))
+    return plots.grouped_bars({s: list(v.mean(0)) for s, v in per_seed.items()}, errors=errors,
+                              group_labels=[f"K = {k}" for k in ks], reference=reference, title=title,
                               ylabel="regret at T (lower is better)")

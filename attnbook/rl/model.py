@@ -31,7 +31,7 @@ from ..modules import BlockConfig, Transformer
 from ..train import History, TrainConfig
 from .sources import Histories
 
-__all__ = ["ADConfig", "ADTransformer", "token_dim", "encode", "Windows", "train_ad", "Rollout", "in_context", "compressed_step", "query_attention", "sample_actions"]
+__all__ = ["ADConfig", "ADTransformer", "token_dim", "encode", "Windows", "ad_key", "train_ad", "Rollout", "in_context", "compressed_step", "query_attention", "sample_actions"]
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,15 @@ class ADTransformer(nn.Module):
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
+def ad_key(config: ADConfig, train: TrainConfig, *, data_key: dict, val_batch: int = 256, context_dropout: float = 0.0) -> dict:
+    """The run-cache key of :func:`train_ad` with these arguments (``RunCache.of(name, ad_key(…))`` is
+    its entry, known before training: what a :class:`~attnbook.runs.Run` declares it fills)."""
+    if not isinstance(data_key, dict):
+        raise bad_argument(InvalidInputError, "data_key", "a dict describing the histories", data_key)
+    return {"version": 1, "model": config.to_dict(), "train": asdict(train), "data": data_key, "val_batch": val_batch,
+            "context_dropout": context_dropout}
+
+
 def train_ad(
     histories: Histories,
     config: ADConfig,
@@ -184,13 +193,10 @@ def train_ad(
     (:func:`attnbook.train.select_precision`); the model comes back on the CPU."""
     from ..train import cached_fit, fit, model_device
 
-    if not isinstance(data_key, dict):
-        raise bad_argument(InvalidInputError, "data_key", "a dict describing the histories", data_key)
+    key = ad_key(config, train, data_key=data_key, val_batch=val_batch, context_dropout=context_dropout)
     windows = Windows(histories, config, context_dropout)
     val_windows = Windows(histories if val_histories is None else val_histories, config)
     val = val_windows.sample(val_batch, torch.Generator().manual_seed(train.seed + 1))
-    key = {"version": 1, "model": config.to_dict(), "train": asdict(train), "data": data_key, "val_batch": val_batch,
-           "context_dropout": context_dropout}
 
     def build() -> ADTransformer:
         torch.manual_seed(train.seed)
