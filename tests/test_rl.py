@@ -727,7 +727,7 @@ def _tiny_settings(**changes):
     from attnbook.profiles import Training
     from attnbook.rl import experiment
 
-    return dataclasses.replace(profiles.get("ad-compression", "quick"), arms=3, horizon=12, train_tasks=8, test_tasks=6,
+    return dataclasses.replace(profiles.get("ad-compression", "quick"), arms=3, horizon=20, train_tasks=8, test_tasks=6,
                                train=Training(steps=2, batch_size=4, lr=1e-3, warmup=0, eval_every=1), ed_steps=2,
                                k_divisors=(2, 4), timing_repeats=1,
                                heads=experiment.HeadAblationSettings(top=2, draws=20, tasks=4, reference=8), **changes)

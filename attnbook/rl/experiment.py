@@ -387,8 +387,8 @@ def compression_sweep(model: ADTransformer, make_env: Any, steps: int, strategie
                       random_level: float, positions: str = "reindex", seed: int = 0, progress: bool = True) -> list[dict]:
     """Run every strategy at every ``K`` (plus the full context) on fresh environments from
     ``make_env()``; one row per (strategy, K) with the performance (mean, standard error over
-    tasks), % of full (module docstring; ``random_level`` is random play's performance) and the
-    in-run median ms per step."""
+    tasks), % of full (module docstring; ``random_level`` is random play's performance; NaN when the
+    full context improves on nothing) and the in-run median ms per step."""
     from tqdm.auto import tqdm
 
     L = model.config.n_ctx - 1
@@ -402,10 +402,13 @@ def compression_sweep(model: ADTransformer, make_env: Any, steps: int, strategie
         mean = float(perf.mean())
         if full_perf is None:
             full_perf = mean
-        if isinstance(env, Bandits):
-            pct = 100.0 * (random_level - mean) / (random_level - full_perf)
+        gain = random_level - full_perf if isinstance(env, Bandits) else full_perf  # the full context's improvement (0: none to keep)
+        if gain == 0:
+            pct = float("nan")
+        elif isinstance(env, Bandits):
+            pct = 100.0 * (random_level - mean) / gain
         else:
-            pct = 100.0 * mean / full_perf
+            pct = 100.0 * mean / gain
         rows.append({"strategy": strategy, "K": k, "performance": mean, "se": float(perf.std(ddof=1) / np.sqrt(len(perf))),
                      "% of full": pct, "ms/step (in run)": ro.ms_per_step})
     return rows
