@@ -46,8 +46,10 @@ def test_a_wrong_profile_field_fails_when_the_profile_is_built():
     good = profiles.get("distribution-effects", "quick")
     with pytest.raises(InvalidInputError, match="n_windows: expected a positive integer, got 0"):
         Settings(**{**vars(good), "n_windows": 0})
-    with pytest.raises(InvalidInputError, match="extra_seeds\\['RandomWalk'\\]"):
-        Settings(**{**vars(good), "extra_seeds": {"RandomWalk": 0}})
+    with pytest.raises(InvalidInputError, match="heatmap_samples: expected a positive integer, got 0"):
+        Settings(**{**vars(good), "heatmap_samples": 0})
+    with pytest.raises(TypeError, match="seeds"):  # training seeds come from profiles.training_seeds, not the settings
+        Settings(**{**vars(good), "seeds": 3})
 
 
 def test_a_training_block_becomes_one_train_config():
