@@ -151,7 +151,7 @@ def _answers(*, spike=3.0, separation=0.3, entropy_gap=-0.1, p_turb=0.01, regime
     spikes["SeasonTrendOutliers"] = {"windows": 0, "preference": math.nan, "control": math.nan}  # left out
     peaks = {"MultiSeasonality": {"lag": ms_lag, "prominence": prominence}, "SeasonTrendOutliers": {"lag": sto_lag, "prominence": prominence}}
     peaks |= {g: {"lag": 3, "prominence": 1.5} for g in NOISE}
-    return {"spikes": spikes, "persist": {"separation": separation, "walk_min": 1.0, "walk_max": 2.0, "noise_min": 0.9, "noise_max": 1.0, "seeds": 3},
+    return {"spikes": spikes, "persist": {"separation": separation, "walk_mean": 1.3, "noise_mean": 1.0, "seeds": 1},
             "turb": {"entropy_turbulent": 0.5 + entropy_gap, "entropy_calm": 0.5, "p_value": p_turb},
             "regime": {"ratio_recent_switch": regime, "windows": 10}, "stat": {"p_value": p_stat, "non_stationary": 2.0, "stationary": 1.0},
             "peaks": peaks}
