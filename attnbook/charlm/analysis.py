@@ -31,7 +31,7 @@ from .experiment import RunResult, Settings
 
 __all__ = ["by_dataset", "by_seed", "seed_findings", "stored_window", "window_maps", "mean_se", "runs_table", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
            "correlation_reading", "head_similarity", "floor_crossing", "floor_crossing_loss", "js_reference", "chapter_checks",
-           "depth_order", "largest_head_value", "sink_ratio", "diversity_timing", "chapter_findings", "findings_glue", "learning_summary",
+           "depth_order", "largest_head_value", "sink_ratio", "diversity_timing", "chapter_findings", "findings_glue", "verdict_list", "learning_summary",
            "generation_attention", "SEED_BEST_VAL",
            "PREVIOUS", "DISTINCT", "USE_KEYS", "MIDDLE_NOT_RUN", "head_distinctness", "distinct_count", "choose_heads",
            "loss_metric", "UseTest", "use_test", "USE_GLUE", "use_reading", "use_glue", "uses_table", "uses_strips"]
@@ -447,6 +447,15 @@ def findings_glue(found: Sequence[Finding | AcrossSeeds]) -> dict[str, str]:
         out[f"{name}_m"] = _reading(f)
         out[f"{name}_detail"] = _per_seed_detail(f)
     return out
+
+
+def verdict_list(found: Sequence[Finding | AcrossSeeds], verdict: str) -> str:
+    """Markdown: the chapter's findings whose verdict (across seeds) is ``verdict``, each by its short
+    name with its per-seed verdicts (``S N S``); "none" when there are none."""
+    letter = {"supported": "S", "not supported": "N", "inconclusive": "I"}
+    picked = [f for f in found if f.verdict == verdict]
+    per_seed = lambda f: " ".join(letter[v] for v in f.per_seed) if isinstance(f, AcrossSeeds) else letter[f.verdict]  # noqa: E731
+    return ", ".join(f"`{f.spec.key.split('/', 1)[1]}` ({per_seed(f)})" for f in picked) or "none"
 
 
 def learning_summary(results: Sequence[RunResult], floors: dict[str, float], missing: dict[str, str], seed_scale: Settings) -> str:
