@@ -413,6 +413,9 @@ def test_findings_are_measured_per_seed_and_reported_across_seeds(corpus, tmp_pa
     assert analysis.seed_findings([], floors) == {}
     assert analysis.samples_table(runs)["seed"].unique().tolist() == [0]  # the first training seed's samples
     assert "(mean of 3 seeds, worst " in analysis.learning_summary(runs, floors, {}, _full_settings())
+    note = analysis.full_not_run("quick", _full_settings(), 5)
+    assert "None of `full`'s has been run: 5 seeds" in note and "15 runs" in note and "python -m attnbook run 05 -p profile full" in note
+    assert analysis.full_not_run("full", _full_settings(), 5) == ""
 
 
 def _full_settings():

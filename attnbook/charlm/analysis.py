@@ -31,7 +31,8 @@ from .experiment import RunResult, Settings
 
 __all__ = ["by_dataset", "by_seed", "seed_findings", "stored_window", "window_maps", "mean_se", "runs_table", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
            "correlation_reading", "head_similarity", "floor_crossing", "floor_crossing_loss", "js_reference", "chapter_checks",
-           "depth_order", "largest_head_value", "sink_ratio", "diversity_timing", "chapter_findings", "findings_glue", "verdict_list", "learning_summary",
+           "depth_order", "largest_head_value", "sink_ratio", "diversity_timing", "chapter_findings", "findings_glue", "verdict_list", "full_not_run",
+           "learning_summary",
            "generation_attention", "SEED_BEST_VAL",
            "PREVIOUS", "DISTINCT", "USE_KEYS", "MIDDLE_NOT_RUN", "head_distinctness", "distinct_count", "choose_heads",
            "loss_metric", "UseTest", "use_test", "USE_GLUE", "use_reading", "use_glue", "uses_table", "uses_strips"]
@@ -456,6 +457,21 @@ def verdict_list(found: Sequence[Finding | AcrossSeeds], verdict: str) -> str:
     picked = [f for f in found if f.verdict == verdict]
     per_seed = lambda f: " ".join(letter[v] for v in f.per_seed) if isinstance(f, AcrossSeeds) else letter[f.verdict]  # noqa: E731
     return ", ".join(f"`{f.spec.key.split('/', 1)[1]}` ({per_seed(f)})" for f in picked) or "none"
+
+
+def full_not_run(profile: str, full: Settings, seeds: int) -> str:
+    """Markdown: which of the ``full`` profile's verdicts this run did not measure and the commands that
+    run them (``full``: its settings, ``seeds``: its number of training seeds); empty for ``full`` itself."""
+    if profile == "full":
+        return ""
+    m = full.model
+    longest = max(d.train.steps for d in full.datasets.values())
+    runs = len(full.datasets) * seeds
+    return (f"**Not run: the full profile.** Every verdict above is `{profile}`'s. None of `full`'s has been run: {seeds} seeds of the "
+            f"seed's {m.n_layer} × {m.n_head} × {m.n_embd} model ({m.block_size} characters of context) on {', '.join(full.datasets)}, "
+            f"{runs} runs of up to {longest:,} steps, out of reach of a 2-core CPU. `python -m attnbook run 05 -p profile full` runs them "
+            f"(on a CUDA GPU when there is one); with a Ray cluster, `RAY_ADDRESS=HEAD:6379 python -m attnbook run 05 -p profile full` "
+            f"spreads the {runs} runs over its machines.")
 
 
 def learning_summary(results: Sequence[RunResult], floors: dict[str, float], missing: dict[str, str], seed_scale: Settings) -> str:
