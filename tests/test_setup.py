@@ -59,8 +59,10 @@ def test_a_training_block_becomes_one_train_config():
         block.steps, block.batch_size, block.lr, block.weight_decay, block.warmup, block.eval_every, 7)
     ed = profiles.get("ad-compression", "quick").ed_training()
     assert ed.steps == 300 and ed.warmup == min(50, 300 // 4) and ed.lr == profiles.get("ad-compression", "quick").train.lr
-    shifted = profiles.get("charlm-evolution", "quick").with_seed_offset(3)
-    assert shifted.datasets["tinyshakespeare"].seeds == (3, 4)
+    charlm = profiles.get("charlm-evolution", "quick")  # every corpus trains under every training seed of the chapter
+    assert set(charlm.datasets) == {"tinyshakespeare", "text8"} and charlm.threads == 1
+    assert {d.train.steps for d in charlm.datasets.values()} == {1200}
+    assert all(d.snapshot_every == d.train.eval_every for d in charlm.datasets.values())  # every evaluation has a snapshot
     assert profiles.as_dict(profiles.get("reading-attention", "quick")) == {"sentences": 24, "pairs": 16, "draws": 50}
 
 
