@@ -64,7 +64,7 @@ def execute_and_analyse(run_list: Sequence[runs.Run], analyse: Callable[[int, An
     training of the others. Returns the timings, ``prepared`` and ``{seed: analyse(seed, prepared)}`` in ``run_list``'s order.
     A run that fails raises its :class:`~attnbook.runs.RunFailedError` here."""
     run_list = list(run_list)
-    if runs.use_ray():
+    if runs.use_ray() and not all(r.cached for r in run_list):
         runs.connect()  # in this thread: the executor's thread only submits and waits
     outcome: dict[str, Any] = {}
     prepared, done = None, {}
