@@ -10,6 +10,7 @@ import pytest
 
 from attnbook import runs
 from attnbook.claims import AcrossSeeds
+from attnbook.errors import InvalidInputError
 from attnbook.profiles import CPU_FP32, Training
 from attnbook.registry import spec
 from attnbook.vitime import experiment, realts, seeds
@@ -56,6 +57,8 @@ def test_execute_and_analyse_analyses_each_seed_once_in_order(cache):
     assert prepared == "fixed" and out == {0: 0, 1: 10} and sorted(seen) == [0, 1] and len(timings) == 2
     timings, _, again = seeds.execute_and_analyse(run_list, analyse, prepare=lambda: "fixed")  # cached: analysed at once
     assert again == out and all(t.cached for t in timings)
+    with pytest.raises(InvalidInputError, match="one run per seed"):
+        seeds.execute_and_analyse(run_list + run_list[:1], analyse)
 
 
 def test_a_failing_run_raises_in_the_caller(cache, monkeypatch):

@@ -25,6 +25,7 @@ import torch
 
 from .. import runs
 from ..claims import Check, Finding
+from ..errors import InvalidInputError, bad_argument
 from ..train import History
 from . import analysis, diagnosis, forecasting, harmonics as hm, lags, realts
 from .experiment import VALIDATION_SEED, Settings, pretrained, pretraining_entry
@@ -64,10 +65,12 @@ def execute_and_analyse(run_list: Sequence[runs.Run], analyse: Callable[[int, An
     training of the others. Returns the timings, ``prepared`` and ``{seed: analyse(seed, prepared)}`` in ``run_list``'s order.
     A run that fails raises its :class:`~attnbook.runs.RunFailedError` here."""
     run_list = list(run_list)
+    if len({r.seed for r in run_list}) != len(run_list):
+        raise bad_argument(InvalidInputError, "run_list", "one run per seed", [r.name for r in run_list], raw=True)
     if runs.use_ray() and not all(r.cached for r in run_list):
         runs.connect()  # in this thread: the executor's thread only submits and waits
     outcome: dict[str, Any] = {}
-    prepared, done = None, {}
+    done: dict[int, Any] = {}
 
     def work() -> None:
         try:
@@ -79,7 +82,6 @@ def execute_and_analyse(run_list: Sequence[runs.Run], analyse: Callable[[int, An
     worker.start()
     try:
         prepared = prepare() if prepare is not None else None
-        done = {}
         while len(done) < len(run_list):
             ready = [r for r in run_list if r.seed not in done and r.cached]
             if not ready:
