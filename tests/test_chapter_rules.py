@@ -200,6 +200,9 @@ def test_chapter_3_peak_error_and_checks_by_hand():
     assert all(_holds(chapter_checks(**good)))
     bad = dict(good, random_contrasts=[0.7, 1.3], round_trip=1e-9, fell=0.96)
     assert _holds(chapter_checks(**bad)) == [False, False, False, False, True]
+    # with the forecast task (error ÷ the history mean's below 1), second
+    assert _holds(chapter_checks(**good, forecast_ratio=0.9)) == [True] * 6
+    assert _holds(chapter_checks(**good, forecast_ratio=1.0)) == [True, False, True, True, True, True]
 
 
 # -- chapter 4 ----------------------------------------------------------------------------------
