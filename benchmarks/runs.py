@@ -1,7 +1,7 @@
 """Runs on Ray against runs in process: speedup, Ray's start-up, and how a full chapter scales over workers.
 
-1. The same quick runs — chapter 2's forecaster on each of its nine generators (quick settings, seed 0,
-   one torch thread each) — sequential in process (``ATTNBOOK_RAY=0``) and on a local Ray instance with
+1. The same quick runs — chapter 2's forecaster on each of its nine generators (the chapter's own runs,
+   :func:`attnbook.timeseries.experiment.chapter_runs`, quick settings, seed 0, one torch thread each) — sequential in process (``ATTNBOOK_RAY=0``) and on a local Ray instance with
    2 workers; each into an empty cache. Prints both wall times, the speedup, and Ray's start-up (the
    time :func:`attnbook.runs.connect` takes), and checks the two caches hold the same weights.
 2. Chapter 2's ``full`` profile (9 generators × 5 seeds = 45 forecasters, 2000 steps each): the
@@ -24,17 +24,17 @@ from pathlib import Path
 
 from attnbook import profiles, runs
 from attnbook.timeseries.data import GENERATORS
-from attnbook.timeseries.experiment import RunConfig, train_forecaster
+from attnbook.timeseries.experiment import RunConfig, chapter_runs, train_forecaster
 from attnbook.train import RunCache, TrainConfig, available_cores
 
 
-def _runs(settings, seeds, steps: int | None = None) -> list[runs.Run]:
+def _shortened(settings, seeds, steps: int) -> list[runs.Run]:
+    """Chapter 2's runs of ``settings`` cut to ``steps`` training steps (the per-step time of a full run)."""
     out = []
     for seed in seeds:
         for generator in GENERATORS:
             train = settings.train.config(seed)
-            if steps is not None:
-                train = TrainConfig(**{**train.__dict__, "steps": steps, "warmup": min(train.warmup, steps - 1), "eval_every": steps})
+            train = TrainConfig(**{**train.__dict__, "steps": steps, "warmup": min(train.warmup, steps - 1), "eval_every": steps})
             config = RunConfig(generator, series_len=settings.series_len, train=train)
             out.append(runs.Run("distribution-effects", f"{generator} seed {seed}", seed, train_forecaster, (config,),
                                 entries=(RunCache.of("distribution", config.to_dict()),)))
@@ -62,11 +62,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # 1. quick runs: in process against Ray with 2 workers
-        sequential = _timed(_runs(quick, (0,)), ray=False, cache=tmp / "inline")
+        sequential = _timed(chapter_runs(quick, (0,)), ray=False, cache=tmp / "inline")
         start = time.perf_counter()
         runs.connect(num_cpus=2)
         startup = time.perf_counter() - start
-        on_ray = _timed(_runs(quick, (0,)), ray=True, cache=tmp / "ray")
+        on_ray = _timed(chapter_runs(quick, (0,)), ray=True, cache=tmp / "ray")
         same = _weights(tmp / "inline") == _weights(tmp / "ray")
         print(f"machine: {cores} cores")
         print(f"quick runs: {len(GENERATORS)} forecasters (chapter 2, seed 0, 1 thread each)")
@@ -75,7 +75,7 @@ def main() -> None:
         print(f"  speedup: {sequential / on_ray:.2f}x without start-up, {sequential / (on_ray + startup):.2f}x with it; same weights: {same}")
 
         # 2. full profile: per-step time, measured scaling, projection
-        one = _runs(full, (0,), steps=args.steps)[:1]
+        one = _shortened(full, (0,), args.steps)[:1]
         per_run_short = _timed(one, ray=False, cache=tmp / "full-1")
         per_step = per_run_short / args.steps
         per_run = per_step * full.train.steps
@@ -88,7 +88,7 @@ def main() -> None:
                 continue
             runs.shutdown()
             runs.connect(num_cpus=workers)
-            batch = _runs(full, range(2 * workers), steps=args.steps)[: 2 * workers]
+            batch = _shortened(full, range(2 * workers), args.steps)[: 2 * workers]
             measured[workers] = _timed(batch, ray=True, cache=tmp / f"full-w{workers}")
             print(f"  measured: {2 * workers} shortened runs on {workers} worker(s): {measured[workers]:.1f} s "
                   f"({measured[workers] / (2 * per_run_short):.2f} x the in-process time of 2 runs)")

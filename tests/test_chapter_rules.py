@@ -130,13 +130,14 @@ def test_chapter_2_checks_and_forecast_findings_by_hand():
     values = chapter_values(first)
     assert values["n_beat"] == 6 and values["n_beat_untrained"] == 0 and values["ratio_ms"] == 0.5 and values["worst_fell"] == 0.5
     assert 0 < values["entropy_ratio"] < 0.95
-    checks = chapter_checks(values, 1e-6)
+    checks = chapter_checks({0: values}, 1e-6)
     assert len(checks) == 3 and all(_holds(checks))
     found = forecast_findings(values)
     assert _verdicts(found) == {"beats-baselines-seasonal": "supported", "beats-baselines-most": "supported"}
     assert found[0].control == {"largest MSE ratio": 1.0} and found[1].control == {"processes beaten": 0.0}
     worse = chapter_values(dict(first, MultiSeasonality=_run(0.95, 1.0, 0.9, 1.0, sharpish, flat)))
-    assert _holds(chapter_checks(worse, 1e-3)) == [False, True, False]
+    assert _holds(chapter_checks({0: worse}, 1e-3)) == [False, True, False]
+    assert _holds(chapter_checks({0: values, 1: worse}, 1e-6)) == [False, True, True]  # one seed's forecaster that did not train fails it
     assert found[0].spec.key.endswith("seasonal") and forecast_findings(worse)[0].measured == {"largest MSE ratio": 0.9}
     assert _verdicts(forecast_findings(worse))["beats-baselines-seasonal"] == "not supported"
     lucky = chapter_values({n: _run(0.5, 0.8, 0.5, 1.0, sharpish, flat) for n in names})  # untrained already below the baseline
@@ -150,7 +151,7 @@ def _answers(*, spike=3.0, separation=0.3, entropy_gap=-0.1, p_turb=0.01, regime
     spikes["SeasonTrendOutliers"] = {"windows": 0, "preference": math.nan, "control": math.nan}  # left out
     peaks = {"MultiSeasonality": {"lag": ms_lag, "prominence": prominence}, "SeasonTrendOutliers": {"lag": sto_lag, "prominence": prominence}}
     peaks |= {g: {"lag": 3, "prominence": 1.5} for g in NOISE}
-    return {"spikes": spikes, "persist": {"separation": separation, "walk_min": 1.0, "walk_max": 2.0, "noise_min": 0.9, "noise_max": 1.0, "seeds": 3},
+    return {"spikes": spikes, "persist": {"separation": separation, "walk_mean": 1.3, "noise_mean": 1.0, "seeds": 1},
             "turb": {"entropy_turbulent": 0.5 + entropy_gap, "entropy_calm": 0.5, "p_value": p_turb},
             "regime": {"ratio_recent_switch": regime, "windows": 10}, "stat": {"p_value": p_stat, "non_stationary": 2.0, "stationary": 1.0},
             "peaks": peaks}
@@ -199,6 +200,9 @@ def test_chapter_3_peak_error_and_checks_by_hand():
     assert all(_holds(chapter_checks(**good)))
     bad = dict(good, random_contrasts=[0.7, 1.3], round_trip=1e-9, fell=0.96)
     assert _holds(chapter_checks(**bad)) == [False, False, False, False, True]
+    # with the forecast task (error ÷ the history mean's below 1), second
+    assert _holds(chapter_checks(**good, forecast_ratio=0.9)) == [True] * 6
+    assert _holds(chapter_checks(**good, forecast_ratio=1.0)) == [True, False, True, True, True, True]
 
 
 # -- chapter 4 ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from scipy import stats
 from attnbook import metrics, registry
 from attnbook.capture import capture
 from attnbook.charlm import analysis, figures
-from attnbook.charlm.experiment import RunSpec, load_model, ngram_loss, train_run, train_runs, windows
+from attnbook.charlm.experiment import RunSpec, chapter_runs, load_model, load_run, load_runs, ngram_loss, train_run, windows
 from attnbook.charlm.explorer import EvolutionExplorer, evolution_view, render_snapshot
 from attnbook.charlm.model import GPT, GPTConfig
 from attnbook.charlm.quality import coherence, distinct_n, inference_speed, quality, repetition, sample, words
@@ -381,6 +381,49 @@ def test_chapter_checks_findings_and_summary_follow_the_corpora_that_ran(corpus,
         assert "no corpus was available" in fig.axes[0].texts[0].get_text()
 
 
+def test_findings_are_measured_per_seed_and_reported_across_seeds(corpus, tmp_path, monkeypatch):
+    """Each seed's findings come from that seed's runs only (one per corpus), with that seed's generation
+    record and causal test; across seeds the glue quotes the verdict with how many seeds support it, the
+    mean and interval of the first measure, and every seed's detail; the checks take every seed's generation."""
+    from attnbook.claims import AcrossSeeds, across_seeds
+
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    runs = [train_run(_spec(seed=s), corpus=corpus, progress=False) for s in (0, 1, 2)]
+    floors = {"tinyshakespeare": 3.0}
+    assert list(analysis.by_seed(runs)) == [0, 1, 2] and all(len(v) == 1 for v in analysis.by_seed(runs).values())
+    generations = {s: {"relative_entropy_difference": 0.05, "validation_vs_validation": 0.004 * (s + 1), "entropy_sampled": 1.0,
+                       "entropy_validation": 1.05, "capture_vs_forward": 1e-7 * s} for s in (0, 1, 2)}
+    per_seed = analysis.seed_findings(runs, floors, generations)
+    assert list(per_seed) == [0, 1, 2]
+    for s, r in zip((0, 1, 2), runs):
+        assert [f.record() for f in per_seed[s]] == [f.record() for f in analysis.chapter_findings([r], floors, generations[s])]
+    found = across_seeds(per_seed)
+    assert all(isinstance(a, AcrossSeeds) and a.seeds == (0, 1, 2) for a in found)
+    glued = analysis.findings_glue(found)
+    prev = next(a for a in found if a.spec.key.endswith("/previous-token-head"))
+    k = sum(v == "supported" for v in prev.per_seed)
+    assert glued["previous_token_head_verdict"] == f"**{prev.verdict}** ({k} of 3 seeds)"
+    mean, low, high = prev.effect()
+    assert glued["previous_token_head_m"].startswith(f"{fmt(mean)} [{fmt(low)}, {fmt(high)}] (mean of 3 seeds, 95 % t-interval); control ")
+    sink = next(a for a in found if a.spec.key.endswith("/attention-sink"))
+    assert sink.spec.scale == "log" and "(geometric mean of 3 seeds" in glued["attention_sink_m"]
+    assert glued["generation_differs_slightly_detail"].startswith("seed 0 ") and "; seed 2 " in glued["generation_differs_slightly_detail"]
+    check = [c for c in analysis.chapter_checks(runs, floors, "full", generation=list(generations.values())) if "while sampling" in c.text]
+    assert len(check) == 1 and check[0].measured == pytest.approx(2e-7) and "(over 3 seeds)" in check[0].text
+    assert analysis.seed_findings([], floors) == {}
+    assert analysis.samples_table(runs)["seed"].unique().tolist() == [0]  # the first training seed's samples
+    assert "(mean of 3 seeds, worst " in analysis.learning_summary(runs, floors, {}, _full_settings())
+    note = analysis.full_not_run("quick", _full_settings(), 5)
+    assert "None of `full`'s has been run: 5 seeds" in note and "15 runs" in note and "python -m attnbook run 05 -p profile full" in note
+    assert analysis.full_not_run("full", _full_settings(), 5) == ""
+
+
+def _full_settings():
+    from attnbook import profiles
+
+    return profiles.get("charlm-evolution", "full")
+
+
 def _fake_run(steps, diversity, span, sink, T=8):
     """A stand-in for a RunResult with the snapshot series the finding measures read (2 heads)."""
     from types import SimpleNamespace
@@ -419,19 +462,29 @@ def test_floor_crossing_reads_the_first_evaluation_below_the_floor(corpus, tmp_p
     assert math.isnan(analysis.floor_crossing_loss(r, -1.0))
 
 
-@pytest.mark.skipif(not (SHARED / "tinyshakespeare.txt").is_file(), reason="shared data folder not beside the checkout")
-def test_parallel_runs_equal_serial_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("ATTNBOOK_DATA_DIR", str(SHARED))
-    spec = RunSpec("tinyshakespeare", GPTConfig(vocab_size=65, block_size=16, n_layer=1, n_head=2, n_embd=16),
-                   TrainConfig(steps=10, batch_size=4, warmup=2, eval_every=5), eval_batches=1, snapshot_every=5, snapshot_windows=2,
-                   induction_period=4, sample_chars=10, speed_samples=1, speed_tokens=5)
-    other = RunSpec(**{**spec.__dict__, "train": TrainConfig(steps=10, batch_size=4, warmup=2, eval_every=5, seed=1)})
-    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path / "a"))
-    parallel = train_runs([spec, other], workers=2, progress=False)
-    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path / "b"))
-    serial = train_runs([spec, other], workers=1, progress=False)
-    for p, s in zip(parallel, serial):
-        assert p.history.val_loss == s.history.val_loss and np.array_equal(p.snapshots["entropy"], s.snapshots["entropy"])
+def test_chapter_runs_carry_their_corpus_and_equal_a_direct_training(corpus, tmp_path, monkeypatch):
+    """The chapter's runs (executed in process here; tests/test_runs.py checks Ray against in process bit for
+    bit) fill the same cache entries as train_run itself: the corpus travels in the run's arguments, the
+    seed is the run's seed, and the evaluation data are the same for every training seed."""
+    from attnbook import runs
+
+    monkeypatch.setenv("ATTNBOOK_RAY", "0")
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path / "runs"))
+    specs = [_spec(seed=s) for s in (0, 1)]
+    declared = chapter_runs(specs, {"tinyshakespeare": corpus})
+    assert [(r.chapter, r.label, r.seed, r.threads) for r in declared] == [("charlm-evolution", f"tinyshakespeare seed {s}", s, 1) for s in (0, 1)]
+    assert declared[0].args[1] is corpus and declared[0].args[2:] == ("cpu", "fp32") and not declared[0].cached
+    with pytest.raises(MissingResourceError, match="not trained yet"):
+        load_run(specs[0])
+    timings = runs.execute(declared, progress=False)
+    assert [t.where for t in timings] == ["in process"] * 2 and all(d.cached for d in declared)
+    executed = load_runs(specs)
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path / "direct"))
+    direct = [train_run(s, corpus=corpus, progress=False) for s in specs]
+    for e, d in zip(executed, direct):
+        assert e.loaded and e.history.val_loss == d.history.val_loss and np.array_equal(e.snapshots["entropy"], d.snapshots["entropy"])
+    assert executed[0].history.val_loss != executed[1].history.val_loss  # the seed draws the initialisation and the training windows
+    assert executed[0].window == executed[1].window  # ... not the evaluation data
 
 
 def test_load_corpora_leaves_out_what_is_unavailable(tmp_path, monkeypatch):
@@ -447,13 +500,16 @@ def test_load_corpora_leaves_out_what_is_unavailable(tmp_path, monkeypatch):
     from attnbook.charlm.experiment import CharDataset, CharModel, Settings
     from attnbook.profiles import CPU_FP32, Training
 
-    d = CharDataset(prefix=None, seeds=(0, 1), snapshot_every=2, train=Training(steps=4, batch_size=2, lr=1e-3, warmup=1, eval_every=2))
+    d = CharDataset(prefix=None, snapshot_every=2, train=Training(steps=4, batch_size=2, lr=1e-3, warmup=1, eval_every=2))
     settings = Settings(model=CharModel(n_layer=1, n_head=1, n_embd=8, block_size=8, dropout=0.0), datasets={"abc": d, "gone": d},
                         eval_batches=1, snapshot_windows=1, induction_period=4, sample_chars=5, speed_samples=1, speed_tokens=5,
-                        workers=1, threads=1, hardware=CPU_FP32)
+                        threads=1, hardware=CPU_FP32)
     corpora, missing = load_corpora(settings)
     assert list(corpora) == ["abc"] and "gone.txt" in missing["gone"] and str(tmp_path / "cache") not in missing["gone"]
-    specs = profile_specs(settings, corpora)
+    assert [s.seed for s in profile_specs(settings, corpora)] == [0]
+    with pytest.raises(InvalidInputError, match="seeds"):
+        profile_specs(settings, corpora, ())
+    specs = profile_specs(settings, corpora, (0, 1))
     assert [(s.dataset, s.seed) for s in specs] == [("abc", 0), ("abc", 1)] and specs[0].model.vocab_size == 5  # a b c space newline
 
 
@@ -617,3 +673,12 @@ def test_use_reading_and_glue_by_hand():
     assert g["use_distinct_heads"] == "L0H1, L1H1" and g["use_distinct_sets"] == "20 random sets" and g["use_step"] == "1800"
     assert g["use_when"] == "the last step, the last snapshot"
     assert set(analysis.use_glue(None).values()) == {"not run"}
+    assert analysis.use_glue({}) == analysis.use_glue(None) and analysis.use_glue({3: _made_use(0.9, 0.1)}) == g
+    seeds = analysis.use_glue({0: _made_use(0.9, 0.1), 1: _made_use(0.25, 0.1)})
+    assert set(seeds) == set(g) and seeds["use_prev_heads"] == "L1H0" and seeds["use_prev_effect"] == "seed 0: 0.900; seed 1: 0.250"
+    assert seeds["use_prev_verdict"] == "**seed-dependent** (1 of 2 seeds)" and seeds["use_distinct_verdict"] == "**not supported** (0 of 2 seeds)"
+    assert seeds["use_reading"].startswith("*Seed 0:* No other single head costs as much") and "*Seed 1:* 1 other single head" in seeds["use_reading"]
+    table = analysis.uses_table({0: _made_use(0.9, 0.1), 1: _made_use(0.25, 0.1)})
+    assert table.index.names == ["seed", "head set"] and len(table) == 4 and table.loc[(1, "previous-token head"), "effect"] == 0.25
+    assert list(analysis.uses_strips({0: _made_use(0.9, 0.1), 1: _made_use(0.25, 0.1)})) == ["prev-token s0", "distinct s0", "prev-token s1",
+                                                                                           "distinct s1"]

@@ -46,8 +46,10 @@ def test_a_wrong_profile_field_fails_when_the_profile_is_built():
     good = profiles.get("distribution-effects", "quick")
     with pytest.raises(InvalidInputError, match="n_windows: expected a positive integer, got 0"):
         Settings(**{**vars(good), "n_windows": 0})
-    with pytest.raises(InvalidInputError, match="extra_seeds\\['RandomWalk'\\]"):
-        Settings(**{**vars(good), "extra_seeds": {"RandomWalk": 0}})
+    with pytest.raises(InvalidInputError, match="heatmap_samples: expected a positive integer, got 0"):
+        Settings(**{**vars(good), "heatmap_samples": 0})
+    with pytest.raises(TypeError, match="seeds"):  # training seeds come from profiles.training_seeds, not the settings
+        Settings(**{**vars(good), "seeds": 3})
 
 
 def test_a_training_block_becomes_one_train_config():
@@ -57,8 +59,10 @@ def test_a_training_block_becomes_one_train_config():
         block.steps, block.batch_size, block.lr, block.weight_decay, block.warmup, block.eval_every, 7)
     ed = profiles.get("ad-compression", "quick").ed_training()
     assert ed.steps == 300 and ed.warmup == min(50, 300 // 4) and ed.lr == profiles.get("ad-compression", "quick").train.lr
-    shifted = profiles.get("charlm-evolution", "quick").with_seed_offset(3)
-    assert shifted.datasets["tinyshakespeare"].seeds == (3, 4)
+    charlm = profiles.get("charlm-evolution", "quick")  # every corpus trains under every training seed of the chapter
+    assert set(charlm.datasets) == {"tinyshakespeare", "text8"} and charlm.threads == 1
+    assert {d.train.steps for d in charlm.datasets.values()} == {1200}
+    assert all(d.snapshot_every == d.train.eval_every for d in charlm.datasets.values())  # every evaluation has a snapshot
     assert profiles.as_dict(profiles.get("reading-attention", "quick")) == {"sentences": 24, "pairs": 16, "draws": 50}
 
 

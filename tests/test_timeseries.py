@@ -140,3 +140,20 @@ def test_heads_used_finding_needs_a_majority_of_generators_and_beats_a_random_se
         Q.random_set_count({"g": RandomComparison((("l0", 0),), 1.0, 1.0, (0.0,), True, "mean")})
     records = Q.causal_records({"g1": win}, {"g1": {"recency": (1, 2), "period": (0, 3)}})
     assert records[0]["finding"] == "g1: recency head L1H2, period head L0H3" and records[0]["verdict"] == "supported"
+
+
+def test_chapter_runs_cover_every_generator_and_seed_on_the_same_series():
+    from attnbook import profiles
+    from attnbook.timeseries.data import GENERATORS
+    from attnbook.timeseries.experiment import DATA_SEED, chapter_runs, configs, train_run
+
+    settings = profiles.get("distribution-effects", "quick")
+    seeds = profiles.training_seeds("quick", 2)
+    runs = chapter_runs(settings, seeds)
+    assert len(runs) == len(GENERATORS) * len(seeds) == 27
+    assert [r.seed for r in runs[:len(GENERATORS)]] == [2] * len(GENERATORS) and {r.seed for r in runs} == {2, 3, 4}
+    assert all(r.train is train_run and r.args[0].data_seed == DATA_SEED and r.args[0].train.seed == r.seed for r in runs)
+    assert len({r.entries[0].folder for r in runs}) == len(runs)  # one cache entry per generator and seed
+    assert runs[0].label == f"{next(iter(GENERATORS))} seed 2" and runs[0].args[1:] == ("cpu", "fp32")
+    plan = configs(settings, seeds)
+    assert all(len(v) == 3 and len({c.data_seed for c in v}) == 1 for v in plan.values())  # the series do not move with the seed

@@ -1,6 +1,10 @@
 """Tables over char-LM runs: the seed's results table, metrics over training, correlations; the
 chapter's checks and findings; the causal test of the heads attention points to.
 
+Every finding is measured per training seed — on that seed's runs, one per corpus that ran, with that
+seed's causal test and generation record (:func:`seed_findings`) — and reported across seeds with
+:func:`attnbook.claims.across_seeds`. Checks hold over every run of every seed (the worst seed).
+
 Aggregation over seeds uses the standard error ``std / √n`` (ddof 1); the seed's code divided
 by ``n``, which understates the spread — we do not copy that.
 
@@ -20,17 +24,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..claims import Check, Finding, fmt
+from ..claims import AcrossSeeds, Check, Finding, fmt
 from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
 from .experiment import RunResult, Settings
 
-__all__ = ["by_dataset", "stored_window", "window_maps", "mean_se", "runs_table", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
+__all__ = ["by_dataset", "by_seed", "seed_findings", "stored_window", "window_maps", "mean_se", "runs_table", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
            "correlation_reading", "head_similarity", "floor_crossing", "floor_crossing_loss", "js_reference", "chapter_checks",
-           "depth_order", "largest_head_value", "sink_ratio", "diversity_timing", "chapter_findings", "findings_glue", "learning_summary",
+           "depth_order", "largest_head_value", "sink_ratio", "diversity_timing", "chapter_findings", "findings_glue", "verdict_list", "full_not_run",
+           "learning_summary",
            "generation_attention", "SEED_BEST_VAL",
            "PREVIOUS", "DISTINCT", "USE_KEYS", "MIDDLE_NOT_RUN", "head_distinctness", "distinct_count", "choose_heads",
-           "loss_metric", "UseTest", "use_test", "USE_GLUE", "use_reading", "use_glue"]
+           "loss_metric", "UseTest", "use_test", "USE_GLUE", "use_reading", "use_glue", "uses_table", "uses_strips"]
 
 #: the seed study's best validation loss per corpus (nats / char; 6×6×384, block 256, GPU, 5k / 100k steps)
 SEED_BEST_VAL = {"tinyshakespeare": 1.468, "enwik8": 1.006, "text8": 0.981}
@@ -41,6 +46,14 @@ def by_dataset(results: Sequence[RunResult]) -> dict[str, list[RunResult]]:
     groups: dict[str, list[RunResult]] = {}
     for r in results:
         groups.setdefault(r.spec.dataset, []).append(r)
+    return groups
+
+
+def by_seed(results: Sequence[RunResult]) -> dict[int, list[RunResult]]:
+    """Runs grouped by training seed (in first-seen order), each seed's runs in corpus order."""
+    groups: dict[int, list[RunResult]] = {}
+    for r in results:
+        groups.setdefault(r.spec.seed, []).append(r)
     return groups
 
 
@@ -140,8 +153,8 @@ def overhead_table(results: Sequence[RunResult]) -> pd.DataFrame:
 
 
 def samples_table(results: Sequence[RunResult], steps: Sequence[int] | None = None, chars: int = 120) -> pd.DataFrame:
-    """The first seed's sample of each dataset at ``steps`` (default: first, middle, last snapshot)
-    with its quality metrics; text cut to ``chars`` characters."""
+    """The first training seed's sample of each dataset at ``steps`` (default: first, middle, last
+    snapshot) with its quality metrics; text cut to ``chars`` characters."""
     rows = []
     for dataset, runs in by_dataset(results).items():
         r = runs[0]
@@ -151,9 +164,9 @@ def samples_table(results: Sequence[RunResult], steps: Sequence[int] | None = No
             if not match:
                 raise bad_argument(InvalidInputError, "steps", f"snapshot steps of {r.spec.name} ({r.steps})", s)
             x = match[0]
-            rows.append({"dataset": dataset, "step": s, "sample": x["text"][:chars], "coherence": x["coherence"],
+            rows.append({"dataset": dataset, "seed": r.spec.seed, "step": s, "sample": x["text"][:chars], "coherence": x["coherence"],
                          "repetition": x["repetition"], "distinct_2_words": x["distinct_2_words"], "distinct_4_chars": x["distinct_4_chars"]})
-    return pd.DataFrame(rows, columns=["dataset", "step", "sample", "coherence", "repetition", "distinct_2_words", "distinct_4_chars"])
+    return pd.DataFrame(rows, columns=["dataset", "seed", "step", "sample", "coherence", "repetition", "distinct_2_words", "distinct_4_chars"])
 
 
 def stored_window(run: RunResult, snapshot: int = -1) -> np.ndarray:
@@ -240,14 +253,15 @@ def js_reference(run: RunResult, snapshot: int = -1) -> dict[str, float]:
 
 
 def chapter_checks(results: Sequence[RunResult], floors: dict[str, float], profile: str, fresh_weights=None,
-                   generation: dict | None = None) -> list[Check]:
+                   generation: dict | Sequence[dict] | None = None) -> list[Check]:
     """What chapter 5 stands on, for the corpora that ran (none: no checks). Per corpus: step-0 entropy
     within 1 % of the uniform-causal value and a final validation loss below the bigram floor
     (``floors``); tiny Shakespeare ≤ 2.0 in ``quick``; over all runs: entropy falls in every layer (it
     starts uniform, so any learning lowers it), no head collapses, head diversity agrees with scipy;
     ``fresh_weights`` (L, B, H, T, T), a fresh capture of a trained model
     (:func:`~attnbook.charlm.tracking.causal_maps`): causal and row-stochastic; ``generation``
-    (:func:`generation_attention`): maps recorded while sampling equal one forward."""
+    (:func:`generation_attention`, one or one per seed): maps recorded while sampling equal one forward
+    (the largest difference over them)."""
     from .tracking import uniform_causal
 
     if not results:
@@ -275,9 +289,11 @@ def chapter_checks(results: Sequence[RunResult], floors: dict[str, float], profi
     if fresh_weights is not None:
         checks += [Check("fresh capture of a trained model: largest weight above the diagonal", float(fresh_weights.triu(1).abs().max()), "<=", 0.0),
                    Check("fresh capture: largest |row sum − 1|", float((fresh_weights.sum(-1) - 1).abs().max()), "<=", 1e-5)]
-    if generation is not None:
-        checks.append(Check("maps recorded while sampling (KV cache) − one forward over the same text: largest |difference|",
-                            generation["capture_vs_forward"], "<=", 1e-5))
+    generations = [generation] if isinstance(generation, dict) else list(generation or [])
+    if generations:
+        checks.append(Check("maps recorded while sampling (KV cache) − one forward over the same text: largest |difference|"
+                            + (f" (over {len(generations)} seeds)" if len(generations) > 1 else ""),
+                            max(g["capture_vs_forward"] for g in generations), "<=", 1e-5))
     return checks
 
 
@@ -329,11 +345,12 @@ def _finite_mean(values: Sequence[float]) -> float:
 
 def chapter_findings(results: Sequence[RunResult], floors: dict[str, float], generation: dict | None = None,
                      use: UseTest | None = None) -> list[Finding]:
-    """The chapter's findings (:mod:`attnbook.registry`, ``charlm-evolution/…``), each measured on the
-    trained runs and on its control — for most the same runs' step-0 (untrained) snapshot, measured
-    the same way; "on every corpus" means every corpus that ran. With ``generation``
+    """The chapter's findings (:mod:`attnbook.registry`, ``charlm-evolution/…``) of one training seed,
+    each measured on that seed's runs (``results``: one per corpus that ran) and on its control — for
+    most the same runs' step-0 (untrained) snapshot, measured the same way; "on every corpus" means
+    every corpus that ran, "mean over runs" the mean over those corpora. With ``generation``
     (:func:`generation_attention`) also attention while writing; with ``use`` (:func:`use_test`) its
-    two causal findings. No runs: none."""
+    two causal findings. No runs: none. :func:`seed_findings` calls it for every seed."""
     from ..registry import spec
     from .tracking import uniform_causal
 
@@ -374,34 +391,92 @@ def chapter_findings(results: Sequence[RunResult], floors: dict[str, float], gen
     return found
 
 
+def seed_findings(results: Sequence[RunResult], floors: dict[str, float], generations: dict[int, dict] | None = None,
+                  uses: dict[int, UseTest] | None = None) -> dict[int, list[Finding]]:
+    """``{seed: chapter_findings(that seed's runs, floors, generations[seed], uses[seed])}`` for every
+    training seed of ``results`` (:func:`by_seed`), for :func:`attnbook.claims.across_seeds`; empty with
+    no runs. A seed without a generation record or causal test gets none of those findings, so pass
+    one for every seed or for none."""
+    generations, uses = generations or {}, uses or {}
+    return {seed: chapter_findings(runs, floors, generations.get(seed), uses.get(seed)) for seed, runs in by_seed(results).items()}
+
+
 def _glue_name(key: str) -> str:
     return key.split("/", 1)[1].replace("-", "_")
 
 
-def _reading(f: Finding) -> str:
-    """A finding's values for the prose: the model's, then the control's."""
+def _reading(f: Finding | AcrossSeeds) -> str:
+    """A finding's values for the prose: the model's, then the control's (one seed); across seeds the
+    rule's first measure as mean and 95 % t-interval over seeds, then the control's mean."""
     values = lambda d: fmt(next(iter(d.values()))) if len(d) == 1 else ", ".join(f"{k} {fmt(v)}" for k, v in d.items())  # noqa: E731
-    return f"{values(f.measured)}; control {values(f.control)}"
+    if isinstance(f, Finding):
+        return f"{values(f.measured)}; control {values(f.control)}"
+    if len(f.results) == 1:
+        return _reading(f.results[0])
+    mean, low, high = f.effect()
+    interval = f" [{fmt(low)}, {fmt(high)}]" if math.isfinite(low) else ""
+    geometric = " geometric" if f.spec.scale == "log" else ""
+    return f"{fmt(mean)}{interval} ({geometric.strip() + ' ' if geometric else ''}mean of {len(f.seeds)} seeds, 95 % t-interval); control {values(f.means('control'))}"
 
 
-def findings_glue(found: Sequence[Finding]) -> dict[str, str]:
+def _per_seed_detail(f: Finding | AcrossSeeds) -> str:
+    """Each seed's verdict letter and detail (or reason): ``seed 0 S: …; seed 1 N: …``."""
+    if isinstance(f, Finding):
+        return f.detail or f.reason
+    letter = {"supported": "S", "not supported": "N", "inconclusive": "I"}
+    return "; ".join(f"seed {seed} {letter[r.verdict]}: {r.detail or r.reason}" for seed, r in zip(f.seeds, f.results))
+
+
+def findings_glue(found: Sequence[Finding | AcrossSeeds]) -> dict[str, str]:
     """The prose's glue values for every chapter-5 finding of the registry: ``<name>_verdict`` (the
-    verdict in bold), ``<name>_m`` (the model's and the control's values) and ``<name>_detail``, ``<name>``
-    being the key's short name with ``_`` for ``-``; "not run" for a finding the chapter did not measure."""
+    verdict in bold, across seeds with the count of seeds that support it), ``<name>_m`` (the model's
+    measure — across seeds its mean and t-interval — and the control's) and ``<name>_detail`` (each
+    seed's verdict and detail), ``<name>`` being the key's short name with ``_`` for ``-``; "not run" for
+    a finding the chapter did not measure."""
     from ..registry import chapter_specs
 
     by_key = {f.spec.key: f for f in found}
     out = {}
     for s in chapter_specs("charlm-evolution"):
         f, name = by_key.get(s.key), _glue_name(s.key)
-        out[f"{name}_verdict"] = f"**{f.verdict}**" if f else "not run"
-        out[f"{name}_m"] = _reading(f) if f else "not run"
-        out[f"{name}_detail"] = (f.detail or f.reason) if f else "not run"
+        if f is None:
+            out.update({f"{name}_verdict": "not run", f"{name}_m": "not run", f"{name}_detail": "not run"})
+            continue
+        n = len(f.results) if isinstance(f, AcrossSeeds) else 1
+        k = sum(v == "supported" for v in f.per_seed) if isinstance(f, AcrossSeeds) else int(f.verdict == "supported")
+        out[f"{name}_verdict"] = f"**{f.verdict}**" + (f" ({k} of {n} seeds)" if n > 1 else "")
+        out[f"{name}_m"] = _reading(f)
+        out[f"{name}_detail"] = _per_seed_detail(f)
     return out
 
 
+def verdict_list(found: Sequence[Finding | AcrossSeeds], verdict: str) -> str:
+    """Markdown: the chapter's findings whose verdict (across seeds) is ``verdict``, each by its short
+    name with its per-seed verdicts (``S N S``); "none" when there are none."""
+    letter = {"supported": "S", "not supported": "N", "inconclusive": "I"}
+    picked = [f for f in found if f.verdict == verdict]
+    per_seed = lambda f: " ".join(letter[v] for v in f.per_seed) if isinstance(f, AcrossSeeds) else letter[f.verdict]  # noqa: E731
+    return ", ".join(f"`{f.spec.key.split('/', 1)[1]}` ({per_seed(f)})" for f in picked) or "none"
+
+
+def full_not_run(profile: str, full: Settings, seeds: int) -> str:
+    """Markdown: which of the ``full`` profile's verdicts this run did not measure and the commands that
+    run them (``full``: its settings, ``seeds``: its number of training seeds); empty for ``full`` itself."""
+    if profile == "full":
+        return ""
+    m = full.model
+    longest = max(d.train.steps for d in full.datasets.values())
+    runs = len(full.datasets) * seeds
+    return (f"**Not run: the full profile.** Every verdict above is `{profile}`'s. None of `full`'s has been run: {seeds} seeds of the "
+            f"seed's {m.n_layer} × {m.n_head} × {m.n_embd} model ({m.block_size} characters of context) on {', '.join(full.datasets)}, "
+            f"{runs} runs of up to {longest:,} steps, out of reach of a 2-core CPU. `python -m attnbook run 05 -p profile full` runs them "
+            f"(on a CUDA GPU when there is one); with a Ray cluster, `RAY_ADDRESS=HEAD:6379 python -m attnbook run 05 -p profile full` "
+            f"spreads the {runs} runs over its machines.")
+
+
 def learning_summary(results: Sequence[RunResult], floors: dict[str, float], missing: dict[str, str], seed_scale: Settings) -> str:
-    """Markdown: per corpus that ran, the mean final validation loss against its bigram floor, the
+    """Markdown: per corpus that ran, the mean final validation loss over seeds (and the worst seed's)
+    against its bigram floor, the
     characters each run trained on as a share of the seed's (``seed_scale``: the ``full`` profile's
     settings) and the seed's best loss; per corpus that did not run, why."""
     parts = []
@@ -412,8 +487,10 @@ def learning_summary(results: Sequence[RunResult], floors: dict[str, float], mis
         theirs = d.train.steps * d.train.batch_size * seed_scale.model.block_size if d else None
         scale = f", 1/{theirs / ours:.0f} of the seed's {theirs / 1e6:.0f}M" if theirs and theirs > ours else ""
         seed_loss = f"; the seed reached {SEED_BEST_VAL[name]:.3f}" if name in SEED_BEST_VAL else ""
-        parts.append(f"**{name}** ends at a validation loss of {fmt(float(np.mean([r.history.val_loss[-1] for r in runs])))} nats per "
-                     f"character (bigram floor {fmt(floors[name])}) after {ours / 1e6:.1f}M training characters per run{scale}{seed_loss}.")
+        final = [r.history.val_loss[-1] for r in runs]
+        over = f" (mean of {len(runs)} seeds, worst {fmt(max(final))})" if len(runs) > 1 else ""
+        parts.append(f"**{name}** ends at a validation loss of {fmt(float(np.mean(final)))} nats per character{over} "
+                     f"(bigram floor {fmt(floors[name])}) after {ours / 1e6:.1f}M training characters per run{scale}{seed_loss}.")
     parts += [f"**{name}** was not run: {why}." for name, why in missing.items()]
     if not parts:
         return "No corpus was configured."
@@ -670,9 +747,17 @@ def _pool_pairs(use: UseTest) -> list[tuple[int, int]]:
     return [(l, h) for l in range(L) for h in range(H)]
 
 
-def use_glue(use: UseTest | None) -> dict[str, str]:
+def use_glue(use: UseTest | dict[int, UseTest] | None) -> dict[str, str]:
     """The causal section's glue values (keys ``use_`` + :data:`USE_GLUE`), formatted; "not run" for
-    every key without a test."""
+    every key without a test. Given ``{seed: UseTest}`` (one test per training seed): a value that is
+    the same on every seed once, else ``seed 0: …; seed 1: …``; the verdicts are across seeds
+    (:func:`attnbook.claims.across_seeds`) with how many seeds support them; the reading is each seed's."""
+    if isinstance(use, dict):
+        if not use:
+            return use_glue(None)
+        if len(use) == 1:
+            return use_glue(next(iter(use.values())))
+        return _seeds_glue(use)
     if use is None:
         return {f"use_{k}": "not run" for k in USE_GLUE}
     when = "the last step, the last snapshot" if use.step == use.last_step else f"not the last step ({use.last_step}) but the best validation loss"
@@ -686,3 +771,37 @@ def use_glue(use: UseTest | None) -> dict[str, str]:
                     (f"all {c.draws} sets" if c.exact else f"{c.draws} random sets"),
                     f"use_{key}_verdict": f"**{verdicts[USE_KEYS[name]]}**"})
     return out
+
+
+def _seeds_glue(uses: dict[int, UseTest]) -> dict[str, str]:
+    from ..claims import across_seeds
+
+    each = {seed: use_glue(u) for seed, u in uses.items()}
+    out = {}
+    for k in USE_GLUE:
+        key = f"use_{k}"
+        values = [g[key] for g in each.values()]
+        if k == "reading":
+            out[key] = " ".join(f"*Seed {seed}:* {g[key]}" for seed, g in each.items())
+        elif k.endswith("verdict"):
+            continue
+        else:
+            out[key] = values[0] if len(set(values)) == 1 else "; ".join(f"seed {seed}: {v}" for seed, v in zip(each, values))
+    found = {a.spec.key: a for a in across_seeds({seed: u.findings() for seed, u in uses.items()})}
+    for k, name in (("prev", PREVIOUS), ("distinct", DISTINCT)):
+        a = found[USE_KEYS[name]]
+        out[f"use_{k}_verdict"] = f"**{a.verdict}** ({sum(v == 'supported' for v in a.per_seed)} of {len(a.seeds)} seeds)"
+    return out
+
+
+def uses_table(uses: dict[int, UseTest]) -> pd.DataFrame:
+    """:meth:`UseTest.table` of every seed's test, one above the other, indexed by (seed, head set)."""
+    if not uses:
+        return pd.DataFrame()
+    return pd.concat({seed: u.table() for seed, u in uses.items()}, names=["seed", "head set"])
+
+
+def uses_strips(uses: dict[int, UseTest]) -> dict[str, tuple[float, list[float]]]:
+    """:meth:`UseTest.strips` of every seed, labelled ``"<set> s<seed>"`` (for :func:`attnbook.plots.ablation_strips`)."""
+    short = {"previous-token": "prev-token", "most distinct": "distinct"}
+    return {f"{short[label]} s{seed}": pair for seed, u in uses.items() for label, pair in u.strips().items()}

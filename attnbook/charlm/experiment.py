@@ -1,4 +1,4 @@
-"""One training run of the char-level GPT with attention snapshots, cached; several runs in parallel.
+"""One training run of the char-level GPT with attention snapshots, cached; a chapter's runs on Ray.
 
 A run (:class:`RunSpec`) trains on random windows of the training split (nanoGPT's loader),
 evaluates the validation loss on ``eval_batches`` fixed batches every ``train.eval_every`` steps,
@@ -6,6 +6,13 @@ and every ``snapshot_every`` steps records an attention snapshot (:class:`Attent
 and one generated sample with its quality (temperature 0.8, top-k 200, seeded). After training it
 measures inference speed as the seed did. Everything lands in ``<cache>/charlm/<hash>/`` so a
 second call loads instead of training.
+
+A run's **training seed** draws its initialisation and its training windows; everything it is
+evaluated on — the validation batches, the snapshot windows, the repeated strings of the induction
+probe, the sampler's and the speed test's random draws — comes from :data:`EVAL_SEED`, the same for
+every training seed. :func:`chapter_runs` declares a profile's runs over its training seeds as
+:class:`attnbook.runs.Run` s (the corpus travels in the run's arguments); :func:`attnbook.runs.execute`
+trains the uncached ones on Ray and :func:`load_runs` reads them back from the cache.
 """
 
 from __future__ import annotations
@@ -13,13 +20,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import checks
 from ..data import CORPORA, CharCorpus, load_corpus, missing_reason
@@ -30,10 +34,15 @@ from .model import GPT, GPTConfig
 from .quality import inference_speed, quality, sample, word_set
 from .tracking import AttentionTracker, repeated_batch
 
-__all__ = ["CharModel", "CharDataset", "Settings", "PROFILES", "RunSpec", "RunResult", "train_run", "train_runs", "load_corpora",
-           "profile_specs", "load_model", "ngram_loss", "windows"]
+__all__ = ["CharModel", "CharDataset", "Settings", "PROFILES", "RunSpec", "RunResult", "train_run", "train_spec", "chapter_runs",
+           "load_runs", "load_run", "load_corpora", "profile_specs", "load_model", "ngram_loss", "windows", "EVAL_SEED", "CHAPTER"]
 
-VERSION = 1
+#: 2: the evaluation data (validation batches, snapshot windows, induction strings, sampler) no longer follow the training seed
+VERSION = 2
+#: the seed of everything a run is evaluated on, the same for every training seed (module docstring)
+EVAL_SEED = 0
+#: the chapter's slug (the runs' chapter)
+CHAPTER = "charlm-evolution"
 
 
 @dataclass(frozen=True)
@@ -56,21 +65,17 @@ class CharModel:
 
 @dataclass(frozen=True)
 class CharDataset:
-    """One corpus of a profile: its ``prefix`` (characters; None = all), training ``seeds``, its
-    optimisation (``train``) and how often attention is snapshotted."""
+    """One corpus of a profile: its ``prefix`` (characters; None = all), its optimisation (``train``)
+    and how often attention is snapshotted. It trains once per training seed of the chapter
+    (:func:`attnbook.profiles.training_seeds`)."""
 
     prefix: int | None
-    seeds: tuple[int, ...]
     train: Training
     snapshot_every: int
 
     def __post_init__(self) -> None:
         if self.prefix is not None:
             checks.positive_int("prefix", self.prefix)
-        if not self.seeds:
-            raise bad_argument(InvalidInputError, "seeds", "at least one training seed", self.seeds)
-        for seed in self.seeds:
-            checks.integer("seeds", seed, minimum=0)
         checks.positive_int("snapshot_every", self.snapshot_every)
 
 
@@ -79,8 +84,8 @@ class Settings:
     """Chapter 5's profile: the GPT ``model``, one :class:`CharDataset` per corpus (in the order
     the chapter shows them); ``eval_batches`` per validation, ``snapshot_windows`` tracked windows,
     ``induction_period`` of the repeated-string probe, ``sample_chars`` generated per snapshot,
-    speed timed over ``speed_samples`` × ``speed_tokens``; ``workers`` runs side by side with
-    ``threads`` each (None: every core)."""
+    speed timed over ``speed_samples`` × ``speed_tokens``; ``threads`` torch threads per run (None:
+    every core of the machine that runs it; each run is one Ray task holding one CPU)."""
 
     model: CharModel
     datasets: dict[str, CharDataset]
@@ -90,24 +95,17 @@ class Settings:
     sample_chars: int
     speed_samples: int
     speed_tokens: int
-    workers: int
     threads: int | None
     hardware: Hardware
 
     def __post_init__(self) -> None:
         for name in ("eval_batches", "snapshot_windows", "induction_period", "sample_chars", "speed_samples",
-                     "speed_tokens", "workers"):
+                     "speed_tokens"):
             checks.positive_int(name, getattr(self, name))
         if self.threads is not None:
             checks.positive_int("threads", self.threads)
         for name in self.datasets:
             checks.choice("datasets", name, CORPORA)
-
-    def with_seed_offset(self, offset: int) -> Settings:
-        """The same settings with ``offset`` added to every run's seed."""
-        from dataclasses import replace
-
-        return replace(self, datasets={name: replace(d, seeds=tuple(s + offset for s in d.seeds)) for name, d in self.datasets.items()})
 
 
 def _char_training(steps: int, batch_size: int, lr: float, warmup: int, eval_every: int) -> Training:
@@ -116,21 +114,23 @@ def _char_training(steps: int, batch_size: int, lr: float, warmup: int, eval_eve
 
 
 PROFILES: dict[str, Settings] = {
-    # nanoGPT's CPU configuration for quick (1,800 of its 2,000 steps, two single-thread runs side by side on
-    # 2 cores: the chapter in <= 6 minutes); the seed's 6×6×384 / block 256 settings for full (GPU when present)
+    # quick: nanoGPT's CPU configuration (4 × 4 × 128, block 64, batch 12) made cheaper to fit three training
+    # seeds × two corpora in the chapter's 6 minutes on 2 cores: 1,200 steps where nanoGPT runs 2,000 (and this
+    # profile ran 1,800 on two seeds), at twice nanoGPT's peak learning rate (0.002), which keeps tiny Shakespeare
+    # under the chapter's 2.0 bar; full: the seed's 6×6×384 / block 256 settings (GPU when present), five seeds
     "quick": Settings(
         model=CharModel(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0),
-        datasets={"tinyshakespeare": CharDataset(None, (0, 1), _char_training(1800, 12, 1e-3, 100, 225), snapshot_every=225),
-                  "text8": CharDataset(12_500_000, (0, 1), _char_training(1800, 12, 1e-3, 100, 225), snapshot_every=225)},
+        datasets={"tinyshakespeare": CharDataset(None, _char_training(1200, 12, 2e-3, 100, 150), snapshot_every=150),
+                  "text8": CharDataset(12_500_000, _char_training(1200, 12, 2e-3, 100, 150), snapshot_every=150)},
         eval_batches=16, snapshot_windows=8, induction_period=32, sample_chars=200, speed_samples=3, speed_tokens=200,
-        workers=2, threads=1, hardware=CPU_FP32),
+        threads=1, hardware=CPU_FP32),
     "full": Settings(
         model=CharModel(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2),
-        datasets={"tinyshakespeare": CharDataset(None, (0, 1, 2), _char_training(5000, 64, 1e-3, 100, 250), snapshot_every=500),
-                  "enwik8": CharDataset(None, (0,), _char_training(100_000, 32, 5e-4, 200, 1000), snapshot_every=5000),
-                  "text8": CharDataset(None, (0,), _char_training(100_000, 32, 5e-4, 200, 1000), snapshot_every=5000)},
+        datasets={"tinyshakespeare": CharDataset(None, _char_training(5000, 64, 1e-3, 100, 250), snapshot_every=500),
+                  "enwik8": CharDataset(None, _char_training(100_000, 32, 5e-4, 200, 1000), snapshot_every=5000),
+                  "text8": CharDataset(None, _char_training(100_000, 32, 5e-4, 200, 1000), snapshot_every=5000)},
         eval_batches=200, snapshot_windows=8, induction_period=64, sample_chars=500, speed_samples=10, speed_tokens=500,
-        workers=1, threads=None, hardware=Hardware("auto", "auto")),
+        threads=None, hardware=Hardware("auto", "auto")),
 }
 
 
@@ -238,7 +238,7 @@ def _build(spec: RunSpec) -> GPT:
 
 
 def load_model(spec: RunSpec) -> GPT:
-    """The trained model of a cached run (train it first with :func:`train_run`)."""
+    """The trained model of a cached run (train it first: :func:`chapter_runs`, :func:`attnbook.runs.execute`)."""
     from ..errors import MissingResourceError
 
     entry = _entry(spec)
@@ -284,17 +284,17 @@ def train_run(spec: RunSpec, *, progress: bool = True, corpus: CharCorpus | None
     if corpus.vocab_size != spec.model.vocab_size:
         raise bad_argument(InvalidInputError, "model.vocab_size", f"the corpus vocabulary size {corpus.vocab_size}", spec.model.vocab_size)
     T, B = spec.model.block_size, spec.train.batch_size
-    rng = np.random.default_rng(spec.seed + 1000)
+    rng = np.random.default_rng(EVAL_SEED + 1000)  # evaluation data: the same for every training seed
     eval_sets = [windows(corpus.val, T, rng.integers(0, len(corpus.val) - T, B)) for _ in range(spec.eval_batches)]
     snap_x, _ = windows(corpus.val, T, rng.integers(0, len(corpus.val) - T, spec.snapshot_windows))
-    tracker = AttentionTracker(snap_x, repeated_batch(corpus.vocab_size, spec.snapshot_windows, spec.induction_period, seed=spec.seed))
+    tracker = AttentionTracker(snap_x, repeated_batch(corpus.vocab_size, spec.snapshot_windows, spec.induction_period, seed=EVAL_SEED))
     vocabulary = word_set(corpus.decode(corpus.train))
     samples: list[dict] = []
     sampling = [0.0]
 
     def sampler(step: int, model: GPT) -> None:
         start = time.perf_counter()
-        text = sample(model, corpus, " ", spec.sample_chars, seed=spec.seed)
+        text = sample(model, corpus, " ", spec.sample_chars, seed=EVAL_SEED)
         samples.append({"step": int(step), "text": text, **quality(text, vocabulary)})
         sampling[0] += time.perf_counter() - start
 
@@ -309,7 +309,7 @@ def train_run(spec: RunSpec, *, progress: bool = True, corpus: CharCorpus | None
     model = _build(spec).to(dev)
     history = fit(model, lambda m, b: m(*b)[1], get_batch, evaluate, spec.train, precision=precision,
                   callbacks=[(spec.snapshot_every, tracker), (spec.snapshot_every, sampler)], progress=progress, desc=spec.name)
-    speed, texts = inference_speed(model, corpus, samples=spec.speed_samples, new_tokens=spec.speed_tokens, seed=spec.seed)
+    speed, texts = inference_speed(model, corpus, samples=spec.speed_samples, new_tokens=spec.speed_tokens, seed=EVAL_SEED)
     qualities = [quality(t, vocabulary) for t in texts]
     final_quality = {k: _nanmean([q[k] for q in qualities]) for k in qualities[0]}
     snaps = {k: tracker.series(k).astype(np.float64) for k in tracker.snapshots[0]}
@@ -320,25 +320,36 @@ def train_run(spec: RunSpec, *, progress: bool = True, corpus: CharCorpus | None
     return result
 
 
-def _worker(spec: RunSpec, device: str, precision: str) -> RunResult:
-    return train_run(spec, progress=False, device=device, precision=precision)
+def train_spec(spec: RunSpec, corpus: CharCorpus, device: str = "cpu", precision: str = "fp32") -> None:
+    """A run's task (:class:`attnbook.runs.Run`): train ``spec`` on ``corpus`` (shipped from the driver,
+    never read from the worker's disk) and fill its cache entry; nothing returned."""
+    train_run(spec, progress=False, corpus=corpus, device=device, precision=precision)
 
 
-def train_runs(specs: Sequence[RunSpec], *, workers: int = 2, progress: bool = True, device: str = "cpu",
-               precision: str = "fp32") -> list[RunResult]:
-    """Every run of ``specs`` (cached ones loaded), the others trained in ``workers`` processes
-    (spawned, one thread each — on 2 cores two single-thread runs beat one two-thread run)."""
-    results: list[RunResult | None] = [_load(s) for s in specs]
-    todo = [i for i, r in enumerate(results) if r is None]
-    if todo and (workers <= 1 or len(todo) == 1):
-        for i in todo:
-            results[i] = train_run(specs[i], progress=progress, device=device, precision=precision)
-    elif todo:
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
-            futures = {i: pool.submit(_worker, specs[i], device, precision) for i in todo}
-            for i in tqdm(todo, desc="char-LM runs", disable=not progress):
-                results[i] = futures[i].result()
-    return [r for r in results if r is not None]
+def chapter_runs(specs: Sequence[RunSpec], corpora: dict[str, CharCorpus], hardware: Hardware = CPU_FP32) -> list:
+    """One :class:`attnbook.runs.Run` per spec of ``specs`` (:func:`profile_specs`), labelled
+    ``"<dataset> seed <seed>"``, its corpus in its arguments, trained on ``hardware`` with ``spec.threads``
+    torch threads. Run them with :func:`attnbook.runs.execute`, then read them with :func:`load_runs`."""
+    from ..runs import Run
+
+    where = hardware.where()
+    return [Run(CHAPTER, s.name, s.seed, train_spec, (s, corpora[s.dataset], where["device"], where["precision"]),
+                entries=(_entry(s),), required=("maps.safetensors",), threads=s.threads) for s in specs]
+
+
+def load_run(spec: RunSpec) -> RunResult:
+    """The cached result of a run (train it first: :func:`chapter_runs` and :func:`attnbook.runs.execute`)."""
+    from ..errors import MissingResourceError
+
+    result = _load(spec)
+    if result is None:
+        raise MissingResourceError(f"{spec.name}: not trained yet (run it first: attnbook.runs.execute(chapter_runs(...)))")
+    return result
+
+
+def load_runs(specs: Sequence[RunSpec]) -> list[RunResult]:
+    """:func:`load_run` of every spec, in order."""
+    return [load_run(s) for s in specs]
 
 
 def load_corpora(settings: Settings) -> tuple[dict[str, CharCorpus], dict[str, str]]:
@@ -355,17 +366,22 @@ def load_corpora(settings: Settings) -> tuple[dict[str, CharCorpus], dict[str, s
     return found, missing
 
 
-def profile_specs(settings: Settings, corpora: dict[str, CharCorpus]) -> list[RunSpec]:
+def profile_specs(settings: Settings, corpora: dict[str, CharCorpus], seeds: Sequence[int] = (0,)) -> list[RunSpec]:
     """The runs of a ``charlm-evolution`` profile (see :mod:`attnbook.profiles`) for the datasets in
-    ``corpora`` (from :func:`load_corpora`), in the profile's order, seeds within each."""
+    ``corpora`` (from :func:`load_corpora`) and the training ``seeds``
+    (:func:`attnbook.profiles.training_seeds`), in the profile's order, seeds within each."""
     from ..train import available_cores
 
+    if not seeds:
+        raise bad_argument(InvalidInputError, "seeds", "at least one training seed", seeds)
+    for seed in seeds:
+        checks.integer("seeds", seed, minimum=0)
     runs = []
     for dataset, d in settings.datasets.items():
         if dataset not in corpora:
             continue
         model = settings.model.config(corpora[dataset].vocab_size)
-        for seed in d.seeds:
+        for seed in seeds:
             runs.append(RunSpec(dataset, model, d.train.config(seed), prefix=d.prefix, eval_batches=settings.eval_batches,
                                 snapshot_every=d.snapshot_every, snapshot_windows=settings.snapshot_windows,
                                 induction_period=settings.induction_period, sample_chars=settings.sample_chars,

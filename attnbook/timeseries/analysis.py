@@ -34,7 +34,7 @@ __all__ = ["SPIKE_KEYS", "STATIONARY", "NON_STATIONARY", "SEASONAL", "NOISE", "M
            "turbulence", "regime_recovery", "family_table", "stationarity_test", "lag_peak", "near_period", "period_distance",
            "untrained_answers", "question_findings", "autocorrelation_rank", "profile_period", "chapter_values",
            "chapter_checks", "forecast_findings", "period_reading", "acf_reading", "CAUSAL_MAJORITY", "attention_chosen_heads",
-           "causal_test", "causal_tests", "random_set_count", "heads_used_finding", "causal_records"]
+           "causal_test", "causal_tests", "random_set_count", "heads_used_finding", "causal_records", "seed_answers", "seed_findings"]
 
 _KEY = "distribution-effects/"
 
@@ -165,7 +165,7 @@ def regime_recovery(run: GeneratorRun, limit: int = 128, *, untrained: bool = Fa
 
 
 def family_table(runs: Mapping[str, Sequence[GeneratorRun]], *, untrained: bool = False) -> list[dict]:
-    """Q5: per generator (first seed) normalised entropy, recency and diagonal-band strength
+    """Q5: per generator (its first run in ``runs``) normalised entropy, recency and diagonal-band strength
     (``untrained``: of the networks at their initial weights)."""
     rows = []
     for name, seeds in runs.items():
@@ -241,7 +241,8 @@ def question_findings(*, spikes: Mapping[str, dict], persist: dict, turb: dict, 
     on ``untrained`` (:func:`untrained_answers`, the control):
 
     1. ``spikes``: the lowest, over the spiky processes with spike windows, of preference ÷ its spikes-removed value;
-    2. ``persistence``: the lowest random-walk recency minus the highest GARCH recency, over seeds;
+    2. ``persistence``: the random walk's recency minus GARCH's (one training seed's forecasters: ``persist``
+       from :func:`persistence` on one run each);
     3. ``turbulence``: entropy of turbulent minus calm GARCH windows, and the Mann–Whitney p;
     4. ``regime-switch``: the post-switch share ratio for recent switches;
     5. ``non-stationary-recency``: the one-sided Mann–Whitney p of non-stationary over stationary recency;
@@ -256,8 +257,7 @@ def question_findings(*, spikes: Mapping[str, dict], persist: dict, turb: dict, 
                                      detail=f"preference ÷ spikes removed: {spiky or 'no spike windows'}",
                                      inconclusive="" if spiky else "no validation window holds a spike"),
         spec(_KEY + "persistence").result(persist["separation"], u["persist"]["separation"],
-                                          detail=f"walk {fmt(persist['walk_min'])}–{fmt(persist['walk_max'])}, GARCH "
-                                                 f"{fmt(persist['noise_min'])}–{fmt(persist['noise_max'])}, {persist['seeds']} seeds each"),
+                                          detail=f"recency: walk {fmt(persist['walk_mean'])}, GARCH {fmt(persist['noise_mean'])}"),
         spec(_KEY + "turbulence").result(
             {"entropy turbulent − calm": turb["entropy_turbulent"] - turb["entropy_calm"], "Mann-Whitney p": turb["p_value"]},
             {"entropy turbulent − calm": u["turb"]["entropy_turbulent"] - u["turb"]["entropy_calm"], "Mann-Whitney p": u["turb"]["p_value"]},
@@ -306,8 +306,8 @@ def profile_period(profile: Sequence[float], min_period: int = 4, max_period: in
 
 
 def chapter_values(first: Mapping[str, GeneratorRun]) -> dict[str, float]:
-    """The numbers the checks, the forecast findings and the prose quote, from the first seed's run
-    per generator: ``worst_fell`` (the largest best-val ÷ val-at-step-0), ``ratio_sto`` and
+    """The numbers the checks, the forecast findings and the prose quote, from one training seed's run
+    per generator (``first``, generator → run): ``worst_fell`` (the largest best-val ÷ val-at-step-0), ``ratio_sto`` and
     ``ratio_ms`` (MSE ÷ best naive baseline on the two seasonal processes), ``n_beat`` (processes
     where the MSE is below the best baseline's, of ``processes``) and ``n_beat_untrained`` (the same for the
     validation loss at step 0, the untrained network), ``entropy_ratio`` (mean normalised
@@ -322,14 +322,18 @@ def chapter_values(first: Mapping[str, GeneratorRun]) -> dict[str, float]:
             "entropy_ratio": trained / untrained}
 
 
-def chapter_checks(values: Mapping[str, float], capture_change: float) -> list[Check]:
-    """Chapter 2's checks — what the findings rely on, not findings: every forecaster trained
-    (``values["worst_fell"]``, :func:`chapter_values`), training changed the attention the
-    questions read (``entropy_ratio``; any trained model passes), and capturing attention leaves
-    the forecasts unchanged (``capture_change``, the largest difference)."""
+def chapter_checks(values: Mapping[int, Mapping[str, float]], capture_change: float) -> list[Check]:
+    """Chapter 2's checks — what the findings rely on, not findings — over every training seed
+    (``values``: seed → :func:`chapter_values`): every forecaster trained (the largest ``worst_fell``),
+    training changed the attention the questions read (the largest ``entropy_ratio``; any trained model
+    passes), and capturing attention leaves the forecasts unchanged (``capture_change``, the largest
+    difference)."""
+    n = len(values)
     return [
-        Check("worst best-val / val-at-step-0 over the nine forecasters", values["worst_fell"], "<", 0.9),
-        Check("mean normalised entropy, trained / untrained (training changed attention)", values["entropy_ratio"], "<", 0.95),
+        Check(f"worst best-val / val-at-step-0 over the nine forecasters of {n} seed(s)", max(v["worst_fell"] for v in values.values()),
+              "<", 0.9),
+        Check(f"mean normalised entropy, trained / untrained, the largest of {n} seed(s) (training changed attention)",
+              max(v["entropy_ratio"] for v in values.values()), "<", 0.95),
         Check("capturing leaves the forecasts unchanged (max abs diff)", capture_change, "<", 1e-4),
     ]
 
@@ -417,7 +421,45 @@ def heads_used_finding(tests: Mapping[str, RandomComparison]) -> Finding:
                                                           f"median percentile {median_pct:.0f}")
 
 
-def causal_records(tests: Mapping[str, RandomComparison], chosen: Mapping[str, dict[str, tuple[int, int]]]) -> list[dict]:
-    """One ``summary.json`` ``causal`` record per generator."""
-    return [c.record(f"{g}: recency head L{chosen[g]['recency'][0]}H{chosen[g]['recency'][1]}, "
+def causal_records(tests: Mapping[str, RandomComparison], chosen: Mapping[str, dict[str, tuple[int, int]]], seed: int | None = None) -> list[dict]:
+    """One ``summary.json`` ``causal`` record per generator (named with its training ``seed`` when given)."""
+    where = "" if seed is None else f"seed {seed}, "
+    return [c.record(f"{where}{g}: recency head L{chosen[g]['recency'][0]}H{chosen[g]['recency'][1]}, "
                      f"period head L{chosen[g]['period'][0]}H{chosen[g]['period'][1]}", "validation MSE increase") for g, c in tests.items()]
+
+
+# -- one training seed's answers ----------------------------------------------------------------------
+
+def seed_answers(one: Mapping[str, GeneratorRun], *, draw_seed: int = 0, progress: bool = False) -> dict[str, Any]:
+    """Every measurement of one training seed's nine forecasters (``one``: generator → run), as the
+    chapter reads them: ``values`` (:func:`chapter_values`), ``spikes``, ``persist``, ``turb``,
+    ``regime``, ``stat`` (with its ``rows``), ``peaks`` and the ``untrained`` answers (the controls),
+    ``periods``, the ablations ``tests`` and the ``chosen`` heads. The evaluation windows are the
+    same for every seed; ``draw_seed`` seeds the random head sets (every set when there are fewer)."""
+    lists = {g: [r] for g, r in one.items()}
+    rows = family_table(lists)
+    return {
+        "values": chapter_values(one),
+        "spikes": {g: spike_preference(one[g]) for g in SPIKE_KEYS},
+        "persist": persistence(lists),
+        "turb": turbulence(one["GARCH11"]),
+        "regime": regime_recovery(one["RegimeSwitching"]),
+        "rows": rows,
+        "stat": stationarity_test(rows),
+        "peaks": {g: lag_peak(r.maps) for g, r in one.items()},
+        "untrained": untrained_answers(lists),
+        "periods": {g: tuple(r.data.series.truth.get("periods", ())) for g, r in one.items()},
+        "tests": causal_tests(one, seed=draw_seed, progress=progress),
+        "chosen": {g: attention_chosen_heads(r) for g, r in one.items()},
+    }
+
+
+def seed_findings(answers: Mapping[str, Any], profile: str) -> list[Finding]:
+    """One training seed's findings from its :func:`seed_answers`: the forecasters against the naive
+    baselines, the six questions against the untrained networks, the chosen heads against a random set."""
+    a = answers
+    found = forecast_findings(a["values"])
+    found += question_findings(spikes=a["spikes"], persist=a["persist"], turb=a["turb"], regime=a["regime"], stat=a["stat"],
+                               peaks=a["peaks"], untrained=a["untrained"], periods=a["periods"], profile=profile)
+    found.append(heads_used_finding(a["tests"]))
+    return found

@@ -7,7 +7,7 @@ across the non-stationary series that would otherwise be dominated by their larg
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -18,7 +18,8 @@ from ..capture import capture
 from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
 from ..profiles import CPU_FP32, Hardware, Training
-from ..train import History, TrainConfig, cached_fit, fit, model_device
+from ..runs import Run
+from ..train import History, RunCache, TrainConfig, cached_fit, fit, model_device
 from .model import Forecaster, ForecasterConfig
 from .data import Series, make
 from .windows import chronological_split, disjoint_gap, last_value, normalise, seasonal_naive, window_mean, windows
@@ -26,43 +27,37 @@ from .windows import chronological_split, disjoint_gap, last_value, normalise, s
 
 @dataclass(frozen=True)
 class Settings:
-    """Chapter 2's profile: one forecaster per generator on ``series_len`` steps, ``seeds`` training
-    seeds each (more where a question compares across seeds: ``extra_seeds``); ``attn_dropout`` None
-    keeps the model's; ``n_windows`` validation windows captured; per generator ``heatmap_samples``
-    × ``heatmap_heads`` (None: all heads) heatmaps saved as images."""
+    """Chapter 2's profile: one forecaster per generator and training seed on ``series_len`` steps
+    (the seeds: :func:`attnbook.profiles.training_seeds`, 3 in ``quick``, 5 in ``full``);
+    ``attn_dropout`` None keeps the model's; ``n_windows`` validation windows captured; per generator
+    ``heatmap_samples`` × ``heatmap_heads`` (None: all heads) heatmaps saved as images."""
 
     series_len: int
     train: Training
     attn_dropout: float | None
     n_windows: int
-    seeds: int
-    extra_seeds: Mapping[str, int]
     heatmap_samples: int
     heatmap_heads: int | None
     hardware: Hardware
 
     def __post_init__(self) -> None:
-        for name in ("series_len", "n_windows", "seeds", "heatmap_samples"):
+        for name in ("series_len", "n_windows", "heatmap_samples"):
             checks.positive_int(name, getattr(self, name))
         if self.attn_dropout is not None:
             checks.probability("attn_dropout", self.attn_dropout)
         if self.heatmap_heads is not None:
             checks.positive_int("heatmap_heads", self.heatmap_heads)
-        for name, n in self.extra_seeds.items():
-            checks.positive_int(f"extra_seeds[{name!r}]", n)
 
-    def seeds_for(self, generator: str) -> int:
-        """How many training seeds ``generator`` gets."""
-        return max(self.seeds, self.extra_seeds.get(generator, 0))
 
+#: the seed of every generated series: training and validation data are the same for every training
+#: seed (a training seed varies the initial weights and the draw of training batches only)
+DATA_SEED = 0
 
 PROFILES: dict[str, Settings] = {
     "quick": Settings(series_len=3000, train=Training(steps=160, batch_size=32, lr=2e-3, warmup=20, eval_every=40),
-                      attn_dropout=0.0, n_windows=64, seeds=1, extra_seeds={"RandomWalk": 3, "GARCH11": 3},
-                      heatmap_samples=1, heatmap_heads=2, hardware=CPU_FP32),
+                      attn_dropout=0.0, n_windows=64, heatmap_samples=1, heatmap_heads=2, hardware=CPU_FP32),
     "full": Settings(series_len=10000, train=Training(steps=2000, batch_size=64, lr=1e-3, warmup=100, eval_every=100),
-                     attn_dropout=None, n_windows=256, seeds=3, extra_seeds={}, heatmap_samples=3, heatmap_heads=None,
-                     hardware=Hardware("auto", "fp32")),
+                     attn_dropout=None, n_windows=256, heatmap_samples=3, heatmap_heads=None, hardware=Hardware("auto", "fp32")),
 }
 
 
@@ -72,7 +67,7 @@ class RunConfig:
 
     generator: str
     series_len: int = 3000
-    data_seed: int = 0
+    data_seed: int = DATA_SEED
     val_fraction: float = 0.2
     model: ForecasterConfig = field(default_factory=ForecasterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -230,31 +225,53 @@ def forecasts(run: GeneratorRun, n_windows: int) -> np.ndarray:
     return y * run.data.val_std[:n_windows] + run.data.val_mean[:n_windows]
 
 
-def configs(settings: Settings, data_seed: int = 0) -> dict[str, list[RunConfig]]:
-    """One :class:`RunConfig` per generator and training seed from a profile's settings."""
+def configs(settings: Settings, seeds: Sequence[int]) -> dict[str, list[RunConfig]]:
+    """One :class:`RunConfig` per generator and training seed (in ``seeds``' order), every one on the
+    series of :data:`DATA_SEED`."""
     from .data import GENERATORS
 
     model = ForecasterConfig(attn_dropout=settings.attn_dropout)
-    return {name: [RunConfig(name, series_len=settings.series_len, data_seed=data_seed, model=model, train=settings.train.config(seed))
-                   for seed in range(settings.seeds_for(name))]
+    return {name: [RunConfig(name, series_len=settings.series_len, data_seed=DATA_SEED, model=model, train=settings.train.config(seed))
+                   for seed in seeds]
             for name in GENERATORS}
 
 
-def run_all(settings: Settings, data_seed: int = 0, *, progress: bool = True) -> dict[str, list[GeneratorRun]]:
-    """Train-or-load every forecaster of a profile (progress bar over the runs) on the profile's
-    ``device`` with its ``precision``."""
+def train_run(config: RunConfig, device: str = "cpu", precision: str = "fp32") -> None:
+    """A run's ``train`` (:class:`attnbook.runs.Run`): train-or-load the forecaster of ``config`` on
+    ``device`` with ``precision``; the series is rebuilt from ``config`` (its generator and data seed)."""
+    train_forecaster(config, progress=False, device=device, precision=precision)
+
+
+def chapter_runs(settings: Settings, seeds: Sequence[int]) -> list[Run]:
+    """Every training of the chapter as a :class:`attnbook.runs.Run`: one forecaster per generator
+    and training seed, seed-major (the first seed's nine first)."""
+    plan = configs(settings, seeds)
+    where = settings.hardware.where()
+    return [Run("distribution-effects", f"{name} seed {seed}", seed, train_run, (plan[name][i], where["device"], where["precision"]),
+                entries=(RunCache.of("distribution", plan[name][i].to_dict()),))
+            for i, seed in enumerate(seeds) for name in plan]
+
+
+def load_runs(settings: Settings, seeds: Sequence[int], *, progress: bool = True) -> dict[str, list[GeneratorRun]]:
+    """Every forecaster of :func:`chapter_runs` loaded from the cache (run them first:
+    :func:`attnbook.runs.execute`), evaluated and its attention recorded: generator → one
+    :class:`GeneratorRun` per seed, in ``seeds``' order."""
     from tqdm.auto import tqdm
 
-    plan = configs(settings, data_seed)
-    total = sum(len(v) for v in plan.values())
-    runs: dict[str, list[GeneratorRun]] = {}
-    with tqdm(total=total, desc="forecasters", disable=not progress) as bar:
+    plan = configs(settings, seeds)
+    out: dict[str, list[GeneratorRun]] = {}
+    with tqdm(total=sum(len(v) for v in plan.values()), desc="evaluating forecasters", disable=not progress) as bar:
         for name, cfgs in plan.items():
-            runs[name] = []
+            out[name] = []
             for cfg in cfgs:
-                runs[name].append(run_generator(cfg, settings.n_windows, progress=progress, **settings.hardware.where()))
+                out[name].append(run_generator(cfg, settings.n_windows, progress=False, **settings.hardware.where()))
                 bar.update(1)
-    return runs
+    return out
+
+
+def seed_runs(runs: Mapping[str, Sequence[GeneratorRun]], i: int) -> dict[str, GeneratorRun]:
+    """The ``i``-th training seed's forecaster of every generator."""
+    return {name: seeds[i] for name, seeds in runs.items()}
 
 
 def capture_change(run: GeneratorRun, n_windows: int = 64) -> float:

@@ -9,7 +9,7 @@ Every room is a submodule (``vitime.model``, ``vitime.experiment``, ``vitime.ana
 below are re-exported for short calls and old imports.
 """
 
-from . import analysis, diagnosis, experiment, explorer, figures, forecasting, harmonics, lags, mapping, model, realts, seasonal, weights  # noqa: F401 - the rooms, as submodules
+from . import analysis, diagnosis, experiment, explorer, figures, forecasting, harmonics, lags, mapping, model, realts, seasonal, seeds, weights  # noqa: F401 - the rooms, as submodules
 
 from .mapping import (
     DECODINGS, Mapped, MappingConfig, blur, crop_lookback, decode, gaussian_kernel, history_columns,
@@ -20,7 +20,7 @@ from .model import ViTime, ViTimeConfig, preset, unshuffle_attention
 from .weights import load_official, read_official, save_official
 
 __all__ = [
-    "analysis", "diagnosis", "experiment", "explorer", "figures", "forecasting", "harmonics", "lags", "mapping", "model", "realts", "seasonal",
+    "analysis", "diagnosis", "experiment", "explorer", "figures", "forecasting", "harmonics", "lags", "mapping", "model", "realts", "seasonal", "seeds",
     "weights", "DECODINGS", "Mapped", "MappingConfig", "blur", "crop_lookback", "decode", "gaussian_kernel",
     "history_columns", "image_to_series", "normalisation", "one_hot", "resample", "samples_per_column",
     "samples_per_patch", "series_to_image", "to_bins", "ViTime", "ViTimeConfig", "preset",

@@ -116,14 +116,21 @@ def peak_error(peaks: list[float], period: float) -> float:
     return max(abs(p - k * period) for k, p in enumerate(sorted(peaks), 1))
 
 
-def chapter_checks(fell: float, random_contrasts: Any, round_trip: float, shuffle_diff: float) -> list[Check]:
+def chapter_checks(fell: float, random_contrasts: Any, round_trip: float, shuffle_diff: float,
+                   forecast_ratio: float | None = None) -> list[Check]:
     """Chapter 3's checks — what the findings rely on, not findings: pretraining lowered the validation
-    loss (``fell`` = best / step 0); the lag measure reads flat on the random-init network (every
+    loss (``fell`` = best / step 0); with ``forecast_ratio`` (the model's mean MSE on the held-out test ÷
+    the history mean's), the model forecasts better than the history's mean — its task, which a cheaper
+    pretraining must keep; the lag measure reads flat on the random-init network (every
     head's contrast in [0.8, 1.25], ``random_contrasts``); the official-format checkpoint round-trips
-    exactly; the shuffled encoder, un-permuted, gives raster order's contrasts."""
+    exactly; the shuffled encoder, un-permuted, gives raster order's contrasts. Over several seeds, pass
+    the worst seed's values (:func:`attnbook.vitime.seeds.seed_checks`)."""
     random_contrasts = np.asarray(random_contrasts, dtype=np.float64)
+    task = [] if forecast_ratio is None else [
+        Check("held-out test: the model's mean MSE ÷ the history mean's (it forecasts better than a flat line)", float(forecast_ratio), "<", 1.0)]
     return [
         Check("pretraining: best validation loss / loss at step 0", fell, "<", 0.95),
+        *task,
         Check("random init: lowest contrast over all heads (the measure reads flat)", float(random_contrasts.min()), ">=", 0.8),
         Check("random init: highest contrast over all heads (the measure reads flat)", float(random_contrasts.max()), "<=", 1.25),
         Check("official-format checkpoint written and reloaded: max output difference", round_trip, "<=", 0.0),

@@ -105,19 +105,30 @@ def learning_curve(history: Any, levels: dict[str, float], *, curve: str = "held
                    bars: dict[str, float] | None = None, title: str = "") -> plots.BookFigure:
     """The monitored ``history.monitors[curve]`` against step (markers at each validation, the
     best-validation step circled) with a horizontal line per ``levels`` ``{method: ratio}`` (a
-    baseline's level on the same scale) and, dotted, each of ``bars`` ``{label: level}``."""
+    baseline's level on the same scale) and, dotted, each of ``bars`` ``{label: level}``.
+    ``history``: one History, or ``{label: History}`` (one line per run, e.g. per training seed)."""
+    from collections.abc import Mapping
+
     from ..train import History
 
-    if not isinstance(history, History) or not history.monitors.get(curve):
-        raise bad_argument(InvalidInputError, "history", f"a History with monitors[{curve!r}] (pretrained with curve=)",
-                           type(history).__name__ if not isinstance(history, History) else sorted(history.monitors), raw=True)
-    steps, values = np.asarray(history.steps), np.asarray(history.monitors[curve], dtype=np.float64)
+    histories = {"model (expectation)": history} if isinstance(history, History) else history
+    if not isinstance(histories, Mapping) or not histories:
+        raise bad_argument(InvalidInputError, "history", "a History or a non-empty mapping label -> History", type(history).__name__, raw=True)
+    for h in histories.values():
+        if not isinstance(h, History) or not h.monitors.get(curve):
+            raise bad_argument(InvalidInputError, "history", f"a History with monitors[{curve!r}] (pretrained with curve=)",
+                               type(h).__name__ if not isinstance(h, History) else sorted(h.monitors), raw=True)
     fig = plots.BookFigure(figsize=(7.5, 3.6), layout="constrained")
     ax = fig.subplots()
-    ax.plot(steps, values, marker="o", markersize=3, label="model (expectation)", **{k: v for k, v in FORECAST_STYLES["model (expectation)"].items()})
-    best = np.flatnonzero(steps == history.best_step)
-    if best.size:
-        ax.plot(steps[best[0]], values[best[0]], "o", markersize=9, markerfacecolor="none", color="black", label="best validation loss (kept)")
+    style = dict(FORECAST_STYLES["model (expectation)"])
+    for k, (label, h) in enumerate(histories.items()):
+        steps, values = np.asarray(h.steps), np.asarray(h.monitors[curve], dtype=np.float64)
+        line_style = style if len(histories) == 1 else {**{k_: v for k_, v in style.items() if k_ != "color"}, "color": f"C{k}"}
+        ax.plot(steps, values, marker="o", markersize=3, label=str(label), **line_style)
+        best = np.flatnonzero(steps == h.best_step)
+        if best.size:
+            ax.plot(steps[best[0]], values[best[0]], "o", markersize=9, markerfacecolor="none", color="black",
+                    label="best validation loss (kept)" if k == 0 else None)
     for method, level in levels.items():
         ax.axhline(float(level), label=f"{method} ({float(level):.3f})", **FORECAST_STYLES.get(method, {"linewidth": 0.8}))
     for k, (label, level) in enumerate((bars or {}).items()):

@@ -31,7 +31,7 @@ distribution ``p = softmax(logits)`` over the ``h`` rows::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from numbers import Real
 from typing import Any
@@ -57,6 +57,7 @@ __all__ = [
     "column_terms",
     "pretraining_loss",
     "future_emd",
+    "pretrain_key",
     "pretrain",
 ]
 
@@ -315,30 +316,11 @@ def _check_pair(model_config: ViTimeConfig, mapping: MappingConfig, data: RealTS
         raise bad_argument(InvalidInputError, "data.length", f"the canvas width W = {mapping.width}", data.length)
 
 
-def pretrain(
-    model_config: ViTimeConfig,
-    mapping: MappingConfig,
-    data: RealTSConfig,
-    train: TrainConfig,
-    *,
-    loss: LossConfig | None = None,
-    val_size: int = 64,
-    monitors: Mapping[str, Callable[[ViTime], float]] | None = None,
-    monitor_key: Any = None,
-    name: str = "vitime-realts",
-    progress: bool = True,
-    device: str = "cpu",
-    precision: str = "fp32",
-) -> tuple[ViTime, History, bool]:
-    """Train a :class:`ViTime` on fresh RealTS batches (train-or-load, cached by config hash).
-
-    Each step draws ``train.batch_size`` new series (seeded from ``train.seed``); validation is
-    the loss on ``val_size`` fixed series (seed ``train.seed + 10_000``), and the best weights
-    are kept. Training runs on ``device`` with ``precision`` (:func:`attnbook.train.select_precision`);
-    the model comes back on the CPU. ``monitors`` (:func:`attnbook.train.fit`) are measured at
-    every validation into ``history.monitors``; ``monitor_key`` (JSON) names them in the cache key,
-    since the cache cannot hash functions. Returns ``(model, history, loaded_from_cache)``.
-    """
+def pretrain_key(model_config: ViTimeConfig, mapping: MappingConfig, data: RealTSConfig, train: TrainConfig, *,
+                 loss: LossConfig | None = None, val_size: int = 64, monitors: Sequence[str] = (), monitor_key: Any = None,
+                 val_seed: int | None = None) -> dict:
+    """The run-cache key of :func:`pretrain` with these arguments (``monitors``: the monitors' names):
+    everything that determines the result. The entry is ``RunCache.of("vitime-realts", key)``."""
     _check_pair(model_config, mapping, data)
     loss = LossConfig() if loss is None else loss
     checks.positive_int("val_size", val_size)
@@ -351,10 +333,45 @@ def pretrain(
         "loss": loss.to_dict(),
         "val_size": int(val_size),
     }
+    if val_seed is not None:  # absent: train.seed + 10_000, as before (the keys of existing entries stay)
+        key["val_seed"] = checks.integer("val_seed", val_seed, minimum=0)
     if monitors:
         if monitor_key is None:
             raise bad_argument(InvalidInputError, "monitor_key", "a JSON description of the monitors (their cache key)", None, raw=True)
         key["monitors"] = {"names": sorted(monitors), "key": monitor_key}
+    return key
+
+
+def pretrain(
+    model_config: ViTimeConfig,
+    mapping: MappingConfig,
+    data: RealTSConfig,
+    train: TrainConfig,
+    *,
+    loss: LossConfig | None = None,
+    val_size: int = 64,
+    monitors: Mapping[str, Callable[[ViTime], float]] | None = None,
+    monitor_key: Any = None,
+    name: str = "vitime-realts",
+    val_seed: int | None = None,
+    progress: bool = True,
+    device: str = "cpu",
+    precision: str = "fp32",
+) -> tuple[ViTime, History, bool]:
+    """Train a :class:`ViTime` on fresh RealTS batches (train-or-load, cached by config hash).
+
+    Each step draws ``train.batch_size`` new series (seeded from ``train.seed``); validation is
+    the loss on ``val_size`` fixed series (seed ``val_seed``, by default ``train.seed + 10_000``;
+    give one ``val_seed`` to validate every training seed on the same series), and the best weights
+    are kept. Training runs on ``device`` with ``precision`` (:func:`attnbook.train.select_precision`);
+    the model comes back on the CPU. ``monitors`` (:func:`attnbook.train.fit`) are measured at
+    every validation into ``history.monitors``; ``monitor_key`` (JSON) names them in the cache key,
+    since the cache cannot hash functions. Returns ``(model, history, loaded_from_cache)``.
+    """
+    loss = LossConfig() if loss is None else loss
+    key = pretrain_key(model_config, mapping, data, train, loss=loss, val_size=val_size, monitors=sorted(monitors or ()),
+                       monitor_key=monitor_key, val_seed=val_seed)
+    val_seed = train.seed + 10_000 if val_seed is None else val_seed
 
     def build() -> ViTime:
         torch.manual_seed(train.seed)
@@ -362,7 +379,7 @@ def pretrain(
 
     def train_fn(model: ViTime) -> History:
         rng = np.random.default_rng(train.seed)
-        val_x, val_rows = batch_images(generate(val_size, data, seed=train.seed + 10_000), mapping)
+        val_x, val_rows = batch_images(generate(val_size, data, seed=val_seed), mapping)
 
         def get_batch(_: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
             return batch_images(generate(train.batch_size, data, seed=rng), mapping)
