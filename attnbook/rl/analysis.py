@@ -370,7 +370,7 @@ def regret_by_seed(tables: Mapping[int, Any]):
     import pandas as pd
 
     out = pd.DataFrame({f"R(T), seed {seed}": t["R(T)"] for seed, t in tables.items()})
-    out.insert(0, "R(T), mean over seeds", out.mean(1))
+    out.insert(0, "R(T), mean over seeds", out.mean(axis=1))
     return out
 
 
