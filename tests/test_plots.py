@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import matplotlib
 
 matplotlib.use("Agg")
@@ -453,3 +454,19 @@ def test_curves_take_their_labels_as_arguments():
             plots.curves(np.ones((2, 2)), **kwargs)
     with pytest.raises(InvalidInputError, match="^values:"):
         plots.curves(np.ones((2, 0)))
+
+
+def test_figure_png_stores_a_palette_that_keeps_what_the_figure_shows(attn):
+    from PIL import Image
+
+    fig = plots.heatmap(attn, title="palette")
+    full = Image.open(io.BytesIO(plots.figure_png(fig, colours=None))).convert("RGB")
+    png = plots.figure_png(fig)
+    small = Image.open(io.BytesIO(png))
+    assert small.mode == "P" and len(small.getcolors(maxcolors=1 << 16)) <= 256
+    assert small.size == full.size and len(png) < len(plots.figure_png(fig, colours=None))
+    diff = np.abs(np.asarray(small.convert("RGB"), dtype=np.int16) - np.asarray(full, dtype=np.int16))
+    assert np.percentile(diff, 99) <= 8  # nearly every pixel within a few levels of the 32-bit rendering
+    with pytest.raises(InvalidInputError, match="^colours:"):
+        plots.figure_png(fig, colours=1)
+    _close(fig)
