@@ -24,7 +24,7 @@ from pathlib import Path
 
 from attnbook import profiles, runs
 from attnbook.timeseries.data import GENERATORS
-from attnbook.timeseries.experiment import RunConfig, chapter_runs, train_forecaster
+from attnbook.timeseries.experiment import RunConfig, chapter_runs, train_run
 from attnbook.train import RunCache, TrainConfig, available_cores
 
 
@@ -36,14 +36,19 @@ def _shortened(settings, seeds, steps: int) -> list[runs.Run]:
             train = settings.train.config(seed)
             train = TrainConfig(**{**train.__dict__, "steps": steps, "warmup": min(train.warmup, steps - 1), "eval_every": steps})
             config = RunConfig(generator, series_len=settings.series_len, train=train)
-            out.append(runs.Run("distribution-effects", f"{generator} seed {seed}", seed, train_forecaster, (config,),
+            out.append(runs.Run("distribution-effects", f"{generator} seed {seed}", seed, train_run, (config,),
                                 entries=(RunCache.of("distribution", config.to_dict()),)))
     return out
 
 
-def _timed(run_list, *, ray: bool, cache: Path) -> float:
+def _timed(declare, *, ray: bool, cache: Path) -> float:
+    """Seconds to execute the runs ``declare()`` returns into the empty ``cache`` (declared after the
+    cache is set: a run's entries name their folder when they are made)."""
     os.environ["ATTNBOOK_RAY"] = "1" if ray else "0"
     os.environ["ATTNBOOK_CACHE"] = str(cache)
+    run_list = declare()
+    if any(r.cached for r in run_list):
+        raise RuntimeError(f"{cache} should be empty")
     start = time.perf_counter()
     runs.execute(run_list, progress=False)
     return time.perf_counter() - start
@@ -62,11 +67,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # 1. quick runs: in process against Ray with 2 workers
-        sequential = _timed(chapter_runs(quick, (0,)), ray=False, cache=tmp / "inline")
+        sequential = _timed(lambda: chapter_runs(quick, (0,)), ray=False, cache=tmp / "inline")
         start = time.perf_counter()
         runs.connect(num_cpus=2)
         startup = time.perf_counter() - start
-        on_ray = _timed(chapter_runs(quick, (0,)), ray=True, cache=tmp / "ray")
+        on_ray = _timed(lambda: chapter_runs(quick, (0,)), ray=True, cache=tmp / "ray")
         same = _weights(tmp / "inline") == _weights(tmp / "ray")
         print(f"machine: {cores} cores")
         print(f"quick runs: {len(GENERATORS)} forecasters (chapter 2, seed 0, 1 thread each)")
@@ -75,8 +80,7 @@ def main() -> None:
         print(f"  speedup: {sequential / on_ray:.2f}x without start-up, {sequential / (on_ray + startup):.2f}x with it; same weights: {same}")
 
         # 2. full profile: per-step time, measured scaling, projection
-        one = _shortened(full, (0,), args.steps)[:1]
-        per_run_short = _timed(one, ray=False, cache=tmp / "full-1")
+        per_run_short = _timed(lambda: _shortened(full, (0,), args.steps)[:1], ray=False, cache=tmp / "full-1")
         per_step = per_run_short / args.steps
         per_run = per_step * full.train.steps
         n_runs = len(GENERATORS) * profiles.SEEDS["full"]
@@ -88,8 +92,7 @@ def main() -> None:
                 continue
             runs.shutdown()
             runs.connect(num_cpus=workers)
-            batch = _shortened(full, range(2 * workers), args.steps)[: 2 * workers]
-            measured[workers] = _timed(batch, ray=True, cache=tmp / f"full-w{workers}")
+            measured[workers] = _timed(lambda: _shortened(full, range(2 * workers), args.steps)[: 2 * workers], ray=True, cache=tmp / f"full-w{workers}")
             print(f"  measured: {2 * workers} shortened runs on {workers} worker(s): {measured[workers]:.1f} s "
                   f"({measured[workers] / (2 * per_run_short):.2f} x the in-process time of 2 runs)")
         runs.shutdown()
