@@ -68,19 +68,22 @@ READS_CORPORA = ("05-charlm-evolution",)
 def fingerprint(nb: Path, parameters: dict, root: Path) -> str:
     """What an executed chapter depends on, hashed: the notebook, its parameters, ``ATTNBOOK_PROFILE``,
     every source file of the package (Python, and the view's script and styles), for :data:`READS_CORPORA` the corpus files that can be found
-    (so adding text8 re-runs chapter 5) and, for :data:`READS_RESULTS`, every chapter's summary."""
+    (so adding text8 re-runs chapter 5), the results folder (``ATTNBOOK_RESULTS`` or ``results/``: a chapter
+    whose results went elsewhere runs again) and, for :data:`READS_RESULTS`, every chapter's summary in it."""
     from .data import inventory
 
+    results = Path(os.environ.get("ATTNBOOK_RESULTS") or root / "results")  # where chapters write, the findings page reads
     h = hashlib.sha256(nb.read_bytes())
     h.update(json.dumps(parameters, sort_keys=True, default=str).encode())
     h.update(os.environ.get("ATTNBOOK_PROFILE", "").encode())
+    h.update(str(results.resolve()).encode())
     if nb.stem in READS_CORPORA:
         h.update(json.dumps(inventory()).encode())
     inputs = sorted(p for p in (root / "attnbook").rglob("*") if p.suffix in (".py", ".js", ".css"))
     if nb.stem in READS_RESULTS:
-        inputs += sorted((root / "results").glob("*/*/summary.json"))
+        inputs += sorted(results.glob("*/*/summary.json"))
     for path in inputs:
-        h.update(path.relative_to(root).as_posix().encode())
+        h.update((path.relative_to(root) if path.is_relative_to(root) else path).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 

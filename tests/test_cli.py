@@ -19,6 +19,7 @@ def tiny_book(tmp_path, monkeypatch):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "book" / "01-tiny.ipynb")
     monkeypatch.delenv("ATTNBOOK_PROFILE", raising=False)
+    monkeypatch.delenv("ATTNBOOK_RESULTS", raising=False)
     return tmp_path
 
 
@@ -90,6 +91,24 @@ def test_the_findings_page_depends_on_the_chapters_results(tiny_book):
     summary.parent.mkdir(parents=True)
     summary.write_text('{"claims": []}')
     assert cli.fingerprint(nb, {}, tiny_book) != before[0] and cli.fingerprint(chapter, {}, tiny_book) == before[1]
+
+
+def test_another_results_folder_runs_every_chapter_again_and_the_findings_page_reads_it(tiny_book, tmp_path, monkeypatch):
+    """A build with ``ATTNBOOK_RESULTS`` pointing elsewhere finds no copy up to date: the chapters' summaries must land there."""
+    nb = tiny_book / "book" / "06-findings.ipynb"
+    nb.write_text((tiny_book / "book" / "01-tiny.ipynb").read_text())
+    chapter = tiny_book / "book" / "01-tiny.ipynb"
+    before = (cli.fingerprint(nb, {}, tiny_book), cli.fingerprint(chapter, {}, tiny_book))
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("ATTNBOOK_RESULTS", str(elsewhere))
+    moved = (cli.fingerprint(nb, {}, tiny_book), cli.fingerprint(chapter, {}, tiny_book))
+    assert moved[0] != before[0] and moved[1] != before[1]
+    (tiny_book / "results" / "x" / "quick").mkdir(parents=True)  # a summary in the folder not used: no change
+    (tiny_book / "results" / "x" / "quick" / "summary.json").write_text('{"findings": []}')
+    assert cli.fingerprint(nb, {}, tiny_book) == moved[0]
+    (elsewhere / "x" / "quick").mkdir(parents=True)  # one in the folder used: the findings page runs again
+    (elsewhere / "x" / "quick" / "summary.json").write_text('{"findings": []}')
+    assert cli.fingerprint(nb, {}, tiny_book) != moved[0] and cli.fingerprint(chapter, {}, tiny_book) == moved[1]
 
 
 def test_the_char_lm_chapter_depends_on_which_corpora_can_be_found(tiny_book, tmp_path, monkeypatch):
