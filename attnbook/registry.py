@@ -11,9 +11,11 @@ Every rule below was written after its first result (``declared="post hoc"``): t
 over from the chapters' earlier claims and hypotheses, which were set while the chapters were built.
 A finding declared before its first result says ``"pre-registered"``.
 
-Causal findings share one measure, :data:`CAUSAL`: the chosen heads' ablation effect minus the 95th
-percentile of random head sets' effects (same size, same metric), above 0 when the heads matter more
-than 95 % of random sets; the control is a median random set, measured the same way.
+Causal findings share one rule, :data:`CAUSAL_RULE`: the chosen heads' ablation effect is above the
+mean of their null (head sets of the same shape, layer-matched by default) and the permutation test's
+Holm-adjusted p (within the chapter's family, :func:`causal_family`) is below 0.05, one-sided
+(:mod:`attnbook.intervene.family`). The control is a median member of the same null, tested the same
+way. A test that cannot reach α/m, or whose chapter's positive control was not detected, is inconclusive.
 """
 
 from __future__ import annotations
@@ -21,15 +23,17 @@ from __future__ import annotations
 from .claims import FindingSpec, Rule
 from .errors import InvalidInputError, bad_argument
 
-__all__ = ["CAUSAL", "CAUSAL_RULE", "FINDINGS", "spec", "chapter_specs", "frame"]
+__all__ = ["CAUSAL", "CAUSAL_P", "CAUSAL_RULE", "FINDINGS", "spec", "chapter_specs", "causal_family", "frame"]
 
-#: the measure of every causal finding: effect − the random sets' 95th percentile
-CAUSAL = "effect − random sets' 95th percentile"
-#: the rule of every causal finding: above at least 95 % of the random sets
+#: the first measure of every causal finding: the chosen set's effect minus its null's mean effect
+CAUSAL = "effect − null mean"
+#: the second: the permutation test's Holm-adjusted p within the chapter's family (one-sided)
+CAUSAL_P = "Holm-adjusted p"
+#: the rule of every causal finding
 #:
 #: :meta hide-value:
-CAUSAL_RULE = Rule.of((CAUSAL, ">", 0.0))
-_RANDOM_SETS = "random head sets of the same size (a median set, measured the same way)"
+CAUSAL_RULE = Rule.of((CAUSAL, ">", 0.0), (CAUSAL_P, "<", 0.05))
+_RANDOM_SETS = "a median head set of the same null (same size, layer-matched unless stated), tested the same way"
 
 #: every finding of the book, in chapter order (the findings page tables them with their verdicts)
 #:
@@ -437,6 +441,11 @@ def chapter_specs(chapter: str, profile: str | None = None) -> tuple[FindingSpec
     if chapter not in slugs:
         raise bad_argument(InvalidInputError, "chapter", f"an experiment chapter's slug, one of {slugs}", chapter)
     return tuple(s for s in FINDINGS if s.chapter == chapter and (profile is None or profile in s.profiles))
+
+
+def causal_family(chapter: str, profile: str | None = None) -> tuple[str, ...]:
+    """The keys of ``chapter``'s causal findings (rule :data:`CAUSAL_RULE`): the family Holm corrects."""
+    return tuple(s.key for s in chapter_specs(chapter, profile) if s.rule == CAUSAL_RULE)
 
 
 def frame():
