@@ -466,7 +466,8 @@ def show_findings(findings: Sequence[Finding | AcrossSeeds]) -> None:
 
 
 #: what every ``causal`` record of a summary holds
-_CAUSAL_FIELDS = frozenset({"finding", "metric", "heads", "how", "effect", "random_mean", "percentile", "p_value", "draws", "rule", "verdict"})
+_CAUSAL_FIELDS = frozenset({"finding", "role", "seed", "metric", "heads", "how", "null", "effect", "interval", "random_mean", "p_value",
+                            "p_adjusted", "smallest_p", "draws", "space", "detectable", "selection", "test_split", "verdict"})
 
 
 def summary_record(checks: Sequence[Check] = (), findings: Sequence[Finding | AcrossSeeds] = (), not_run: dict[str, str] | None = None,
@@ -474,8 +475,8 @@ def summary_record(checks: Sequence[Check] = (), findings: Sequence[Finding | Ac
     """The part of a chapter's summary every chapter shares, in one schema: ``checks`` (records with
     ``check, measured, op, threshold, holds``), ``findings`` (:meth:`AcrossSeeds.record`; a plain
     :class:`Finding` counts as seed ``seed``'s), ``not_run``
-    (``what, why``) and ``causal`` (the chapter's ablations against random head sets, as
-    :meth:`attnbook.intervene.RandomComparison.record` writes them)."""
+    (``what, why``) and ``causal`` (the chapter's permutation tests and positive controls, per
+    seed, as :meth:`attnbook.intervene.CausalFamily.records` writes them)."""
     missing = [sorted(_CAUSAL_FIELDS - set(c)) for c in causal if not _CAUSAL_FIELDS <= set(c)]
     if missing:
         raise bad_argument(InvalidInputError, "causal", f"records with {sorted(_CAUSAL_FIELDS)}", f"records missing {missing}", raw=True)

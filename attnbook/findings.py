@@ -5,10 +5,11 @@ Each chapter writes ``results/<chapter>/<profile>/summary.json`` with
 holds``), ``findings`` (each registered finding's result across training seeds: key, statement,
 measure, control, rule, declared, seeds, mean measured and control values, the effect's interval, each
 seed's verdict, the verdict across seeds and its reason), ``not_run`` (``what, why``: a part that
-could not run, such as a corpus that is not there), ``causal`` (each ablation against random head
-sets, in detail) and ``run`` (where and in how long it ran, :func:`attnbook.provenance.run_record`).
+could not run, such as a corpus that is not there), ``causal`` (each permutation test of a chosen head
+set and each positive control, per seed, in detail) and ``run`` (where and in how long it ran, :func:`attnbook.provenance.run_record`).
 :func:`collect` reads the findings for one profile, :func:`checks_table` the checks,
-:func:`causal_table` the ablations and :func:`runs_table` the runs; nothing is typed in by hand.
+:func:`causal_table` the causal tests, :func:`causal_findings` the causal findings with
+Benjamini–Hochberg across the page, and :func:`runs_table` the runs; nothing is typed in by hand.
 The page's headline (:func:`headline`) counts findings only; checks are never counted as findings.
 """
 
@@ -20,7 +21,7 @@ from .chapters import EXPERIMENTS
 from .errors import MissingResourceError
 from .store import read_json, results_dir
 
-__all__ = ["CHAPTERS", "collect", "checks_table", "counts", "headline", "filter_view", "causal_table", "runs_table", "not_run_note",
+__all__ = ["CHAPTERS", "collect", "checks_table", "counts", "headline", "filter_view", "causal_table", "causal_findings", "runs_table", "not_run_note",
            "EXPECTED_COLUMNS", "read_expected", "verdict_changes"]
 
 #: results folder -> the chapter's title in the table (from the one chapter table, :mod:`attnbook.chapters`)
@@ -107,19 +108,62 @@ def headline(table: pd.DataFrame) -> str:
             f"{n['inconclusive']} inconclusive, across {found.chapter.nunique()} chapters")
 
 
+def _interval(c: dict) -> str:
+    low, high = (c.get("interval") or [None, None])[:2]
+    return f"{_fmt(c['effect'])} [{_fmt(low)}, {_fmt(high)}]" if low is not None and high is not None else _fmt(c["effect"])
+
+
+def _p(x) -> str:
+    return "—" if x is None else f"{x:.3g}"
+
+
 def causal_table(profile: str = "quick") -> pd.DataFrame:
-    """One row per ablation test of every chapter: the attention finding, the metric, the ablation,
-    the chosen heads' effect, the random sets' mean, the effect's percentile among them, the
-    permutation p-value, how many sets, and the verdict (the chapter's rule, fixed before looking)."""
+    """One row per causal test of every chapter and seed (the positive controls included, marked): the
+    attention finding, the seed, the role (finding / positive control), the metric, the ablation, how
+    many heads, the null (layer-matched or unmatched), the chosen heads' effect with its interval over
+    independent units, the null's mean, the sets drawn, raw p, Holm-adjusted p within the chapter's
+    family, the smallest reachable p, the detectable effect, and the verdict."""
     rows = []
     for title, summary in _summaries(profile):
         for c in summary.get("causal", []):
-            rows.append({"chapter": title, "attention finding": c["finding"], "metric (damage > 0)": c["metric"], "ablation": c["how"],
-                         "heads": len(c["heads"]), "effect": _fmt(c["effect"]), "random mean": _fmt(c["random_mean"]),
-                         "percentile": f"{c['percentile']:.0f}", "p": f"{c['p_value']:.3f}", "sets": c["draws"], "verdict": c["verdict"]})
-    columns = ["chapter", "attention finding", "metric (damage > 0)", "ablation", "heads", "effect", "random mean", "percentile", "p", "sets",
-               "verdict"]
+            drawn = c.get("draws")
+            space = c.get("space")
+            rows.append({"chapter": title, "attention finding": c["finding"], "seed": c.get("seed", "—"), "role": c.get("role", "finding"),
+                         "metric (damage > 0)": c["metric"], "ablation": c["how"], "heads": len(c["heads"]), "null": c.get("null", "—"),
+                         "effect [95 % CI]": _interval(c), "null mean": _fmt(c.get("random_mean", float("nan"))),
+                         "sets": f"{drawn} of {space - 1}" + (" (exact)" if c.get("exact") else "") if space else str(drawn),
+                         "p": _p(c.get("p_value")), "Holm p": _p(c.get("p_adjusted")), "smallest p": _p(c.get("smallest_p")),
+                         "detectable effect": _fmt(c["detectable"]) if c.get("detectable") is not None else "—", "verdict": c["verdict"]})
+    columns = ["chapter", "attention finding", "seed", "role", "metric (damage > 0)", "ablation", "heads", "null", "effect [95 % CI]",
+               "null mean", "sets", "p", "Holm p", "smallest p", "detectable effect", "verdict"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def causal_findings(profile: str = "quick") -> pd.DataFrame:
+    """One row per causal finding of the page (rule :data:`attnbook.registry.CAUSAL_RULE`): its
+    chapter, statement, each seed's Holm-adjusted p, the conjunction p (the largest over seeds: the
+    finding is supported only when every seed's test passes), that p adjusted by Benjamini–Hochberg
+    across every causal finding of the page (:func:`attnbook.stats.bh`), and the verdict across seeds."""
+    from . import stats
+    from .registry import CAUSAL_P
+
+    rows = []
+    for title, summary in _summaries(profile):
+        for f in summary.get("findings", []):
+            seeds = [r for r in f.get("per_seed", []) if CAUSAL_P in r.get("measured", {})]
+            if not seeds:
+                continue
+            ps = [r["measured"][CAUSAL_P] for r in seeds]
+            rows.append({"chapter": title, "finding": f["statement"], "Holm p per seed": " ".join(f"{r['seed']}:{p:.3g}" for r, p in zip(seeds, ps)),
+                         "largest Holm p": max(ps), "verdict": f["verdict"]})
+    table = pd.DataFrame(rows, columns=["chapter", "finding", "Holm p per seed", "largest Holm p", "verdict"])
+    finite = table["largest Holm p"].map(lambda p: p == p)
+    adjusted = pd.Series(float("nan"), index=table.index)
+    if finite.any():
+        adjusted[finite] = stats.bh(list(table.loc[finite, "largest Holm p"]))
+    table.insert(4, "page BH p", adjusted.map(lambda p: f"{p:.3g}" if p == p else "—"))
+    table["largest Holm p"] = table["largest Holm p"].map(lambda p: f"{p:.3g}" if p == p else "—")
+    return table
 
 
 def runs_table(profile: str = "quick") -> pd.DataFrame:

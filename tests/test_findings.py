@@ -116,22 +116,50 @@ def test_runs_table_reads_each_chapters_run(tmp_path, monkeypatch):
     assert table["training seeds"].iloc[0] == "— (no training)" and set(table["training seeds"].iloc[1:]) == {"0 1 2 3 4"}
 
 
+def _head_set_test(effect: float, null: list[float], family: int = 2):
+    from attnbook import stats
+    from attnbook.intervene import HeadSetTest
+
+    return HeadSetTest((("blocks.0.attn", 1), ("blocks.1.attn", 0)), "layer-matched", "", 1.0, (effect - 0.1, effect + 0.1),
+                       stats.exact_test(effect, null), 0.05, family, (effect - 0.2, effect + 0.2), 0.1, "mean")
+
+
 def test_causal_records_are_checked_and_tabled(tmp_path, monkeypatch):
-    from attnbook.claims import Check, write_summary
+    from attnbook.claims import Check, across_seeds, write_summary
     from attnbook.errors import InvalidInputError
-    from attnbook.intervene import RandomComparison
+    from attnbook.intervene import CausalFamily
+    from attnbook.registry import causal_family
 
     with pytest.raises(InvalidInputError, match="causal"):
         write_summary(tmp_path / "bad.json", checks=[Check("c", 1.0, "<=", 1.0)], causal=[{"finding": "x"}])
     monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
-    comparison = RandomComparison((("blocks.0.attn", 1),), 1.0, 0.9, tuple(0.01 * i for i in range(20)), False, "mean")
+    keys = causal_family("charlm-evolution")
+    null = [0.01 * i for i in range(99)]  # an exact space of 100 sets
+    per_seed, records = {}, []
+    for seed, effects in ((0, (5.0, 0.5)), (1, (5.0, 0.975))):
+        family = CausalFamily(dict(zip(keys, [_head_set_test(e, null) for e in effects])), _head_set_test(9.0, null), "windows A", "windows B")
+        per_seed[seed] = family.findings()
+        records += family.records("validation loss", seed)
+    found = across_seeds(per_seed)
     for folder in findings.CHAPTERS:
-        causal = [comparison.record("a positional head", "validation loss")] if folder == next(iter(findings.CHAPTERS)) else []
-        write_summary(tmp_path / folder / "quick" / "summary.json", checks=[Check("c", 1.0, "<=", 1.0)], causal=causal)
+        mine = folder == "charlm-evolution"
+        write_summary(tmp_path / folder / "quick" / "summary.json", checks=[Check("c", 1.0, "<=", 1.0)], causal=records if mine else [],
+                      findings=found if mine else [])
     table = findings.causal_table("quick")
-    assert len(table) == 1
-    row = table.iloc[0]
-    assert (row["attention finding"], row["verdict"], row["percentile"], row["p"], row["sets"]) == ("a positional head", "supported", "100", "0.048", 20)
+    assert len(table) == 6 and list(table.role) == ["finding", "finding", "positive control"] * 2
+    row = table.iloc[0]  # seed 0, first test: above every set of the space, p = 1/100, Holm × 2 = 0.02
+    assert (row["seed"], row["null"], row["p"], row["Holm p"], row["smallest p"], row["sets"], row["verdict"]) == \
+        (0, "layer-matched", "0.01", "0.02", "0.01", "99 of 99 (exact)", "supported")
+    assert row["effect [95 % CI]"] == "5 [4.8, 5.2]"
+    assert table.iloc[1]["verdict"] == "not supported" and table.iloc[2]["verdict"] == "detected"
+    page = findings.causal_findings("quick")
+    assert list(page.finding) == [f.spec.statement for f in found]
+    # the first finding: p 0.01, Holm 0.02 on both seeds; the second: p 0.5 → Holm 0.5 (seed 0), and p 0.02 (one null
+    # set, 0.98, reaches 0.975) → Holm max(0.02, 1·0.02) = 0.02 (seed 1)
+    assert list(page["Holm p per seed"]) == ["0:0.02 1:0.02", "0:0.5 1:0.02"]
+    assert list(page["largest Holm p"]) == ["0.02", "0.5"]
+    assert list(page["page BH p"]) == ["0.04", "0.5"]  # BH over two: 2·0.02/1 = 0.04, 2·0.5/2 = 0.5
+    assert list(page.verdict) == ["supported", "seed-dependent"]
 
 
 def test_a_chapter_without_results_is_a_clear_error(tmp_path, monkeypatch):
