@@ -15,8 +15,8 @@ sets' exact ranks, ``p = P(S_null ≤ S)``), per training seed, Holm-adjusted wi
 family (:func:`attnbook.registry.causal_family`), then across seeds by the book's conjunction rule.
 
 The **positive control** is pooled the same way: in each process the ``k`` heads whose single-head
-mean ablation raised the MSE most on the selection split (``k`` the size of that process's chosen
-set), tested on the fresh series. :class:`PooledFamily` builds each seed's findings with the semantics
+mean ablation raised the MSE most on **selection series** (other fresh series, from the seeds
+``SELECT_SEED + i``; ``k`` the size of that process's chosen set), tested on the fresh test series. :class:`PooledFamily` builds each seed's findings with the semantics
 of :class:`attnbook.intervene.CausalFamily` (which expects one test per finding)::
 
     p̃ = Holm(pooled p_1 … pooled p_m)        (the positive control excluded)
