@@ -228,6 +228,11 @@ class PooledFamily:
         """The mean over strata of the chosen set's effect minus its null's mean."""
         return float(np.mean([t.effect - t.null_mean for t in self.tests[key].values()]))
 
+    def median_p(self, key: str) -> float:
+        """The finding's control: the pooled p of a median member of each stratum's null, ranked among
+        the other members of that null (about 0.5)."""
+        return _pooled_median_p(list(self.tests[key].values()))
+
     def inconclusive(self, key: str) -> str:
         p, smallest = self.pooled(key)
         if smallest > self.alpha / self.m + 1e-15:
@@ -255,7 +260,7 @@ class PooledFamily:
                       f"{fmt(self.effect(key))}; pooled p = {p:.3g}, Holm p = {adjusted[key]:.3g}, smallest reachable p = {smallest:.3g}; "
                       f"positive control pooled p = {self.control_pooled[0]:.3g}")
             out.append(spec(key).result({CAUSAL: self.effect(key), CAUSAL_P: adjusted[key]},
-                                        {CAUSAL: 0.0, CAUSAL_P: min(1.0, _pooled_median_p(list(strata.values())) * self.m)},
+                                        {CAUSAL: 0.0, CAUSAL_P: min(1.0, self.median_p(key) * self.m)},
                                         detail=detail, inconclusive=self.inconclusive(key)))
         return out
 
