@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -109,6 +111,8 @@ def test_attention_chosen_heads_reads_recency_and_lag_peak():
     """Head (1, 2) puts half its weight on the last key, head (0, 3) all on the key 10 steps back: the two picks."""
     from types import SimpleNamespace
 
+    from attnbook.timeseries.causal import attention_chosen_heads
+
     L, H, T = 2, 4, 40
     w = torch.full((L, 1, H, T, T), 1.0 / T)
     w[1, 0, 2] = 0.5 / T
@@ -117,29 +121,134 @@ def test_attention_chosen_heads_reads_recency_and_lag_peak():
     for i in range(T):
         w[0, 0, 3, i, max(i - 10, 0)] = 1.0
     maps = AttentionMaps(w, ("l0", "l1"))
-    chosen = Q.attention_chosen_heads(SimpleNamespace(maps=maps))
+    chosen = attention_chosen_heads(SimpleNamespace(maps=maps))
     assert chosen == {"recency": (1, 2), "period": (0, 3)}
 
 
-def test_heads_used_finding_needs_a_majority_of_generators_and_beats_a_random_set():
-    from attnbook.intervene import RandomComparison
+def test_fresh_series_are_independent_non_overlapping_and_not_the_training_data():
+    from attnbook.timeseries.causal import EVAL_SEED, SELECT_SEED, fresh_series
+    from attnbook.timeseries.data import make
+    from attnbook.timeseries.experiment import DATA_SEED, PROFILES
 
-    random = tuple(0.01 * i for i in range(28))
-    win = RandomComparison((("l0", 0),), 1.0, 1.0, random, True, "mean")
-    lose = RandomComparison((("l0", 0),), 1.0, 0.0, random, True, "mean")
-    tests = {f"g{i}": (win if i < Q.CAUSAL_MAJORITY else lose) for i in range(9)}
-    # each random set against the other 27: above their 95th percentile (the 26th smallest) only for the two largest
-    assert Q.random_set_count(tests) == pytest.approx(9 * 2 / 28)
-    found = Q.heads_used_finding(tests)
-    assert found.verdict == "supported" and found.measured == {"processes where the heads matter": float(Q.CAUSAL_MAJORITY)}
-    assert found.control == {"processes where the heads matter": pytest.approx(9 * 2 / 28)}
-    tests["g0"] = lose
-    found = Q.heads_used_finding(tests)
-    assert found.verdict == "not supported" and found.detail.startswith(f"{Q.CAUSAL_MAJORITY - 1} of 9")
-    with pytest.raises(InvalidInputError, match="two random sets"):
-        Q.random_set_count({"g": RandomComparison((("l0", 0),), 1.0, 1.0, (0.0,), True, "mean")})
-    records = Q.causal_records({"g1": win}, {"g1": {"recency": (1, 2), "period": (0, 3)}})
-    assert records[0]["finding"] == "g1: recency head L1H2, period head L0H3" and records[0]["verdict"] == "supported"
+    fresh = fresh_series("RandomWalk", 5, 3, 40, 10)
+    assert fresh.x.shape == (15, 40) and fresh.y.shape == (15, 10) and fresh.n_series == 5
+    assert fresh.seeds == tuple(range(EVAL_SEED, EVAL_SEED + 5)) and DATA_SEED not in fresh.seeds
+    # series 2's windows: its own generated series, cut at stride input + horizon (no shared step), normalised by the input
+    values = make("RandomWalk").generate(200, EVAL_SEED + 2).values
+    for j in range(3):
+        inputs, targets = values[50 * j : 50 * j + 40], values[50 * j + 40 : 50 * j + 50]
+        mean, std = inputs.mean(), inputs.std()
+        assert np.allclose(fresh.x[6 + j].numpy(), (inputs - mean) / std, atol=1e-5)
+        assert np.allclose(fresh.y[6 + j].numpy(), (targets - mean) / std, atol=1e-4)
+    again = fresh_series("RandomWalk", 5, 3, 40, 10)
+    assert torch.equal(again.x, fresh.x)  # seeded
+    chooser = fresh_series("RandomWalk", 5, 3, 40, 10, seed=SELECT_SEED)
+    assert not set(chooser.seeds) & set(fresh.seeds) and not torch.equal(chooser.x, fresh.x)  # selection and test splits are disjoint
+    with pytest.raises(InvalidInputError, match="seed"):
+        fresh_series("RandomWalk", 5, 3, 40, 10, seed=0)  # the training data's seed
+    for settings in PROFILES.values():  # the issue's floor: at least 64 series per process
+        assert settings.eval_series >= 64
+    with pytest.raises(InvalidInputError, match="eval_series"):
+        type(PROFILES["quick"])(**{**vars(PROFILES["quick"]), "eval_series": 32})
+
+
+def test_series_mse_is_one_value_per_series():
+    from attnbook.timeseries.causal import fresh_series, series_mse
+
+    model = Forecaster(ForecasterConfig(input_len=40, horizon=10, d_model=16, n_heads=4, d_ff=32)).eval()
+    fresh = fresh_series("GARCH11", 6, 2, 40, 10)
+    per_series = series_mse(model, fresh)
+    with torch.no_grad():
+        err = ((model(fresh.x) - fresh.y) ** 2).numpy()
+    expected = [err[2 * i : 2 * i + 2].mean() for i in range(6)]  # the mean over the series' two windows and the horizon
+    assert per_series.shape == (6,) and np.allclose(per_series.numpy(), expected, rtol=1e-5)
+
+
+def _exact(effect, null, heads=(("l0", 0),), family=1, units=(0.1, 0.2, 0.3)):
+    from attnbook import stats
+    from attnbook.intervene import HeadSetTest
+
+    return HeadSetTest(heads, "layer-matched", "", 1.0, units, stats.exact_test(effect, null), 0.05, family, (0.0, 1.0), 0.01, "mean")
+
+
+def test_pooled_family_decides_on_the_combined_rank_with_a_positive_control():
+    from attnbook import stats
+    from attnbook.claims import summary_record
+    from attnbook.timeseries.causal import FINDING, PooledFamily
+
+    null5 = [0.1, 0.2, 0.3, 0.4, 0.5]  # spaces of 6 sets: the chosen one and five others
+    top = {f"g{i}": _exact(1.0, null5) for i in range(4)}  # rank 1 of 6 in four strata
+    middle = {f"g{i}": _exact(0.35, null5) for i in range(4)}  # rank 3 of 6
+    fam = PooledFamily({FINDING: top}, top)
+    p, smallest = fam.pooled(FINDING)
+    # four independent uniform ranks on 1..6 all equal to 1: (1/6)^4
+    assert p == pytest.approx(6.0 ** -4) and smallest == pytest.approx(6.0 ** -4)
+    assert fam.adjusted == {FINDING: pytest.approx(p)} and fam.control_detected and fam.verdict(FINDING) == "supported"
+    assert fam.effect(FINDING) == pytest.approx(1.0 - 0.3)
+    (found,) = fam.findings()
+    assert found.verdict == "supported" and found.measured == {"effect − null mean": pytest.approx(0.7), "Holm-adjusted p": pytest.approx(p)}
+    assert found.control["effect − null mean"] == 0.0 and found.control["Holm-adjusted p"] > 0.05  # a median null member, pooled
+
+    fam = PooledFamily({FINDING: middle}, top)
+    assert fam.pooled(FINDING)[0] == pytest.approx(stats.combined_rank_test([3] * 4, [6] * 4)[0]) and fam.verdict(FINDING) == "not supported"
+
+    fam = PooledFamily({FINDING: top}, middle)  # the positive control is not detected: nothing can be concluded
+    assert not fam.control_detected and fam.verdict(FINDING) == "inconclusive"
+    assert fam.findings()[0].verdict == "inconclusive" and "positive control" in fam.findings()[0].inconclusive
+
+    few = {"g0": _exact(1.0, [0.1, 0.2, 0.3])}  # one stratum of 4 sets cannot reach 0.05
+    fam = PooledFamily({FINDING: few}, few)
+    assert fam.verdict(FINDING) == "inconclusive" and "smallest reachable p = 0.25" in fam.inconclusive(FINDING)
+
+    records = PooledFamily({FINDING: top}, top).records("forecast MSE rise", seed=3)
+    assert [r["role"] for r in records] == ["stratum"] * 4 + ["pooled"] + ["stratum"] * 4 + ["positive control (pooled)"]
+    assert records[4]["verdict"] == "supported" and records[4]["p_value"] == pytest.approx(p) and records[4]["seed"] == 3
+    summary_record(causal=records)  # the summary schema takes them
+    with pytest.raises(InvalidInputError, match="family"):
+        PooledFamily({FINDING: {"g0": _exact(1.0, null5, family=2)}}, top)
+
+
+def test_the_tables_show_each_seed_pooled_and_each_process_with_its_null():
+    from attnbook.timeseries.causal import FINDING, CausalSection, PooledFamily, Stratum, pooled_over_seeds, strata_frame, verdict_frame
+
+    heads = (("encoder.blocks.0.attn", 1), ("encoder.blocks.1.attn", 2))
+    t = _exact(1.0, [0.1, 0.2, 0.3, 0.4, 0.5], heads=heads)
+    strata = {g: Stratum(g, {"recency": (0, 1), "period": (1, 2)}, t, t, 20) for g in ("g0", "g1")}
+    section = CausalSection(PooledFamily({FINDING: {g: s.chosen for g, s in strata.items()}}, {g: s.control for g, s in strata.items()}),
+                            strata, 1.0, 40, 20)
+    assert section.cost(7) == {"seed": 7, "seconds": 1.0, "forwards": 40, "draws": 20}
+    sections = {0: section, 1: section}
+    p, smallest = pooled_over_seeds(sections)
+    assert p == pytest.approx(6.0 ** -4) and smallest == pytest.approx(6.0 ** -4)  # four strata of rank 1 in 6
+    frame = verdict_frame(sections)
+    assert list(frame.index) == [("0", "attention-picked heads"), ("0", "positive control"), ("1", "attention-picked heads"),
+                                 ("1", "positive control"), ("all (descriptive)", "attention-picked heads"), ("all (descriptive)", "positive control")]
+    assert frame.loc[("0", "attention-picked heads"), "pooled p"] == f"{1 / 36:.3g}" and frame.loc[("0", "positive control"), "verdict"] == "detected"
+    assert {"chosen on", "tested on", "Holm p", "smallest p", "null"} <= set(frame.columns)
+    table = strata_frame(sections)
+    assert table.loc[(0, "g1"), "picked heads"] == "L0H1, L1H2" and table.loc[(0, "g1"), "null"] == "layer-matched, 6 sets"
+    assert table.loc[(0, "g1"), "rank"] == "1 of 6" and table.loc[(0, "g1"), "effect [95 % CI]"] == "1.000 [0.000, 1.000]"
+
+
+def test_generator_tests_choose_on_selection_series_and_test_on_fresh_ones_against_layer_matched_nulls():
+    from types import SimpleNamespace
+
+    from attnbook.timeseries.causal import SELECT_SEED, fresh_series, generator_tests
+
+    cfg = RunConfig("MultiSeasonality", series_len=600, model=ForecasterConfig(input_len=40, horizon=10, d_model=16, n_heads=4, d_ff=32))
+    data = prepare(cfg)
+    model = untrained(cfg)
+    run = SimpleNamespace(name="MultiSeasonality", model=model, data=data, maps=record(model, data, 4))
+    fresh = fresh_series("MultiSeasonality", 6, 2, 40, 10)
+    chooser = fresh_series("MultiSeasonality", 6, 1, 40, 10, seed=SELECT_SEED)
+    stratum = generator_tests(run, fresh, chooser, resamples=200)
+    for t in (stratum.chosen, stratum.control):
+        assert t.null == "layer-matched" and t.result.exact and t.units == 6  # one damage value per fresh series
+        per_layer = [sum(1 for name, _ in t.heads if name == layer) for layer in ("encoder.blocks.0.attn", "encoder.blocks.1.attn")]
+        assert t.result.space == np.prod([math.comb(4, k) for k in per_layer])  # the sets with as many heads in each layer
+    assert len(stratum.control.heads) == len(stratum.chosen.heads) == len(set(stratum.picks.values()))
+    # forwards: 8 single heads + clean on the selection series, then clean + chosen + every other set for each test
+    assert stratum.forwards == 9 + sum(2 + t.result.draws for t in (stratum.chosen, stratum.control))
 
 
 def test_chapter_runs_cover_every_generator_and_seed_on_the_same_series():

@@ -18,23 +18,18 @@ import numpy as np
 import torch
 from scipy.stats import mannwhitneyu
 
-from tqdm.auto import tqdm
-
 from .. import metrics
 from ..claims import Check, Finding, fmt
-from ..errors import InvalidInputError, bad_argument
-from ..intervene import RandomComparison, against_random, head_means
 from ..maps import AttentionMaps
 from ..registry import spec
-from .experiment import GeneratorRun, attention, mse
+from .experiment import GeneratorRun, attention
 from .experiment import untrained as untrained_model
 from .windows import normalise
 
 __all__ = ["SPIKE_KEYS", "STATIONARY", "NON_STATIONARY", "SEASONAL", "NOISE", "MIN_LAG", "spike_preference", "recency", "persistence",
            "turbulence", "regime_recovery", "family_table", "stationarity_test", "lag_peak", "near_period", "period_distance",
            "untrained_answers", "question_findings", "autocorrelation_rank", "profile_period", "chapter_values",
-           "chapter_checks", "forecast_findings", "period_reading", "acf_reading", "CAUSAL_MAJORITY", "attention_chosen_heads",
-           "causal_test", "causal_tests", "random_set_count", "heads_used_finding", "causal_records", "seed_answers", "seed_findings"]
+           "chapter_checks", "forecast_findings", "period_reading", "acf_reading", "seed_answers", "seed_findings"]
 
 _KEY = "distribution-effects/"
 
@@ -363,79 +358,18 @@ def acf_reading(trained: dict, untrained: dict) -> str:
             f"the trained peak {among(trained)} them")
 
 
-# -- does the model use it? ablations against random head sets ----------------------------------------
-
-#: the least number of generators in which the attention-chosen heads must matter (a majority of the
-#: nine; fixed before the ablations ran), read from the registered rule
-CAUSAL_MAJORITY = int(spec(_KEY + "chosen-heads-used").rule.conditions[0].threshold)
-
-
-def attention_chosen_heads(run: GeneratorRun) -> dict[str, tuple[int, int]]:
-    """The heads attention points to in ``run``'s forecaster: the most recency-heavy (largest
-    :func:`~attnbook.metrics.recency_ratio`, window mean) and the most period-peaked (:func:`lag_peak`),
-    as (layer, head)."""
-    recency = metrics.recency_ratio(run.maps).nanmean(1)  # (L, H)
-    layer, head = divmod(int(recency.argmax()), run.maps.n_heads)
-    peak = lag_peak(run.maps)
-    return {"recency": (layer, head), "period": (peak["layer"], peak["head"])}
-
-
-def causal_test(run: GeneratorRun, *, draws: int = 50, seed: int = 0, reference_windows: int = 256, stride: int = 6) -> RandomComparison:
-    """Validation MSE (damage > 0) when the attention-chosen heads (one head if both choices coincide)
-    are mean-ablated — each head's output replaced by its mean over the first ``reference_windows``
-    training windows — against every other head set of the same size (2 layers × 4 heads: 27 pairs).
-    The MSE is taken over every ``stride``-th validation window: windows start one step apart, so
-    neighbours share all but one step, and a stride of 6 keeps the whole span at a sixth of the cost."""
-    heads = sorted(set(attention_chosen_heads(run).values()))
-    means = head_means(run.model, run.data.x_train[:reference_windows])
-    x, y = run.data.x_val[::stride], run.data.y_val[::stride]
-    return against_random(run.model, lambda m: mse(m, x, y), heads, draws=draws, seed=seed, how="mean", reference=means)
-
-
-def causal_tests(first: Mapping[str, GeneratorRun], *, draws: int = 50, seed: int = 0, progress: bool = False) -> dict[str, RandomComparison]:
-    """:func:`causal_test` for every generator's first forecaster."""
-    return {g: causal_test(run, draws=draws, seed=seed) for g, run in tqdm(first.items(), desc="ablating heads", disable=not progress)}
-
-
-def random_set_count(tests: Mapping[str, RandomComparison], q: float = 95.0) -> float:
-    """The number of processes a random head set would be counted in, on average: each random set of
-    each comparison tested, as the chosen set is, against the ``q``-th percentile of the other sets;
-    the mean over a comparison's sets, summed over comparisons (the control of :func:`heads_used_finding`)."""
-    total = 0.0
-    for c in tests.values():
-        r = np.asarray(c.random_effects, dtype=np.float64)
-        if r.size < 2:
-            raise bad_argument(InvalidInputError, "tests", "comparisons with at least two random sets", r.size, raw=True)
-        total += float(np.mean([r[i] > np.percentile(np.delete(r, i), q, method="inverted_cdf") for i in range(r.size)]))
-    return total
-
-
-def heads_used_finding(tests: Mapping[str, RandomComparison]) -> Finding:
-    """``chosen-heads-used``: the number of processes where the chosen heads' effect is above the
-    95th percentile of the sets of the same size (:meth:`~attnbook.intervene.RandomComparison.exceeds`),
-    against :func:`random_set_count` (a random set in their place)."""
-    held = [g for g, c in tests.items() if c.exceeds(95)]
-    median_pct = float(np.median([c.percentile for c in tests.values()]))
-    return spec(_KEY + "chosen-heads-used").result(float(len(held)), random_set_count(tests),
-                                                   detail=f"{len(held)} of {len(tests)} ({', '.join(held) or 'none'}); "
-                                                          f"median percentile {median_pct:.0f}")
-
-
-def causal_records(tests: Mapping[str, RandomComparison], chosen: Mapping[str, dict[str, tuple[int, int]]], seed: int | None = None) -> list[dict]:
-    """One ``summary.json`` ``causal`` record per generator (named with its training ``seed`` when given)."""
-    where = "" if seed is None else f"seed {seed}, "
-    return [c.record(f"{where}{g}: recency head L{chosen[g]['recency'][0]}H{chosen[g]['recency'][1]}, "
-                     f"period head L{chosen[g]['period'][0]}H{chosen[g]['period'][1]}", "validation MSE increase") for g, c in tests.items()]
+# -- does the model use it? -------------------------------------------------------------------------
+# the ablations, their pooled test and its finding: attnbook.timeseries.causal
 
 
 # -- one training seed's answers ----------------------------------------------------------------------
 
-def seed_answers(one: Mapping[str, GeneratorRun], *, draw_seed: int = 0, progress: bool = False) -> dict[str, Any]:
+def seed_answers(one: Mapping[str, GeneratorRun]) -> dict[str, Any]:
     """Every measurement of one training seed's nine forecasters (``one``: generator → run), as the
     chapter reads them: ``values`` (:func:`chapter_values`), ``spikes``, ``persist``, ``turb``,
     ``regime``, ``stat`` (with its ``rows``), ``peaks`` and the ``untrained`` answers (the controls),
-    ``periods``, the ablations ``tests`` and the ``chosen`` heads. The evaluation windows are the
-    same for every seed; ``draw_seed`` seeds the random head sets (every set when there are fewer)."""
+    and ``periods``. The evaluation windows are the same for every seed (the ablations:
+    :func:`attnbook.timeseries.causal.causal_section`)."""
     lists = {g: [r] for g, r in one.items()}
     rows = family_table(lists)
     return {
@@ -449,17 +383,15 @@ def seed_answers(one: Mapping[str, GeneratorRun], *, draw_seed: int = 0, progres
         "peaks": {g: lag_peak(r.maps) for g, r in one.items()},
         "untrained": untrained_answers(lists),
         "periods": {g: tuple(r.data.series.truth.get("periods", ())) for g, r in one.items()},
-        "tests": causal_tests(one, seed=draw_seed, progress=progress),
-        "chosen": {g: attention_chosen_heads(r) for g, r in one.items()},
     }
 
 
-def seed_findings(answers: Mapping[str, Any], profile: str) -> list[Finding]:
+def seed_findings(answers: Mapping[str, Any], profile: str, causal: Sequence[Finding] = ()) -> list[Finding]:
     """One training seed's findings from its :func:`seed_answers`: the forecasters against the naive
-    baselines, the six questions against the untrained networks, the chosen heads against a random set."""
+    baselines, the six questions against the untrained networks, and ``causal`` (the seed's pooled
+    causal findings, :meth:`attnbook.timeseries.causal.PooledFamily.findings`)."""
     a = answers
     found = forecast_findings(a["values"])
     found += question_findings(spikes=a["spikes"], persist=a["persist"], turb=a["turb"], regime=a["regime"], stat=a["stat"],
                                peaks=a["peaks"], untrained=a["untrained"], periods=a["periods"], profile=profile)
-    found.append(heads_used_finding(a["tests"]))
-    return found
+    return found + list(causal)

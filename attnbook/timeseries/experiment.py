@@ -30,7 +30,11 @@ class Settings:
     """Chapter 2's profile: one forecaster per generator and training seed on ``series_len`` steps
     (the seeds: :func:`attnbook.profiles.training_seeds`, 3 in ``quick``, 5 in ``full``);
     ``attn_dropout`` None keeps the model's; ``n_windows`` validation windows captured; per generator
-    ``heatmap_samples`` × ``heatmap_heads`` (None: all heads) heatmaps saved as images."""
+    ``heatmap_samples`` × ``heatmap_heads`` (None: all heads) heatmaps saved as images. The causal
+    section (:mod:`attnbook.timeseries.causal`) tests on ``eval_series`` fresh series per process of
+    ``eval_windows`` non-overlapping windows each (the positive control's heads chosen on as many other
+    series of ``select_windows`` windows each), with at most ``causal_draws`` null draws per test
+    (None: :func:`attnbook.stats.draws_for`; its layer-matched spaces of 4 to 16 sets are enumerated either way)."""
 
     series_len: int
     train: Training
@@ -39,10 +43,18 @@ class Settings:
     heatmap_samples: int
     heatmap_heads: int | None
     hardware: Hardware
+    eval_series: int = 64
+    eval_windows: int = 4
+    select_windows: int = 2
+    causal_draws: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("series_len", "n_windows", "heatmap_samples"):
+        for name in ("series_len", "n_windows", "heatmap_samples", "eval_series", "eval_windows", "select_windows"):
             checks.positive_int(name, getattr(self, name))
+        if self.eval_series < 64:
+            raise bad_argument(InvalidInputError, "eval_series", "at least 64 fresh series per process (issue 30)", self.eval_series)
+        if self.causal_draws is not None:
+            checks.positive_int("causal_draws", self.causal_draws)
         if self.attn_dropout is not None:
             checks.probability("attn_dropout", self.attn_dropout)
         if self.heatmap_heads is not None:
@@ -55,9 +67,11 @@ DATA_SEED = 0
 
 PROFILES: dict[str, Settings] = {
     "quick": Settings(series_len=3000, train=Training(steps=160, batch_size=32, lr=2e-3, warmup=20, eval_every=40),
-                      attn_dropout=0.0, n_windows=64, heatmap_samples=1, heatmap_heads=2, hardware=CPU_FP32),
+                      attn_dropout=0.0, n_windows=64, heatmap_samples=1, heatmap_heads=2, hardware=CPU_FP32,
+                      eval_series=64, eval_windows=4, select_windows=2, causal_draws=None),
     "full": Settings(series_len=10000, train=Training(steps=2000, batch_size=64, lr=1e-3, warmup=100, eval_every=100),
-                     attn_dropout=None, n_windows=256, heatmap_samples=3, heatmap_heads=None, hardware=Hardware("auto", "fp32")),
+                     attn_dropout=None, n_windows=256, heatmap_samples=3, heatmap_heads=None, hardware=Hardware("auto", "fp32"),
+                     eval_series=256, eval_windows=4, select_windows=4, causal_draws=1000),
 }
 
 
