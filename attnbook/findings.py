@@ -118,7 +118,8 @@ def _p(x) -> str:
 
 
 def causal_table(profile: str = "quick") -> pd.DataFrame:
-    """One row per causal test of every chapter and seed (the positive controls included, marked): the
+    """One row per causal test of every chapter and seed (the positive controls included, marked; the
+    strata of a pooled test are left to their chapter's table): the
     attention finding, the seed, the role (finding / positive control), the metric, the ablation, how
     many heads, the null (layer-matched or unmatched), the chosen heads' effect with its interval over
     independent units, the null's mean, the sets drawn, raw p, Holm-adjusted p within the chapter's
@@ -126,6 +127,8 @@ def causal_table(profile: str = "quick") -> pd.DataFrame:
     rows = []
     for title, summary in _summaries(profile):
         for c in summary.get("causal", []):
+            if c.get("role") == "stratum":  # one stratum of a pooled test: in its chapter's own table, not here
+                continue
             drawn = c.get("draws")
             space = c.get("space")
             rows.append({"chapter": title, "attention finding": c["finding"], "seed": c.get("seed", "—"), "role": c.get("role", "finding"),

@@ -284,6 +284,7 @@ class PooledFamily:
                         "null": "layer-matched (per process, exact); combined rank test", "effect": float(np.mean([t.effect for t in ts])),
                         "random_mean": float(np.mean([t.null_mean for t in ts])),
                         "percentile": float(np.mean([100.0 * np.mean(np.asarray(t.result.null) < t.effect) for t in ts])),
+                        "interval": [None, None], "space": None, "detectable": None,  # per process only (the strata's records)
                         "p_value": p, "p_adjusted": p_adj, "smallest_p": smallest, "draws": sum(t.result.draws for t in ts),
                         "strata": len(ts), "selection": self.selection, "test_split": self.test_split, "family": self.m, "alpha": self.alpha,
                         "rule": f"Holm-adjusted pooled p < {self.alpha:g} (one-sided)", "verdict": verdict, "key": key, "seed": seed})
