@@ -83,22 +83,35 @@ FINDINGS: tuple[FindingSpec, ...] = (
                 Rule.of(("same-layer rate ÷ chance", ">=", 2.0)),
                 note="Was 'rate >= 2 × chance'."),
     FindingSpec("reading-attention/positional-heads-used",
-                "ablating the previous/next-token heads costs more paraphrase margin than random heads",
-                "paraphrase margin lost when the heads with more than half their attention on the previous or next token are "
-                "mean-ablated together", _RANDOM_SETS, CAUSAL_RULE),
+                "ablating the previous/next-token heads costs more role margin than heads of the same layers",
+                "role margin lost per test item (cos(source, correct) − cos(source, distractor) of the role task, intact minus "
+                "ablated) when the heads with more than half their attention on the previous or next token (chosen on the "
+                "selection split's source sentences) are mean-ablated together, on the test split; mean over items, one-sided "
+                "permutation p against layer-matched head sets ablated the same way",
+                _RANDOM_SETS, CAUSAL_RULE,
+                note="Issue 30: was the paraphrase margin of 16 pairs against 50 unmatched random sets at the 95th percentile, heads "
+                     "chosen and tested on the same sentences. Now a role task of 128 items (512 in full), heads chosen on one half "
+                     "and tested on the other, a layer-matched null, Holm within the chapter's family and a positive control."),
     FindingSpec("reading-attention/sink-heads-used",
-                "ablating the [CLS]/[SEP] sink heads costs more paraphrase margin than random heads",
-                "paraphrase margin lost when the heads with more than half their attention on [CLS] + [SEP] are mean-ablated together",
-                _RANDOM_SETS, CAUSAL_RULE),
+                "ablating the [CLS]/[SEP] sink heads costs more role margin than heads of the same layers",
+                "role margin lost per test item when the heads with more than half their attention on [CLS] + [SEP] (chosen on "
+                "the selection split's source sentences) have their pattern replaced by uniform attention over the keys each "
+                "query may see, together, on the test split; mean over items, one-sided permutation p against layer-matched "
+                "head sets ablated the same way",
+                _RANDOM_SETS, CAUSAL_RULE,
+                note="Issue 30: was mean ablation — a sink's output barely varies, so its mean is nearly itself and mean ablation "
+                     "removed almost nothing; now its pattern is made uniform. Task, splits, null and correction as for "
+                     "positional-heads-used."),
     FindingSpec("reading-attention/sharper-heads-matter",
                 "sharper heads matter more: a head's attention sharpness ranks with its single-head ablation effect",
-                "Spearman's ρ (and its p) over the heads between sharpness (1 - normalised entropy) and the paraphrase margin lost "
-                "when the head alone is mean-ablated",
+                "Spearman's ρ (and its p) over the heads between sharpness (1 - normalised entropy, on the selection split's "
+                "source sentences) and the role margin lost on the selection split when the head alone is mean-ablated",
                 "the random-init twin: the same correlation between its heads' sharpness and the margin each costs its own "
-                "embeddings when mean-ablated alone",
+                "embeddings when mean-ablated alone, on the same items",
                 Rule.of(("Spearman ρ", ">", 0.0), ("p", "<", 0.05)),
                 note="The control was the null (ρ = 0 if unrelated) before issue 28. The twin, measured, holds what mean ablation "
-                     "does to any sharper head, trained or not."),
+                     "does to any sharper head, trained or not. A correlation, not in the causal family; since issue 30 measured "
+                     "on the role task's selection split (was the 16-pair paraphrase margin)."),
     # -- end of chapter 1 ----------------------------------------------------------------------------------
 
     # -- chapter 2: distribution-effects -------------------------------------------------------------------

@@ -415,7 +415,8 @@ def causal_section(lm: LanguageModel, selection: Sequence[RoleItem], test: Seque
     On the **selection split** (``selection``): the attention groups (:func:`attention_groups` of
     ``measures``, :func:`head_measures` of the selection sources' maps; computed here when not given)
     and every head ablated alone (mean ablation, :func:`single_head_effects`); the positive control is
-    the ``k`` heads whose single ablation cost most, ``k`` the size of the larger group. On the **test
+    the ``k`` heads whose single ablation cost most, ``k`` the size of the smaller group (a small set
+    that matters is the harder one to detect). On the **test
     split** (``test``): one :func:`~attnbook.intervene.head_set_test` per group (``how`` from :data:`HOW`)
     and for the positive control, each against the layer-matched null, sized for the family of
     :func:`attnbook.registry.causal_family` (``max_draws``: ``None`` for :func:`attnbook.stats.draws_for`)."""
@@ -440,7 +441,7 @@ def causal_section(lm: LanguageModel, selection: Sequence[RoleItem], test: Seque
     chosen_metric = _Counted(margin_lost(lm, selection))
     reference = _reference(lm, [i.source for i in selection], CONTROL_HOW)
     effects = head_effects(lm.model, _mean_metric(chosen_metric), how=CONTROL_HOW, reference=reference, progress=progress)
-    k = max(len(heads) for heads in groups.values())
+    k = min(len(heads) for heads in groups.values())
     strongest = strongest_heads(effects, k)
     metric = _Counted(margin_lost(lm, test))
     tests = {}
