@@ -47,41 +47,53 @@ FINDINGS: tuple[FindingSpec, ...] = (
                 "the random-init twin (same architecture, no training), measured the same way",
                 Rule.of(("strongest previous/next-token head", ">", 0.5), ("share of heads > 0.5 in the early half", ">", 0.5)),
                 note="Was two claims (strongest previous/next-token head > 0.5 on MiniLM, < 0.5 on the random twin) and Clark et al.'s "
-                     "hypothesis (at least one head > 0.5, more than half of them early); a strongest head above 0.5 is 'at least one head'."),
+                     "hypothesis (at least one head > 0.5, more than half of them early); a strongest head above 0.5 is 'at least one head'."
+                     " Since issue 30 measured on the source sentences of the role task's selection split (64 in quick, 256 in full; "
+                     "were 24 and 64 hand-written sentences)."),
     FindingSpec("reading-attention/sink-heads",
                 "some heads put more than half their attention on [CLS] and [SEP]",
                 "per head, its sentence-mean attention on [CLS] + [SEP]: the strongest head's",
                 "the random-init twin (same architecture, no training), measured the same way",
                 Rule.of(("strongest [CLS]+[SEP] head", ">", 0.5)),
-                note="Was two claims (strongest sink > 0.5 on MiniLM, < 0.5 on the random twin)."),
+                note="Was two claims (strongest sink > 0.5 on MiniLM, < 0.5 on the random twin)."
+                     " Since issue 30 measured on the source sentences of the role task's selection split (64 in quick, 256 in full; "
+                     "were 24 and 64 hand-written sentences)."),
     FindingSpec("reading-attention/little-self-attention",
                 "most heads put less than 10 % of their attention on the current token (Clark et al.)",
                 "the share of heads whose sentence-mean attention on the current token is below 0.1",
                 "the random-init twin (same architecture, no training), measured the same way",
                 Rule.of(("share of heads < 0.1 on the current token", ">", 0.5)),
                 note="The twin was beside this hypothesis but outside its verdict before issue 28. Uniform attention over n tokens "
-                     "puts 1/n on each, below 0.1 from 11 tokens on, so the twin can pass too."),
+                     "puts 1/n on each, below 0.1 from 11 tokens on, so the twin can pass too."
+                     " Since issue 30 measured on the source sentences of the role task's selection split (64 in quick, 256 in full; "
+                     "were 24 and 64 hand-written sentences)."),
     FindingSpec("reading-attention/layer-label-peaks",
                 "layers attend most to [CLS] early, to [SEP] in the middle and to punctuation deep (Clark et al.)",
                 "per label ([CLS], [SEP], punctuation), the layer where its attention mass (mean over heads and sentences) peaks: "
                 "how many of the three labels peak in their third of the layers (first, middle, last)",
                 "the random-init twin (same architecture, no training), measured the same way",
                 Rule.of(("labels peaking in their third", ">=", 3.0)),
-                note="Was 'peaks in the first, middle and last third of the layers', all three."),
+                note="Was 'peaks in the first, middle and last third of the layers', all three."
+                     " Since issue 30 measured on the source sentences of the role task's selection split (64 in quick, 256 in full; "
+                     "were 24 and 64 hand-written sentences)."),
     FindingSpec("reading-attention/broad-early-heads",
                 "some heads of the early layers attend broadly (Clark et al.)",
                 "the highest sentence-mean normalised entropy (H / log n) among the heads of the early half of the layers",
                 "the random-init twin (same architecture, no training), measured the same way",
                 Rule.of(("broadest early head (normalised entropy)", ">", 0.9)),
                 note="Was 'some head of the early half has normalised entropy > 0.9'. Near-uniform attention has entropy near 1, "
-                     "so the twin can pass too."),
+                     "so the twin can pass too."
+                     " Since issue 30 measured on the source sentences of the role task's selection split (64 in quick, 256 in full; "
+                     "were 24 and 64 hand-written sentences)."),
     FindingSpec("reading-attention/heads-of-a-layer-alike",
                 "heads of a layer attend alike: a head's nearest head (Jensen-Shannon) is usually in its own layer (Clark et al.)",
                 "the share of heads whose nearest other head (mean Jensen-Shannon divergence over rows and sentences) is in "
                 "their own layer, divided by chance, (H - 1) / (L·H - 1)",
                 "the random-init twin (same architecture, no training), measured the same way",
                 Rule.of(("same-layer rate ÷ chance", ">=", 2.0)),
-                note="Was 'rate >= 2 × chance'."),
+                note="Was 'rate >= 2 × chance'."
+                     " Since issue 30 measured on the source sentences of the role task's selection split (64 in quick, 256 in full; "
+                     "were 24 and 64 hand-written sentences)."),
     FindingSpec("reading-attention/positional-heads-used",
                 "ablating the previous/next-token heads costs more role margin than heads of the same layers",
                 "role margin lost per test item (cos(source, correct) − cos(source, distractor) of the role task, intact minus "

@@ -496,7 +496,8 @@ def causal_numbers(section: CausalSection) -> dict[str, str]:
     if family.control.null_note:
         notes.append(f"positive control: {family.control.null_note}")
     out.update({"causal_m": str(family.m), "causal_seconds": f"{section.cost['seconds']:.0f}", "causal_forwards": str(section.cost["forwards"]),
-                "causal_draws": str(section.cost["draws"]), "causal_null_note": "; ".join(notes) or "none: every test drew from its layer-matched null"})
+                "causal_draws": str(section.cost["draws"]),
+                "causal_null_note": "; ".join(notes) or "none: every test drew from its layer-matched null"})
     return out
 
 
