@@ -131,7 +131,7 @@ def role_items(n: int, seed: int = 0) -> list[RoleItem]:
     """``n`` items of the role task (:class:`RoleItem`), generated from :data:`PEOPLE`, :data:`VERBS` and
     :data:`SETTINGS` with a seeded ``random.Random``: two different people, a verb and a setting per
     item. No two items share a source sentence, nor the same two people (in either role) with the same
-    verb and setting, so the items are independent units and no item's distractor is another's source."""
+    verb and setting, so the items are independent units and no item's role swap is another item's source."""
     n = checks.integer("n", n, minimum=2, maximum=10_000)
     rng = random.Random(seed)
     seen: set[tuple] = set()
