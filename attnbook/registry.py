@@ -47,58 +47,83 @@ FINDINGS: tuple[FindingSpec, ...] = (
                 "the random-init twin (same architecture, no training), measured the same way",
                 Rule.of(("strongest previous/next-token head", ">", 0.5), ("share of heads > 0.5 in the early half", ">", 0.5)),
                 note="Was two claims (strongest previous/next-token head > 0.5 on MiniLM, < 0.5 on the random twin) and Clark et al.'s "
-                     "hypothesis (at least one head > 0.5, more than half of them early); a strongest head above 0.5 is 'at least one head'."),
+                     "hypothesis (at least one head > 0.5, more than half of them early); a strongest head above 0.5 is 'at least one head'."
+                     " Since issue 30 measured on the source sentences of the role task's selection split (64 in quick, 256 in full; "
+                     "were 24 and 64 hand-written sentences)."),
     FindingSpec("reading-attention/sink-heads",
                 "some heads put more than half their attention on [CLS] and [SEP]",
                 "per head, its sentence-mean attention on [CLS] + [SEP]: the strongest head's",
                 "the random-init twin (same architecture, no training), measured the same way",
                 Rule.of(("strongest [CLS]+[SEP] head", ">", 0.5)),
-                note="Was two claims (strongest sink > 0.5 on MiniLM, < 0.5 on the random twin)."),
+                note="Was two claims (strongest sink > 0.5 on MiniLM, < 0.5 on the random twin)."
+                     " Since issue 30 measured on the source sentences of the role task's selection split (64 in quick, 256 in full; "
+                     "were 24 and 64 hand-written sentences)."),
     FindingSpec("reading-attention/little-self-attention",
                 "most heads put less than 10 % of their attention on the current token (Clark et al.)",
                 "the share of heads whose sentence-mean attention on the current token is below 0.1",
                 "the random-init twin (same architecture, no training), measured the same way",
                 Rule.of(("share of heads < 0.1 on the current token", ">", 0.5)),
                 note="The twin was beside this hypothesis but outside its verdict before issue 28. Uniform attention over n tokens "
-                     "puts 1/n on each, below 0.1 from 11 tokens on, so the twin can pass too."),
+                     "puts 1/n on each, below 0.1 from 11 tokens on, so the twin can pass too."
+                     " Since issue 30 measured on the source sentences of the role task's selection split (64 in quick, 256 in full; "
+                     "were 24 and 64 hand-written sentences)."),
     FindingSpec("reading-attention/layer-label-peaks",
                 "layers attend most to [CLS] early, to [SEP] in the middle and to punctuation deep (Clark et al.)",
                 "per label ([CLS], [SEP], punctuation), the layer where its attention mass (mean over heads and sentences) peaks: "
                 "how many of the three labels peak in their third of the layers (first, middle, last)",
                 "the random-init twin (same architecture, no training), measured the same way",
                 Rule.of(("labels peaking in their third", ">=", 3.0)),
-                note="Was 'peaks in the first, middle and last third of the layers', all three."),
+                note="Was 'peaks in the first, middle and last third of the layers', all three."
+                     " Since issue 30 measured on the source sentences of the role task's selection split (64 in quick, 256 in full; "
+                     "were 24 and 64 hand-written sentences)."),
     FindingSpec("reading-attention/broad-early-heads",
                 "some heads of the early layers attend broadly (Clark et al.)",
                 "the highest sentence-mean normalised entropy (H / log n) among the heads of the early half of the layers",
                 "the random-init twin (same architecture, no training), measured the same way",
                 Rule.of(("broadest early head (normalised entropy)", ">", 0.9)),
                 note="Was 'some head of the early half has normalised entropy > 0.9'. Near-uniform attention has entropy near 1, "
-                     "so the twin can pass too."),
+                     "so the twin can pass too."
+                     " Since issue 30 measured on the source sentences of the role task's selection split (64 in quick, 256 in full; "
+                     "were 24 and 64 hand-written sentences)."),
     FindingSpec("reading-attention/heads-of-a-layer-alike",
                 "heads of a layer attend alike: a head's nearest head (Jensen-Shannon) is usually in its own layer (Clark et al.)",
                 "the share of heads whose nearest other head (mean Jensen-Shannon divergence over rows and sentences) is in "
                 "their own layer, divided by chance, (H - 1) / (L·H - 1)",
                 "the random-init twin (same architecture, no training), measured the same way",
                 Rule.of(("same-layer rate ÷ chance", ">=", 2.0)),
-                note="Was 'rate >= 2 × chance'."),
+                note="Was 'rate >= 2 × chance'."
+                     " Since issue 30 measured on the source sentences of the role task's selection split (64 in quick, 256 in full; "
+                     "were 24 and 64 hand-written sentences)."),
     FindingSpec("reading-attention/positional-heads-used",
-                "ablating the previous/next-token heads costs more paraphrase margin than random heads",
-                "paraphrase margin lost when the heads with more than half their attention on the previous or next token are "
-                "mean-ablated together", _RANDOM_SETS, CAUSAL_RULE),
+                "ablating the previous/next-token heads costs more role margin than heads of the same layers",
+                "role margin lost per test item (cos(source, correct) − cos(source, distractor) of the role task, intact minus "
+                "ablated) when the heads with more than half their attention on the previous or next token (chosen on the "
+                "selection split's source sentences) are mean-ablated together, on the test split; mean over items, one-sided "
+                "permutation p against layer-matched head sets ablated the same way",
+                _RANDOM_SETS, CAUSAL_RULE,
+                note="Issue 30: was the paraphrase margin of 16 pairs against 50 unmatched random sets at the 95th percentile, heads "
+                     "chosen and tested on the same sentences. Now a role task of 128 items (512 in full), heads chosen on one half "
+                     "and tested on the other, a layer-matched null, Holm within the chapter's family and a positive control."),
     FindingSpec("reading-attention/sink-heads-used",
-                "ablating the [CLS]/[SEP] sink heads costs more paraphrase margin than random heads",
-                "paraphrase margin lost when the heads with more than half their attention on [CLS] + [SEP] are mean-ablated together",
-                _RANDOM_SETS, CAUSAL_RULE),
+                "ablating the [CLS]/[SEP] sink heads costs more role margin than heads of the same layers",
+                "role margin lost per test item when the heads with more than half their attention on [CLS] + [SEP] (chosen on "
+                "the selection split's source sentences) have their pattern replaced by uniform attention over the keys each "
+                "query may see, together, on the test split; mean over items, one-sided permutation p against layer-matched "
+                "head sets ablated the same way",
+                _RANDOM_SETS, CAUSAL_RULE,
+                note="Issue 30: was mean ablation — a sink's output barely varies, so its mean is nearly itself and mean ablation "
+                     "removed almost nothing; now its pattern is made uniform. Task, splits, null and correction as for "
+                     "positional-heads-used."),
     FindingSpec("reading-attention/sharper-heads-matter",
                 "sharper heads matter more: a head's attention sharpness ranks with its single-head ablation effect",
-                "Spearman's ρ (and its p) over the heads between sharpness (1 - normalised entropy) and the paraphrase margin lost "
-                "when the head alone is mean-ablated",
+                "Spearman's ρ (and its p) over the heads between sharpness (1 - normalised entropy, on the selection split's "
+                "source sentences) and the role margin lost on the selection split when the head alone is mean-ablated",
                 "the random-init twin: the same correlation between its heads' sharpness and the margin each costs its own "
-                "embeddings when mean-ablated alone",
+                "embeddings when mean-ablated alone, on the same items",
                 Rule.of(("Spearman ρ", ">", 0.0), ("p", "<", 0.05)),
                 note="The control was the null (ρ = 0 if unrelated) before issue 28. The twin, measured, holds what mean ablation "
-                     "does to any sharper head, trained or not."),
+                     "does to any sharper head, trained or not. A correlation, not in the causal family; since issue 30 measured "
+                     "on the role task's selection split (was the 16-pair paraphrase margin)."),
     # -- end of chapter 1 ----------------------------------------------------------------------------------
 
     # -- chapter 2: distribution-effects -------------------------------------------------------------------

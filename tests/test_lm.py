@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -81,27 +82,82 @@ def test_similarity_relevance(minilm):
     assert abs(cos - out["similarity"]) < 1e-5
 
 
-# --- does the model use it? -------------------------------------------------------------------------
+# --- the role task ----------------------------------------------------------------------------------
 
-def test_paraphrase_margin_by_hand(minilm):
-    from attnbook.lm.analysis import margin_lost, paraphrase_margin
-
-    pairs = lm.data.paraphrase_pairs(3)
-    a = torch.nn.functional.normalize(lm.embed(minilm, [p[0] for p in pairs]), dim=-1)
-    b = torch.nn.functional.normalize(lm.embed(minilm, [p[1] for p in pairs]), dim=-1)
-    same = [float(a[i] @ b[i]) for i in range(3)]
-    other = [float(a[i] @ b[j]) for i in range(3) for j in range(3) if i != j]
-    want = sum(same) / 3 - sum(other) / 6
-    assert math.isclose(paraphrase_margin(minilm, pairs), want, rel_tol=1e-5)
-    assert math.isclose(margin_lost(minilm, pairs)(minilm.model), -want, rel_tol=1e-5)
-    assert want > 0.2  # the paraphrases are closer than the unrelated sentences
-
-
-def test_paraphrase_pairs_are_checked():
-    assert lm.data.paraphrase_pairs(2)[0][0] == lm.data.SENTENCES[0]
+def test_role_items_are_seeded_distinct_and_made_of_the_same_tokens():
+    items = lm.data.role_items(600, seed=3)
+    assert items == lm.data.role_items(600, seed=3) and items != lm.data.role_items(600, seed=4)
+    assert len({i.source for i in items}) == 600  # one source sentence per item: the units
+    assert len({(frozenset((i.agent, i.patient)), i.verb, i.setting) for i in items}) == 600  # no item is another's role swap
+    sources = {i.source.lower().rstrip(".") for i in items}
+    for item in items:
+        assert item.agent != item.patient
+        assert item.source == f"The {item.agent} {item.verb} the {item.patient} {item.setting}."
+        assert item.correct == f"{item.setting[0].upper()}{item.setting[1:]}, the {item.agent} {item.verb} the {item.patient}."
+        assert item.distractor == f"{item.setting[0].upper()}{item.setting[1:]}, the {item.patient} {item.verb} the {item.agent}."
+        words = lambda text: sorted(re.findall(r"\w+|[^\w\s]", text.lower()))  # noqa: E731
+        assert words(item.correct) == words(item.distractor) != words(item.source)  # the same multiset (the source has no comma)
+        assert f"the {item.patient} {item.verb} the {item.agent} {item.setting}".lower() not in sources
     with pytest.raises(InvalidInputError, match="n"):
-        lm.data.paraphrase_pairs(1)
+        lm.data.role_items(1)
 
+
+def test_split_items_is_disjoint_by_source_sentence():
+    items = lm.data.role_items(9)
+    selection, test = lm.data.split_items(items)
+    assert selection == items[:4] and test == items[4:]
+    assert not {i.source for i in selection} & {i.source for i in test}
+    with pytest.raises(InvalidInputError, match="items"):
+        lm.data.split_items(items[:3])
+
+
+def test_accuracy_counts_ties_as_half():
+    from attnbook.lm.analysis import accuracy
+
+    assert accuracy([0.2, -0.1, 0.0, 0.3]) == pytest.approx((1 + 0 + 0.5 + 1) / 4)
+    assert accuracy(torch.zeros(5)) == 0.5
+    with pytest.raises(InvalidInputError, match="margins"):
+        accuracy([])
+
+
+def test_bag_of_words_overlap_ties_every_role_item(minilm):
+    import numpy as np
+
+    from attnbook.lm.analysis import accuracy, overlap_margins
+
+    items = lm.data.role_items(200)
+    margins = overlap_margins(items, minilm.tokenizer.tokenize)
+    assert margins.shape == (200,) and np.all(margins == 0.0) and accuracy(margins) == 0.5
+    # by hand: source a a b, correct a b (counts 1,1), distractor a c: cos = 3/(√5·√2) and 2/(√5·√2)
+    item = lm.data.RoleItem("a a b", "a b", "a c", "a", "b", "v", "s")
+    assert overlap_margins([item], str.split)[0] == pytest.approx(3 / math.sqrt(10) - 2 / math.sqrt(10))
+
+
+def test_role_margins_by_hand_and_one_damage_value_per_item(minilm):
+    from attnbook.lm.analysis import margin_lost, role_margins
+
+    items = lm.data.role_items(3, seed=1)
+    want = []
+    for item in items:
+        a, c, d = torch.nn.functional.normalize(lm.embed(minilm, [item.source, item.correct, item.distractor]), dim=-1)
+        want.append(float(a @ c - a @ d))
+    got = role_margins(minilm, items)
+    assert got.shape == (3,) and got.tolist() == pytest.approx(want, abs=1e-5)
+    damage = margin_lost(minilm, items)(minilm.model)
+    assert damage.shape == (3,) and damage.tolist() == pytest.approx([-w for w in want], abs=1e-5)
+
+
+def test_task_checks_rules():
+    from attnbook.lm.analysis import task_checks
+
+    good = {"accuracy": 0.95, "twin_accuracy": 0.44, "overlap_untied": 0.0}
+    assert all(c.holds for c in task_checks(good))
+    assert [c.holds for c in task_checks({**good, "accuracy": 0.8})] == [False, True, True]
+    assert [c.holds for c in task_checks({**good, "twin_accuracy": 0.66})] == [True, False, True]
+    assert [c.holds for c in task_checks({**good, "overlap_untied": 0.01})] == [True, True, False]
+
+
+# --- does the model use it? -------------------------------------------------------------------------
 
 def test_attention_groups_follow_the_fifty_percent_rule():
     from attnbook.lm.analysis import attention_groups
@@ -115,28 +171,57 @@ def test_attention_groups_follow_the_fifty_percent_rule():
     assert attention_groups(measures) == {"previous/next-token heads": [(0, 1), (1, 2)], "[CLS]/[SEP] sink heads": [(1, 0)]}
 
 
+def test_the_chapter_family_and_how_each_group_is_ablated():
+    from attnbook import registry
+    from attnbook.lm.analysis import CAUSAL_KEYS, CONTROL_HOW, HOW, SINKS
+
+    assert sorted(registry.causal_family("reading-attention")) == sorted(CAUSAL_KEYS.values())
+    assert "reading-attention/sharper-heads-matter" not in registry.causal_family("reading-attention")
+    assert HOW[SINKS] == "uniform" and CONTROL_HOW == "mean"  # a sink's pattern is replaced, not its mean
+
+
+def test_causal_section_refuses_shared_source_sentences(minilm):
+    from attnbook.lm.analysis import causal_section
+
+    items = lm.data.role_items(8)
+    with pytest.raises(InvalidInputError, match="test"):
+        causal_section(minilm, items[:4], items[3:])
+
+
+def _head_set_test(effect, null, units, family=2):
+    from attnbook import stats
+    from attnbook.intervene import HeadSetTest
+
+    result = stats.exact_test(effect, null)
+    return HeadSetTest((("l0", 1),), "layer-matched", "", 0.0, tuple(units), result, 0.05, family, (min(units), max(units)), 0.01, "mean")
+
+
 def test_causal_findings_rules():
     from attnbook import registry
-    from attnbook.intervene import HeadEffects, RandomComparison
-    from attnbook.lm.analysis import SHARPNESS, CausalStudy, causal_findings, causal_records, finding_texts
+    from attnbook.intervene import CausalFamily, HeadEffects
+    from attnbook.lm.analysis import CAUSAL_KEYS, POSITIONAL, SHARPNESS, SINKS, CausalSection, causal_findings, causal_numbers, finding_texts
 
-    random = tuple(0.01 * i for i in range(20))
-    comparisons = {"previous/next-token heads": RandomComparison((("l0", 1),), -0.7, 0.5, random, False, "mean"),
-                   "[CLS]/[SEP] sink heads": RandomComparison((("l1", 0),), -0.7, 0.05, random, False, "mean")}
-    groups = {"previous/next-token heads": [(0, 1)], "[CLS]/[SEP] sink heads": [(1, 0)]}
+    null = [0.01 * i for i in range(99)]  # space of 100: smallest p 0.01 < 0.05 / 2
+    strong, weak = _head_set_test(1.5, null, [1.4, 1.6]), _head_set_test(0.3, null, [0.2, 0.4])
+    control = _head_set_test(2.0, null, [1.9, 2.1])
+    family = CausalFamily({CAUSAL_KEYS[POSITIONAL]: strong, CAUSAL_KEYS[SINKS]: weak}, control, "sel", "test")
     effects = HeadEffects(-0.7, torch.zeros(2, 3), ("l0", "l1"), "mean")
-    study = CausalStudy(0.7, effects, groups, comparisons, {SHARPNESS: (0.4, 0.001)})
-    found = causal_findings(study, {SHARPNESS: (0.05, 0.6)})
+    section = CausalSection(family, effects, {POSITIONAL: [(0, 1)], SINKS: [(1, 0)]}, {SHARPNESS: (0.4, 0.001)}, {"l0": 0.0, "l1": 0.0},
+                            {"seconds": 1.0, "forwards": 10, "draws": 297}, 4, 4)
+    found = causal_findings(section, {SHARPNESS: (0.05, 0.6)})
     assert [f.spec.key for f in found] == ["reading-attention/positional-heads-used", "reading-attention/sink-heads-used",
                                            "reading-attention/sharper-heads-matter"]
     assert [f.verdict for f in found] == ["supported", "not supported", "supported"]
-    assert found[0].measured == {registry.CAUSAL: pytest.approx(0.5 - 0.18)}  # q95 of 0, 0.01 … 0.19: the 19th smallest
-    assert found[2].control == {"Spearman ρ": 0.05, "p": 0.6} and found[2].detail == "6 heads"
-    assert causal_findings(study, {SHARPNESS: (0.5, 0.001)})[2].verdict == "not supported"  # the twin ranks so too
-    assert [r["verdict"] for r in causal_records(study)] == ["supported", "not supported"]
-    no_sinks = CausalStudy(0.7, effects, groups, {"previous/next-token heads": comparisons["previous/next-token heads"]}, {SHARPNESS: (0.4, 0.001)})
-    assert causal_findings(no_sinks, {SHARPNESS: (0.05, 0.6)})[1].verdict == "inconclusive"
+    assert found[0].measured[registry.CAUSAL_P] == pytest.approx(0.02)  # Holm: 2 × p = 2 × 0.01
+    assert found[2].control == {"Spearman ρ": 0.05, "p": 0.6} and found[2].detail == "6 heads, 4 selection items"
+    numbers = causal_numbers(section)
+    assert numbers["causal_positional_verdict"] == "**supported**" and numbers["causal_control_verdict"] == "**detected**"
+    assert numbers["causal_control_holm"] == "—" and numbers["causal_m"] == "2" and numbers["causal_draws"] == "297"
+    records = section.records(0)
+    assert [r["key"] for r in records] == [CAUSAL_KEYS[POSITIONAL], CAUSAL_KEYS[SINKS], "positive control"]
+    # the positive control not detected: the family is inconclusive
+    missed = CausalFamily(family.tests, _head_set_test(0.2, null, [0.1, 0.3]), "sel", "test")
+    section = CausalSection(missed, effects, section.groups, section.rank, section.per_layer, section.cost, 4, 4)
+    assert [f.verdict for f in causal_findings(section, {SHARPNESS: (0.05, 0.6)})][:2] == ["inconclusive", "inconclusive"]
     texts = finding_texts(found)
-    assert texts["sharper_heads_matter"] == {"verdict": "**supported**", "reason": "the model meets the rule; the control does not",
-                                             "measured": "Spearman ρ 0.400; p 0.001", "control": "Spearman ρ 0.050; p 0.600",
-                                             "detail": "6 heads"}
+    assert texts["sharper_heads_matter"]["measured"] == "Spearman ρ 0.400; p 0.001"

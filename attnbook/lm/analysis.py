@@ -1,5 +1,7 @@
 """Chapter 1's checks and findings: Clark et al. (2019, "What Does BERT Look At?") re-measured on
-MiniLM, and whether the heads attention singles out matter to the paraphrase margin.
+MiniLM, and whether the heads attention singles out matter to the role task
+(:func:`~attnbook.lm.data.role_items`: which of two candidates made of the same tokens keeps who did
+what to whom in a source sentence).
 
 Each finding is declared in :mod:`attnbook.registry` (``reading-attention/…``): its measure is read
 from batch-mean head metrics of the pretrained model and, the same way, from its randomly
@@ -10,28 +12,35 @@ it too. Thresholds are the paper's (50 % of a head's attention) or stated in the
 from __future__ import annotations
 
 import math
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from .. import metrics
+from .. import metrics, stats
 from ..claims import Check, Finding, fmt
-from ..intervene import HeadEffects, RandomComparison, against_random, head_effects, head_means
+from ..errors import InvalidInputError, bad_argument
+from ..intervene import CausalFamily, HeadEffects, head_effects, head_means, head_set_test, per_layer_effects, strongest_heads
+from ..intervene.family import POSITIVE_CONTROL
 from ..maps import AttentionMaps
 from ..registry import spec
 from .attention import encode
+from .data import RoleItem
 from .importance import embed
 from .model import LanguageModel
 
 __all__ = ["SPECIAL", "PUNCTUATION", "GROUPS", "layer_label_profile", "nearest_same_layer_rate", "chance_same_layer_rate", "head_measures",
            "exemplar_heads", "CHAPTER", "MEASURES", "early_share", "label_peaks", "peaks_in_their_third", "finding_values",
-           "attention_findings", "head_values", "chapter_checks", "rank_agreement", "RANKED_STATISTICS", "paraphrase_margin", "margin_lost",
-           "attention_groups", "CausalStudy", "effect_ranks", "single_head_ranks", "causal_study", "CAUSAL_KEYS", "SHARPNESS",
-           "causal_findings", "finding_texts", "causal_records"]
+           "attention_findings", "head_values", "chapter_checks", "rank_agreement", "role_margins", "accuracy", "overlap_margins",
+           "task_values", "task_checks", "RANKED_STATISTICS", "POSITIONAL", "SINKS", "CAUSAL_KEYS", "HOW", "CONTROL_HOW", "SHARPNESS",
+           "METRIC", "margin_lost", "attention_groups", "effect_ranks", "single_head_effects", "single_head_ranks", "CausalSection",
+           "causal_section", "causal_findings", "causal_numbers", "finding_texts"]
 
 SPECIAL = ("[CLS]", "[SEP]")
 PUNCTUATION = (".", ",")
@@ -195,9 +204,9 @@ def head_values(measures: dict[str, torch.Tensor], random_measures: dict[str, to
 def chapter_checks(entropy_ratio: float, capture_error: float, output_change: float, paraphrase_margin: float) -> list[Check]:
     """Chapter 1's checks — what the findings rely on, not findings: capture equals ``output_attentions``
     and changes nothing; the trained weights are loaded (MiniLM's mean normalised entropy well below
-    its random twin's, ``entropy_ratio`` from :func:`head_values`); and the embeddings, which the
-    ablation metric reads, separate a paraphrase from an unrelated sentence (``paraphrase_margin`` =
-    cos(a, paraphrase) − cos(a, unrelated))."""
+    its random twin's, ``entropy_ratio`` from :func:`head_values`); and the embeddings separate a
+    paraphrase from an unrelated sentence (``paraphrase_margin`` = cos(a, paraphrase) − cos(a, unrelated)).
+    The role task's own checks are :func:`task_checks`."""
     return [
         Check("captured maps = output_attentions (max abs diff)", capture_error, "<", 1e-5),
         Check("capturing leaves the output unchanged (max abs diff)", output_change, "<", 1e-5),
@@ -216,26 +225,95 @@ def rank_agreement(received: list[float], relevance: list[float], tokens: list[s
     return rho, "largely agree" if rho >= 0.7 else "agree only in part" if rho >= 0.3 else "barely agree"
 
 
-# -- does the model use it? ablations against random head sets ----------------------------------------
+# -- the role task ------------------------------------------------------------------------------------
+
+def role_margins(lm: LanguageModel, items: Sequence[RoleItem]) -> torch.Tensor:
+    """Per item (:class:`~attnbook.lm.data.RoleItem`), ``cos(source, correct) − cos(source, distractor)``
+    on mean-pooled embeddings (one padded batch of the 3n sentences): > 0 when the model puts the
+    candidate that keeps who did what to whom nearer the source."""
+    items = list(items)
+    if not items:
+        raise bad_argument(InvalidInputError, "items", "one or more role items", items)
+    texts = [i.source for i in items] + [i.correct for i in items] + [i.distractor for i in items]
+    a, c, d = F.normalize(embed(lm, texts), dim=-1).split(len(items))
+    return (a * c).sum(-1) - (a * d).sum(-1)
+
+
+def accuracy(margins: Any) -> float:
+    """The share of items whose margin is positive, a tie (margin exactly 0) counted as half: a scorer
+    that cannot tell the candidates apart scores 0.5."""
+    m = np.asarray(margins, dtype=np.float64)
+    if m.ndim != 1 or m.size == 0:
+        raise bad_argument(InvalidInputError, "margins", "a 1-D array of one or more margins", m.shape, raw=True)
+    return float(np.mean((m > 0) + 0.5 * (m == 0)))
+
+
+def overlap_margins(items: Sequence[RoleItem], tokenize: Callable[[str], list[str]]) -> np.ndarray:
+    """The bag-of-words baseline: per item, ``cos(n_source, n_correct) − cos(n_source, n_distractor)``
+    where ``n_x`` counts the tokens of ``x`` (``tokenize``, e.g. the model's word-piece tokenizer).
+    Counts are integers, so two candidates with the same multiset of tokens score exactly the same."""
+    def cos(x: Counter, y: Counter) -> float:
+        dot = sum(n * y[t] for t, n in x.items())
+        return dot / math.sqrt(sum(n * n for n in x.values()) * sum(n * n for n in y.values()))
+
+    out = []
+    for item in items:
+        src, cor, dis = (Counter(tokenize(t)) for t in (item.source, item.correct, item.distractor))
+        out.append(cos(src, cor) - cos(src, dis))
+    return np.asarray(out, dtype=np.float64)
+
+
+def task_values(lm: LanguageModel, twin: LanguageModel, items: Sequence[RoleItem], *, seed: int = 0) -> dict[str, float]:
+    """The role task on ``items``: accuracy (:func:`accuracy`) of MiniLM (``accuracy``, with a 95 %
+    bootstrap interval over items ``accuracy_low``/``accuracy_high`` and its ``mean_margin``), of the
+    random twin (``twin_accuracy`` and interval) and of the bag-of-words baseline
+    (``overlap_accuracy``, and ``overlap_untied``: the share of items it does not tie)."""
+    margins = role_margins(lm, items).double().numpy()
+    twin_margins = role_margins(twin, items).double().numpy()
+    overlap = overlap_margins(items, lm.tokenizer.tokenize)
+    hit = lambda m: (m > 0) + 0.5 * (m == 0)  # noqa: E731
+    low, high = stats.bootstrap_interval(hit(margins), seed=seed)
+    t_low, t_high = stats.bootstrap_interval(hit(twin_margins), seed=seed)
+    return {"items": len(margins), "accuracy": accuracy(margins), "accuracy_low": low, "accuracy_high": high,
+            "mean_margin": float(margins.mean()), "twin_accuracy": accuracy(twin_margins), "twin_accuracy_low": t_low,
+            "twin_accuracy_high": t_high, "overlap_accuracy": accuracy(overlap), "overlap_untied": float(np.mean(overlap != 0))}
+
+
+def task_checks(values: dict[str, float]) -> list[Check]:
+    """The role task is what the ablations read, so it is checked first (:func:`task_values`): MiniLM
+    solves it far above chance, the random twin does not, and token overlap cannot (it ties every item)."""
+    return [
+        Check("role task: MiniLM's accuracy (chance 0.5)", values["accuracy"], ">", 0.8),
+        Check("role task: the random twin's distance from chance, |accuracy - 0.5|", abs(values["twin_accuracy"] - 0.5), "<", 0.15),
+        Check("role task: share of items a bag-of-words overlap does not tie", values["overlap_untied"], "<=", 0.0),
+    ]
+
+
+# -- does the model use it? ablations against layer-matched head sets --------------------------------------
 
 #: the per-head attention statistics whose rank is compared with the single-head ablation effect
 RANKED_STATISTICS = ("previous/next-token mass", "[CLS]+[SEP] mass", "sharpness (1 - normalised entropy)")
+#: the two attention groups the chapter tests
+POSITIONAL, SINKS = "previous/next-token heads", "[CLS]/[SEP] sink heads"
+#: the registry's finding for each attention group's ablation (``reading-attention/…``)
+CAUSAL_KEYS = {POSITIONAL: f"{CHAPTER}/positional-heads-used", SINKS: f"{CHAPTER}/sink-heads-used"}
+#: how each group is ablated: positional heads by their mean output, sinks by replacing their pattern
+#: with uniform attention over the keys the mask allows (the mean of a sink's output is nearly the
+#: output itself, so mean ablation would barely touch it)
+HOW = {POSITIONAL: "mean", SINKS: "uniform"}
+#: how single heads (the positive control's choice and ``sharper-heads-matter``) and the positive control are ablated
+CONTROL_HOW = "mean"
+#: the statistic ``sharper-heads-matter`` ranks with the single-head effects
+SHARPNESS = RANKED_STATISTICS[2]
+#: the metric's name in records and tables
+METRIC = "role margin lost (per item)"
 
 
-def paraphrase_margin(lm: LanguageModel, pairs: Sequence[tuple[str, str]]) -> float:
-    """Mean ``cos(a_i, b_i)`` over the (sentence, paraphrase) pairs minus mean ``cos(a_i, b_j)``, ``i ≠ j``
-    (every sentence with every other sentence's paraphrase: the unrelated pairs), on mean-pooled embeddings."""
-    a = F.normalize(embed(lm, [p[0] for p in pairs]), dim=-1)
-    b = F.normalize(embed(lm, [p[1] for p in pairs]), dim=-1)
-    cos = a @ b.T
-    n = cos.shape[0]
-    same = cos.diagonal().sum()
-    return float(same / n - (cos.sum() - same) / (n * n - n))
-
-
-def margin_lost(lm: LanguageModel, pairs: Sequence[tuple[str, str]]) -> Callable[[nn.Module], float]:
-    """The ablation metric (damage > 0): the negated paraphrase margin of ``lm`` as it is now."""
-    return lambda _model: -paraphrase_margin(lm, pairs)
+def margin_lost(lm: LanguageModel, items: Sequence[RoleItem]) -> Callable[[nn.Module], torch.Tensor]:
+    """The ablation metric: per item, the negated role margin (:func:`role_margins`) of ``lm`` as it
+    is now — one damage value per source sentence; an ablation's effect is the margin it costs."""
+    items = list(items)
+    return lambda _model: -role_margins(lm, items)
 
 
 def attention_groups(measures: dict[str, torch.Tensor]) -> dict[str, list[tuple[int, int]]]:
@@ -244,25 +322,12 @@ def attention_groups(measures: dict[str, torch.Tensor]) -> dict[str, list[tuple[
     def heads(mask: torch.Tensor) -> list[tuple[int, int]]:
         return [(int(l), int(h)) for l, h in mask.nonzero().tolist()]
 
-    return {"previous/next-token heads": heads(_positional_heads(measures)), "[CLS]/[SEP] sink heads": heads(measures["special"] > 0.5)}
+    return {POSITIONAL: heads(_positional_heads(measures)), SINKS: heads(measures["special"] > 0.5)}
 
 
 def _statistics(measures: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return dict(zip(RANKED_STATISTICS, (torch.maximum(measures["previous"], measures["next"]), measures["special"],
                                          1 - measures["norm_entropy"])))
-
-
-@dataclass(frozen=True)
-class CausalStudy:
-    """Chapter 1's ablations: every head alone (``effects``), each attention group against random sets
-    (``comparisons``; groups with no head are absent), and Spearman's (ρ, p) between each attention
-    statistic and the single-head effects (``rank``)."""
-
-    clean_margin: float
-    effects: HeadEffects
-    groups: dict[str, list[tuple[int, int]]]
-    comparisons: dict[str, RandomComparison]
-    rank: dict[str, tuple[float, float]]
 
 
 def _reference(lm: LanguageModel, texts: Sequence[str], how: str):
@@ -283,53 +348,156 @@ def effect_ranks(measures: dict[str, torch.Tensor], effects: HeadEffects) -> dic
     return rank
 
 
-def single_head_ranks(lm: LanguageModel, measures: dict[str, torch.Tensor], pairs: Sequence[tuple[str, str]],
-                      reference_texts: Sequence[str], *, how: str = "mean", progress: bool = False) -> dict[str, tuple[float, float]]:
+def _mean_metric(metric: Callable[[nn.Module], torch.Tensor]) -> Callable[[nn.Module], float]:
+    return lambda model: float(metric(model).mean())
+
+
+def single_head_effects(lm: LanguageModel, items: Sequence[RoleItem], *, how: str = CONTROL_HOW, progress: bool = False) -> HeadEffects:
+    """Every head of ``lm`` ablated alone (``how``; ``mean``: its mean output over the items' source
+    sentences, each run alone) on the mean role margin lost over ``items``."""
+    reference = _reference(lm, [i.source for i in items], how)
+    return head_effects(lm.model, _mean_metric(margin_lost(lm, items)), how=how, reference=reference, progress=progress)
+
+
+def single_head_ranks(lm: LanguageModel, measures: dict[str, torch.Tensor], items: Sequence[RoleItem], *, how: str = CONTROL_HOW,
+                      progress: bool = False) -> dict[str, tuple[float, float]]:
     """:func:`effect_ranks` for any model of the chapter (the random twin is the control of
-    ``sharper-heads-matter``): each head of ``lm`` ablated alone on its own paraphrase margin, as
-    :func:`causal_study` does, against ``measures`` (:func:`head_measures` of ``lm``'s maps)."""
-    effects = head_effects(lm.model, margin_lost(lm, pairs), how=how, reference=_reference(lm, reference_texts, how), progress=progress)
-    return effect_ranks(measures, effects)
+    ``sharper-heads-matter``): each head of ``lm`` ablated alone on its own role margin over ``items``
+    (:func:`single_head_effects`), against ``measures`` (:func:`head_measures` of ``lm``'s maps of the items' sources)."""
+    return effect_ranks(measures, single_head_effects(lm, items, how=how, progress=progress))
 
 
-def causal_study(lm: LanguageModel, measures: dict[str, torch.Tensor], pairs: Sequence[tuple[str, str]], reference_texts: Sequence[str],
-                 *, draws: int = 50, seed: int = 0, how: str = "mean", progress: bool = False) -> CausalStudy:
-    """Ablate MiniLM's heads on the paraphrase task: each head alone, then the previous/next-token heads
-    and the sinks against ``draws`` random head sets of the same size; ``how='mean'`` replaces a head's
-    output by its mean over ``reference_texts`` (each sentence run alone, so no padding enters the mean)."""
-    model = lm.model
-    reference = _reference(lm, reference_texts, how)
-    metric = margin_lost(lm, pairs)
-    effects = head_effects(model, metric, how=how, reference=reference, progress=progress)
+class _Counted:
+    """A metric that counts its calls (the forwards of the causal section's cost)."""
+
+    def __init__(self, metric: Callable[[nn.Module], torch.Tensor]) -> None:
+        self.metric, self.calls = metric, 0
+
+    def __call__(self, model: nn.Module) -> torch.Tensor:
+        self.calls += 1
+        return self.metric(model)
+
+
+@dataclass(frozen=True)
+class CausalSection:
+    """Chapter 1's causal section on one seed (:func:`causal_section`): the ``family`` (the two attention
+    groups' tests and the positive control), the single-head effects on the selection split
+    (``effects``, mean ablation), the ``groups`` chosen there, Spearman's (ρ, p) of each attention
+    statistic with those effects (``rank``), the mean single-head effect per layer (``per_layer``) and
+    the ``cost`` (``seconds``, ``forwards``: metric calls, ``draws``: null draws used after stopping)."""
+
+    family: CausalFamily
+    effects: HeadEffects
+    groups: dict[str, list[tuple[int, int]]]
+    rank: dict[str, tuple[float, float]]
+    per_layer: dict[str, float]
+    cost: dict[str, float]
+    selection_items: int
+    test_items: int
+
+    def texts(self) -> dict[str, str]:
+        """What each test's heads are, for tables and records (by finding key)."""
+        out = {CAUSAL_KEYS[name]: f"{name} ({len(heads)}, {HOW[name]}-ablated)" for name, heads in self.groups.items()}
+        out[POSITIVE_CONTROL] = f"positive control: top {len(self.family.control.heads)} single heads ({CONTROL_HOW}-ablated)"
+        return out
+
+    def frame(self):
+        return self.family.frame(self.texts())
+
+    def records(self, seed: int) -> list[dict]:
+        return self.family.records(METRIC, seed, self.texts())
+
+
+def causal_section(lm: LanguageModel, selection: Sequence[RoleItem], test: Sequence[RoleItem], *, measures: dict[str, torch.Tensor] | None = None,
+                   seed: int = 0, max_draws: int | None = None, progress: bool = False) -> CausalSection:
+    """Chapter 1's causal section for one seed on MiniLM (``lm``), timed.
+
+    On the **selection split** (``selection``): the attention groups (:func:`attention_groups` of
+    ``measures``, :func:`head_measures` of the selection sources' maps; computed here when not given)
+    and every head ablated alone (mean ablation, :func:`single_head_effects`); the positive control is
+    the ``k`` heads whose single ablation cost most, ``k`` the size of the smaller group (a small set
+    that matters is the harder one to detect). On the **test
+    split** (``test``): one :func:`~attnbook.intervene.head_set_test` per group (``how`` from :data:`HOW`)
+    and for the positive control, each against the layer-matched null, sized for the family of
+    :func:`attnbook.registry.causal_family` (``max_draws``: ``None`` for :func:`attnbook.stats.draws_for`)."""
+    from .. import registry
+    from .attention import lm_attention
+
+    selection, test = list(selection), list(test)
+    shared = {i.source for i in selection} & {i.source for i in test}
+    if shared:
+        raise bad_argument(InvalidInputError, "test", "items whose source sentences the selection split does not hold", sorted(shared)[:3], raw=True)
+    start = time.perf_counter()
+    if measures is None:
+        measures = head_measures(lm_attention(lm, [i.source for i in selection]))
     groups = attention_groups(measures)
-    comparisons = {}
-    for k, (name, heads) in enumerate(tqdm(list(groups.items()), desc="attention groups vs random sets", disable=not progress, leave=False)):
-        if heads:
-            comparisons[name] = against_random(model, metric, heads, draws=draws, seed=seed + k, how=how, reference=reference)
-    return CausalStudy(-effects.clean, effects, groups, comparisons, effect_ranks(measures, effects))
+    empty = [name for name, heads in groups.items() if not heads]
+    if empty:
+        raise bad_argument(InvalidInputError, "measures", "at least one head in each attention group (the 50 % rule)", empty, raw=True)
+    keys = registry.causal_family(CHAPTER)
+    if sorted(keys) != sorted(CAUSAL_KEYS.values()):
+        raise bad_argument(InvalidInputError, "registry", f"the causal family {sorted(CAUSAL_KEYS.values())}", keys, raw=True)
+    m = len(keys)
+    chosen_metric = _Counted(margin_lost(lm, selection))
+    reference = _reference(lm, [i.source for i in selection], CONTROL_HOW)
+    effects = head_effects(lm.model, _mean_metric(chosen_metric), how=CONTROL_HOW, reference=reference, progress=progress)
+    k = min(len(heads) for heads in groups.values())
+    strongest = strongest_heads(effects, k)
+    metric = _Counted(margin_lost(lm, test))
+    tests = {}
+    for offset, (name, heads) in enumerate(groups.items()):
+        how = HOW[name]
+        tests[CAUSAL_KEYS[name]] = head_set_test(lm.model, metric, heads, family=m, max_draws=max_draws, seed=seed + offset, how=how,
+                                                 reference=reference if how == "mean" else None, progress=progress)
+    control = head_set_test(lm.model, metric, strongest, family=m, max_draws=max_draws, seed=seed + len(groups), how=CONTROL_HOW,
+                            reference=reference, progress=progress)
+    n_sel, n_test = len(selection), len(test)
+    family = CausalFamily(tests, control, selection=f"selection split: {n_sel} role items (their own source sentences)",
+                          test_split=f"test split: the other {n_test} role items (no source sentence shared)")
+    cost = {"seconds": time.perf_counter() - start, "forwards": chosen_metric.calls + metric.calls,
+            "draws": sum(t.result.draws for t in (*tests.values(), control))}
+    return CausalSection(family, effects, groups, effect_ranks(measures, effects), per_layer_effects(effects), cost, n_sel, n_test)
 
 
-#: the registry's finding for each attention group's ablation (``reading-attention/…``)
-CAUSAL_KEYS = {"previous/next-token heads": "positional-heads-used", "[CLS]/[SEP] sink heads": "sink-heads-used"}
-#: the statistic ``sharper-heads-matter`` ranks with the single-head effects
-SHARPNESS = RANKED_STATISTICS[2]
+def causal_findings(section: CausalSection, control_ranks: dict[str, tuple[float, float]]) -> list[Finding]:
+    """The chapter's causal findings (the family's, :meth:`~attnbook.intervene.CausalFamily.findings`)
+    and ``sharper-heads-matter``: Spearman's (ρ, p) of sharpness with the single-head effect on the
+    selection split (``section.rank``) against the same on the random twin (``control_ranks``,
+    :func:`single_head_ranks` on the same items). A correlation, not part of the causal family."""
+    by_key = {f.spec.key: f for f in section.family.findings()}
+    out = [by_key[key] for key in CAUSAL_KEYS.values()]
+    (rho, p), (rho_c, p_c) = section.rank[SHARPNESS], control_ranks[SHARPNESS]
+    n = int((~torch.isnan(section.effects.effects)).sum())
+    out.append(spec(f"{CHAPTER}/sharper-heads-matter").result({"Spearman ρ": rho, "p": p}, {"Spearman ρ": rho_c, "p": p_c},
+                                                             detail=f"{n} heads, {section.selection_items} selection items"))
+    return out
 
 
-def causal_findings(study: CausalStudy, control_ranks: dict[str, tuple[float, float]]) -> list[Finding]:
-    """The chapter's causal findings: each attention group's ablation against random sets of its size
-    (:meth:`~attnbook.intervene.RandomComparison.finding`; inconclusive when no head passes the group's
-    50 % rule), and ``sharper-heads-matter``: Spearman's (ρ, p) of sharpness with the single-head effect
-    (``study.rank``) against the same on the random twin (``control_ranks``, :func:`single_head_ranks`)."""
-    out = []
-    for name, key in CAUSAL_KEYS.items():
-        finding_spec = spec(f"{CHAPTER}/{key}")
-        if name in study.comparisons:
-            out.append(study.comparisons[name].finding(finding_spec))
-        else:
-            out.append(finding_spec.result(math.nan, math.nan, inconclusive=f"no head passes the 50 % rule of the {name}"))
-    (rho, p), (rho_c, p_c) = study.rank[SHARPNESS], control_ranks[SHARPNESS]
-    n = study.effects.effects.numel()
-    out.append(spec(f"{CHAPTER}/sharper-heads-matter").result({"Spearman ρ": rho, "p": p}, {"Spearman ρ": rho_c, "p": p_c}, detail=f"{n} heads"))
+def causal_numbers(section: CausalSection) -> dict[str, str]:
+    """The causal section's numbers as text for the prose's glue, per test (``positional``, ``sinks``,
+    ``control``): ``_n`` heads, ``_how``, ``_effect``, ``_low``/``_high`` (95 % interval over items),
+    ``_null`` (null mean), ``_p``, ``_holm`` (the control: "—"), ``_smallest``, ``_draws``, ``_verdict``;
+    and ``causal_m``, ``causal_seconds``, ``causal_forwards``, ``causal_draws``, ``causal_null_note``."""
+    family = section.family
+    adjusted = family.adjusted
+    out: dict[str, str] = {}
+    named = {"positional": (CAUSAL_KEYS[POSITIONAL], family.tests[CAUSAL_KEYS[POSITIONAL]]),
+             "sinks": (CAUSAL_KEYS[SINKS], family.tests[CAUSAL_KEYS[SINKS]]), "control": (None, family.control)}
+    for short, (key, t) in named.items():
+        low, high = t.interval
+        out.update({f"causal_{short}_n": str(len(t.heads)), f"causal_{short}_how": t.how, f"causal_{short}_effect": fmt(t.effect),
+                    f"causal_{short}_low": fmt(low), f"causal_{short}_high": fmt(high), f"causal_{short}_null": fmt(t.null_mean),
+                    f"causal_{short}_p": f"{t.p:.3g}", f"causal_{short}_holm": f"{adjusted[key]:.3g}" if key else "—",
+                    f"causal_{short}_smallest": f"{t.smallest_p:.3g}", f"causal_{short}_draws": str(t.result.draws),
+                    f"causal_{short}_nulltype": t.null,
+                    f"causal_{short}_verdict": f"**{family.verdict(key)}**" if key else
+                    ("**detected**" if family.control_detected else "**not detected**")})
+    notes = [f"{name}: {t.null_note}" for name, t in ((n, family.tests[CAUSAL_KEYS[n]]) for n in (POSITIONAL, SINKS)) if t.null_note]
+    if family.control.null_note:
+        notes.append(f"positive control: {family.control.null_note}")
+    out.update({"causal_m": str(family.m), "causal_seconds": f"{section.cost['seconds']:.0f}", "causal_forwards": str(section.cost["forwards"]),
+                "causal_draws": str(section.cost["draws"]),
+                "causal_null_note": "; ".join(notes) or "none: every test drew from its layer-matched null"})
     return out
 
 
@@ -342,8 +510,3 @@ def finding_texts(found: Sequence[Finding]) -> dict[str, dict[str, str]]:
     return {f.spec.key.removeprefix(f"{CHAPTER}/").replace("-", "_"):
             {"verdict": f"**{f.verdict}**", "reason": f.reason, "measured": values(f.measured), "control": values(f.control),
              "detail": f.detail} for f in found}
-
-
-def causal_records(study: CausalStudy) -> list[dict]:
-    """The comparisons as ``summary.json`` ``causal`` records."""
-    return [c.record(name, "paraphrase margin lost") for name, c in study.comparisons.items()]

@@ -1,11 +1,22 @@
-"""The chapter's own sentences: varied length and syntax, with commas and periods.
+"""The chapter's own text, written for this book (no data set to download).
 
-Written for this book (no data set to download); the first ``n`` are used by a profile.
+* :func:`role_items` — the **role task** the chapter's findings and ablations read since issue 30:
+  generated offline from word lists, seeded. Each item is one source sentence and two candidates made
+  of exactly the same tokens, one saying the same thing and one swapping who did what to whom
+  (:class:`RoleItem`); an encoder that reads word order puts the first nearer the source.
+  :func:`split_items` halves the items into a selection and a test split.
+* :data:`SENTENCES` — hand-written sentences of varied length and syntax (:func:`sentences`), for the
+  examples and explorers.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from .. import checks
+from ..errors import InvalidInputError, bad_argument
 
 SENTENCES: tuple[str, ...] = (
     "The old lighthouse keeper climbed the stairs every evening, even when the sea was calm.",
@@ -75,32 +86,77 @@ SENTENCES: tuple[str, ...] = (
 )
 
 
-#: (a corpus sentence, a paraphrase of it written for this book): the labelled pairs of the chapter's
-#: similarity task; sentence ``i`` with paraphrase ``j ≠ i`` is an unrelated pair
-PARAPHRASES: tuple[tuple[str, str], ...] = (
-    (SENTENCES[0], "Every night the aging keeper of the lighthouse went up the steps, even if the water was still."),
-    (SENTENCES[1], "She made the tea, unsealed the envelope and read the letter two times before she spoke."),
-    (SENTENCES[2], "With attention, each word of a sentence can look at all of the other words."),
-    (SENTENCES[3], "Once the storm had passed, the fishermen counted the boats and discovered one had gone."),
-    (SENTENCES[4], "Every spring I get a postcard from my brother, who lives in Lisbon."),
-    (SENTENCES[5], "Because two of its members were sick, the committee delayed the vote."),
-    (SENTENCES[6], "The postman ignored a little dog barking at him and kept walking."),
-    (SENTENCES[7], "By the time the train came at last, hardly anyone was left on the platform."),
-    (SENTENCES[8], "Lunch was just bread, cheese and some wine, and it was perfect."),
-    (SENTENCES[9], "The students only saw the loose cable after the experiment had failed three times."),
-    (SENTENCES[10], "Ice that is warmed slowly stays at zero degrees until all of it has melted."),
-    (SENTENCES[11], "Since the museum shut early, we took a walk by the river."),
-    (SENTENCES[12], "No one thought the shy student would win the debate, yet she won."),
-    (SENTENCES[13], "The oldest maps of the library are stored in a dark, cold room under the street."),
-    (SENTENCES[14], "With a spoon, a shoelace and lots of patience, he fixed the bike."),
-    (SENTENCES[15], "The birds in the park are mostly pigeons, but a heron comes by in the mornings."),
+#: the people of the role task (one word-piece each in MiniLM's vocabulary)
+PEOPLE: tuple[str, ...] = (
+    "teacher", "doctor", "farmer", "lawyer", "pilot", "baker", "student", "nurse", "soldier", "painter", "singer", "driver", "waiter",
+    "banker", "sailor", "judge", "writer", "dancer", "chef", "guard", "boxer", "priest", "tailor", "clerk", "miner", "hunter", "artist",
+    "coach", "actor", "poet", "king", "queen", "girl", "boy", "woman", "man", "child", "officer", "captain", "neighbour",
+)
+#: transitive verbs, past tense: who did it to whom is carried by word order alone
+VERBS: tuple[str, ...] = (
+    "praised", "helped", "hit", "called", "followed", "chased", "thanked", "blamed", "hired", "visited", "kissed", "fought", "taught",
+    "warned", "saved", "ignored", "insulted", "paid", "met", "pushed", "greeted", "trusted", "feared", "loved", "hated", "admired",
+    "watched", "invited", "attacked", "interviewed",
+)
+#: where or when it happened: the phrase that moves to the front in the candidates
+SETTINGS: tuple[str, ...] = (
+    "in the garden", "at the station", "near the river", "after lunch", "in the morning", "at the market", "on the bridge",
+    "in the library", "before dinner", "at the party", "in the hospital", "on the train", "during the long meeting",
+    "outside the old church", "after the football match", "at the end of the day", "in the small village",
 )
 
 
-def paraphrase_pairs(n: int) -> list[tuple[str, str]]:
-    """The first ``n`` (sentence, paraphrase) pairs of :data:`PARAPHRASES`."""
-    n = checks.integer("n", n, minimum=2, maximum=len(PARAPHRASES))
-    return list(PARAPHRASES[:n])
+@dataclass(frozen=True)
+class RoleItem:
+    """One item of the role task, made from one source sentence ``The A V the B S.``: the ``correct``
+    candidate says the same with the setting moved to the front (``S, the A V the B.``), the
+    ``distractor`` swaps who did what to whom (``S, the B V the A.``). Both candidates are made of the
+    same tokens — the same multiset, only the order differs — so a bag-of-words comparison with the
+    source ties exactly; only word order tells them apart."""
+
+    source: str
+    correct: str
+    distractor: str
+    agent: str
+    patient: str
+    verb: str
+    setting: str
+
+
+def _sentence(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
+def role_items(n: int, seed: int = 0) -> list[RoleItem]:
+    """``n`` items of the role task (:class:`RoleItem`), generated from :data:`PEOPLE`, :data:`VERBS` and
+    :data:`SETTINGS` with a seeded ``random.Random``: two different people, a verb and a setting per
+    item. No two items share a source sentence, nor the same two people (in either role) with the same
+    verb and setting, so the items are independent units and no item's role swap is another item's source."""
+    n = checks.integer("n", n, minimum=2, maximum=10_000)
+    rng = random.Random(seed)
+    seen: set[tuple] = set()
+    out: list[RoleItem] = []
+    while len(out) < n:
+        a, b = rng.sample(PEOPLE, 2)
+        verb, setting = rng.choice(VERBS), rng.choice(SETTINGS)
+        key = (frozenset((a, b)), verb, setting)
+        if key in seen:
+            continue
+        seen.add(key)
+        front = _sentence(setting)
+        out.append(RoleItem(f"The {a} {verb} the {b} {setting}.", f"{front}, the {a} {verb} the {b}.", f"{front}, the {b} {verb} the {a}.",
+                            a, b, verb, setting))
+    return out
+
+
+def split_items(items: Sequence[RoleItem]) -> tuple[list[RoleItem], list[RoleItem]]:
+    """(selection, test): the first half of ``items`` (heads are chosen there) and the rest (they are
+    tested there). Every item has its own source sentence, so the splits share none."""
+    items = list(items)
+    if len(items) < 4:
+        raise bad_argument(InvalidInputError, "items", "at least 4 items (2 per split)", len(items))
+    half = len(items) // 2
+    return items[:half], items[half:]
 
 
 def sentences(n: int) -> list[str]:

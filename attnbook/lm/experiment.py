@@ -1,7 +1,9 @@
-"""Chapter 1's settings: how many sentences of the chapter's corpus the statistics run over.
+"""Chapter 1's settings: how many role items (source sentences) the chapter generates, and how many
+null draws each causal test may use.
 
-MiniLM is pretrained, so the chapter trains nothing; its experiment is capture and measurement
-(:mod:`attnbook.lm.attention`, :mod:`attnbook.lm.importance`) on ``Settings.sentences`` sentences.
+MiniLM is pretrained, so the chapter trains nothing; its experiment is capture, measurement and
+ablation (:mod:`attnbook.lm.attention`, :mod:`attnbook.lm.analysis`) on ``Settings.sentences`` items of
+the role task (:func:`attnbook.lm.data.role_items`), halved into a selection and a test split.
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ __all__ = ["Settings", "PROFILES"]
 
 @dataclass(frozen=True)
 class Settings:
-    """``sentences``: how many of the chapter's corpus sentences the head statistics (and the mean
-    ablation's reference) run over; ``pairs``: how many labelled (sentence, paraphrase) pairs the
-    ablation metric reads; ``draws``: random head sets per comparison."""
+    """``sentences``: how many role items the chapter generates (one source sentence each: the units of
+    every interval; the first half is the selection split, whose source sentences the attention
+    statistics also run over, the second the test split); ``max_draws``: the most null draws per causal
+    test (``None``: :func:`attnbook.stats.draws_for`, the fewest that let the family's strictest Holm
+    threshold be reached; ``full`` uses at least 1,000)."""
 
     sentences: int
-    pairs: int = 16
-    draws: int = 50
+    max_draws: int | None = None
 
     def __post_init__(self) -> None:
-        checks.positive_int("sentences", self.sentences)
-        checks.integer("pairs", self.pairs, minimum=2)
-        checks.integer("draws", self.draws, minimum=20)
+        checks.integer("sentences", self.sentences, minimum=8)
+        if self.max_draws is not None:
+            checks.integer("max_draws", self.max_draws, minimum=1)
 
 
-PROFILES: dict[str, Settings] = {"quick": Settings(sentences=24, pairs=16, draws=50), "full": Settings(sentences=64, pairs=16, draws=200)}
+PROFILES: dict[str, Settings] = {"quick": Settings(sentences=128, max_draws=None), "full": Settings(sentences=512, max_draws=1000)}
