@@ -1,27 +1,29 @@
-"""Chapter 3's causal test of the period heads: the heads the attention analysis picks, the
-forecast-change metric, the paired exp1/exp2 ratio against random head sets, and its tables."""
+"""Chapter 3's causal section (issue 30): paired random-phase series with and without sin(n/10), the paired
+damage metric (one value per pair; its fast path against the model's own forward), the period heads chosen
+on the selection split, the disjoint test split, and the section on a small model."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from attnbook.capture import capture
 from attnbook.errors import InvalidInputError
-from attnbook.intervene import RandomComparison, ablate, head_means
-from attnbook.intervene.effects import random_head_sets
+from attnbook.intervene import POSITIVE_CONTROL, ablate, head_effects, head_means
 from attnbook.vitime import analysis as va
 from attnbook.vitime import harmonics as hm
-from attnbook.vitime import realts
+from attnbook.vitime import lags, realts
+from attnbook.vitime.experiment import PROFILES, CausalSettings
 from attnbook.vitime.mapping import image_to_series, series_to_image
 from attnbook.vitime.model import ViTime, ViTimeConfig
 
-SMALL = ViTimeConfig(h=16, history_len=64, future_len=96, patch=(8, 8), embed_dim=16, depth=2, num_heads=4,
+# a canvas wide enough for three periods of 62.8 samples (24 column lags of 8 samples, of 32)
+SMALL = ViTimeConfig(h=16, history_len=256, future_len=256, patch=(16, 8), embed_dim=16, depth=2, num_heads=4,
                      decoder_embed_dim=8, decoder_depth=1, decoder_num_heads=4)
-LENGTH, HORIZON, STARTS = 64, 96, (0, 5, 11)
+LENGTH = HORIZON = 256
 
 
 def small_model() -> ViTime:
@@ -29,171 +31,155 @@ def small_model() -> ViTime:
     return ViTime(SMALL).eval()
 
 
-def small_metrics(model: ViTime) -> dict[int, va.ForecastChange]:
-    mapping = SMALL.mapping()
-    return {k: va.ForecastChange(model, *va.experiment_images(hm.EXPERIMENTS[k], mapping, starts=STARTS, length=LENGTH, horizon=HORIZON))
-            for k in (1, 2)}
+def small_data(selection: int = 4, test: int = 6) -> va.CausalData:
+    return va.causal_data(selection, test, SMALL.mapping(), horizon=HORIZON, length=LENGTH)
 
 
 def small_reference() -> torch.Tensor:
     return va.reference_images(realts.RealTSConfig(length=SMALL.width, min_period=4.0, max_period=30.0), SMALL.mapping(), 6, seed=1)
 
 
-def comparison(effect: float, random: tuple[float, ...], heads=(("a", 0),), exact: bool = False) -> RandomComparison:
-    return RandomComparison(tuple(heads), 0.0, effect, random, exact, "mean")
+# --- the paired series ------------------------------------------------------------------------------
+
+def test_a_pair_differs_by_the_harmonic_alone():
+    pairs = va.paired_series(5, seed=3, length=LENGTH, noise=0.2)
+    assert pairs.with_harmonic.shape == pairs.without.shape == (5, LENGTH) and pairs.phases.shape == (5, 3) and len(pairs) == 5
+    assert np.all((pairs.phases >= 0) & (pairs.phases < 2 * np.pi))
+    n = np.arange(LENGTH, dtype=np.float64)
+    for i in range(5):
+        phi0, phi1, phi2 = pairs.phases[i]
+        # by hand: the difference is sin(2πn/62.8 + φ0); the twin is sin(2πn/31.4 + φ1) + cos(2πn/6.28 + φ2) + noise
+        assert np.allclose(pairs.with_harmonic[i] - pairs.without[i], np.sin(2 * np.pi * n / (20 * np.pi) + phi0), atol=1e-12)
+        noise = pairs.without[i] - np.sin(2 * np.pi * n / (10 * np.pi) + phi1) - np.cos(2 * np.pi * n / (2 * np.pi) + phi2)
+        assert 0.1 < noise.std() < 0.3 and abs(noise.mean()) < 0.1
+    again = va.paired_series(5, seed=3, length=LENGTH, noise=0.2)
+    assert np.array_equal(again.with_harmonic, pairs.with_harmonic) and np.array_equal(again.without, pairs.without)
+    quiet = va.paired_series(2, seed=3, length=LENGTH, noise=0.0)
+    assert np.allclose(quiet.without[0], hm.signal([hm.Harmonic(1.0, 10 * np.pi, quiet.phases[0, 1]),
+                                                   hm.Harmonic(1.0, 2 * np.pi, quiet.phases[0, 2], "cos")], LENGTH))
+    with pytest.raises(InvalidInputError, match="noise"):
+        va.paired_series(2, seed=0, noise=-1.0)
 
 
-# --- which heads ---------------------------------------------------------------------------------
-
-def test_period_heads_are_the_rankings_first_entries():
-    ranking = [{"layer": 3, "head": 1, "contrast": 2.5}, {"layer": 0, "head": 2, "contrast": 1.9}, {"layer": 5, "head": 0, "contrast": 1.1}]
-    assert va.period_heads(ranking) == [(3, 1)]
-    assert va.period_heads(ranking, 2) == [(3, 1), (0, 2)]
-    with pytest.raises(InvalidInputError, match="ranking"):
-        va.period_heads(ranking, 4)
-    with pytest.raises(InvalidInputError, match="top"):
-        va.period_heads(ranking, 0)
-
-
-def test_period_heads_index_the_layers_ablate_changes():
-    """The analysis's layer index (capture order) names the same module as ablate's."""
-    model = small_model()
-    a = hm.analyse(model, hm.signal(hm.EXPERIMENTS[1], LENGTH), HORIZON, period=24.0)
-    (layer, head), = va.period_heads(a.ranking)
-    with ablate(model, [(layer, head)], how="zero") as chosen:
-        pass
-    assert chosen == {a.maps.layer_names[layer]: [head]}
+def test_the_splits_are_disjoint_and_ordered_with_harmonic_first():
+    data = small_data(3, 4)
+    assert len(data.selection) == 3 and len(data.test) == 4
+    assert data.selection.seed == va.SELECTION_SEED != data.test.seed == va.TEST_SEED
+    selection = {x.tobytes() for x in (*data.selection.with_harmonic, *data.selection.without)}
+    test = {x.tobytes() for x in (*data.test.with_harmonic, *data.test.without)}
+    assert len(selection) == 6 and len(test) == 8 and not selection & test
+    assert data.test_images.shape == (8, 1, SMALL.width, SMALL.h) and len(data.test_mapped) == 8
+    for b, x in enumerate((*data.test.with_harmonic, *data.test.without)):
+        ref = series_to_image(x, HORIZON, SMALL.mapping())
+        assert np.allclose(data.test_images[b, 0].numpy(), ref.image) and data.test_mapped[b].sigma == ref.sigma
+    assert "none of them in the selection split" in data.test_text and "4 fresh" in data.test_text
+    with pytest.raises(InvalidInputError, match="pairs"):
+        va.paired_images(data.test.without, SMALL.mapping())
 
 
-# --- inputs and the metric -------------------------------------------------------------------------
+# --- the metric -------------------------------------------------------------------------------------
 
-def test_experiment_images_are_the_chapters_mapping_of_each_window():
-    images, mapped = va.experiment_images(hm.EXPERIMENTS[2], SMALL.mapping(), starts=STARTS, length=LENGTH, horizon=HORIZON)
-    assert images.shape == (3, 1, SMALL.width, SMALL.h) and images.dtype == torch.float32
-    for b, s in enumerate(STARTS):
-        ref = series_to_image(hm.signal(hm.EXPERIMENTS[2], LENGTH, start=s), HORIZON, SMALL.mapping())
-        assert np.allclose(images[b, 0].numpy(), ref.image) and mapped[b].mu == ref.mu and mapped[b].sigma == ref.sigma
-    assert va.CAUSAL_STARTS[0] == 0 and len(va.CAUSAL_STARTS) == 8
-    with pytest.raises(InvalidInputError, match="starts"):
-        va.experiment_images(hm.EXPERIMENTS[2], SMALL.mapping(), starts=())
+def hand_damage(model, data, heads, how="zero", reference=None) -> np.ndarray:
+    """Per pair, from the model's own forward and image_to_series: mean((ŷ_ablated − ŷ_intact)/σ)² with − without."""
+    def forecasts():
+        with torch.no_grad():
+            probs = model(data.test_images).numpy()
+        return np.stack([image_to_series(probs[b], m, method="expectation")[LENGTH:] / m.sigma for b, m in enumerate(data.test_mapped)])
 
-
-def test_reference_images_are_realts_series_mapped():
-    data = realts.RealTSConfig(length=SMALL.width, min_period=4.0, max_period=30.0)
-    ref = va.reference_images(data, SMALL.mapping(), 4, seed=3)
-    assert ref.shape == (4, 1, SMALL.width, SMALL.h)
-    assert torch.equal(ref, realts.batch_images(realts.generate(4, data, seed=3), SMALL.mapping())[0])
+    clean = forecasts()
+    with ablate(model, heads, how=how, reference=reference):
+        changed = forecasts()
+    d = np.mean((changed - clean) ** 2, axis=1)
+    n = len(data.test)
+    return d[:n] - d[n:]
 
 
-def test_forecast_change_is_zero_clean_and_the_hand_computed_mse_after_a_change():
-    model = small_model()
-    metric = small_metrics(model)[1]
-    assert metric(model) == 0.0 and metric.clean.shape == (3, HORIZON)
-    # by hand: decode each window's output (expectation), keep the horizon, compare
-    with torch.no_grad():
-        clean = model(metric.images).numpy()
-        with ablate(model, {0: [1]}, how="zero"):
-            changed = model(metric.images).numpy()
+def test_the_metric_gives_one_value_per_pair_zero_intact_and_the_hand_computed_difference():
+    model, data = small_model(), small_data()
+    metric = va.HarmonicDamage(model, data.test_images, data.test_mapped)
+    intact = metric(model)
+    assert intact.shape == (len(data.test),) and np.all(intact == 0.0) and metric.calls == 1
+    means = head_means(model, small_reference())
+    for heads, how, ref in (([(0, 1)], "zero", None), ([(1, 2), (2, 0)], "mean", means), ([(2, 3)], "mean", means)):
+        with ablate(model, heads, how=how, reference=ref):
             measured = metric(model)
-    sq = [(image_to_series(changed[b], m, method="expectation")[LENGTH:] - image_to_series(clean[b], m, method="expectation")[LENGTH:]) ** 2
-          for b, m in enumerate(metric.mapped)]
-    assert measured > 0 and math.isclose(measured, float(np.mean(sq)), rel_tol=1e-9)
+        expected = hand_damage(model, data, heads, how, ref)
+        assert measured.shape == (len(data.test),) and np.abs(measured).max() > 0
+        assert np.allclose(measured, expected, rtol=1e-4, atol=1e-7), (heads, measured, expected)
+
+
+def test_the_fast_path_restarts_at_the_first_hooked_block_and_matches_the_full_forward():
+    model, data = small_model(), small_data()
+    metric = va.HarmonicDamage(model, data.test_images, data.test_mapped)
+    with torch.no_grad():
+        assert torch.allclose(metric.logits(model), model.logits(data.test_images), atol=1e-5)
+        for heads in ([(0, 0)], [(1, 3)], [(2, 1)], [(0, 2), (2, 2)]):  # encoder block 0, encoder block 1, the decoder block
+            with ablate(model, heads, how="zero"):
+                assert torch.allclose(metric.logits(model), model.logits(data.test_images), atol=1e-5)
+        with capture(model):  # hooks everywhere: the whole forward
+            assert not metric._fast(model) and torch.allclose(metric.logits(model), model.logits(data.test_images), atol=1e-6)
+    other = small_model()
+    assert not metric._fast(other)  # another model is never read from this one's cache
     with pytest.raises(InvalidInputError, match="images"):
-        va.ForecastChange(model, metric.images[:2], metric.mapped)
+        va.HarmonicDamage(model, data.test_images[:3], data.test_mapped[:3])
 
 
-# --- the ratio ------------------------------------------------------------------------------------
+# --- choosing the heads on the selection split ------------------------------------------------------
 
-def test_ratio_comparison_pairs_the_sets_and_counts_as_a_permutation_test():
-    exp1 = comparison(6.0, (1.0, 2.0, 3.0, 8.0))
-    exp2 = comparison(2.0, (1.0, 4.0, 1.0, 2.0))
-    r = va.RatioComparison(exp1, exp2)
-    assert r.effect == 3.0 and r.random_effects == (1.0, 0.5, 3.0, 4.0)
-    assert r.percentile == 50.0  # 1.0 and 0.5 below 3.0
-    assert r.p_value == (1 + 2) / (1 + 4)  # 3.0 and 4.0 at or above
-    same = comparison(3.0, (1.0, 0.5, 3.0, 4.0))  # the toolkit's conventions on the ratios
-    assert r.quantile(95) == same.quantile(95) and r.exceeds(95) == same.exceeds(95) is False and r.exceeds(20)
-    rec = r.record("finding", "metric")
-    assert rec["effect"] == 3.0 and rec["random_mean"] == 2.125 and rec["draws"] == 4 and rec["verdict"] == "not supported"
-    assert rec["heads"] == ["a:0"] and rec["how"] == "mean" and "ratio exp1/exp2" in rec["rule"]
-    from attnbook.registry import CAUSAL, spec
-
-    f = r.finding(spec("vitime-harmonics/best-head-used-for-period"))
-    q95 = same.quantile(95)  # 4.0
-    assert f.measured == {CAUSAL: 3.0 - q95} and f.control == {CAUSAL: 2.0 - q95}  # the random ratios' median is 2.0
-    assert f.verdict == "not supported" and "percentile 50, p = 0.600; 4 random sets of 1 head(s)" in f.detail
+def test_period_ranking_is_the_contrast_of_the_profiles_averaged_over_the_series():
+    model, data = small_model(), small_data(3, 2)
+    n = len(data.selection)
+    ranking = va.period_ranking(model, data.selection_images[:n], data.selection_mapped[:n])
+    # by hand: one analysis per series (the chapter's), profiles averaged, then the contrast
+    profiles = torch.stack([hm.analyse(model, x, HORIZON).profiles for x in data.selection.with_harmonic]).mean(0)
+    contrast = lags.period_contrast(profiles, hm.PERIOD_63, data.selection_mapped[0].samples_per_patch)
+    assert [(r["layer"], r["head"]) for r in ranking] == [(r["layer"], r["head"]) for r in lags.rank_heads(contrast, [""] * 3)]
+    assert all(math.isclose(r["contrast"], float(contrast[r["layer"], r["head"]]), rel_tol=1e-5) for r in ranking)
+    assert va.period_heads(ranking, 2) == [(ranking[0]["layer"], ranking[0]["head"]), (ranking[1]["layer"], ranking[1]["head"])]
+    with pytest.raises(InvalidInputError, match="ranking"):
+        va.period_heads(ranking, 13)
 
 
-def test_ratio_comparison_refuses_unpaired_runs_and_survives_a_zero_denominator():
-    with pytest.raises(InvalidInputError, match="exp2"):
-        va.RatioComparison(comparison(1.0, (1.0,) * 20), comparison(1.0, (1.0,) * 21))
-    with pytest.raises(InvalidInputError, match="exp2"):
-        va.RatioComparison(comparison(1.0, (1.0,) * 20), comparison(1.0, (1.0,) * 20, heads=(("b", 1),)))
-    r = va.RatioComparison(comparison(1.0, (0.0, 1.0)), comparison(0.0, (0.0, 1.0)))
-    assert r.effect == 1e12 and r.random_effects == (0.0, 1.0) and r.exceeds(95)
+# --- the section on a small model -------------------------------------------------------------------
 
-
-# --- the whole test on a small model ---------------------------------------------------------------
-
-def test_period_head_tests_match_an_independent_computation():
-    model = small_model()
-    metrics = small_metrics(model)
+def test_the_causal_section_chooses_on_selection_tests_on_the_test_split_and_records_its_cost():
+    model, data = small_model(), small_data(4, 6)
     reference = small_reference()
-    tests = va.period_head_tests(model, {"best head": [(1, 0)], "two heads": [(0, 1), (2, 0)]}, metrics, reference, draws=20, seed=3)
-    assert [t.label for t in tests] == ["best head", "two heads"]
+    section = va.causal_section(model, reference, data, heads=2, max_draws=9, seed=1)
+    n = len(data.selection)
+    ranking = va.period_ranking(model, data.selection_images[:n], data.selection_mapped[:n])
+    assert section.period_heads == tuple(va.period_heads(ranking, 2))
+    # the positive control: the strongest single heads on the selection split's paired metric, measured independently
     means = head_means(model, reference)
-    pool = [(layer, h) for layer in range(3) for h in range(4)]  # 12 heads: 12 singletons, 66 pairs
-    for t, size in zip(tests, (1, 2)):
-        sets, exact = random_head_sets(pool, size, 20, 3, exclude=list(t.heads))
-        assert t.heads not in sets and exact == (size == 1) and t.exp1.exact == exact and t.exp1.draws == len(sets) and t.random_sets == tuple(sets)
-        for k, c in ((1, t.exp1), (2, t.exp2)):
-            with ablate(model, list(t.heads), how="mean", reference=means):
-                assert math.isclose(c.effect, metrics[k](model), rel_tol=1e-9, abs_tol=1e-15)
-            for s, e in list(zip(sets, c.random_effects))[:4]:
-                with ablate(model, list(s), how="mean", reference=means):
-                    assert math.isclose(e, metrics[k](model), rel_tol=1e-9, abs_tol=1e-15)
-            worst, effect = t.most_damaging(k)
-            assert effect == max(c.random_effects) and worst == sets[c.random_effects.index(effect)]
-        expected = [a / max(b, 1e-12) for a, b in zip(t.exp1.random_effects, t.exp2.random_effects)]
-        assert t.ratio.random_effects == tuple(expected)
-
-    frame = va.causal_frame(tests)
-    assert frame.shape[0] == 6 and list(frame.index.get_level_values(1)[:3]) == ["experiment 1", "experiment 2", "ratio exp 1 / exp 2"]
-    assert frame.loc[("two heads", "experiment 2"), "chosen"] == tests[1].exp2.effect
-    with pytest.raises(InvalidInputError, match="labelled"):
-        va.causal_findings(tests)  # "two heads" is not a head set the registry declares
-    found = va.causal_findings([tests[0], dataclasses.replace(tests[1], label="top-3 heads")])
-    assert [f.spec.key.split("/")[1] for f in found] == ["best-head-used-exp1", "best-head-used-exp2", "best-head-used-for-period",
-                                                         "top3-used-exp1", "top3-used-exp2", "top3-used-for-period"]
-    assert [f.verdict == "supported" for f in found] == [c.exceeds(95) for t in tests for c in (t.exp1, t.exp2, t.ratio)]
-    assert list(frame["verdict"]) == [f.verdict for f in found]
-    records = va.causal_records(tests, "forecast change")
-    assert len(records) == 6 and records[2]["metric"] == "ratio of forecast change" and records[0]["effect"] == tests[0].exp1.effect
-    assert all(set(r) >= {"finding", "metric", "heads", "how", "effect", "random_mean", "percentile", "p_value", "draws", "rule", "verdict"}
-               for r in records)
-    strips = va.strips(tests, "effects")
-    assert list(strips) == ["L1H0, exp 1", "L1H0, exp 2", "2 heads, exp 1", "2 heads, exp 2"]
-    assert strips["2 heads, exp 2"] == (tests[1].exp2.effect, tests[1].exp2.random_effects)
-    assert va.strips(tests, "ratio")["2 heads"] == (tests[1].ratio.effect, tests[1].ratio.random_effects)
-    with pytest.raises(InvalidInputError, match="measure"):
-        va.strips(tests, "both")
-    with pytest.raises(InvalidInputError, match="metrics"):
-        va.period_head_tests(model, {"x": [(0, 0)]}, {1: metrics[1]}, reference)
-    with pytest.raises(InvalidInputError, match="experiment"):
-        tests[0].most_damaging(3)
+    selection_metric = va.HarmonicDamage(model, data.selection_images, data.selection_mapped)
+    effects = head_effects(model, lambda m: float(np.mean(selection_metric(m))), how="mean", reference=means)
+    assert section.control_heads == tuple((l, h) for l, h, _ in effects.ranked()[:2])
+    assert torch.allclose(section.selection_effects.effects, effects.effects, equal_nan=True, atol=1e-9)
+    family = section.family
+    assert list(family.tests) == [va.PERIOD_HEADS_KEY] and family.m == 1
+    test = family.tests[va.PERIOD_HEADS_KEY]
+    assert test.units == len(data.test) and test.result.max_draws <= 9 and family.control.units == len(data.test)
+    names = [s for s in ("model.blocks.0.attn", "model.blocks.1.attn", "model.decoder_blocks.0.attn")]
+    assert test.heads == tuple((names[l], h) for l, h in section.period_heads)
+    # the effect is the mean over test pairs of the hand-computed paired difference
+    assert math.isclose(test.effect, float(np.mean(hand_damage(model, data, list(section.period_heads), "mean", means))), rel_tol=1e-4)
+    assert section.cost["forwards"] == len(effects.ranked()) + 1 + 2 * (2 + 0) + test.result.draws + family.control.result.draws
+    assert section.cost["draws"] == test.result.draws + family.control.result.draws and section.cost["seconds"] > 0
+    assert set(section.per_layer) == set(names)
+    frame = va.causal_frame({1: section})
+    assert list(frame.index.get_level_values("seed")) == [1, 1] and frame.index.get_level_values("test")[1] == section.texts[POSITIVE_CONTROL]
+    records = va.causal_records({1: section}, "paired damage")
+    assert [r["key"] for r in records] == [va.PERIOD_HEADS_KEY, POSITIVE_CONTROL] and all(r["seed"] == 1 for r in records)
+    assert records[0]["test_split"] == data.test_text and records[0]["selection"] == data.selection_text
+    assert va.strips({1: section})["s1 period heads"] == (test.effect, test.result.null)
+    found = family.findings()
+    assert [f.spec.key for f in found] == [va.PERIOD_HEADS_KEY]
 
 
-def test_causal_reading_follows_the_verdicts():
-    random = tuple(float(i) for i in range(20))  # 95th percentile 18 (nearest rank) or 18.05 (linear)
-
-    def test(label, e1, e2):
-        return va.PeriodHeadTest(label, ((0, 0),), comparison(e1, random), comparison(e2, random))
-
-    none = va.causal_reading([test("best head", 5.0, 5.0)])
-    assert none.startswith("none of the head sets")
-    used = va.causal_reading([test("best head", 19.0, 0.5), test("top-3 heads", 30.0, 30.0)])
-    assert used.startswith("ablating the best head and the top-3 heads moves") and used.endswith("the best head more so with the period present than without")
-    # ratio 1.0 for 30/30 against random ratios i/i = 1 (0/0 -> 0): not above their 95th percentile
-    assert "but not more so" in va.causal_reading([test("top-3 heads", 30.0, 30.0)])
-    with pytest.raises(InvalidInputError, match="random_sets"):
-        test("x", 1.0, 1.0).most_damaging(1)
+def test_causal_settings_are_checked_and_full_draws_at_least_a_thousand():
+    assert PROFILES["quick"].causal.test_pairs >= 64 and PROFILES["quick"].causal.max_draws is None
+    assert PROFILES["full"].causal.max_draws >= 1000 and PROFILES["full"].causal.test_pairs >= PROFILES["quick"].causal.test_pairs
+    with pytest.raises(InvalidInputError, match="test_pairs"):
+        CausalSettings(test_pairs=0)
+    with pytest.raises(InvalidInputError, match="max_draws"):
+        CausalSettings(max_draws=0)

@@ -1,7 +1,10 @@
 """Chapter 3's checks and findings: what the measured lag contrasts, profile correlations, rollout
 and forecasts say about the seed's statements, each against its control under the rule declared in
-:mod:`attnbook.registry`; and the causal test of the period heads (does ablating them change the
-forecast, more than random heads, and more when the period is in the input?).
+:mod:`attnbook.registry`; and the causal section (issue 30): do the period heads matter for the
+harmonic? Ablating them is tested on pairs of random-phase series with and without ``sin(n/10)``
+(:class:`HarmonicDamage`: the damage with the harmonic minus without, per pair) against head sets
+of the same shape, heads chosen on a selection split and tested on a disjoint test split
+(:func:`causal_section`).
 
 A *contrast* is the attention at the input's period against the attention between its multiples
 (:func:`~attnbook.vitime.lags.period_contrast`): 1 means no preference for the period.
@@ -18,16 +21,17 @@ import torch
 
 from .. import checks
 from ..capture import find_attention
-from ..claims import Check, Finding, FindingSpec, fmt
+from ..claims import Check, Finding, fmt
 from ..errors import InvalidInputError, bad_argument
-from ..intervene import HeadMeans, RandomComparison, against_random, head_means
-from ..intervene.effects import random_head_sets
+from ..intervene import HeadMeans
 from ..registry import spec
+from . import harmonics as hm
+from . import lags
 
 __all__ = ["attention_findings", "forecast_findings", "forecast_reading", "FLAT_PERCENT", "chapter_checks", "peak_error",
-           "top_head_agreement", "CAUSAL_STARTS", "period_heads",
-           "experiment_images", "reference_images", "ForecastChange", "RatioComparison", "PeriodHeadTest", "period_head_tests",
-           "causal_frame", "CAUSAL_KEYS", "causal_findings", "causal_records", "causal_reading", "strips"]
+           "top_head_agreement", "SELECTION_SEED", "TEST_SEED", "PERIOD_HEADS_KEY", "PairedSeries", "paired_series", "paired_images",
+           "HarmonicDamage", "period_ranking", "period_heads", "reference_images", "CausalData", "causal_data", "CausalSection",
+           "causal_section", "causal_frame", "causal_records", "strips"]
 
 
 def attention_findings(*, best_contrast: float, peak_err: float, random_best_contrast: float, random_peak_err: float,
@@ -147,35 +151,195 @@ def top_head_agreement(corr: np.ndarray, ranking: list[dict], n_heads: int, top:
     return among_top, float(np.nanmean(corr[np.triu_indices_from(corr, 1)]))
 
 
-# -- does the model use the period heads? ----------------------------------------------------------
+# -- does the model use the period heads? (issue 30) -----------------------------------------------
+#
+# The unit is a PAIR of random-phase series: the same background harmonics (random phases), the same noise, one
+# with sin(n/10) added (random phase), one without. The damage of an ablation on one series is the mean squared
+# change of its 720-sample forecast from the intact model's, in units of that series' own history standard
+# deviation; the pair's value is the damage with the harmonic minus the damage without it. Heads are chosen on a
+# selection split of pairs and tested on a disjoint test split of fresh pairs (head_set_test, one family, Holm).
 
-#: start samples of the windows the causal test forecasts from: 0 (the chapter's input) to 56 in
-#: steps of 8, phase shifts across one period of sin(n/10), so no single phase decides the test
-CAUSAL_STARTS: tuple[int, ...] = tuple(range(0, 64, 8))
+#: seeds of the two splits of paired series (the same for every training seed; distinct draws, so the splits share no series)
+SELECTION_SEED, TEST_SEED = 40_000, 50_000
+#: the registry key of the chapter's causal finding: the period heads, tested as a set
+PERIOD_HEADS_KEY = "vitime-harmonics/top3-used-for-period"
+@dataclass(frozen=True)
+class PairedSeries:
+    """``n`` pairs of series of ``length`` samples: ``without[i]`` is the background (the harmonics of
+    experiment 2, ``sin(2πn/31.4 + φ)`` and ``cos(2πn/6.28 + φ')``, phases drawn per pair) plus Gaussian
+    noise (standard deviation ``noise``); ``with_harmonic[i]`` is the same series plus ``sin(2πn/62.8 + φ0)``
+    (``phases[i] = (φ0, φ, φ')``). The pair shares everything but the harmonic."""
+
+    with_harmonic: np.ndarray
+    without: np.ndarray
+    phases: np.ndarray
+    noise: float
+    seed: int
+
+    def __len__(self) -> int:
+        return len(self.without)
+
+
+def paired_series(n: int, seed: int, *, length: int = 512, noise: float = 0.1) -> PairedSeries:
+    """``n`` seeded :class:`PairedSeries` (``numpy.random.default_rng(seed)``: per pair, the three phases
+    uniform on [0, 2π), then ``length`` noise samples)."""
+    import dataclasses as dc
+
+    n, length = checks.positive_int("n", n), checks.positive_int("length", length)
+    noise = checks.non_negative("noise", noise)
+    harmonic, background = hm.EXPERIMENTS[1][0], hm.EXPERIMENTS[2]
+    rng = np.random.default_rng(checks.integer("seed", seed, minimum=0))
+    t = np.arange(length, dtype=np.float64)
+    with_h, without, phases = [], [], []
+    for _ in range(n):
+        phi = rng.uniform(0.0, 2.0 * np.pi, size=1 + len(background))
+        eps = rng.normal(0.0, noise, size=length) if noise > 0 else np.zeros(length)
+        base = sum(dc.replace(b, phase=float(p))(t) for b, p in zip(background, phi[1:])) + eps
+        without.append(base)
+        with_h.append(base + dc.replace(harmonic, phase=float(phi[0]))(t))
+        phases.append(phi)
+    return PairedSeries(np.stack(with_h), np.stack(without), np.stack(phases), float(noise), int(seed))
+
+
+def paired_images(pairs: PairedSeries, mapping: Any, horizon: int = 720) -> tuple[torch.Tensor, list]:
+    """The model inputs ``(2n, 1, W, h)`` of ``pairs``: the ``n`` series with the harmonic first, then their
+    ``n`` twins in the same order, each mapped as the chapter maps its input
+    (:func:`~attnbook.vitime.mapping.series_to_image`), and their :class:`~attnbook.vitime.mapping.Mapped`."""
+    from .mapping import series_to_image
+
+    if not isinstance(pairs, PairedSeries):
+        raise bad_argument(InvalidInputError, "pairs", "a PairedSeries", type(pairs).__name__, raw=True)
+    mapped = [series_to_image(x, horizon, mapping) for x in (*pairs.with_harmonic, *pairs.without)]
+    return torch.as_tensor(np.stack([m.image for m in mapped]), dtype=torch.float32)[:, None], mapped
+
+
+def _hooked(module: torch.nn.Module) -> bool:
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
+
+
+def _global_hooks() -> bool:
+    from torch.nn.modules import module as torch_module
+
+    return bool(torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks)
+
+
+class HarmonicDamage:
+    """``metric(model) -> (n,)``: per pair (``images`` from :func:`paired_images`: ``n`` series with the
+    harmonic, then their twins), the damage on the series with the harmonic minus the damage on its twin,
+    where a series' damage is ``mean_t ((ŷ_t(model) − ŷ_t(intact)) / σ)²`` over the ``horizon`` forecast
+    samples (expectation decoding), ``σ`` the series' history standard deviation (the mapping's): the forecast's
+    change in the units the model reads the series in. 0 for the intact model.
+
+    The intact model's block inputs are kept: a call recomputes from the first block that has a hook installed
+    (an ablation, a capture) — the blocks before it compute what they computed intact. Any other hook, a global
+    hook, a shuffled token order or another model run the whole forward. ``calls`` counts the calls."""
+
+    def __init__(self, model: torch.nn.Module, images: torch.Tensor, mapped: Sequence[Any]) -> None:
+        if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] != len(mapped) or len(mapped) % 2 or not mapped:
+            raise bad_argument(InvalidInputError, "images", f"a tensor (2n, 1, W, h) with 2n = len(mapped) = {len(mapped)} (even)",
+                               getattr(images, "shape", type(images).__name__), raw=True)
+        model.check_input(images)  # once: the fast path skips the check
+        self.images, self.mapped, self.n = images, list(mapped), len(mapped) // 2
+        self.calls = 0
+        self._model = model
+        self._cache: list[torch.Tensor] | None = None
+        with torch.no_grad():
+            if model.model.token_order == "raster":
+                self._cache = self._intact_inputs(model)
+            self.clean = self.forecasts(model)
+
+    # the forward, from a block on
+    def _intact_inputs(self, model: torch.nn.Module) -> list[torch.Tensor]:
+        vit = model.model
+        x = vit.patch_embed(self.images.transpose(2, 3)) + vit.pos_embed[:, 1:, :]
+        x = torch.cat(((vit.cls_token + vit.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1), x), dim=1)
+        inputs = []
+        for blk in vit.blocks:
+            inputs.append(x)
+            x = blk(x)
+        x = vit.decoder_embed(vit.norm(x)) + vit.decoder_pos_embed
+        for blk in vit.decoder_blocks:
+            inputs.append(x)
+            x = blk(x)
+        return [*inputs, x]
+
+    def _fast(self, model: torch.nn.Module) -> bool:
+        vit = getattr(model, "model", None)
+        return (model is self._model and self._cache is not None and vit.token_order == "raster" and not _global_hooks()
+                and not (model._forward_hooks or model._forward_pre_hooks or vit._forward_hooks or vit._forward_pre_hooks)
+                and not any(_hooked(m) for m in (vit.patch_embed, vit.norm, vit.decoder_embed, vit.decoder_norm, vit.decoder_pred)))
+
+    def logits(self, model: torch.nn.Module) -> torch.Tensor:
+        """The model's output logits ``(2n, 1, W, h)`` on the pairs (from the first hooked block on, when it can)."""
+        if not self._fast(model):
+            return model.logits(self.images)
+        vit = model.model
+        blocks = [*vit.blocks, *vit.decoder_blocks]
+        n_enc = len(vit.blocks)
+        first = next((i for i, b in enumerate(blocks) if _hooked(b)), len(blocks))
+        x = self._cache[first]
+        for j in range(first, n_enc):
+            x = blocks[j](x)
+        if first < n_enc:
+            x = vit.decoder_embed(vit.norm(x)) + vit.decoder_pos_embed
+        for j in range(max(first, n_enc), len(blocks)):
+            x = blocks[j](x)
+        pred = vit.decoder_pred(vit.decoder_norm(x))[:, 1:, :]
+        return vit.unpatchify(pred).transpose(2, 3)
+
+    def forecasts(self, model: torch.nn.Module) -> np.ndarray:
+        """The forecasts ``(2n, horizon)`` in units of each series' history σ around its μ (expectation decoding:
+        :func:`~attnbook.vitime.mapping.image_to_series` divided by σ, minus μ/σ)."""
+        from .mapping import resample
+
+        config = self.mapped[0].config
+        with torch.no_grad():
+            probs = torch.softmax(self.logits(model)[:, 0], dim=-1).double()  # as the model's output, decoded in float64
+            row = (probs @ torch.arange(config.bins, dtype=torch.float64)) / (probs.sum(-1) + 1e-8)
+        z = (row * config.bin_width - config.max_scal).numpy()
+        out = []
+        for b, m in enumerate(self.mapped):
+            series = z[b] if z.shape[1] == m.input_len + m.horizon else resample(z[b], m.input_len + m.horizon)
+            out.append(series[m.input_len:])
+        return np.stack(out)
+
+    def damage(self, model: torch.nn.Module) -> np.ndarray:
+        """Each series' damage ``(2n,)``: the mean squared change of its normalised forecast."""
+        return np.mean((self.forecasts(model) - self.clean) ** 2, axis=1)
+
+    def __call__(self, model: torch.nn.Module) -> np.ndarray:
+        self.calls += 1
+        d = self.damage(model)
+        return d[: self.n] - d[self.n:]
+
+
+def period_ranking(model: torch.nn.Module, images: torch.Tensor, mapped: Sequence[Any], period: float | None = None) -> list[dict]:
+    """Every head ranked by the period contrast (:func:`~attnbook.vitime.lags.period_contrast`, ``period``
+    default 62.8 samples) of its lag profile averaged over the series ``images`` (one captured forward):
+    the chapter's attention analysis, on a set of series instead of one input."""
+    from ..capture import capture
+    from .model import unshuffle_attention
+
+    period = hm.PERIOD_63 if period is None else period
+    model.eval()
+    with torch.no_grad(), capture(model) as cap:
+        model(images)
+    maps = cap.maps
+    if model.last_permutation is not None:
+        maps = unshuffle_attention(maps, model.last_permutation)
+    c, spp = model.config, mapped[0].samples_per_patch
+    profiles = lags.lag_profiles(lags.time_attention(maps, c.grid_h, c.grid_w, samples_per_patch=spp))
+    return lags.rank_heads(lags.period_contrast(profiles, period, spp), maps.layer_names)
 
 
 def period_heads(ranking: Sequence[Mapping], top: int = 1) -> list[tuple[int, int]]:
-    """The heads the chapter's attention analysis points to, as ``(layer, head)`` pairs: the first
-    ``top`` of ``ranking`` (:func:`~attnbook.vitime.lags.rank_heads`, best period contrast first).
-    ``layer`` is capture's layer index, which :func:`attnbook.intervene.ablate` reads the same way."""
+    """The first ``top`` heads of ``ranking`` (:func:`~attnbook.vitime.lags.rank_heads`, best period contrast
+    first) as ``(layer, head)`` pairs; ``layer`` is capture's layer index, which
+    :func:`attnbook.intervene.ablate` reads the same way."""
     top = checks.integer("top", top, minimum=1)
     if len(ranking) < top:
         raise bad_argument(InvalidInputError, "ranking", f"at least {top} ranked heads", len(ranking), raw=True)
     return [(int(r["layer"]), int(r["head"])) for r in ranking[:top]]
-
-
-def experiment_images(harmonics: Sequence[Any], mapping: Any, *, starts: Sequence[int] = CAUSAL_STARTS, length: int = 512,
-                      horizon: int = 720) -> tuple[torch.Tensor, list]:
-    """The model inputs ``(len(starts), 1, W, h)`` of the windows ``signal(harmonics, length, start)``
-    for each start, mapped as the chapter maps its input (:func:`~attnbook.vitime.mapping.series_to_image`,
-    horizon ``horizon``), and their :class:`~attnbook.vitime.mapping.Mapped` (for decoding)."""
-    from .harmonics import signal
-    from .mapping import series_to_image
-
-    if isinstance(starts, (str, bytes)) or not isinstance(starts, Sequence) or not starts:
-        raise bad_argument(InvalidInputError, "starts", "a non-empty sequence of start samples", starts)
-    mapped = [series_to_image(signal(harmonics, length, start=checks.integer("starts", s, minimum=0)), horizon, mapping) for s in starts]
-    return torch.as_tensor(np.stack([m.image for m in mapped]), dtype=torch.float32)[:, None], mapped
 
 
 def reference_images(data: Any, mapping: Any, n: int, seed: int) -> torch.Tensor:
@@ -186,221 +350,117 @@ def reference_images(data: Any, mapping: Any, n: int, seed: int) -> torch.Tensor
     return batch_images(generate(checks.positive_int("n", n), data, seed=seed), mapping)[0]
 
 
-class ForecastChange:
-    """``metric(model) -> float``: the mean squared change of the model's decoded forecast (the
-    ``horizon`` samples after the history, series units, ``method`` decoding) from the clean model's,
-    averaged over the windows ``images`` (``mapped`` from :func:`experiment_images`):
-    ``mean_{b,t} (ŷ_b,t(model) − ŷ_b,t(clean))²``; 0 for the clean model, damage > 0.
+@dataclass(frozen=True)
+class CausalData:
+    """The two splits of paired series and their model inputs (built once, the same for every seed)."""
 
-    Expectation decoding by default: argmax moves in whole value bins, so a small change reads as
-    none and ties the random head sets."""
+    selection: PairedSeries
+    test: PairedSeries
+    selection_images: torch.Tensor
+    selection_mapped: list
+    test_images: torch.Tensor
+    test_mapped: list
 
-    def __init__(self, model: torch.nn.Module, images: torch.Tensor, mapped: Sequence[Any], method: str = "expectation") -> None:
-        if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] != len(mapped):
-            raise bad_argument(InvalidInputError, "images", f"a tensor (B, 1, W, h) with B = len(mapped) = {len(mapped)}",
-                               getattr(images, "shape", type(images).__name__), raw=True)
-        self.images, self.mapped, self.method = images, list(mapped), method
-        self.clean = self.forecasts(model)
+    @property
+    def selection_text(self) -> str:
+        return (f"{len(self.selection)} random-phase pairs (seed {self.selection.seed}): the period heads by the contrast of their mean lag "
+                f"profile on the series with the harmonic; the positive control by single-head effect")
 
-    def forecasts(self, model: torch.nn.Module) -> np.ndarray:
-        """The decoded forecasts ``(B, horizon)`` of ``model`` on the windows."""
-        from .mapping import image_to_series
-
-        model.eval()
-        with torch.no_grad():
-            probs = model(self.images).numpy()
-        return np.stack([image_to_series(probs[b], m, method=self.method)[m.input_len:] for b, m in enumerate(self.mapped)])
-
-    def __call__(self, model: torch.nn.Module) -> float:
-        return float(np.mean((self.forecasts(model) - self.clean) ** 2))
+    @property
+    def test_text(self) -> str:
+        return f"{len(self.test)} fresh random-phase pairs (seed {self.test.seed}), none of them in the selection split"
 
 
-def _ratio(a: float, b: float) -> float:
-    return a / max(b, 1e-12)
+def causal_data(selection_pairs: int, test_pairs: int, mapping: Any, *, noise: float = 0.1, horizon: int = 720, length: int = 512) -> CausalData:
+    """The selection split (:data:`SELECTION_SEED`) and the test split (:data:`TEST_SEED`) as :class:`CausalData`."""
+    sel = paired_series(selection_pairs, SELECTION_SEED, length=length, noise=noise)
+    test = paired_series(test_pairs, TEST_SEED, length=length, noise=noise)
+    return CausalData(sel, test, *paired_images(sel, mapping, horizon), *paired_images(test, mapping, horizon))
 
 
 @dataclass(frozen=True)
-class RatioComparison:
-    """The chosen heads' effect on experiment 1 over their effect on experiment 2, beside the same
-    ratio for each random head set (paired: ``exp1`` and ``exp2`` used the same sets, in order).
-    Percentile, permutation p-value and the rule's percentile are :class:`~attnbook.intervene.RandomComparison`'s,
-    computed on the ratios."""
+class CausalSection:
+    """One seed's causal section: the family (:class:`~attnbook.intervene.CausalFamily`), the heads chosen on
+    the selection split (``period_heads`` by contrast, ``control_heads`` by single-head effect), the selection
+    split's ``ranking`` and single-head effects (``selection_effects``, a HeadEffects), their mean per layer,
+    and the ``cost`` (seconds, forwards = metric calls, draws = null sets measured after stopping)."""
 
-    exp1: RandomComparison
-    exp2: RandomComparison
-
-    def __post_init__(self) -> None:
-        if self.exp1.heads != self.exp2.heads or self.exp1.draws != self.exp2.draws or self.exp1.exact != self.exp2.exact:
-            raise bad_argument(InvalidInputError, "exp2", "a comparison of the same heads against the same random sets as exp1",
-                               f"heads {self.exp2.heads}, {self.exp2.draws} sets", raw=True)
-
-    @property
-    def heads(self) -> tuple[tuple[str, int], ...]:
-        return self.exp1.heads
+    family: Any
+    period_heads: tuple[tuple[int, int], ...]
+    control_heads: tuple[tuple[int, int], ...]
+    ranking: list
+    selection_effects: Any
+    per_layer: dict
+    cost: dict
 
     @property
-    def effect(self) -> float:
-        """``effect on experiment 1 / effect on experiment 2`` (denominator floored at 1e-12)."""
-        return _ratio(self.exp1.effect, self.exp2.effect)
+    def texts(self) -> dict[str, str]:
+        from ..intervene import POSITIVE_CONTROL
 
-    @property
-    def random_effects(self) -> tuple[float, ...]:
-        return tuple(_ratio(a, b) for a, b in zip(self.exp1.random_effects, self.exp2.random_effects))
-
-    @property
-    def draws(self) -> int:
-        return self.exp1.draws
-
-    def _as_comparison(self) -> RandomComparison:
-        """The ratios in a :class:`RandomComparison`, so percentile, p and the rule's percentile follow its conventions."""
-        return RandomComparison(self.heads, 1.0, self.effect, self.random_effects, self.exp1.exact, self.exp1.how)
-
-    @property
-    def percentile(self) -> float:
-        return self._as_comparison().percentile
-
-    @property
-    def p_value(self) -> float:
-        return self._as_comparison().p_value
-
-    def quantile(self, q: float) -> float:
-        return self._as_comparison().quantile(q)
-
-    def exceeds(self, q: float = 95.0) -> bool:
-        return self._as_comparison().exceeds(q)
-
-    def rule(self, q: float = 95.0) -> str:
-        sets = f"all {self.draws}" if self.exp1.exact else f"{self.draws} random"
-        return f"ratio exp1/exp2 > {q:g}th percentile of the ratios of {sets} sets of {len(self.heads)} head(s)"
-
-    def record(self, finding: str = "", metric: str = "", q: float = 95.0) -> dict:
-        """The same fields as :meth:`RandomComparison.record`, for the ratio (``clean``: None)."""
-        r = np.asarray(self.random_effects, dtype=np.float64)
-        return {"finding": finding, "metric": metric, "heads": [f"{name}:{h}" for name, h in self.heads], "how": self.exp1.how,
-                "clean": None, "effect": self.effect, "random_mean": float(r.mean()), "random_p95": self.quantile(95),
-                "random_max": float(r.max()), "percentile": self.percentile, "p_value": self.p_value, "draws": self.draws,
-                "exact": self.exp1.exact, "rule": self.rule(q), "verdict": "supported" if self.exceeds(q) else "not supported"}
-
-    def finding(self, finding_spec: FindingSpec) -> Finding:
-        """The ratio comparison as the registered causal finding ``finding_spec`` (:meth:`RandomComparison.finding` on the ratios)."""
-        return self._as_comparison().finding(finding_spec)
+        k = len(self.period_heads)
+        return {PERIOD_HEADS_KEY: f"the period heads (top {k} by period contrast, selection split)",
+                POSITIVE_CONTROL: f"positive control (top {k} by single-head effect, selection split)"}
 
 
-@dataclass(frozen=True)
-class PeriodHeadTest:
-    """One head set the attention analysis picked (``label``, ``heads`` as (layer, head)), ablated
-    against random sets of its size on experiment 1, on experiment 2, and their ratio."""
+def causal_section(model: torch.nn.Module, reference: Any, data: CausalData, *, heads: int = 3, max_draws: int | None = None,
+                   seed: int = 0, profile: str | None = None, progress: bool = False) -> CausalSection:
+    """Chapter 3's causal section on one trained model (every training seed runs it on its own model):
 
-    label: str
-    heads: tuple[tuple[int, int], ...]
-    exp1: RandomComparison
-    exp2: RandomComparison
-    random_sets: tuple[tuple[tuple[int, int], ...], ...] = ()  # the sets behind random_effects, in order
+    1. on the selection split: rank the heads by period contrast on the series with the harmonic
+       (:func:`period_ranking`); the period heads are the first ``heads``; every head's single-head
+       mean-ablation effect on the paired metric (:class:`HarmonicDamage`), whose ``heads`` strongest
+       are the positive control (:func:`~attnbook.intervene.strongest_heads`);
+    2. on the test split: :func:`~attnbook.intervene.head_set_test` of the period heads (the registry's family
+       for the chapter, ``m`` tests, Holm) and of the positive control (``family=m``), mean ablation over
+       ``reference`` (inputs or HeadMeans), layer-matched null with its stated fallback, ``max_draws`` (None:
+       :func:`attnbook.stats.draws_for`), Besag–Clifford stopping (a space is enumerated only when it has no more
+       members than the draws).
+    """
+    import time
 
-    @property
-    def ratio(self) -> RatioComparison:
-        return RatioComparison(self.exp1, self.exp2)
+    from ..intervene import CausalFamily, head_effects, head_means, head_set_test, per_layer_effects, strongest_heads
+    from ..registry import causal_family
 
-    def most_damaging(self, experiment: int = 1) -> tuple[tuple[tuple[int, int], ...], float]:
-        """The random set (as (layer, head) pairs) whose ablation changed ``experiment``'s forecast
-        most, and that change."""
-        c = {1: self.exp1, 2: self.exp2}.get(experiment)
-        if c is None:
-            raise bad_argument(InvalidInputError, "experiment", "1 or 2", experiment)
-        if len(self.random_sets) != c.draws:
-            raise bad_argument(InvalidInputError, "random_sets", f"the {c.draws} sets behind the random effects", len(self.random_sets), raw=True)
-        i = int(np.argmax(c.random_effects))
-        return self.random_sets[i], c.random_effects[i]
-
-
-def period_head_tests(model: torch.nn.Module, head_sets: Mapping[str, Sequence[tuple[int, int]]], metrics: Mapping[int, Any],
-                      reference: Any, *, how: str = "mean", draws: int = 50, seed: int = 0,
-                      progress: bool = False) -> list[PeriodHeadTest]:
-    """For each ``label -> heads`` of ``head_sets``: :func:`~attnbook.intervene.against_random` on
-    ``metrics[1]`` (experiment 1) and ``metrics[2]`` (experiment 2) with the same ``draws`` and
-    ``seed``, hence the same random sets in the same order (pool: every head of every layer).
-    ``reference`` for ``how="mean"``: inputs, computed into :class:`~attnbook.intervene.HeadMeans` once."""
-    if set(metrics) != {1, 2}:
-        raise bad_argument(InvalidInputError, "metrics", "metrics for experiments 1 and 2", sorted(metrics), raw=True)
-    if how == "mean" and not isinstance(reference, HeadMeans):
-        reference = head_means(model, reference)
-    pool = [(i, h) for i, site in enumerate(find_attention(model)) for h in range(site.n_heads or 0)]  # against_random's pool
-    tests = []
-    for label, heads in head_sets.items():
-        heads = tuple((int(layer), int(h)) for layer, h in heads)
-        runs = [against_random(model, metrics[k], list(heads), draws=draws, seed=seed, how=how, reference=reference,
-                               progress=progress) for k in (1, 2)]
-        sets, _ = random_head_sets(pool, len(heads), draws, seed, exclude=list(heads))  # as against_random draws them
-        tests.append(PeriodHeadTest(str(label), heads, *runs, random_sets=tuple(tuple(s) for s in sets)))
-    return tests
+    start = time.perf_counter()
+    heads = checks.positive_int("heads", heads)
+    keys = causal_family("vitime-harmonics", profile)
+    if keys != (PERIOD_HEADS_KEY,):
+        raise bad_argument(InvalidInputError, "registry", f"the chapter's causal family ({PERIOD_HEADS_KEY!r},)", keys, raw=True)
+    m = len(keys)
+    means = reference if isinstance(reference, HeadMeans) else head_means(model, reference)
+    n = len(data.selection)
+    ranking = period_ranking(model, data.selection_images[:n], data.selection_mapped[:n])
+    chosen = period_heads(ranking, heads)
+    selection_metric = HarmonicDamage(model, data.selection_images, data.selection_mapped)
+    effects = head_effects(model, lambda mod: float(np.mean(selection_metric(mod))), how="mean", reference=means, progress=progress)
+    control = strongest_heads(effects, heads)
+    test_metric = HarmonicDamage(model, data.test_images, data.test_mapped)
+    common = dict(how="mean", reference=means, alpha=0.05, family=m, max_draws=max_draws, seed=seed, exact_up_to=0, progress=progress)
+    tests = {PERIOD_HEADS_KEY: head_set_test(model, test_metric, chosen, **common)}
+    positive = head_set_test(model, test_metric, control, **common)
+    family = CausalFamily(tests, positive, selection=data.selection_text, test_split=data.test_text)
+    cost = {"seed": seed, "seconds": time.perf_counter() - start, "forwards": selection_metric.calls + test_metric.calls,
+            "draws": sum(t.result.draws for t in (*tests.values(), positive))}
+    return CausalSection(family, tuple(chosen), tuple(control), ranking, effects, per_layer_effects(effects), cost)
 
 
-def causal_frame(tests: Sequence[PeriodHeadTest], q: float = 95.0):
-    """One row per test and experiment (and the ratio): heads, effect, random mean and ``q``-th
-    percentile, percentile of the effect among the random sets, p, sets, verdict (a pandas DataFrame)."""
+def causal_frame(sections: Mapping[int, CausalSection]):
+    """Every seed's family table (:meth:`~attnbook.intervene.CausalFamily.frame`) in one, with a seed level."""
     import pandas as pd
 
-    rows = []
-    for t in tests:
-        for what, c in (("experiment 1", t.exp1), ("experiment 2", t.exp2), ("ratio exp 1 / exp 2", t.ratio)):
-            r = np.asarray(c.random_effects, dtype=np.float64)
-            rows.append({"heads": t.label, "measure": what, "chosen": c.effect, "random mean": float(r.mean()),
-                         "random median": float(np.median(r)), f"random {q:g}th pct": c.quantile(q), "percentile": c.percentile,
-                         "p": c.p_value, "sets": c.draws, "verdict": "supported" if c.exceeds(q) else "not supported"})
-    return pd.DataFrame(rows).set_index(["heads", "measure"])
+    return pd.concat({s: c.family.frame(c.texts) for s, c in sections.items()}, names=["seed"])
 
 
-#: the registry's name of each head set the chapter tests (keys ``vitime-harmonics/<name>-used-…``)
-CAUSAL_KEYS = {"best head": "best-head", "top-3 heads": "top3"}
+def causal_records(sections: Mapping[int, CausalSection], metric: str) -> list[dict]:
+    """Every seed's records for ``summary.json``'s ``causal`` list."""
+    return [r for s, c in sections.items() for r in c.family.records(metric, s, c.texts)]
 
 
-def causal_findings(tests: Sequence[PeriodHeadTest]) -> list[Finding]:
-    """Three registered findings per test (``<set>-used-exp1``, ``-exp2``, ``-for-period``): ablating
-    the heads changes the experiment-1 forecast more than random heads; the experiment-2 forecast too;
-    the change is larger with the period present (ratio exp1/exp2 against the random sets' ratios)."""
-    out = []
-    for t in tests:
-        if t.label not in CAUSAL_KEYS:
-            raise bad_argument(InvalidInputError, "tests", f"head sets labelled {list(CAUSAL_KEYS)}", t.label)
-        key = f"vitime-harmonics/{CAUSAL_KEYS[t.label]}-used"
-        out += [t.exp1.finding(spec(key + "-exp1")), t.exp2.finding(spec(key + "-exp2")), t.ratio.finding(spec(key + "-for-period"))]
+def strips(sections: Mapping[int, CausalSection]) -> dict[str, tuple[float, tuple[float, ...]]]:
+    """``{row: (effect, null effects)}`` for :func:`attnbook.plots.ablation_strips`: per seed, the period
+    heads and the positive control (rows ``"s<seed> period heads"``, ``"s<seed> control"``)."""
+    out = {}
+    for s, c in sections.items():
+        for label, t in (("period heads", c.family.tests[PERIOD_HEADS_KEY]), ("control", c.family.control)):
+            out[f"s{s} {label}"] = (t.effect, t.result.null)
     return out
-
-
-def causal_records(tests: Sequence[PeriodHeadTest], metric: str, q: float = 95.0) -> list[dict]:
-    """The tests' ``summary.json`` records (the ``causal`` list), three per test."""
-    out = []
-    for t in tests:
-        finding = f"{t.label}: attention one period of sin(n/10) back (period contrast)"
-        out += [t.exp1.record(f"{finding}; experiment 1", metric, q), t.exp2.record(f"{finding}; experiment 2 (no sin(n/10))", metric, q),
-                t.ratio.record(f"{finding}; experiment 1 over experiment 2", f"ratio of {metric}", q)]
-    return out
-
-
-def causal_reading(tests: Sequence[PeriodHeadTest], q: float = 95.0) -> str:
-    """One sentence for the prose, from the verdicts of ``tests`` (rule: above the ``q``-th
-    percentile of the random sets): do the heads attention points to matter for the experiment-1
-    forecast, and more with the period present?"""
-    used = [t.label for t in tests if t.exp1.exceeds(q)]
-    more = [t.label for t in tests if t.ratio.exceeds(q)]
-    if not used:
-        return ("none of the head sets attention points to moves the experiment-1 forecast more than random heads do: "
-                "the model attends to the period with heads its forecast depends on no more than on any other")
-    text = f"ablating the {' and the '.join(used)} moves the experiment-1 forecast more than random heads do"
-    if more:
-        return text + f", and the {' and the '.join(more)} more so with the period present than without"
-    return text + ", but not more so with the period present than without (relative to random heads)"
-
-
-def _short(t: PeriodHeadTest) -> str:
-    return f"L{t.heads[0][0]}H{t.heads[0][1]}" if len(t.heads) == 1 else f"{len(t.heads)} heads"
-
-
-def strips(tests: Sequence[PeriodHeadTest], measure: str) -> dict[str, tuple[float, tuple[float, ...]]]:
-    """``{row: (chosen, random)}`` for :func:`attnbook.plots.ablation_strips`: ``measure`` "effects"
-    (rows "L<layer>H<head>, exp 1", "…, exp 2" per test; a set of n heads reads "n heads") or "ratio"."""
-    if measure == "effects":
-        return {f"{_short(t)}, exp {k}": (c.effect, c.random_effects) for t in tests for k, c in ((1, t.exp1), (2, t.exp2))}
-    if measure == "ratio":
-        return {_short(t): (t.ratio.effect, t.ratio.random_effects) for t in tests}
-    raise bad_argument(InvalidInputError, "measure", "'effects' or 'ratio'", measure)

@@ -5,7 +5,8 @@ A seed draws the initial weights and the pretraining batches. What the model is 
 same for every seed: the experiments' signals and the held-out probes (deterministic), the 64-series
 forecast test (:class:`~attnbook.vitime.forecasting.HeldOutConfig`'s own seed), pretraining's validation
 series (:data:`~attnbook.vitime.experiment.VALIDATION_SEED`, also the reference of the mean ablations),
-the linear forecaster and the average image (:class:`Fixed`, built once).
+the causal section's two splits of paired series (:func:`attnbook.vitime.analysis.causal_data`), the
+linear forecaster and the average image (:class:`Fixed`, built once).
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ def execute_and_analyse(run_list: Sequence[runs.Run], analyse: Callable[[int, An
 class Fixed:
     """What every seed is evaluated on, built once: the held-out test (``test_x``, ``test_records``), its
     baselines' forecasts (``baselines``, the linear forecaster ``linear`` among them), the validation
-    series as images (``val_x``, ``val_rows``), the average image, the causal tests' inputs
-    (``causal_images``: each experiment's windows; ``reference``: the validation series), and the
+    series as images (``val_x``, ``val_rows``), the average image, the causal section's inputs
+    (``causal``: its selection and test splits of paired series; ``reference``: the validation series), and the
     one-batch diagnosis (``overfit_trace``: a fresh network fitted to one batch of 8, drawn from ``overfit_seed``)."""
 
     test_set: forecasting.HeldOutConfig
@@ -117,7 +118,7 @@ class Fixed:
     val_x: torch.Tensor
     val_rows: torch.Tensor
     average: torch.Tensor
-    causal_images: dict
+    causal: analysis.CausalData
     reference: torch.Tensor
     overfit_trace: list
     overfit_seed: int
@@ -132,7 +133,8 @@ def fixed(settings: Settings, data: realts.RealTSConfig, test_set: forecasting.H
     val_x, val_rows = realts.batch_images(realts.generate(settings.val_size, data, seed=VALIDATION_SEED), mapping)
     return Fixed(test_set, test_x, test_records, linear, forecasting.baseline_forecasts(test_x, 512, linear), val_x, val_rows,
                  diagnosis.average_image(data, mapping, n=2000, seed=AVERAGE_SEED),
-                 {k: analysis.experiment_images(hm.EXPERIMENTS[k], mapping, horizon=horizon) for k in (1, 2)},
+                 analysis.causal_data(settings.causal.selection_pairs, settings.causal.test_pairs, mapping, noise=settings.causal.noise,
+                                      horizon=horizon),
                  analysis.reference_images(data, mapping, settings.val_size, seed=VALIDATION_SEED),
                  diagnosis.overfit_batch(settings.model, mapping, data, batch=8, steps=overfit_steps, seed=overfit_seed)[1], overfit_seed)
 
@@ -163,7 +165,7 @@ class SeedResult:
     parts: dict
     round_trip: float
     shuffle_diff: float
-    causal: list
+    causal: analysis.CausalSection
     found: list[Finding]
 
     @property
@@ -194,11 +196,12 @@ class SeedResult:
 
 
 def analyse_seed(settings: Settings, data: realts.RealTSConfig, seed: int, fix: Fixed, *, profile: str, horizon: int = 720,
-                 draws: int = 50, progress: bool = False) -> SeedResult:
+                 progress: bool = False) -> SeedResult:
     """Load seed ``seed``'s pretrained model (its run must have finished) and measure everything the
     chapter reports on it: the harmonic experiments and their controls, profile agreement and rollout,
     forecasts (the examples and the held-out test against ``fix``'s baselines), the loss split, the
-    official-format round trip, the causal tests, and the seed's findings."""
+    official-format round trip, the causal section (:func:`attnbook.vitime.analysis.causal_section`), and
+    the seed's findings."""
     config, mapping = settings.model, settings.mapping
     model, history, _ = pretrained(settings, data, seed, curve=fix.test_set, progress=False)
     torch.manual_seed(seed)
@@ -244,10 +247,9 @@ def analyse_seed(settings: Settings, data: realts.RealTSConfig, seed: int, fix: 
     with torch.no_grad():
         round_trip = float((model(image) - reloaded(image)).abs().max())
     shuffle_diff = float((hm.analyse(shuffled, x1, horizon).contrast - exp1.contrast).abs().max())
-    # does the model use the heads? (mean ablation against random head sets)
-    causal_sets = {"best head": analysis.period_heads(exp1.ranking, 1), "top-3 heads": analysis.period_heads(exp1.ranking, 3)}
-    metrics = {k: analysis.ForecastChange(model, *fix.causal_images[k]) for k in (1, 2)}
-    causal = analysis.period_head_tests(model, causal_sets, metrics, fix.reference, how="mean", draws=draws, seed=seed, progress=progress)
+    # do the period heads matter for the harmonic? (paired series, held-out selection, layer-matched null, positive control)
+    causal = analysis.causal_section(model, fix.reference, fix.causal, heads=settings.causal.heads, max_draws=settings.causal.max_draws,
+                                     seed=seed, profile=profile, progress=progress)
     # the seed's findings
     p31 = hm.EXPERIMENTS[2][0].period
     rand_best = rand1.best
@@ -262,7 +264,7 @@ def analyse_seed(settings: Settings, data: realts.RealTSConfig, seed: int, fix: 
         rollout_random=roll_random)
     found += analysis.forecast_findings(scores)
     found.append(forecasting.bar_finding(test_errors, profile))
-    found += analysis.causal_findings(causal)
+    found += causal.family.findings()
     return SeedResult(seed, model, untrained, history, exp1, exp2, rand1, held, corr, top_corr, all_corr, roll, roll_profile, roll_contrast,
                       roll_random, scores, test_errors, forecast_table, bars, parts, round_trip, shuffle_diff, causal, found)
 
