@@ -217,6 +217,12 @@ def _hooked(module: torch.nn.Module) -> bool:
     return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
 
+def _ablation_check(hook: Any) -> bool:
+    """Whether ``hook`` is one of the two hooks :func:`attnbook.intervene.ablate` puts on the whole model (they
+    count that every chosen layer ran; they change nothing)."""
+    return getattr(hook, "__module__", "") == "attnbook.intervene.core" and getattr(hook, "__qualname__", "").startswith("_installed.")
+
+
 def _global_hooks() -> bool:
     from torch.nn.modules import module as torch_module
 
@@ -231,8 +237,10 @@ class HarmonicDamage:
     change in the units the model reads the series in. 0 for the intact model.
 
     The intact model's block inputs are kept: a call recomputes from the first block that has a hook installed
-    (an ablation, a capture) — the blocks before it compute what they computed intact. Any other hook, a global
-    hook, a shuffled token order or another model run the whole forward. ``calls`` counts the calls."""
+    (an ablation, a capture) — the blocks before it compute what they computed intact; :func:`~attnbook.intervene.ablate`'s
+    two checking hooks on the whole model are run as the model's forward would run them. Any other hook on the model
+    or outside the blocks, a global hook, a shuffled token order or another model run the whole forward. ``calls``
+    counts the calls."""
 
     def __init__(self, model: torch.nn.Module, images: torch.Tensor, mapped: Sequence[Any]) -> None:
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] != len(mapped) or len(mapped) % 2 or not mapped:
@@ -266,7 +274,9 @@ class HarmonicDamage:
     def _fast(self, model: torch.nn.Module) -> bool:
         vit = getattr(model, "model", None)
         return (model is self._model and self._cache is not None and vit.token_order == "raster" and not _global_hooks()
-                and not (model._forward_hooks or model._forward_pre_hooks or vit._forward_hooks or vit._forward_pre_hooks)
+                and all(_ablation_check(h) for h in (*model._forward_hooks.values(), *model._forward_pre_hooks.values()))
+                and not (model._forward_hooks_with_kwargs or model._forward_pre_hooks_with_kwargs)
+                and not (vit._forward_hooks or vit._forward_pre_hooks)
                 and not any(_hooked(m) for m in (vit.patch_embed, vit.norm, vit.decoder_embed, vit.decoder_norm, vit.decoder_pred)))
 
     def logits(self, model: torch.nn.Module) -> torch.Tensor:
@@ -274,6 +284,8 @@ class HarmonicDamage:
         if not self._fast(model):
             return model.logits(self.images)
         vit = model.model
+        for hook in list(model._forward_pre_hooks.values()):  # ablate's count of the layers that ran: reset ...
+            hook(model, (self.images,))
         blocks = [*vit.blocks, *vit.decoder_blocks]
         n_enc = len(vit.blocks)
         first = next((i for i, b in enumerate(blocks) if _hooked(b)), len(blocks))
@@ -285,6 +297,8 @@ class HarmonicDamage:
         for j in range(max(first, n_enc), len(blocks)):
             x = blocks[j](x)
         pred = vit.decoder_pred(vit.decoder_norm(x))[:, 1:, :]
+        for hook in list(model._forward_hooks.values()):  # ... and check (it reads no output)
+            hook(model, (self.images,), None)
         return vit.unpatchify(pred).transpose(2, 3)
 
     def forecasts(self, model: torch.nn.Module) -> np.ndarray:
@@ -293,15 +307,16 @@ class HarmonicDamage:
         from .mapping import resample
 
         config = self.mapped[0].config
+        # one canvas column per sample (the chapter's canvas): only the forecast's columns are decoded
+        direct = all(m.input_len + m.horizon == config.width for m in self.mapped) and len({m.input_len for m in self.mapped}) == 1
+        first = self.mapped[0].input_len if direct else 0
         with torch.no_grad():
-            probs = torch.softmax(self.logits(model)[:, 0], dim=-1).double()  # as the model's output, decoded in float64
+            probs = torch.softmax(self.logits(model)[:, 0, first:], dim=-1).double()  # as the model's output, decoded in float64
             row = (probs @ torch.arange(config.bins, dtype=torch.float64)) / (probs.sum(-1) + 1e-8)
         z = (row * config.bin_width - config.max_scal).numpy()
-        out = []
-        for b, m in enumerate(self.mapped):
-            series = z[b] if z.shape[1] == m.input_len + m.horizon else resample(z[b], m.input_len + m.horizon)
-            out.append(series[m.input_len:])
-        return np.stack(out)
+        if direct:
+            return z
+        return np.stack([resample(z[b], m.input_len + m.horizon)[m.input_len:] for b, m in enumerate(self.mapped)])
 
     def damage(self, model: torch.nn.Module) -> np.ndarray:
         """Each series' damage ``(2n,)``: the mean squared change of its normalised forecast."""
