@@ -29,7 +29,7 @@ from . import harmonics as hm
 from . import lags
 
 __all__ = ["attention_findings", "forecast_findings", "forecast_reading", "FLAT_PERCENT", "chapter_checks", "peak_error",
-           "top_head_agreement", "SELECTION_SEED", "TEST_SEED", "PERIOD_HEADS_KEY", "PairedSeries", "paired_series", "paired_images",
+           "top_head_agreement", "SELECTION_SEED", "TEST_SEED", "PERIOD_HEADS_KEY", "DAMAGE_SCALE", "PairedSeries", "paired_series", "paired_images",
            "HarmonicDamage", "period_ranking", "period_heads", "reference_images", "CausalData", "causal_data", "CausalSection",
            "causal_section", "causal_frame", "causal_records", "strips"]
 
@@ -163,6 +163,8 @@ def top_head_agreement(corr: np.ndarray, ranking: list[dict], n_heads: int, top:
 SELECTION_SEED, TEST_SEED = 40_000, 50_000
 #: the registry key of the chapter's causal finding: the period heads, tested as a set
 PERIOD_HEADS_KEY = "vitime-harmonics/top3-used-for-period"
+#: a series' damage is reported in thousandths of its history variance (the mean squared change of the normalised forecast × 1000)
+DAMAGE_SCALE = 1000.0
 @dataclass(frozen=True)
 class PairedSeries:
     """``n`` pairs of series of ``length`` samples: ``without[i]`` is the background (the harmonics of
@@ -232,9 +234,10 @@ def _global_hooks() -> bool:
 class HarmonicDamage:
     """``metric(model) -> (n,)``: per pair (``images`` from :func:`paired_images`: ``n`` series with the
     harmonic, then their twins), the damage on the series with the harmonic minus the damage on its twin,
-    where a series' damage is ``mean_t ((ŷ_t(model) − ŷ_t(intact)) / σ)²`` over the ``horizon`` forecast
+    where a series' damage is ``1000 · mean_t ((ŷ_t(model) − ŷ_t(intact)) / σ)²`` over the ``horizon`` forecast
     samples (expectation decoding), ``σ`` the series' history standard deviation (the mapping's): the forecast's
-    change in the units the model reads the series in. 0 for the intact model.
+    change in the units the model reads the series in, in thousandths of the history's variance
+    (:data:`DAMAGE_SCALE`). 0 for the intact model.
 
     The intact model's block inputs are kept: a call recomputes from the first block that has a hook installed
     (an ablation, a capture) — the blocks before it compute what they computed intact; :func:`~attnbook.intervene.ablate`'s
@@ -319,8 +322,8 @@ class HarmonicDamage:
         return np.stack([resample(z[b], m.input_len + m.horizon)[m.input_len:] for b, m in enumerate(self.mapped)])
 
     def damage(self, model: torch.nn.Module) -> np.ndarray:
-        """Each series' damage ``(2n,)``: the mean squared change of its normalised forecast."""
-        return np.mean((self.forecasts(model) - self.clean) ** 2, axis=1)
+        """Each series' damage ``(2n,)``: the mean squared change of its normalised forecast, × :data:`DAMAGE_SCALE`."""
+        return DAMAGE_SCALE * np.mean((self.forecasts(model) - self.clean) ** 2, axis=1)
 
     def __call__(self, model: torch.nn.Module) -> np.ndarray:
         self.calls += 1
@@ -407,6 +410,13 @@ class CausalSection:
     selection_effects: Any
     per_layer: dict
     cost: dict
+
+    @property
+    def control_single_sum(self) -> float:
+        """The sum of the positive control's heads' single-head effects on the selection split (what the set's
+        effect would be if the heads' effects added up)."""
+        e = self.selection_effects.effects
+        return float(sum(float(e[layer, head]) for layer, head in self.control_heads))
 
     @property
     def texts(self) -> dict[str, str]:
