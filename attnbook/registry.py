@@ -345,7 +345,7 @@ FINDINGS: tuple[FindingSpec, ...] = (
                 CAUSAL_RULE,
                 note="Issue 30: was the effect above the 95th percentile of 20 random pairs (50 in full) on the first 50 held-out "
                      "tasks, the same tasks the heads were chosen on, with a mean over tasks as the one unit. Now chosen on the "
-                     "selection split and tested on a disjoint test split of >= 100 independent episodes (128 in quick, 500 in "
+                     "selection split and tested on a disjoint test split of >= 100 independent episodes (100 in quick, 500 in "
                      "full), every other pair enumerated (smallest p 1/120), the unit-level interval and a positive control: "
                      "a referee could not tell the old test's null from a test that detects nothing."),
     # -- end of chapter 4 ----------------------------------------------------------------------------------

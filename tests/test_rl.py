@@ -566,7 +566,7 @@ def test_the_chapters_findings_are_the_registered_ones_for_each_profile():
                           for s in ("recent", "random", "topk") for k in (29, 14)] + [{"strategy": "full", "K": 59, "performance": 11.0,
                                                                                          "% of full": 100.0, "speed-up, batched": 1.0}])
     rows = _head_rows((3.0, 2.5, 0.5))
-    common = analysis.play_findings(_play()) + analysis.compression_findings(sweep, [29, 14], 59) + [analysis.head_finding(_comparison())]
+    common = analysis.play_findings(_play()) + analysis.compression_findings(sweep, [29, 14], 59) + analysis.head_findings(_study(3.0, 3.0))
     quick = common + analysis.attention_findings(rows, rows, 2.0, 1.0)
     full = common + analysis.attention_findings(rows, rows, 2.0, 1.0, darkroom=True) + [analysis.darkroom_finding(_dark_returns(4.0, 9.6))]
     for profile, found in (("quick", quick), ("full", full)):
@@ -638,6 +638,43 @@ def test_recency_heads_on_query_stats_of_hand_made_rows():
     rows = analysis.summarise(analysis.query_stats(attention))
     assert [r["recency_no_sink"] for r in rows] == pytest.approx([0.02 / 0.45, 1.0, 47.0])
     assert analysis.recency_heads(rows, 3) == [(0, 2), (0, 1), (0, 0)]
+
+
+def _head_test(effect, heads=(("transformer.blocks.3.attn", 2), ("transformer.blocks.3.attn", 3))):
+    """A hand-made exact test of a pair against the 119 other pairs of 16 heads, whose mean effects are 0.0, 0.02, …, 2.36;
+    the pair's units: ``effect`` ± 1 over 100 episodes."""
+    from attnbook import stats
+    from attnbook.intervene import HeadSetTest
+
+    units = tuple(effect + (-1.0) ** i for i in range(100))
+    return HeadSetTest(tuple(heads), "unmatched", "the layer-matched space has 6 set(s)", 10.0, units,
+                       stats.exact_test(effect, [0.02 * i for i in range(119)]), 0.05, 1, stats.bootstrap_interval(units), 0.1, "mean")
+
+
+def _study(effect, control_effect):
+    """A stand-in for a HeadStudy: its causal family (the chapter's one finding and the positive control)."""
+    from types import SimpleNamespace
+
+    from attnbook.intervene import CausalFamily
+    from attnbook.rl import experiment
+
+    family = CausalFamily({experiment.HEADS_KEY: _head_test(effect)}, _head_test(control_effect), "selection split", "test split")
+    return SimpleNamespace(family=family)
+
+
+def test_the_head_family_follows_the_causal_rule_with_its_positive_control():
+    from attnbook import registry
+
+    above, below, control = _study(3.0, 3.0), _study(1.0, 3.0), _study(3.0, 1.0)
+    found = analysis.head_findings(above)[0]
+    assert found.spec.key == "ad-compression/recency-heads-used" and found.spec.rule == registry.CAUSAL_RULE
+    assert found.verdict == "supported" and found.measured[registry.CAUSAL_P] == pytest.approx(1 / 120)  # above all 119 others
+    assert found.measured[registry.CAUSAL] == pytest.approx(3.0 - 0.01 * 118)  # effect − null mean
+    # an effect of 1.0 is reached by the 69 pairs from 1.00 to 2.36: p = 70/120, not supported
+    assert analysis.head_findings(below)[0].verdict == "not supported"
+    assert below.family.tests[registry.causal_family("ad-compression")[0]].p == pytest.approx(70 / 120)
+    # a positive control that is not detected (p = 70/120 ≥ α/m) makes the finding inconclusive, whatever its own p
+    assert analysis.head_findings(control)[0].verdict == "inconclusive"
 
 
 class _Test:

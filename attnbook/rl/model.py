@@ -16,6 +16,7 @@ position ids, which context compression uses (:mod:`attnbook.rl.compress`).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -417,6 +418,33 @@ class _Preallocated(KVCache):
         return self._kv[key]
 
 
+def _one_position(model: "ADTransformer", token: torch.Tensor, cache: _Preallocated) -> torch.Tensor:
+    """``model(token, cache=cache)`` for one new position ``(B, 1, dim)``: the same blocks, with the
+    attention of the single query written out (``softmax(q·Kᵀ / √d) · V`` over every cached position,
+    causality being trivial for the last position) instead of the generic masked pass; each layer's
+    output projection is still called as a module, so head ablations on it
+    (:func:`attnbook.intervene.ablate`'s ``zero`` and ``mean``) act as in a full forward. Falls back to
+    ``model(token, cache=cache)`` while any layer records its attention (capture, pattern ablations)."""
+    blocks = model.transformer.blocks
+    if any(b.attn.record_attention for b in blocks):
+        return model(token, cache=cache)
+    past = cache.length
+    if past + 1 > model.config.n_ctx:
+        raise bad_argument(InvalidInputError, "token", f"at most n_ctx={model.config.n_ctx} positions", past + 1)
+    x = model.embed(token) + model.pos.weight[past]
+    B = x.shape[0]
+    for block in blocks:
+        attn = block.attn
+        H, d = attn.n_heads, attn.head_dim
+        q, k, v = attn.qkv(block.ln1(x)).view(B, 1, 3, H, d).permute(2, 0, 3, 1, 4)  # each (B, H, 1, d)
+        keys, values = cache.update(attn, k, v)  # (B, H, past + 1, d)
+        weights = torch.softmax((q @ keys.transpose(-2, -1)) * (1.0 / math.sqrt(d)), dim=-1)
+        y = (weights @ values).transpose(1, 2).reshape(B, 1, H * d)
+        x = x + block.drop(attn.proj(y))
+        x = x + block.mlp(block.ln2(x))
+    return model.head(model.transformer.ln_f(x))
+
+
 def bandit_rollout(model: "ADTransformer", means: Any, steps: int, *, seed: int = 0) -> Rollout:
     """:func:`in_context` on ``Bandits(means, seed=seed + 2)`` with the full context and actions sampled
     with ``seed``, one transition per forward through a :class:`~attnbook.modules.KVCache` (the keys
@@ -443,7 +471,7 @@ def bandit_rollout(model: "ADTransformer", means: Any, steps: int, *, seed: int 
     cache = _Preallocated(steps)
     with torch.no_grad():
         for t in range(steps):
-            a = sample_actions(model(stream[:, t:t + 1], cache=cache), generator)
+            a = sample_actions(_one_position(model, stream[:, t:t + 1], cache), generator)
             regret[:, t] = env.regret(a)
             r = env.pull(a)
             stream[:, t + 1] = _transition_tokens(s, a, r, s, done, c.n_states, c.n_actions)
