@@ -367,9 +367,19 @@ FINDINGS: tuple[FindingSpec, ...] = (
                 note="Was a hypothesis (last 10 >= 2 × first 10 and >= 50 % of optimal; AD's own paper's claim at our scale), "
                      "with the other players' last 10 as its control. ED as the measured control: issue 28."),
     FindingSpec("ad-compression/recency-heads-used",
-                "the 2 most recency-biased heads matter more for AD's in-context regret than random heads (mean-ablated)",
-                "the rise in AD's mean cumulative regret at T on held-out bandits when the heads are mean-ablated together",
-                _RANDOM_SETS, CAUSAL_RULE),
+                "the 2 most recency-biased heads matter more for AD's in-context regret than other pairs of heads (mean-ablated)",
+                "the rise in AD's cumulative regret at T per episode (one per held-out task) when the 2 heads, chosen on the chapter's "
+                "held-out tasks, are mean-ablated together on other held-out tasks (the test split), minus the mean rise of every "
+                "other pair of the 16 heads (exact over the 120 pairs; unmatched: a layer-matched space of 6 or 16 pairs cannot "
+                "reach p < 0.05); Holm-adjusted p of that exact permutation test",
+                "a median pair of the same null, tested the same way; the positive control (the 2 heads whose single ablation "
+                "raised the regret most on the selection split, tested on the test split) must be detected, else inconclusive",
+                CAUSAL_RULE,
+                note="Issue 30: was the effect above the 95th percentile of 20 random pairs (50 in full) on the first 50 held-out "
+                     "tasks, the same tasks the heads were chosen on, with a mean over tasks as the one unit. Now chosen on the "
+                     "selection split and tested on a disjoint test split of >= 100 independent episodes (100 in quick, 500 in "
+                     "full), every other pair enumerated (smallest p 1/120), the unit-level interval and a positive control: "
+                     "a referee could not tell the old test's null from a test that detects nothing."),
     # -- end of chapter 4 ----------------------------------------------------------------------------------
 
     # -- chapter 5: charlm-evolution -----------------------------------------------------------------------

@@ -566,7 +566,7 @@ def test_the_chapters_findings_are_the_registered_ones_for_each_profile():
                           for s in ("recent", "random", "topk") for k in (29, 14)] + [{"strategy": "full", "K": 59, "performance": 11.0,
                                                                                          "% of full": 100.0, "speed-up, batched": 1.0}])
     rows = _head_rows((3.0, 2.5, 0.5))
-    common = analysis.play_findings(_play()) + analysis.compression_findings(sweep, [29, 14], 59) + [analysis.head_finding(_comparison())]
+    common = analysis.play_findings(_play()) + analysis.compression_findings(sweep, [29, 14], 59) + analysis.head_findings(_study(3.0, 3.0))
     quick = common + analysis.attention_findings(rows, rows, 2.0, 1.0)
     full = common + analysis.attention_findings(rows, rows, 2.0, 1.0, darkroom=True) + [analysis.darkroom_finding(_dark_returns(4.0, 9.6))]
     for profile, found in (("quick", quick), ("full", full)):
@@ -611,15 +611,7 @@ def test_darkroom_study_runs_the_chapter_4_experiment_end_to_end(tmp_path, monke
         dataclasses.replace(d, source="ppo")
 
 
-# --- does the model use it? the recency heads against random heads -----------------------------------
-
-def _comparison(effect=3.0, random=tuple(float(x) for x in range(20))):
-    """A hand-made comparison of the heads (1, 0), (0, 1): clean 10, random effects 0 … 19."""
-    from attnbook.intervene import RandomComparison
-
-    heads = (("transformer.blocks.1.attn", 0), ("transformer.blocks.0.attn", 1))
-    return RandomComparison(heads, 10.0, effect, random, False, "mean")
-
+# --- does the model use it? the recency heads against every other pair of heads --------------------
 
 def test_recency_heads_picks_the_largest_sink_corrected_ratios():
     rows = [{"layer": 0, "head": 0, "recency": 9.0, "recency_no_sink": 1.0},
@@ -648,76 +640,188 @@ def test_recency_heads_on_query_stats_of_hand_made_rows():
     assert analysis.recency_heads(rows, 3) == [(0, 2), (0, 1), (0, 0)]
 
 
+def _head_test(effect, heads=(("transformer.blocks.3.attn", 2), ("transformer.blocks.3.attn", 3))):
+    """A hand-made exact test of a pair against the 119 other pairs of 16 heads, whose mean effects are 0.0, 0.02, …, 2.36;
+    the pair's units: ``effect`` ± 1 over 100 episodes."""
+    from attnbook import stats
+    from attnbook.intervene import HeadSetTest
+
+    units = tuple(effect + (-1.0) ** i for i in range(100))
+    return HeadSetTest(tuple(heads), "unmatched", "the layer-matched space has 6 set(s)", 10.0, units,
+                       stats.exact_test(effect, [0.02 * i for i in range(119)]), 0.05, 1, stats.bootstrap_interval(units), 0.1, "mean")
+
+
+def _study(effect, control_effect):
+    """A stand-in for a HeadStudy: its causal family (the chapter's one finding and the positive control)."""
+    from types import SimpleNamespace
+
+    from attnbook.intervene import CausalFamily
+    from attnbook.rl import experiment
+
+    family = CausalFamily({experiment.HEADS_KEY: _head_test(effect)}, _head_test(control_effect), "selection split", "test split")
+    return SimpleNamespace(family=family)
+
+
+def test_the_head_family_follows_the_causal_rule_with_its_positive_control():
+    from attnbook import registry
+
+    above, below, control = _study(3.0, 3.0), _study(1.0, 3.0), _study(3.0, 1.0)
+    found = analysis.head_findings(above)[0]
+    assert found.spec.key == "ad-compression/recency-heads-used" and found.spec.rule == registry.CAUSAL_RULE
+    assert found.verdict == "supported" and found.measured[registry.CAUSAL_P] == pytest.approx(1 / 120)  # above all 119 others
+    assert found.measured[registry.CAUSAL] == pytest.approx(3.0 - 0.01 * 118)  # effect − null mean
+    # an effect of 1.0 is reached by the 69 pairs from 1.00 to 2.36: p = 70/120, not supported
+    assert analysis.head_findings(below)[0].verdict == "not supported"
+    assert below.family.tests[registry.causal_family("ad-compression")[0]].p == pytest.approx(70 / 120)
+    # a positive control that is not detected (p = 70/120 ≥ α/m) makes the finding inconclusive, whatever its own p
+    assert analysis.head_findings(control)[0].verdict == "inconclusive"
+
+
+class _Test:
+    """A stand-in for a HeadSetTest: what tokens_and_heads reads."""
+
+    def __init__(self, effect, null_mean):
+        self.effect, self.null_mean = effect, null_mean
+
+
 def test_tokens_and_heads_by_hand():
     import pandas as pd
 
     sweep = pd.DataFrame([{"strategy": "full", "K": 59, "performance": 10.0},
                           {"strategy": "topk", "K": 29, "performance": 12.0}, {"strategy": "random", "K": 29, "performance": 11.0},
                           {"strategy": "topk", "K": 14, "performance": 13.0}, {"strategy": "random", "K": 14, "performance": 15.5}])
-    table = analysis.tokens_and_heads(sweep, [29, 14], [(1, 0), (0, 1)], _comparison(effect=20.0), 16)
+    table = analysis.tokens_and_heads(sweep, [29, 14], [(1, 0), (0, 1)], _Test(20.0, 9.5), 16, marks=True)
     assert table["damage, attention's choice"].tolist() == [2.0, 3.0, 20.0]
-    assert table["damage, random choice"].tolist() == [1.0, 5.5, 9.5]  # mean of 0 … 19
+    assert table["damage, random choice"].tolist() == [1.0, 5.5, 9.5]  # the head row: the null's mean
     assert table["attention marks what matters"].tolist() == [False, True, True]
     assert table["dropped"].tolist() == ["tokens: 30 of 59 context transitions", "tokens: 45 of 59 context transitions",
                                          "heads: 2 of 16 heads (mean-ablated)"]
     assert "L1H0, L0H1" in table["attention's choice"].iloc[-1]
-    # the 95th percentile of 0 … 19 (nearest rank: the 19th smallest) is 18: an effect of 18 is not above it
-    at_18 = analysis.tokens_and_heads(sweep, [29], [(1, 0), (0, 1)], _comparison(effect=18.0), 16)
-    assert at_18["attention marks what matters"].tolist() == [False, False]
+    # the head row follows the family's verdict, not a percentile of its own
+    assert analysis.tokens_and_heads(sweep, [29], [(1, 0), (0, 1)], _Test(20.0, 9.5), 16, marks=False)["attention marks what matters"].tolist() == [False, False]
 
 
-def test_head_finding_and_record_follow_the_95th_percentile_rule():
-    from attnbook import registry
+def test_cached_forward_and_bandit_rollout_equal_the_full_passes():
+    from attnbook.intervene import ablate, head_means
+    from attnbook.modules import KVCache
 
-    heads = [(1, 0), (0, 1)]
-    above, below = _comparison(effect=18.5), _comparison(effect=18.0)
-    found = analysis.head_finding(above)
-    assert found.spec.key == "ad-compression/recency-heads-used" and found.spec.rule == registry.CAUSAL_RULE
-    assert found.verdict == "supported" and analysis.head_finding(below).verdict == "not supported"
-    assert found.measured == {registry.CAUSAL: pytest.approx(0.5)} and found.control == {registry.CAUSAL: pytest.approx(9.5 - 18.0)}
-    record = analysis.head_record(heads, above, tasks=100, T=60)
-    assert record["verdict"] == "supported" and record["draws"] == 20 and record["percentile"] == 95.0
-    assert record["p_value"] == pytest.approx(2 / 21) and record["heads"] == ["transformer.blocks.1.attn:0", "transformer.blocks.0.attn:1"]
-    assert "100 held-out bandits" in record["metric"] and "L1H0" in record["finding"]
+    torch.manual_seed(0)
+    model = ad.ADTransformer(ad.ADConfig(n_states=1, n_actions=3, n_ctx=9)).eval()
+    tokens = torch.randn(2, 7, ad.token_dim(1, 3))
+    cache = KVCache()
+    with torch.no_grad():
+        full = model(tokens)
+        stepped = torch.cat([model(tokens[:, t:t + 1], cache=cache) for t in range(7)], 1)
+    assert torch.allclose(stepped, full, atol=1e-5)
+    with pytest.raises(InvalidInputError, match="tokens"):
+        model(tokens[:, :3], cache=cache)  # 7 cached + 3 > n_ctx = 9
+    means = envs.bandit_tasks(12, 3, seed=4)
+    for heads in ([], [(1, 2), (3, 0)]):  # intact, then two heads mean-ablated: the hooks act on the cached path too
+        with ablate(model, heads, how="mean", reference=head_means(model, tokens)):
+            fast = ad.bandit_rollout(model, means, 8, seed=5)
+            slow = ad.in_context(model, envs.Bandits(means, seed=7), 8, seed=5)
+        assert np.array_equal(fast.actions, slow.actions) and np.array_equal(fast.regret, slow.regret)
+        assert torch.equal(fast.window, slow.window) and np.array_equal(fast.window_rewards, slow.window_rewards)
+    with pytest.raises(InvalidInputError, match="steps"):
+        ad.bandit_rollout(model, means, 10)  # the window would roll
 
 
-def test_regret_metric_is_the_in_context_regret_and_seeded():
+def test_regret_metric_gives_one_paired_value_per_episode():
+    from attnbook.rl import experiment
+
+    model = small_model(n_ctx=13)
+    means = envs.bandit_tasks(5, 3, seed=0)
+    metric = experiment.regret_metric(means, 12, seed=1)
+    expected = ad.in_context(model, envs.Bandits(means, seed=3), 12, seed=1).regret.sum(1)
+    values = metric(model)
+    assert values.shape == (5,) and np.allclose(values, expected) and np.array_equal(values, metric(model))  # seeded: the same draws
+    assert np.all((0.0 <= values) & (values <= 12 * (means.max(1) - means.min(1)) + 1e-12))  # each task's own regret
+
+
+def test_the_test_split_is_disjoint_from_the_selection_split_and_fixed():
+    from attnbook.rl import experiment
+
+    settings = _tiny_settings()
+    data = experiment.bandit_data(settings, 0)
+    split = experiment.causal_tasks(settings)
+    assert split.shape == (settings.heads.tasks, settings.arms) and settings.heads.tasks >= 100
+    both = envs.bandit_tasks(settings.test_tasks + settings.heads.tasks, settings.arms, seed=experiment.EVAL_SEED)
+    assert np.array_equal(both[:settings.test_tasks], data.test_means)  # the selection split is the first rows of one draw
+    assert np.array_equal(both[settings.test_tasks:], split)  # the test split the rows after them
+    assert not {tuple(r) for r in split} & {tuple(r) for r in data.test_means}
+    assert np.array_equal(split, experiment.causal_tasks(dataclasses.replace(settings, source="thompson")))
+    with pytest.raises(InvalidInputError, match="tasks"):
+        experiment.HeadAblationSettings(tasks=50)  # fewer than 100 independent episodes
+
+
+def test_probed_metric_rolls_out_each_ablation_once():
+    from attnbook.intervene import ablate, head_means
     from attnbook.rl import experiment
 
     model = small_model(n_ctx=9)
-    means = envs.bandit_tasks(5, 3, seed=0)
-    metric = experiment.regret_metric(means, 12, seed=1)
-    expected = ad.in_context(model, envs.Bandits(means, seed=3), 12, seed=1).regret.sum(1).mean()
-    assert metric(model) == pytest.approx(expected) and metric(model) == metric(model)
-    best, worst = means.max(1), means.min(1)
-    assert 0.0 <= metric(model) <= 12 * float((best - worst).mean())
+    means = envs.bandit_tasks(4, 3, seed=0)
+    raw = experiment.regret_metric(means, 8, seed=2)
+    probe = torch.randn(2, 9, ad.token_dim(1, 3), generator=torch.Generator().manual_seed(0))
+    metric = experiment.ProbedMetric(raw, probe)
+    reference = head_means(model, probe)
+    clean = metric(model)
+    with ablate(model, [(0, 1), (1, 1)], how="mean", reference=reference):
+        hurt = metric(model)
+        assert np.array_equal(hurt, raw(model))
+    with ablate(model, [(1, 1), (0, 1)], how="mean", reference=reference):
+        again = metric(model)  # the same set: no second rollout
+    with ablate(model, [(0, 1), (1, 0)], how="mean", reference=reference):
+        metric(model)
+    assert np.array_equal(metric(model), clean) and np.array_equal(again, hurt)
+    assert metric.calls == 5 and metric.rollouts == 3
 
 
-def test_recency_head_study_matches_a_hand_run_ablation(tmp_path, monkeypatch):
-    from attnbook import profiles
+def test_recency_head_study_matches_hand_run_ablations(tmp_path, monkeypatch):
+    from attnbook import registry
     from attnbook.intervene import ablate, head_means
-    from attnbook.profiles import Training
     from attnbook.rl import experiment
 
     monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
-    settings = dataclasses.replace(profiles.get("ad-compression", "quick"), arms=3, horizon=12, train_tasks=16, test_tasks=6,
-                                   train=Training(steps=2, batch_size=4, lr=1e-3, warmup=0, eval_every=1), ed_steps=2,
-                                   heads=experiment.HeadAblationSettings(top=2, draws=20, tasks=4, reference=8))  # 4 of 6 tasks
+    settings = _tiny_settings(horizon=12)
     data = experiment.bandit_data(settings, seed=0)
-    model = experiment.train_bandit_models(settings, data, seed=0).ad  # 4 layers × 4 heads: C(16, 2) = 120 > 20 sets
+    model = experiment.train_bandit_models(settings, data, seed=0).ad  # 4 layers × 4 heads: C(16, 2) = 120 pairs
     rows = [{"layer": l, "head": h, "recency_no_sink": float(4 * l + h)} for l in range(4) for h in range(4)]
     study = experiment.recency_head_study(model, data, settings, rows, seed=0, progress=False)
-    assert study.heads == [(3, 3), (3, 2)] and study.tasks == 4
-    c = study.comparison
-    assert c.draws == 20 and not c.exact and c.how == "mean" and [h for _, h in c.heads] == [2, 3]
-    metric = experiment.regret_metric(data.test_means[:4], 12, seed=0)
-    assert c.clean == pytest.approx(metric(model))
+    assert study.heads == [(3, 3), (3, 2)] and study.tasks == settings.heads.tasks and study.selection_tasks == settings.test_tasks
     means = head_means(model, experiment.reference_windows(data, settings, seed=0))
-    with ablate(model, {3: [2, 3]}, how="mean", reference=means):
-        assert c.effect == pytest.approx(metric(model) - c.clean)
-    assert experiment.reference_windows(data, settings, seed=0).shape == (8, 12, 3 + 5)
-    with pytest.raises(InvalidInputError, match="draws"):
-        experiment.HeadAblationSettings(draws=10)
+    # the positive control: the two largest single-head rises of the mean regret on the selection split
+    select = experiment.regret_metric(data.test_means, 12, seed=0)
+    base = select(model).mean()
+    single = {}
+    for l in range(4):
+        for h in range(4):
+            with ablate(model, [(l, h)], how="mean", reference=means):
+                single[(l, h)] = select(model).mean() - base
+    ranked = sorted(single, key=lambda k: -single[k])
+    assert study.control_heads == ranked[:2]
+    assert study.per_layer["transformer.blocks.0.attn"] == pytest.approx(np.mean([single[(0, h)] for h in range(4)]))
+    # the family: one test (the registry's), sized for m = 1, exact over the 120 pairs of the unmatched null
+    assert tuple(study.family.tests) == registry.causal_family("ad-compression") == (experiment.HEADS_KEY,)
+    t = study.test
+    assert t.family == 1 and t.null == "unmatched" and "layer-matched space has 6" in t.null_note
+    assert t.result.exact and t.result.space == 120 and t.result.draws == 119 and t.smallest_p == pytest.approx(1 / 120)
+    # the units: one damage per test-split episode, paired with the intact model's on the same task and draws
+    test = experiment.regret_metric(experiment.causal_tasks(settings), 12, seed=0)
+    clean = test(model)
+    with ablate(model, [(3, 2), (3, 3)], how="mean", reference=means):
+        assert np.allclose(t.unit_effects, test(model) - clean)
+    assert t.units == settings.heads.tasks and t.effect == pytest.approx(np.mean(t.unit_effects))
+    assert study.family.control.result.space == 120
+    assert list(study.family.control.heads) == [(f"transformer.blocks.{l}.attn", h) for l, h in sorted(ranked[:2])]
+    # cost: the null of the two tests is the same 120 pairs, rolled out once (+ the clean run, + 17 on the selection split)
+    cost = study.cost(0)
+    assert cost["forwards"] == 17 + 121 and cost["draws"] == 2 * 119 and cost["metric_calls"] == 17 + 2 * 121 and cost["seconds"] > 0
+    found = analysis.head_findings(study)
+    assert [f.spec.key for f in found] == [experiment.HEADS_KEY] and found[0].spec.rule == registry.CAUSAL_RULE
+    records = analysis.head_records(study, 12, seed=0)
+    assert [r["role"] for r in records] == ["finding", "positive control"] and all(r["seed"] == 0 for r in records)
+    assert f"{settings.test_tasks} held-out tasks" in records[0]["selection"] and f"{settings.heads.tasks} other" in records[0]["test_split"]
+    assert records[0]["p_adjusted"] == pytest.approx(t.p) and set(records[0]["per_layer_single_head_effect"]) == set(study.per_layer)
 
 
 # --- seeds: the chapter's trainings as runs, evaluation fixed across seeds -----------------------------
@@ -727,10 +831,9 @@ def _tiny_settings(**changes):
     from attnbook.profiles import Training
     from attnbook.rl import experiment
 
-    return dataclasses.replace(profiles.get("ad-compression", "quick"), arms=3, horizon=20, train_tasks=8, test_tasks=6,
-                               train=Training(steps=2, batch_size=4, lr=1e-3, warmup=0, eval_every=1), ed_steps=2,
-                               k_divisors=(2, 4), timing_repeats=1,
-                               heads=experiment.HeadAblationSettings(top=2, draws=20, tasks=4, reference=8), **changes)
+    fields = dict(arms=3, horizon=20, train_tasks=8, test_tasks=6, train=Training(steps=2, batch_size=4, lr=1e-3, warmup=0, eval_every=1),
+                  ed_steps=2, k_divisors=(2, 4), timing_repeats=1, heads=experiment.HeadAblationSettings(top=2, tasks=100, reference=8))
+    return dataclasses.replace(profiles.get("ad-compression", "quick"), **{**fields, **changes})
 
 
 def test_bandit_data_keeps_the_held_out_tasks_fixed_across_training_seeds():

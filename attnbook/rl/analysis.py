@@ -17,8 +17,8 @@ weight on itself is left out and the rest renormalised, ``p = w[:L] / Σ w[:L]``
 depend on ``L`` (documented in :data:`THRESHOLDS`).
 
 The chapter's checks (:func:`chapter_checks`) and findings — :func:`play_findings`,
-:func:`compression_findings`, :func:`attention_findings`, :func:`darkroom_finding`,
-:func:`head_finding` — measure the model and its control under the rules declared in
+:func:`compression_findings`, :func:`attention_findings`, :func:`darkroom_finding` and the causal
+family of :func:`~attnbook.rl.experiment.recency_head_study` (:func:`head_findings`) — measure the model and its control under the rules declared in
 :mod:`attnbook.registry` (``ad-compression/…``).
 """
 
@@ -37,7 +37,8 @@ from ..registry import spec
 
 __all__ = ["STATS", "THRESHOLDS", "query_stats", "summarise", "insights", "finite_mean", "mean_enrichment", "other_tasks_rewards",
            "recency_survival", "play_findings", "compression_findings", "attention_findings", "darkroom_finding", "best_compression",
-           "chapter_checks", "RECENCY_STAT", "recency_heads", "head_label", "tokens_and_heads", "head_finding", "head_record",
+           "chapter_checks", "RECENCY_STAT", "recency_heads", "head_label", "tokens_and_heads", "head_texts", "head_findings",
+           "head_records",
            "seed_findings", "regret_by_seed", "sweep_by_seed"]
 
 STATS = ("mean", "std", "entropy", "entropy_norm", "recency", "recency_no_sink", "argmax", "argmax_rel", "sink",
@@ -143,16 +144,16 @@ def head_label(layer: int, head: int) -> str:
     return f"L{layer}H{head}"
 
 
-def tokens_and_heads(sweep, ks: list[int], heads: list[tuple[int, int]], comparison: Any, n_heads: int, q: float = 95.0):
+def tokens_and_heads(sweep, ks: list[int], heads: list[tuple[int, int]], test: Any, n_heads: int, marks: bool):
     """Dropping tokens beside dropping heads, one row each, in cumulative regret at T (damage > 0 = more regret).
 
     Tokens (one row per ``K`` of the compression ``sweep``, ``L`` = the full row's ``K``): the regret of
     keeping the ``K`` most attended transitions (top-K) and of keeping ``K`` random ones, each minus
     the full context's; attention marks what matters when top-K's damage is the smaller. Heads:
-    ``comparison`` (a :class:`~attnbook.intervene.RandomComparison` of ``heads`` = (layer, head) pairs
-    against random sets of as many of the model's ``n_heads`` heads): the chosen heads' effect beside
-    the random sets' mean; attention marks what matters when the effect is above the ``q``-th
-    percentile of the random sets (the finding's rule, :data:`attnbook.registry.CAUSAL_RULE`)."""
+    ``test`` (the :class:`~attnbook.intervene.HeadSetTest` of ``heads`` = (layer, head) pairs against
+    every other set of as many of the model's ``n_heads`` heads, on the test split): the chosen heads'
+    effect beside the null's mean; attention marks what matters when ``marks`` (the causal family's
+    verdict is "supported": :data:`attnbook.registry.CAUSAL_RULE`)."""
     import pandas as pd
 
     at = lambda s, k: float(sweep[(sweep.strategy == s) & (sweep.K == k)]["performance"].iloc[0])  # noqa: E731
@@ -163,25 +164,32 @@ def tokens_and_heads(sweep, ks: list[int], heads: list[tuple[int, int]], compari
              "attention marks what matters": at("topk", k) < at("random", k)} for k in ks]
     rows.append({"dropped": f"heads: {len(heads)} of {n_heads} heads (mean-ablated)",
                  "attention's choice": f"ablate the most recency-biased ({', '.join(head_label(*h) for h in heads)})",
-                 "damage, attention's choice": float(comparison.effect), "damage, random choice": float(np.mean(comparison.random_effects)),
-                 "attention marks what matters": bool(comparison.exceeds(q))})
+                 "damage, attention's choice": float(test.effect), "damage, random choice": float(test.null_mean),
+                 "attention marks what matters": bool(marks)})
     return pd.DataFrame(rows)
 
 
-def head_finding(comparison: Any) -> Finding:
-    """The causal test as its registered finding (``ad-compression/recency-heads-used``): the most
-    recency-biased heads raise AD's in-context regret more than random head sets of the same size
-    (``comparison``, a :class:`~attnbook.intervene.RandomComparison`; rule :data:`attnbook.registry.CAUSAL_RULE`)."""
-    return comparison.finding(spec(_KEY + "recency-heads-used"))
+def head_texts(k: int) -> dict[str, str]:
+    """What each test of the chapter's causal family ablates, ``k`` heads each (the family table's row labels)."""
+    return {_KEY + "recency-heads-used": f"the {k} most recency-biased heads (largest {RECENCY_STAT})",
+            "positive control": f"the {k} heads whose single ablation raised the regret most (positive control)"}
 
 
-def head_record(heads: list[tuple[int, int]], comparison: Any, tasks: int, T: int, q: float = 95.0) -> dict:
-    """``comparison``'s record for ``summary.json``'s ``causal`` list: what attention said about
-    ``heads`` and the metric (cumulative regret at ``T`` on ``tasks`` held-out bandits)."""
-    names = ", ".join(head_label(*h) for h in heads)
-    return comparison.record(finding=f"the query's attention is most concentrated on recent history in {names} "
-                                     f"(largest {RECENCY_STAT})",
-                             metric=f"AD's mean cumulative regret at T={T} in context on {tasks} held-out bandits (damage > 0)", q=q)
+def head_findings(heads: Any) -> list[Finding]:
+    """The causal family's findings of one seed (``heads``, a :class:`~attnbook.rl.experiment.HeadStudy`):
+    ``ad-compression/recency-heads-used`` under :data:`attnbook.registry.CAUSAL_RULE`, inconclusive
+    when the positive control was not detected (:class:`~attnbook.intervene.CausalFamily`)."""
+    return heads.family.findings()
+
+
+def head_records(heads: Any, T: int, seed: int) -> list[dict]:
+    """The family's and the positive control's records for ``summary.json``'s ``causal`` list
+    (``heads``: the seed's :class:`~attnbook.rl.experiment.HeadStudy`), with the per-layer mean
+    single-head effect on the selection split beside each (the unmatched null's context)."""
+    metric = (f"rise in AD's cumulative regret at T={T} in context, per episode (one per held-out task of the test split, "
+              f"{heads.tasks} episodes; damage > 0)")
+    per_layer = heads.per_layer
+    return [{**r, "per_layer_single_head_effect": per_layer} for r in heads.family.records(metric, seed, head_texts(len(heads.heads)))]
 
 
 def finite_mean(values: Any) -> float:
@@ -357,7 +365,7 @@ def seed_findings(study: Any, ks: Sequence[int], L: int, darkroom: Any | None = 
     found = play_findings(study.held.regret)
     found += compression_findings(study.sweep, ks, L)
     found += attention_findings(study.rows, study.twin_rows, *enrichment, darkroom=darkroom is not None)
-    found.append(head_finding(study.heads.comparison))
+    found += head_findings(study.heads)
     if darkroom is not None:
         found.append(darkroom_finding(darkroom.returns))
     return found

@@ -28,6 +28,7 @@ import torch
 
 from .. import checks
 from ..errors import InvalidInputError, bad_argument
+from ..stats import ALPHA
 from ..profiles import CPU_FP32, Hardware, Training
 from ..runs import Run
 from ..train import History, RunCache
@@ -40,7 +41,8 @@ __all__ = ["EVAL_SEED", "DarkRoomSettings", "DARKROOM_SOURCES", "Settings", "PRO
            "BANDIT_MODELS", "bandit_entry", "train_bandit_model", "train_bandit_models", "DARKROOM_MODELS", "darkroom_entry",
            "train_darkroom_model", "chapter_runs", "HeldOut", "held_out", "step_costs", "compression_table", "bandit_regret", "regret_summary", "compression_sweep", "step_cost",
            "attention_memory", "random_darkroom", "DarkRoomStudy", "darkroom_study", "HeadAblationSettings", "regret_metric",
-           "reference_windows", "HeadStudy", "recency_head_study", "step_zero", "BanditStudy", "bandit_study", "bandit_studies"]
+           "reference_windows", "HeadStudy", "recency_head_study", "HEADS_KEY", "causal_tasks", "ProbedMetric",
+           "causal_section", "step_zero", "BanditStudy", "bandit_study", "bandit_studies"]
 
 
 #: the seed of every evaluation draw (module docstring): the same for every training seed, which must be below it
@@ -85,19 +87,26 @@ class DarkRoomSettings:
 
 @dataclass(frozen=True)
 class HeadAblationSettings:
-    """The "does the model use it?" test: the ``top`` heads by recency mean-ablated together against
-    ``draws`` seeded random sets of as many heads; the metric is AD's in-context regret at ``T`` on the
-    first ``tasks`` held-out tasks (all of them when there are fewer); head means over ``reference`` training windows."""
+    """The "does the model use it?" test (:func:`recency_head_study`): the ``top`` heads by recency,
+    chosen on the selection split (the chapter's held-out tasks), mean-ablated together on the test
+    split, ``tasks`` other held-out tasks (one episode each, the independent units), against every
+    other set of as many heads (exact enumeration where the space has at most ``exact_up_to + 1``
+    sets, else ``max_draws`` Monte Carlo draws; None: :func:`attnbook.stats.draws_for` of the
+    family); head means over ``reference`` training windows."""
 
     top: int = 2
-    draws: int = 20
     tasks: int = 100
     reference: int = 256
+    max_draws: int | None = None
+    exact_up_to: int = 256
 
     def __post_init__(self) -> None:
-        for name in ("top", "tasks", "reference"):
+        for name in ("top", "reference"):
             checks.positive_int(name, getattr(self, name))
-        checks.integer("draws", self.draws, minimum=20)
+        checks.integer("tasks", self.tasks, minimum=100)  # ≥ 100 independent episodes per condition (issue 30)
+        checks.integer("exact_up_to", self.exact_up_to, minimum=0)
+        if self.max_draws is not None:
+            checks.integer("max_draws", self.max_draws, minimum=1)
 
 
 @dataclass(frozen=True)
@@ -146,18 +155,20 @@ class Settings:
 
 
 PROFILES: dict[str, Settings] = {
-    # quick runs 3 training seeds in the budget of one: 900 AD steps (was 1,200), 50 held-out tasks (was 200),
-    # the head ablation on those 50 (was 100)
+    # quick runs 3 training seeds in the budget of one: 900 AD steps (was 1,200), 50 held-out tasks (was 200);
+    # the head ablation (issue 30) chooses heads on those 50 and tests them on 100 other held-out tasks (the issue's
+    # minimum of 100 episodes: 121 rollouts of them per seed, about 0.2 s each on one core, keep the chapter within
+    # its budget), exact over the 120 pairs (max_draws None: draws_for(α, m), never reached by a space of 120)
     "quick": Settings(arms=5, horizon=60, train_tasks=4000, test_tasks=50, source="ucb",
                       train=Training(steps=900, batch_size=32, lr=1e-3, warmup=50, eval_every=100), ed_steps=300,
                       context_dropout=0.3, k_divisors=(2, 4, 8), timing_repeats=10, darkroom=None, hardware=CPU_FP32,
-                      heads=HeadAblationSettings(top=2, draws=20, tasks=50, reference=256)),
+                      heads=HeadAblationSettings(top=2, tasks=100, reference=256, max_draws=None)),
     "full": Settings(arms=5, horizon=60, train_tasks=8000, test_tasks=500, source="ucb",
                      train=Training(steps=3000, batch_size=64, lr=1e-3, warmup=100, eval_every=200), ed_steps=600,
                      context_dropout=0.3, k_divisors=(2, 4, 8), timing_repeats=30,
                      darkroom=DarkRoomSettings(test_goals=16, episodes=20, streams=10, n_ctx=81, eval_episodes=40, source="noisy_expert",
                                                train=Training(steps=8000, batch_size=32, lr=1e-3, warmup=200, eval_every=500)),
-                     hardware=Hardware("auto", "fp32"), heads=HeadAblationSettings(top=2, draws=50, tasks=200, reference=1024)),
+                     hardware=Hardware("auto", "fp32"), heads=HeadAblationSettings(top=2, tasks=500, reference=1024, max_draws=1000)),
 }
 
 
@@ -509,19 +520,58 @@ def darkroom_study(d: DarkRoomSettings, *, context_dropout: float, k_divisors: S
     return DarkRoomStudy(returns, enrichment, sweep, other_goals)
 
 
-# -- does the model use it? the recency heads against random heads -----------------------------------
+# -- does the model use it? the recency heads against every other pair of heads -------------------------
 
-def regret_metric(test_means: Any, steps: int, seed: int = EVAL_SEED) -> Callable[[ADTransformer], float]:
-    """``metric(model)``: the mean cumulative regret at ``steps`` of ``model`` run in context (actions
-    sampled, full context) on the bandits ``test_means``, with :func:`held_out`'s seeds (environment
-    ``seed + 2``, actions ``seed``) — the same pulls and draws on every call, so two models differ only
-    by what they do. Damage is positive: more regret."""
+#: the chapter's causal finding (its family: :func:`attnbook.registry.causal_family` of the chapter)
+HEADS_KEY = f"{CHAPTER}/recency-heads-used"
+
+
+def causal_tasks(settings: Settings) -> np.ndarray:
+    """The test split of the head ablation: ``settings.heads.tasks`` held-out bandits drawn with
+    :data:`EVAL_SEED` right after the chapter's ``settings.test_tasks`` held-out tasks (the selection
+    split, :func:`bandit_data`'s ``test_means``): rows ``test_tasks … test_tasks + tasks − 1`` of one
+    draw, so the two splits are disjoint by construction and fixed across training seeds."""
+    n = settings.test_tasks
+    return bandit_tasks(n + settings.heads.tasks, settings.arms, seed=EVAL_SEED)[n:]
+
+
+def regret_metric(test_means: Any, steps: int, seed: int = EVAL_SEED) -> Callable[[ADTransformer], np.ndarray]:
+    """``metric(model)``: the cumulative regret at ``steps`` of ``model`` run in context (actions
+    sampled, full context) on each bandit of ``test_means`` — one value per task, one episode each:
+    the independent units — with :func:`held_out`'s seeds (environment ``seed + 2``, actions ``seed``),
+    the same pulls and draws on every call, so two models differ only by what they do (a paired
+    design: the damage of an ablation is its regret minus the intact model's on the same task and
+    draws). Runs :func:`~attnbook.rl.model.bandit_rollout` (cached keys and values: the same
+    decisions as :func:`~attnbook.rl.model.in_context`). Damage is positive: more regret."""
+    from .model import bandit_rollout
+
     means = np.asarray(test_means, dtype=np.float64)
     steps = checks.integer("steps", steps, 1)
 
-    def metric(model: ADTransformer) -> float:
-        return float(in_context(model, Bandits(means, seed=seed + 2), steps, seed=seed).regret.sum(1).mean())
+    def metric(model: ADTransformer) -> np.ndarray:
+        return bandit_rollout(model, means, steps, seed=seed).regret.sum(1)
     return metric
+
+
+class ProbedMetric:
+    """``metric`` memoised by the model's response: the key of a call is the bytes of the model's
+    logits on a fixed ``probe`` (a few windows), so a head set ablated twice (the recency pair's null
+    and the positive control's are the same 120 pairs) is rolled out once. ``calls``: every call;
+    ``rollouts``: the calls that ran ``metric``."""
+
+    def __init__(self, metric: Callable[[ADTransformer], Any], probe: torch.Tensor) -> None:
+        self.metric, self.probe = metric, probe
+        self.calls = self.rollouts = 0
+        self._seen: dict[bytes, Any] = {}
+
+    def __call__(self, model: ADTransformer) -> Any:
+        self.calls += 1
+        with torch.no_grad():
+            key = model(self.probe).detach().cpu().numpy().tobytes()
+        if key not in self._seen:
+            self.rollouts += 1
+            self._seen[key] = self.metric(model)
+        return self._seen[key]
 
 
 def reference_windows(data: BanditData, settings: Settings, seed: int = EVAL_SEED) -> torch.Tensor:
@@ -536,35 +586,103 @@ def reference_windows(data: BanditData, settings: Settings, seed: int = EVAL_SEE
 
 @dataclass
 class HeadStudy:
-    """The recency heads against random heads: the chosen ``heads`` ((layer, head), most recent first),
-    the :class:`~attnbook.intervene.RandomComparison`, the held-out ``tasks`` the metric ran on and the
-    ``seconds`` the whole test took."""
+    """The recency heads against every other set of as many heads, on one training seed: the recency
+    ``heads`` ((layer, head), most recent first) and the positive control's ``control_heads`` (the
+    largest single-head damage), both chosen on the ``selection_tasks`` held-out tasks; the
+    single-head ablations there (``single``, :class:`~attnbook.intervene.HeadEffects`); the
+    :class:`~attnbook.intervene.CausalFamily` (``family``) of the tests on the ``tasks`` test-split
+    episodes; the ``seconds`` the whole section took, the metric's ``calls`` and the ``rollouts``
+    that ran (each one episode on every task of its split)."""
 
     heads: list[tuple[int, int]]
-    comparison: Any
+    control_heads: list[tuple[int, int]]
+    single: Any
+    family: Any
     tasks: int
+    selection_tasks: int
     seconds: float
+    calls: int = 0
+    rollouts: int = 0
+
+    @property
+    def test(self) -> Any:
+        """The recency heads' :class:`~attnbook.intervene.HeadSetTest`."""
+        return self.family.tests[HEADS_KEY]
+
+    @property
+    def draws(self) -> int:
+        """Null head sets measured by the family's tests and the positive control."""
+        return sum(t.result.draws for t in (*self.family.tests.values(), self.family.control))
+
+    @property
+    def per_layer(self) -> dict[str, float]:
+        """The mean single-head effect per layer on the selection split (:func:`~attnbook.intervene.per_layer_effects`)."""
+        from ..intervene import per_layer_effects
+
+        return per_layer_effects(self.single)
+
+    def cost(self, seed: int) -> dict:
+        """The section's cost for ``summary["causal_cost"]``: seconds, forwards (metric calls that ran a
+        rollout), draws (null sets measured after stopping), and the metric's calls."""
+        return {"seed": seed, "seconds": self.seconds, "forwards": self.rollouts, "draws": self.draws, "metric_calls": self.calls}
 
 
 def recency_head_study(model: ADTransformer, data: BanditData, settings: Settings, rows: list[dict], seed: int = EVAL_SEED,
                        progress: bool = True) -> HeadStudy:
-    """Mean-ablate the ``settings.heads.top`` heads with the largest recency ratio in ``rows``
-    (:func:`~attnbook.rl.analysis.summarise`'s per-head statistics; :func:`~attnbook.rl.analysis.recency_heads`)
-    together, and ``settings.heads.draws`` seeded random sets of as many heads of the model; the
-    metric is :func:`regret_metric` on the first ``settings.heads.tasks`` held-out tasks, the head
-    means are over :func:`reference_windows` (computed once). ``seed`` seeds the evaluation, the
-    reference windows' draw and the random head sets: by default :data:`EVAL_SEED`, the same for every training seed."""
-    from ..intervene import against_random, head_means
+    """The chapter's causal section on one trained AD (issue 30). **Selection split**: the chapter's
+    held-out tasks (``data.test_means``): the ``settings.heads.top`` heads with the largest recency
+    ratio in ``rows`` (:func:`~attnbook.rl.analysis.summarise`'s per-head statistics of AD's query
+    there; :func:`~attnbook.rl.analysis.recency_heads`), and the positive control's heads, the as
+    many whose single-head mean ablation raised the mean regret there most
+    (:func:`~attnbook.intervene.strongest_heads`). **Test split**: :func:`causal_tasks`, one episode
+    each; the metric :func:`regret_metric` (per episode). Each set is mean-ablated together and
+    tested by :func:`~attnbook.intervene.head_set_test` against every other set of its shape
+    (layer-matched, falling back to unmatched when that space cannot reach α/m; exact where the space
+    allows), sized for the chapter's family (:func:`attnbook.registry.causal_family`). Head means are
+    over :func:`reference_windows` (computed once). ``seed`` seeds the evaluation and the reference
+    windows' draw: by default :data:`EVAL_SEED`, the same for every training seed."""
+    from .. import registry
+    from ..intervene import CausalFamily, head_effects, head_means, head_set_test, strongest_heads
     from . import analysis
 
     start = time.perf_counter()
     h = settings.heads
+    family = registry.causal_family(CHAPTER)
+    m = len(family)
     heads = analysis.recency_heads(rows, h.top)
-    tasks = data.test_means[:h.tasks]
-    metric = regret_metric(tasks, settings.horizon, seed)
-    means = head_means(model, reference_windows(data, settings, seed))
-    comparison = against_random(model, metric, heads, draws=h.draws, seed=seed, how="mean", reference=means, progress=progress)
-    return HeadStudy(heads, comparison, len(tasks), time.perf_counter() - start)
+    reference = reference_windows(data, settings, seed)
+    means = head_means(model, reference)
+    selection = ProbedMetric(regret_metric(data.test_means, settings.horizon, seed), reference[:4])
+    single = head_effects(model, lambda mdl: float(np.mean(selection(mdl))), how="mean", reference=means, progress=progress)
+    control_heads = strongest_heads(single, len(heads))
+    test_split = causal_tasks(settings)
+    metric = ProbedMetric(regret_metric(test_split, settings.horizon, seed), reference[:4])
+    test = lambda chosen: head_set_test(model, metric, chosen, alpha=ALPHA, family=m, max_draws=h.max_draws, seed=seed, how="mean",  # noqa: E731
+                                        reference=means, exact_up_to=h.exact_up_to, progress=progress)
+    n_sel, n_test = len(data.test_means), len(test_split)
+    causal = CausalFamily({HEADS_KEY: test(heads)}, test(control_heads),
+                          selection=f"the chapter's {n_sel} held-out tasks (recency: AD's query rows there; positive control: "
+                                    f"single-head ablation regret there)",
+                          test_split=f"{n_test} other held-out tasks (drawn after them with EVAL_SEED), one episode of "
+                                     f"{settings.horizon} pulls each")
+    return HeadStudy(heads, control_heads, single, causal, n_test, n_sel, time.perf_counter() - start, selection.calls + metric.calls,
+                     selection.rollouts + metric.rollouts)
+
+
+def causal_section(settings: Settings, seed: int, *, progress: bool = False) -> HeadStudy:
+    """Chapter 4's causal section for training ``seed`` on its already trained AD (loaded from the
+    cache: :func:`chapter_runs` trained it): AD in context on the selection split (as :func:`held_out`
+    runs it), its query statistics, then :func:`recency_head_study` — what ``benchmarks/ablation.py``
+    times (``HeadStudy.seconds`` is the study's own time)."""
+    from . import analysis
+    from .model import query_attention
+
+    data = bandit_data(settings, seed)
+    model, _, _ = train_bandit_model(settings, seed, "ad", progress=False)
+    run = in_context(model, Bandits(data.test_means, seed=EVAL_SEED + 2), settings.horizon, seed=EVAL_SEED)
+    _, query = query_attention(model, run.window)
+    rows = analysis.summarise(analysis.query_stats(query, run.window_rewards))
+    return recency_head_study(model, data, settings, rows, progress=progress)
 
 
 # -- one training seed, everything measured ---------------------------------------------------------

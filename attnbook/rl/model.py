@@ -16,6 +16,7 @@ position ids, which context compression uses (:mod:`attnbook.rl.compress`).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -27,11 +28,12 @@ from torch import nn
 
 from .. import checks
 from ..errors import InvalidInputError, bad_argument
-from ..modules import BlockConfig, Transformer
+from ..modules import BlockConfig, KVCache, Transformer
 from ..train import History, TrainConfig
 from .sources import Histories
 
-__all__ = ["ADConfig", "ADTransformer", "token_dim", "encode", "Windows", "ad_key", "train_ad", "Rollout", "in_context", "compressed_step", "query_attention", "sample_actions"]
+__all__ = ["ADConfig", "ADTransformer", "token_dim", "encode", "Windows", "ad_key", "train_ad", "Rollout", "in_context", "compressed_step", "query_attention", "sample_actions",
+           "bandit_rollout"]
 
 
 @dataclass(frozen=True)
@@ -139,21 +141,31 @@ class ADTransformer(nn.Module):
         self.transformer = Transformer(block, config.n_layers)  # ends with a LayerNorm
         self.head = nn.Linear(config.d_model, config.n_actions)
 
-    def forward(self, tokens: torch.Tensor, positions: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None,
+                cache: KVCache | None = None) -> torch.Tensor:
         """``tokens (B, L, dim)`` with ``L ≤ n_ctx`` → logits ``(B, L, n_actions)``;
-        ``positions (B, L)`` or ``(L,)`` position ids in ``[0, n_ctx)`` (default ``0 … L−1``);
-        ``attn_mask`` (bool, True = may attend) ``(B, L, L)``, combined with causality."""
+        ``positions (B, L)`` or ``(L,)`` position ids in ``[0, n_ctx)`` (default ``0 … L−1``, after
+        the cached positions with ``cache``); ``attn_mask`` (bool, True = may attend) ``(B, L, L)``,
+        combined with causality. ``cache``: a :class:`~attnbook.modules.KVCache` holding the keys and
+        values of the positions before ``tokens`` (generation one transition at a time; no ``attn_mask``)."""
         if tokens.dim() != 3 or tokens.shape[-1] != self.embed.in_features:
             raise bad_argument(InvalidInputError, "tokens", f"(batch, length, {self.embed.in_features})", tuple(tokens.shape), raw=True)
         L = tokens.shape[1]
-        if not 1 <= L <= self.config.n_ctx:
-            raise bad_argument(InvalidInputError, "tokens", f"1 to n_ctx={self.config.n_ctx} tokens", L)
+        past = 0 if cache is None else cache.length
+        if not 1 <= past + L <= self.config.n_ctx:
+            raise bad_argument(InvalidInputError, "tokens", f"1 to n_ctx={self.config.n_ctx} tokens (cached ones included)", past + L)
+        if cache is not None and attn_mask is not None:
+            raise bad_argument(InvalidInputError, "attn_mask", "None with a cache", type(attn_mask).__name__, raw=True)
         if positions is None:
-            positions = torch.arange(L, device=tokens.device)
+            positions = torch.arange(past, past + L, device=tokens.device)
         elif positions.shape[-1] != L or positions.min() < 0 or positions.max() >= self.config.n_ctx:
             raise bad_argument(InvalidInputError, "positions", f"{L} position ids in [0, {self.config.n_ctx})", positions, raw=True)
         x = self.embed(tokens) + self.pos(positions)
-        return self.head(self.transformer(x, attn_mask))
+        if cache is None:
+            return self.head(self.transformer(x, attn_mask))
+        for block in self.transformer.blocks:
+            x = block(x, None, cache)
+        return self.head(self.transformer.ln_f(x))
 
     def loss(self, tokens: torch.Tensor, targets: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy of every position's action."""
@@ -381,3 +393,89 @@ def in_context(
         s = env.reset() if regret is None and done[0] else s2
     lo = max(0, steps + 1 - c.n_ctx)
     return Rollout(rewards, actions, regret, seconds, kept_now, stream[:, lo:].clone(), stream_rewards[:, lo:steps].copy())
+
+
+class _Preallocated(KVCache):
+    """A :class:`~attnbook.modules.KVCache` that writes each new position into buffers sized for
+    ``capacity`` positions and returns views of the filled part (no copy of the past per step)."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+        self._buffers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def update(self, layer: nn.Module, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        key, t = id(layer), k.shape[-2]
+        if key not in self._buffers:
+            shape = (*k.shape[:-2], self.capacity, k.shape[-1])
+            self._buffers[key] = (k.new_empty(shape), v.new_empty(shape))
+        past = self.length_of(layer)
+        if past + t > self.capacity:
+            raise bad_argument(InvalidInputError, "cache", f"at most {self.capacity} positions", past + t)
+        kb, vb = self._buffers[key]
+        kb[..., past:past + t, :], vb[..., past:past + t, :] = k, v
+        self._kv[key] = (kb[..., :past + t, :], vb[..., :past + t, :])
+        return self._kv[key]
+
+
+def _one_position(model: "ADTransformer", token: torch.Tensor, cache: _Preallocated) -> torch.Tensor:
+    """``model(token, cache=cache)`` for one new position ``(B, 1, dim)``: the same blocks, with the
+    attention of the single query written out (``softmax(q·Kᵀ / √d) · V`` over every cached position,
+    causality being trivial for the last position) instead of the generic masked pass; each layer's
+    output projection is still called as a module, so head ablations on it
+    (:func:`attnbook.intervene.ablate`'s ``zero`` and ``mean``) act as in a full forward. Falls back to
+    ``model(token, cache=cache)`` while any layer records its attention (capture, pattern ablations)."""
+    blocks = model.transformer.blocks
+    if any(b.attn.record_attention for b in blocks):
+        return model(token, cache=cache)
+    past = cache.length
+    if past + 1 > model.config.n_ctx:
+        raise bad_argument(InvalidInputError, "token", f"at most n_ctx={model.config.n_ctx} positions", past + 1)
+    x = model.embed(token) + model.pos.weight[past]
+    B = x.shape[0]
+    for block in blocks:
+        attn = block.attn
+        H, d = attn.n_heads, attn.head_dim
+        q, k, v = attn.qkv(block.ln1(x)).view(B, 1, 3, H, d).permute(2, 0, 3, 1, 4)  # each (B, H, 1, d)
+        keys, values = cache.update(attn, k, v)  # (B, H, past + 1, d)
+        weights = torch.softmax((q @ keys.transpose(-2, -1)) * (1.0 / math.sqrt(d)), dim=-1)
+        y = (weights @ values).transpose(1, 2).reshape(B, 1, H * d)
+        x = x + block.drop(attn.proj(y))
+        x = x + block.mlp(block.ln2(x))
+    return model.head(model.transformer.ln_f(x))
+
+
+def bandit_rollout(model: "ADTransformer", means: Any, steps: int, *, seed: int = 0) -> Rollout:
+    """:func:`in_context` on ``Bandits(means, seed=seed + 2)`` with the full context and actions sampled
+    with ``seed``, one transition per forward through a :class:`~attnbook.modules.KVCache` (the keys
+    and values of earlier positions are kept, not recomputed): the same decisions as ``in_context(model,
+    Bandits(means, seed=seed + 2), steps, seed=seed)`` up to float rounding, for ``steps ≤ n_ctx`` (the
+    window never rolls), at about ``1 / steps`` of its cost. Head ablations (:func:`attnbook.intervene.ablate`)
+    apply as in a full forward. ``seconds`` is empty; ``window`` holds the whole history."""
+    from .envs import Bandits
+
+    c = model.config
+    steps = checks.integer("steps", steps, 1, c.n_ctx)
+    env = Bandits(means, seed=seed + 2)
+    if env.n_arms != c.n_actions or c.n_states != 1:
+        raise bad_argument(InvalidInputError, "means", f"bandits with {c.n_actions} arms for this model", env.n_arms)
+    n = env.n_tasks
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    stream = torch.zeros(n, steps + 1, token_dim(c.n_states, c.n_actions))
+    stream[:, 0, -1] = 1.0
+    stream_rewards = np.zeros((n, steps + 1))
+    rewards, regret = np.zeros((n, steps)), np.zeros((n, steps))
+    actions = np.zeros((n, steps), dtype=np.int64)
+    s, done = np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
+    cache = _Preallocated(steps)
+    with torch.no_grad():
+        for t in range(steps):
+            a = sample_actions(_one_position(model, stream[:, t:t + 1], cache), generator)
+            regret[:, t] = env.regret(a)
+            r = env.pull(a)
+            stream[:, t + 1] = _transition_tokens(s, a, r, s, done, c.n_states, c.n_actions)
+            stream_rewards[:, t + 1] = r
+            rewards[:, t], actions[:, t] = r, a
+    lo = max(0, steps + 1 - c.n_ctx)
+    return Rollout(rewards, actions, regret, [], steps - 1, stream[:, lo:].clone(), stream_rewards[:, lo:steps].copy())
