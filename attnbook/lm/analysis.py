@@ -409,7 +409,7 @@ class CausalSection:
 
 
 def causal_section(lm: LanguageModel, selection: Sequence[RoleItem], test: Sequence[RoleItem], *, measures: dict[str, torch.Tensor] | None = None,
-                   seed: int = 0, max_draws: int | None = None, progress: bool = False) -> CausalSection:
+                   seed: int = 0, max_draws: int | None = None, exact_up_to: int = 256, progress: bool = False) -> CausalSection:
     """Chapter 1's causal section for one seed on MiniLM (``lm``), timed.
 
     On the **selection split** (``selection``): the attention groups (:func:`attention_groups` of
@@ -419,7 +419,8 @@ def causal_section(lm: LanguageModel, selection: Sequence[RoleItem], test: Seque
     that matters is the harder one to detect). On the **test
     split** (``test``): one :func:`~attnbook.intervene.head_set_test` per group (``how`` from :data:`HOW`)
     and for the positive control, each against the layer-matched null, sized for the family of
-    :func:`attnbook.registry.causal_family` (``max_draws``: ``None`` for :func:`attnbook.stats.draws_for`)."""
+    :func:`attnbook.registry.causal_family` (``max_draws``: ``None`` for :func:`attnbook.stats.draws_for`;
+    ``exact_up_to``: the largest null space enumerated, as in :func:`~attnbook.intervene.head_set_test`)."""
     from .. import registry
     from .attention import lm_attention
 
@@ -447,9 +448,10 @@ def causal_section(lm: LanguageModel, selection: Sequence[RoleItem], test: Seque
     tests = {}
     for offset, (name, heads) in enumerate(groups.items()):
         how = HOW[name]
-        tests[CAUSAL_KEYS[name]] = head_set_test(lm.model, metric, heads, family=m, max_draws=max_draws, seed=seed + offset, how=how,
+        tests[CAUSAL_KEYS[name]] = head_set_test(lm.model, metric, heads, family=m, max_draws=max_draws, exact_up_to=exact_up_to, seed=seed + offset, how=how,
                                                  reference=reference if how == "mean" else None, progress=progress)
-    control = head_set_test(lm.model, metric, strongest, family=m, max_draws=max_draws, seed=seed + len(groups), how=CONTROL_HOW,
+    control = head_set_test(lm.model, metric, strongest, family=m, max_draws=max_draws, exact_up_to=exact_up_to, seed=seed + len(groups),
+                            how=CONTROL_HOW,
                             reference=reference, progress=progress)
     n_sel, n_test = len(selection), len(test)
     family = CausalFamily(tests, control, selection=f"selection split: {n_sel} role items (their own source sentences)",
