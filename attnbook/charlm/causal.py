@@ -20,13 +20,13 @@ the run stores too: :func:`attnbook.charlm.experiment.load_model`):
    (:func:`attnbook.intervene.head_set_test`, layer-matched null unless it cannot reach α/m, mean
    ablation with head means over training windows), in one :class:`attnbook.intervene.CausalFamily` of
    ``m = len(registry.causal_family("charlm-evolution"))`` = 2 tests under Holm, with the positive
-   control beside it. Monte Carlo draws stop early (Besag–Clifford) once the null has reached the effect
-   10 times, so a set the model does not need costs few forwards.
+   control beside it. A null space of at most ``exact_up_to + 1`` sets (the 120 pairs of 16 heads) is
+   enumerated, an exact test; larger ones are drawn, and the draws stop early (Besag–Clifford) once the
+   null has reached the effect 10 times, so a set the model does not need costs few forwards.
 4. **Earlier snapshot** (descriptive): the sets the same selection picks at the middle snapshot, and its
    positive control, ablated on the same test windows: effects with intervals over windows, no null
-   draws and no verdicts (they are not in the family: testing them too would double the family and,
-   with pairs of 16 heads enumerated exactly at α/4, cost about four times the forwards; see
-   :data:`EARLIER_NOTE`).
+   draws and no verdicts (they are not in the family: testing them too would double the family and the
+   forwards; see :data:`EARLIER_NOTE`).
 
 :func:`use_test` runs all of it for one seed on already trained weights (``benchmarks/ablation.py`` times it).
 """
@@ -57,8 +57,8 @@ PREVIOUS, DISTINCT, CONTROL = "previous-token heads", "most distinct heads", "po
 USE_KEYS = {PREVIOUS: "charlm-evolution/previous-token-head-used", DISTINCT: "charlm-evolution/distinct-heads-used"}
 #: why the earlier snapshot is described and not tested (summary.json, the chapter's prose)
 EARLIER_NOTE = ("the earlier (middle) snapshot is described, not tested: its sets' effects with intervals over the same test windows; "
-                "testing them too would make a family of 4, whose α/4 makes the 120 pairs of 16 heads an exact enumeration "
-                "(119 null forwards per pair test, no early stopping): about four times the causal section's forwards")
+                "testing them too would double the family (m = 4) and the section's forwards (each pair test enumerates the 119 other "
+                "pairs of 16 heads, with no early stopping)")
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class CausalSettings:
     previous_count: int = 2
     distinct_count: int | None = None
     max_draws: int | None = None
-    exact_up_to: int = 0
+    exact_up_to: int = 256
     prefix_cache: bool = True
     window: int | None = None
 
@@ -410,11 +410,11 @@ def _per_seed(values: Mapping[int, str]) -> str:
     return vals[0] if len(set(vals)) == 1 else "; ".join(f"seed {s}: {v}" for s, v in values.items())
 
 
-def _test_sentence(name: str, t, adjusted: float | None, verdict: str) -> str:
+def _test_sentence(name: str, t, heads: Sequence[Pair], adjusted: float | None, verdict: str) -> str:
     low, high = t.interval
     interval = f" [{fmt(low)}, {fmt(high)}]" if math.isfinite(low) else ""
     holm = f", Holm p = {adjusted:.3g}" if adjusted is not None else ""
-    return (f"the {name} ({', '.join(f'{n}:{h}' for n, h in t.heads)}) raise the loss by {fmt(t.effect)}{interval} nats per character, "
+    return (f"the {name} ({_label(heads)}) raise the loss by {fmt(t.effect)}{interval} nats per character, "
             f"their {t.null} null by {fmt(t.null_mean)} on average ({t.result.draws} of {t.result.space - 1} sets{', exact' if t.result.exact else ''}); "
             f"p = {t.p:.3g}{holm}, smallest reachable p = {t.smallest_p:.3g}: {verdict}")
 
@@ -445,10 +445,10 @@ def use_glue(uses: Mapping[int, UseTest] | None) -> dict[str, str]:
     readings, earlier, costs = [], [], []
     for s, u in uses.items():
         adj = u.family.adjusted
-        parts = [_test_sentence(name, u.family.tests[USE_KEYS[name]], adj[USE_KEYS[name]], u.family.verdict(USE_KEYS[name]))
-                 for name in (PREVIOUS, DISTINCT)]
+        parts = [_test_sentence(name, u.family.tests[USE_KEYS[name]], u.last.heads[name], adj[USE_KEYS[name]],
+                                u.family.verdict(USE_KEYS[name])) for name in (PREVIOUS, DISTINCT)]
         c = u.family.control
-        parts.append(_test_sentence("positive-control heads", c, None, "detected" if u.family.control_detected else
+        parts.append(_test_sentence("positive-control heads", c, u.last.heads[CONTROL], None, "detected" if u.family.control_detected else
                                     f"not detected (p ≥ α/m = {u.family.alpha / u.family.m:.3g}), so the family is inconclusive"))
         readings.append(f"*Seed {s}:* " + "; ".join(parts) + ".")
         e = u.earlier_effects
