@@ -701,6 +701,7 @@ def test_use_test_chooses_on_the_selection_split_and_tests_on_the_test_split(tmp
     assert len(causal.earlier_table({0: use})) == 3 and len(causal.uses_strips({0: use})) == 3
     glue = causal.use_glue({0: use, 1: use})
     assert set(glue) == {f"use_{k}" for k in causal.USE_GLUE} and glue["use_windows"] == "40" and glue["use_step"] == "30"
+    assert glue["use_max_draws"] == "79" and glue["use_selection_windows"] == "24" and glue["use_middle_step"] == "20"
     assert glue["use_reading"].startswith("*Seed 0:* the previous-token heads") and "*Seed 1:*" in glue["use_reading"]
     assert set(causal.use_glue(None).values()) == {"not run"} and causal.use_glue({}) == causal.use_glue(None)
     with pytest.raises(InvalidInputError, match="test_windows"):

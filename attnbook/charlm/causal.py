@@ -423,6 +423,7 @@ def use_glue(uses: Mapping[int, UseTest] | None) -> dict[str, str]:
     """The causal section's glue values (keys ``use_`` + :data:`USE_GLUE`), formatted: a value the same
     on every seed once, else per seed; the verdicts across seeds (:func:`attnbook.claims.across_seeds`)
     with how many seeds support them; the readings per seed. "not run" for every key without a test."""
+    from .. import stats
     from ..claims import across_seeds
 
     if not uses:
@@ -432,7 +433,7 @@ def use_glue(uses: Mapping[int, UseTest] | None) -> dict[str, str]:
            "use_middle_step": _per_seed({s: str(u.earlier.step) for s, u in uses.items()}),
            "use_windows": str(first.windows), "use_selection_windows": str(first.selection_windows),
            "use_reference_windows": str(first.reference_windows),
-           "use_max_draws": _per_seed({s: str(max(t.result.max_draws for t in u.family.tests.values())) for s, u in uses.items()}),
+           "use_max_draws": _per_seed({s: str(u.settings.max_draws or stats.draws_for(u.family.alpha, u.family.m)) for s, u in uses.items()}),
            "use_prev_heads": _per_seed({s: _label(u.last.heads[PREVIOUS]) for s, u in uses.items()}),
            "use_distinct_heads": _per_seed({s: _label(u.last.heads[DISTINCT]) for s, u in uses.items()}),
            "use_control_heads": _per_seed({s: _label(u.last.heads[CONTROL]) for s, u in uses.items()})}
