@@ -124,8 +124,10 @@ class WindowLoss:
 
     With ``prefix_cache`` the clean residual stream entering every block is computed once for ``model``;
     a call starts from the entry of the lowest block that carries a hook (an ablation), so blocks below
-    it are not recomputed — the same numbers as a full forward (``tests/test_charlm.py``). A hook on the
-    embeddings, the model itself or a global hook, or another model, falls back to the full forward.
+    it are not recomputed — the same numbers as a full forward (``tests/test_charlm.py``). The model's own
+    hooks run around the shortened pass as around a full one (:func:`attnbook.intervene.ablate` checks
+    there that every chosen layer ran its ablation); a hook on the embeddings or the output head, a global
+    hook, a keyword hook or another model falls back to the full forward.
     ``calls`` counts the calls (forwards)."""
 
     def __init__(self, model, x: torch.Tensor, y: torch.Tensor, *, prefix_cache: bool = True) -> None:
@@ -149,17 +151,24 @@ class WindowLoss:
         self.calls += 1
         with torch.no_grad():
             blocks = list(model.blocks)
-            outside = (model._forward_hooks or model._forward_pre_hooks or _hooked(model.wte) or _hooked(model.wpe) or _hooked(model.ln_f)
-                       or torch.nn.modules.module._global_forward_hooks or torch.nn.modules.module._global_forward_pre_hooks)
+            module = torch.nn.modules.module
+            outside = (model._forward_hooks_with_kwargs or model._forward_pre_hooks_with_kwargs or _hooked(model.wte) or _hooked(model.wpe)
+                       or _hooked(model.ln_f) or _hooked(model.lm_head) or module._global_forward_hooks or module._global_forward_pre_hooks)
             if self.entries is None or model is not self.model or outside or model.training:
-                logits, _ = model(self.x)
-                return self._losses(logits)
+                return self._losses(model(self.x)[0])
+            # the model's own hooks (ablate's bookkeeping: every chosen layer must run its ablation) run as model(x) would run them
+            for hook in list(model._forward_pre_hooks.values()):
+                if hook(model, (self.x,)) is not None:  # a hook that changes the input: the full forward
+                    return self._losses(model(self.x)[0])
             first = next((i for i, b in enumerate(blocks) if _hooked(b)), len(blocks) - 1)
             h = self.entries[first]
             for block in blocks[first:]:
                 h = block(h)
-            return self._losses(model.lm_head(model.ln_f(h)))
-
+            out = (model.lm_head(model.ln_f(h)), None)
+            for hook in list(model._forward_hooks.values()):
+                changed = hook(model, (self.x,), out)
+                out = out if changed is None else changed
+            return self._losses(out[0])
 
 Pair = tuple[int, int]
 
