@@ -15,7 +15,7 @@ from scipy import stats
 
 from attnbook import metrics, registry
 from attnbook.capture import capture
-from attnbook.charlm import analysis, figures
+from attnbook.charlm import analysis, causal, figures
 from attnbook.charlm.experiment import RunSpec, chapter_runs, load_model, load_run, load_runs, ngram_loss, train_run, windows
 from attnbook.charlm.explorer import EvolutionExplorer, evolution_view, render_snapshot
 from attnbook.charlm.model import GPT, GPTConfig
@@ -552,23 +552,43 @@ def test_choose_heads_by_hand():
     dist = np.array([[0.05, 0.30, 0.10, 0.30], [0.01, 0.02, 0.20, 0.03]])
     assert analysis.distinct_count(2, 4) == 2 and analysis.distinct_count(1, 2) == 1 and analysis.distinct_count(6, 6) == 9
     heads = analysis.choose_heads(prev, dist)
-    assert heads == {"previous-token head": [(1, 0)], "most distinct heads": [(0, 1), (0, 3)]}
+    assert heads == {"previous-token heads": [(1, 0), (1, 2)], "most distinct heads": [(0, 1), (0, 3)]}
+    assert analysis.choose_heads(prev, dist, previous_count=3)["previous-token heads"] == [(0, 2), (1, 0), (1, 2)]
     assert analysis.choose_heads(prev, dist, count=3)["most distinct heads"] == [(0, 1), (0, 3), (1, 2)]
     with pytest.raises(InvalidInputError, match="count"):
         analysis.choose_heads(prev, dist, count=9)
+    with pytest.raises(InvalidInputError, match="previous_count"):
+        analysis.choose_heads(prev, dist, previous_count=0)
     with pytest.raises(InvalidInputError, match="previous_token"):
         analysis.choose_heads(prev, dist[:, :3])
 
 
-def test_loss_metric_is_the_cross_entropy(gpt):
-    x, y = torch.randint(0, 11, (3, 16)), torch.randint(0, 11, (3, 16))
-    with torch.no_grad():
-        logits, _ = gpt(x)
-    assert analysis.loss_metric(x, y)(gpt) == pytest.approx(float(F.cross_entropy(logits.reshape(-1, 11), y.reshape(-1))), abs=1e-6)
+# -- the causal section (attnbook.charlm.causal) ---------------------------------------------------
+def test_independent_windows_share_no_character_and_the_splits_are_disjoint():
+    data = np.arange(1000)
+    sel, test = causal.independent_windows(data, 16, [20, 30], seed=4)
+    assert len(sel) == 20 and len(test) == 30 and not set(sel) & set(test)
+    starts = np.sort(np.concatenate([sel, test]))
+    assert np.all(starts % 17 == 0) and np.all(np.diff(starts) >= 17) and starts[-1] + 17 <= len(data)  # T inputs + 1 target each
+    x, y = windows(data, 16, starts)
+    covered = np.concatenate([np.append(a.numpy(), b.numpy()[-1]) for a, b in zip(x, y)])  # every character a window reads or predicts
+    assert len(set(covered.tolist())) == covered.size  # no character in two windows
+    again = causal.independent_windows(data, 16, [20, 30], seed=4)
+    assert all(np.array_equal(a, b) for a, b in zip(again, (sel, test)))
+    assert not np.array_equal(causal.independent_windows(data, 16, [20, 30], seed=5)[0], sel)
+    assert sum(len(s) for s in causal.independent_windows(data, 16, [58], seed=0)) == 58  # ⌊1000 / 17⌋ = 58 windows fit
+    with pytest.raises(InvalidInputError, match="counts"):
+        causal.independent_windows(data, 16, [30, 29])
+
+
+def _hand_window_losses(logits, y):
+    """Each window's mean cross-entropy, by log-softmax and gather (independent of F.cross_entropy)."""
+    logp = torch.log_softmax(logits.double(), -1)
+    return (-logp.gather(-1, y.long()[..., None])[..., 0]).mean(1).detach().numpy()
 
 
 def _hand_mean_ablated_loss(model, x, y, reference, heads):
-    """Loss with each (layer, head)'s slice before ``blocks[l].attn.proj`` replaced by its mean over every
+    """Per-window loss with each (layer, head)'s slice before ``blocks[l].attn.proj`` replaced by its mean over every
     reference sample and position — written with plain hooks, independently of attnbook.intervene."""
     d = model.config.n_embd // model.config.n_head
     seen: dict[int, list[torch.Tensor]] = {}
@@ -590,95 +610,130 @@ def _hand_mean_ablated_loss(model, x, y, reference, heads):
     handles = [b.attn.proj.register_forward_pre_hook(lambda m, a, l=l: replace(m, a, l)) for l, b in enumerate(model.blocks)]
     try:
         with torch.no_grad():
-            return float(model(x, y)[1])
+            return _hand_window_losses(model(x)[0], y)
     finally:
         for hnd in handles:
             hnd.remove()
 
 
-def test_use_test_matches_a_hand_made_mean_ablation_and_its_rules(corpus):
-    from types import SimpleNamespace
-
-    from attnbook.charlm.experiment import windows as make_windows
+def test_window_loss_is_one_value_per_window_and_the_prefix_cache_changes_nothing(corpus):
+    from attnbook.intervene import ablate, head_means
 
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=corpus.vocab_size, block_size=16, n_layer=2, n_head=4, n_embd=16)).eval()
-    run = SimpleNamespace(spec=SimpleNamespace(name="tiny seed 0"), history=SimpleNamespace(best_step=30, steps=[0, 10, 20, 30]))
-    use = analysis.use_test(run, model, corpus, windows=6, reference_windows=5, draws=20, seed=3, progress=False)
-
-    rng = np.random.default_rng(3)  # the windows as the docstring says: validation first, then training (same generator)
-    x, y = make_windows(corpus.val, 16, rng.integers(0, len(corpus.val) - 16, 6))
-    reference, _ = make_windows(corpus.train, 16, rng.integers(0, len(corpus.train) - 16, 5))
-    maps = causal_maps(model, x)
-    previous = metrics.previous_token_mass(maps).mean(1).numpy()
-    assert np.allclose(use.previous_token, previous, atol=1e-6)
-    assert use.heads == analysis.choose_heads(previous, analysis.head_distinctness(maps))
-    prev, distinct = use.comparisons["previous-token head"], use.comparisons["most distinct heads"]
+    model = GPT(GPTConfig(vocab_size=corpus.vocab_size, block_size=16, n_layer=3, n_head=2, n_embd=16)).eval()
+    x, y = windows(corpus.val, 16, np.arange(6) * 17)
+    metric = causal.WindowLoss(model, x, y)
+    clean = metric(model)
+    assert clean.shape == (6,) and clean.dtype == torch.float64
+    assert np.allclose(clean.numpy(), _hand_window_losses(model(x)[0], y), atol=1e-6)
     with torch.no_grad():
-        clean = float(model(x, y)[1])
-    assert prev.clean == pytest.approx(clean, abs=1e-6) and distinct.clean == pytest.approx(clean, abs=1e-6)
-    assert prev.effect == pytest.approx(_hand_mean_ablated_loss(model, x, y, reference, use.heads["previous-token head"]) - clean, abs=1e-5)
-    assert distinct.effect == pytest.approx(_hand_mean_ablated_loss(model, x, y, reference, use.heads["most distinct heads"]) - clean, abs=1e-5)
-    # one head of 8: every other single head is a "random set" (exact); 2 of 8: 27 other sets > 20 draws, so 20 seeded random ones
-    assert prev.exact and prev.draws == 7 and not distinct.exact and distinct.draws == 20
-    chosen = use.heads["previous-token head"][0]
-    singles = [_hand_mean_ablated_loss(model, x, y, reference, [(l, h)]) - clean for l in range(2) for h in range(4) if (l, h) != chosen]
-    assert np.allclose(prev.random_effects, singles, atol=1e-5)
+        assert float(clean.mean()) == pytest.approx(float(model(x, y)[1]), abs=1e-6)  # windows of one length: the mean is the loss
+    reference, _ = windows(corpus.train, 16, np.arange(5) * 30)
+    means = head_means(model, reference)
+    full = causal.WindowLoss(model, x, y, prefix_cache=False)
+    ran = []
+    for i, b in enumerate(model.blocks):  # count the blocks that run (a wrapped forward, not a hook: a hook marks a block as ablated)
+        b.forward = lambda *a, i=i, f=b.forward, **k: (ran.append(i), f(*a, **k))[1]
+    try:
+        for heads, first in (([(0, 1)], 0), ([(1, 0)], 1), ([(2, 1)], 2), ([(1, 1), (2, 0)], 1)):
+            with ablate(model, heads, how="mean", reference=means):
+                ran.clear()
+                cached = metric(model)
+                assert sorted(set(ran)) == list(range(first, 3))  # the blocks below the lowest ablated one are not run again
+                plain = full(model)
+            assert torch.allclose(cached, plain, atol=1e-6, rtol=0)
+            assert np.allclose(cached.numpy(), _hand_mean_ablated_loss(model, x, y, reference, heads), atol=1e-5)
+    finally:
+        for b in model.blocks:
+            del b.forward
+    assert metric.calls == 5 and full.calls == 4
+    with pytest.raises(InvalidInputError, match="x/y"):
+        causal.WindowLoss(model, x, y[:, :5])
 
-    table = use.table()
-    assert list(table.index) == ["previous-token head", "most distinct heads"]
-    assert list(table["verdict"]) == [("supported" if c.exceeds(95) else "not supported") for c in (prev, distinct)]
-    found = use.findings()
-    assert [f.spec.key for f in found] == ["charlm-evolution/previous-token-head-used", "charlm-evolution/distinct-heads-used"]
-    assert [f.verdict == "supported" for f in found] == [prev.exceeds(95), distinct.exceeds(95)]
-    assert found[0].measured == {registry.CAUSAL: pytest.approx(prev.effect - prev.quantile(95))}
-    assert found[0].control == {registry.CAUSAL: pytest.approx(float(np.median(prev.random_effects)) - prev.quantile(95))}
+
+def test_use_test_chooses_on_the_selection_split_and_tests_on_the_test_split(tmp_path):
+    from types import SimpleNamespace
+
+    from attnbook.intervene import CausalFamily
+
+    text = "the cat sat on a mat. a dog ran to the log; " * 300
+    chars = tuple(sorted(set(text)))
+    ids = np.array([chars.index(c) for c in text], dtype=np.uint16)
+    corpus = CharCorpus("tinyshakespeare", chars, ids[:9000], ids[9000:], None, "synthetic")
+    torch.manual_seed(0)
+    last = GPT(GPTConfig(vocab_size=len(chars), block_size=16, n_layer=2, n_head=8, n_embd=32)).eval()  # 16 heads: 120 pairs
+    torch.manual_seed(1)
+    middle = GPT(GPTConfig(vocab_size=len(chars), block_size=16, n_layer=2, n_head=8, n_embd=32)).eval()
+    run = SimpleNamespace(spec=SimpleNamespace(name="tiny seed 0", seed=0), history=SimpleNamespace(best_step=30), middle_step=20)
+    settings = causal.CausalSettings(test_windows=40, selection_windows=24, reference_windows=5, previous_count=2, exact_up_to=0)
+    use = causal.use_test(run, corpus, settings, models={"last": last, "middle": middle}, seed=3)
+
+    sel, test = causal.independent_windows(corpus.val, 16, [24, 40], seed=3)
+    xs, ys = windows(corpus.val, 16, sel)
+    xt, yt = windows(corpus.val, 16, test)
+    reference, _ = windows(corpus.train, 16, np.random.default_rng(3).integers(0, len(corpus.train) - 16, 5))
+    # selection: attention statistics and single-head effects on the selection windows only
+    maps = causal_maps(last, xs)
+    previous = metrics.previous_token_mass(maps).mean(1).numpy()
+    assert np.allclose(use.last.previous_token, previous, atol=1e-6)
+    assert {k: v for k, v in use.last.heads.items() if k != causal.CONTROL} == analysis.choose_heads(previous, analysis.head_distinctness(maps))
+    clean_sel = _hand_window_losses(last(xs)[0], ys).mean()
+    singles = {(l, h): _hand_mean_ablated_loss(last, xs, ys, reference, [(l, h)]).mean() - clean_sel for l in range(2) for h in range(8)}
+    assert use.last.heads[causal.CONTROL] == sorted(sorted(singles, key=lambda p: -singles[p])[:2])
+    # test: the family of the registry's two findings, each test sized for m = 2, on the 40 test windows
+    family = use.family
+    assert isinstance(family, CausalFamily) and list(family.tests) == list(causal.USE_KEYS.values()) == list(registry.causal_family("charlm-evolution"))
+    clean = _hand_window_losses(last(xt)[0], yt)
+    for key, name in zip(family.tests, (causal.PREVIOUS, causal.DISTINCT)):
+        t = family.tests[key]
+        assert t.family == 2 and t.units == 40 and t.how == "mean"
+        assert np.allclose(t.unit_effects, _hand_mean_ablated_loss(last, xt, yt, reference, use.last.heads[name]) - clean, atol=1e-5)
+        assert not t.result.exact and t.result.max_draws == 79 and t.smallest_p == pytest.approx(1 / 80)  # draws_for(0.05, 2), Monte Carlo
+    assert family.control.family == 2 and family.control.heads == tuple((f"blocks.{l}.attn", h) for l, h in use.last.heads[causal.CONTROL])
+    # the earlier snapshot: its own selection, described on the same test windows
+    clean_mid = _hand_window_losses(middle(xt)[0], yt)
+    for name, e in use.earlier_effects.items():
+        assert e.units == 40 and e.heads == tuple(use.earlier.heads[name])
+        assert e.effect == pytest.approx(float((_hand_mean_ablated_loss(middle, xt, yt, reference, e.heads) - clean_mid).mean()), abs=1e-5)
+    assert use.earlier.step == 20 and use.last.step == 30
+    # cost: every metric call counted, draws after stopping
+    assert use.draws == sum(t.result.draws for t in (*family.tests.values(), family.control))
+    assert use.selection_forwards == 2 * 17  # per snapshot: clean + 16 single heads (head_effects)
+    assert use.test_forwards == sum(2 + t.result.draws for t in (*family.tests.values(), family.control)) + 6
+    cost = use.cost()
+    assert set(cost) >= {"seed", "seconds", "forwards", "draws"} and cost["forwards"] == use.forwards
     records = use.records()
-    assert [r["effect"] for r in records] == [prev.effect, distinct.effect] and all(r["how"] == "mean" for r in records)
-    assert records[0]["heads"] == [f"{prev.heads[0][0]}:{prev.heads[0][1]}"] and "validation loss" in records[0]["metric"]
-    strips = use.strips()
-    assert list(strips) == ["previous-token", "most distinct"] and [v[0] for v in strips.values()] == [prev.effect, distinct.effect] and all(len(v[1]) >= 7 for v in strips.values())
+    assert [r["key"] for r in records] == [*causal.USE_KEYS.values(), "positive control"] and all(r["units"] == 40 for r in records)
+    assert "24 independent validation windows" in records[0]["selection"] and "disjoint" in records[0]["test_split"]
+    assert len(use.findings()) == 2 and len(use.earlier_records()) == 3
+    table = causal.uses_table({0: use})
+    assert table.index.names == ["seed", "test"] and len(table) == 3 and "selection statistic" in table.columns
+    assert len(causal.earlier_table({0: use})) == 3 and len(causal.uses_strips({0: use})) == 3
+    glue = causal.use_glue({0: use, 1: use})
+    assert set(glue) == {f"use_{k}" for k in causal.USE_GLUE} and glue["use_windows"] == "40" and glue["use_step"] == "30"
+    assert glue["use_max_draws"] == "79" and glue["use_selection_windows"] == "24" and glue["use_middle_step"] == "20"
+    assert glue["use_reading"].startswith("*Seed 0:* the previous-token heads") and "*Seed 1:*" in glue["use_reading"]
+    assert set(causal.use_glue(None).values()) == {"not run"} and causal.use_glue({}) == causal.use_glue(None)
+    with pytest.raises(InvalidInputError, match="test_windows"):
+        causal.CausalSettings(test_windows=0)
+    with pytest.raises(InvalidInputError, match="previous_count"):
+        causal.CausalSettings(previous_count=1)  # a single head of 16 cannot reach a corrected threshold
 
 
-def _made_use(prev_effect: float, distinct_effect: float) -> "analysis.UseTest":
-    """A hand-made UseTest: 2 layers × 2 heads, previous-token head L1H0 (exact over the 3 other single heads,
-    whose effects are 0.1, 0.2, 0.3 in pool order), distinct set L0H1, L1H1 against 20 random sets."""
-    from attnbook.intervene import RandomComparison
+def test_a_run_stores_its_middle_snapshot_weights(corpus, tmp_path, monkeypatch):
+    from attnbook.charlm.experiment import middle_step
 
-    prev = RandomComparison((("blocks.1.attn", 0),), 1.5, prev_effect, (0.1, 0.2, 0.3), True, "mean")
-    distinct = RandomComparison((("blocks.0.attn", 1), ("blocks.1.attn", 1)), 1.5, distinct_effect, tuple(np.linspace(0.0, 0.19, 20)), False, "mean")
-    return analysis.UseTest("tinyshakespeare seed 0", 1800, 1800, {"previous-token head": [(1, 0)], "most distinct heads": [(0, 1), (1, 1)]},
-                            np.array([[0.1, 0.2], [0.8, 0.3]]), np.array([[0.01, 0.07], [0.02, 0.04]]),
-                            {"previous-token head": prev, "most distinct heads": distinct}, 32, 64)
-
-
-def test_use_reading_and_glue_by_hand():
-    strong = analysis.use_reading(_made_use(0.9, 0.5))
-    assert strong.startswith("No other single head costs as much: the next costliest, L1H1, raises the loss by 0.300 "
-                           "(the previous-token head's effect is 3.000 times that).")
-    assert "more than every one of the 20 random sets" in strong
-    # single-head effects per layer: (0.1 + 0.2) / 2 and (0.9 + 0.3) / 2; distinctness per layer 0.04 and 0.03
-    assert "the heads of layer 1 cost the most on average (0.600); the heads of layer 0 are the most distinct on average (0.040" in strong
-    weak = analysis.use_reading(_made_use(0.25, 0.1))
-    assert weak.startswith("1 other single head costs more when ablated alone; the costliest, L1H1, raises the loss by 0.300.")
-    assert "below their 95th percentile (0.180)" in weak
-    middling = analysis.use_reading(_made_use(0.05, 0.185))  # above the 95th percentile (nearest rank: 0.180), below the largest (0.19)
-    assert middling.startswith("3 other single heads cost more") and "above their 95th percentile" in middling
-
-    g = analysis.use_glue(_made_use(0.9, 0.1))
-    assert set(g) == {f"use_{k}" for k in analysis.USE_GLUE}
-    assert g["use_prev_heads"] == "L1H0" and g["use_prev_stat"] == "mass on i−1: 0.800" and g["use_prev_effect"] == "0.900"
-    assert g["use_prev_percentile"] == "100" and g["use_prev_p"] == f"{1 / 4:.3f}" and g["use_prev_sets"] == "all 3 other single heads"
-    assert g["use_prev_verdict"] == "**supported**" and g["use_distinct_verdict"] == "**not supported**"
-    assert g["use_distinct_heads"] == "L0H1, L1H1" and g["use_distinct_sets"] == "20 random sets" and g["use_step"] == "1800"
-    assert g["use_when"] == "the last step, the last snapshot"
-    assert set(analysis.use_glue(None).values()) == {"not run"}
-    assert analysis.use_glue({}) == analysis.use_glue(None) and analysis.use_glue({3: _made_use(0.9, 0.1)}) == g
-    seeds = analysis.use_glue({0: _made_use(0.9, 0.1), 1: _made_use(0.25, 0.1)})
-    assert set(seeds) == set(g) and seeds["use_prev_heads"] == "L1H0" and seeds["use_prev_effect"] == "seed 0: 0.900; seed 1: 0.250"
-    assert seeds["use_prev_verdict"] == "**seed-dependent** (1 of 2 seeds)" and seeds["use_distinct_verdict"] == "**not supported** (0 of 2 seeds)"
-    assert seeds["use_reading"].startswith("*Seed 0:* No other single head costs as much") and "*Seed 1:* 1 other single head" in seeds["use_reading"]
-    table = analysis.uses_table({0: _made_use(0.9, 0.1), 1: _made_use(0.25, 0.1)})
-    assert table.index.names == ["seed", "head set"] and len(table) == 4 and table.loc[(1, "previous-token head"), "effect"] == 0.25
-    assert list(analysis.uses_strips({0: _made_use(0.9, 0.1), 1: _made_use(0.25, 0.1)})) == ["prev-token s0", "distinct s0", "prev-token s1",
-                                                                                           "distinct s1"]
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    assert middle_step(1200, 150) == 600 and middle_step(30, 10) == 10 and middle_step(100_000, 5000) == 50_000 and middle_step(5000, 500) == 2500
+    r = train_run(_spec(), corpus=corpus, progress=False)
+    assert r.middle_step == 10
+    last, middle = load_model(_spec()), load_model(_spec(), "middle")
+    assert any(not torch.equal(a, b) for a, b in zip(last.state_dict().values(), middle.state_dict().values()))
+    assert middle.lm_head.weight is middle.wte.weight
+    # the middle weights are those of step 10: their attention on the stored window is the tracker's map at that step
+    x = torch.as_tensor([[corpus.chars.index(c) for c in r.window]])
+    k = r.steps.index(10)
+    assert np.allclose(causal_maps(middle, x).weights[:, 0, :, :, :].numpy(), r.maps[k], atol=2e-3)
+    assert not np.allclose(causal_maps(last, x).weights[:, 0].numpy(), r.maps[k], atol=2e-3)
+    with pytest.raises(InvalidInputError, match="snapshot"):
+        load_model(_spec(), "first")

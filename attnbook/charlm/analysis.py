@@ -27,6 +27,7 @@ from scipy import stats
 from ..claims import AcrossSeeds, Check, Finding, fmt
 from ..errors import InvalidInputError, bad_argument
 from ..maps import AttentionMaps
+from .causal import DISTINCT, PREVIOUS, USE_KEYS, UseTest
 from .experiment import RunResult, Settings
 
 __all__ = ["by_dataset", "by_seed", "seed_findings", "stored_window", "window_maps", "mean_se", "runs_table", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
@@ -34,8 +35,7 @@ __all__ = ["by_dataset", "by_seed", "seed_findings", "stored_window", "window_ma
            "depth_order", "largest_head_value", "sink_ratio", "diversity_timing", "chapter_findings", "findings_glue", "verdict_list", "full_not_run",
            "learning_summary",
            "generation_attention", "SEED_BEST_VAL",
-           "PREVIOUS", "DISTINCT", "USE_KEYS", "MIDDLE_NOT_RUN", "head_distinctness", "distinct_count", "choose_heads",
-           "loss_metric", "UseTest", "use_test", "USE_GLUE", "use_reading", "use_glue", "uses_table", "uses_strips"]
+           "PREVIOUS", "DISTINCT", "USE_KEYS", "head_distinctness", "distinct_count", "choose_heads"]
 
 #: the seed study's best validation loss per corpus (nats / char; 6×6×384, block 256, GPU, 5k / 100k steps)
 SEED_BEST_VAL = {"tinyshakespeare": 1.468, "enwik8": 1.006, "text8": 0.981}
@@ -349,7 +349,7 @@ def chapter_findings(results: Sequence[RunResult], floors: dict[str, float], gen
     each measured on that seed's runs (``results``: one per corpus that ran) and on its control — for
     most the same runs' step-0 (untrained) snapshot, measured the same way; "on every corpus" means
     every corpus that ran, "mean over runs" the mean over those corpora. With ``generation``
-    (:func:`generation_attention`) also attention while writing; with ``use`` (:func:`use_test`) its
+    (:func:`generation_attention`) also attention while writing; with ``use`` (:func:`attnbook.charlm.causal.use_test`) its
     two causal findings. No runs: none. :func:`seed_findings` calls it for every seed."""
     from ..registry import spec
     from .tracking import uniform_causal
@@ -538,16 +538,7 @@ def generation_attention(model, corpus, *, windows: int = 8, prompt: int = 16, s
             "positions": T - 1, "windows": windows}
 
 
-# -- does the model use it? ---------------------------------------------------------------------------
-#: the causal test's two head sets, by name
-PREVIOUS, DISTINCT = "previous-token head", "most distinct heads"
-#: each head set's registered causal finding (:mod:`attnbook.registry`), in table order
-USE_KEYS = {PREVIOUS: "charlm-evolution/previous-token-head-used", DISTINCT: "charlm-evolution/distinct-heads-used"}
-
-#: why the causal test runs on the stored weights only (summary.json's ``not_run``)
-MIDDLE_NOT_RUN = ("the run cache stores one set of weights per run (those of the best validation loss, normally the last step); "
-                  "a middle snapshot keeps attention statistics and maps but no weights, and retraining to get them is not worth the budget")
-
+# -- does the model use it? (the test itself: attnbook.charlm.causal) ---------------------------------
 
 def head_distinctness(maps: AttentionMaps) -> np.ndarray:
     """How far each head attends from the other heads of its layer, ``(L, H)``.
@@ -572,11 +563,14 @@ def distinct_count(n_layer: int, n_head: int) -> int:
     return max(1, (n_layer * n_head) // 4)
 
 
-def choose_heads(previous_token: np.ndarray, distinctness: np.ndarray, count: int | None = None) -> dict[str, list[tuple[int, int]]]:
+def choose_heads(previous_token: np.ndarray, distinctness: np.ndarray, count: int | None = None, *,
+                 previous_count: int = 2) -> dict[str, list[tuple[int, int]]]:
     """The head sets the causal test asks about, chosen from attention statistics alone (``(L, H)``
-    each): the **previous-token head**, largest mass on the previous character; the **most distinct
-    heads**, the ``count`` heads (default :func:`distinct_count`) farthest from the other heads of their
-    layer (:func:`head_distinctness`). Ties go to the lower (layer, head); pairs are (layer, head)."""
+    each): the **previous-token heads**, the ``previous_count`` heads with the most mass on the previous
+    character (2 by default: a single head among few cannot reach a corrected threshold, issue 30); the
+    **most distinct heads**, the ``count`` heads (default :func:`distinct_count`) farthest from the other
+    heads of their layer (:func:`head_distinctness`). Ties go to the lower (layer, head); pairs are
+    (layer, head), sorted."""
     p, d = np.asarray(previous_token, dtype=np.float64), np.asarray(distinctness, dtype=np.float64)
     if p.ndim != 2 or p.shape != d.shape or not np.isfinite(p).all() or not np.isfinite(d).all():
         raise bad_argument(InvalidInputError, "previous_token/distinctness", "two finite (layers, heads) arrays of one shape",
@@ -585,223 +579,7 @@ def choose_heads(previous_token: np.ndarray, distinctness: np.ndarray, count: in
     count = distinct_count(L, H) if count is None else count
     if not 1 <= count <= L * H:
         raise bad_argument(InvalidInputError, "count", f"between 1 and {L * H} heads", count)
-    prev = int(np.argmax(p.ravel()))  # first of equal maxima
-    order = sorted(range(L * H), key=lambda i: (-d.ravel()[i], i))[:count]
-    return {PREVIOUS: [divmod(prev, H)], DISTINCT: sorted(divmod(i, H) for i in order)}
-
-
-def loss_metric(x, y):
-    """``metric(model)``: the model's mean cross-entropy (nats per character) on the windows ``x``
-    with targets ``y`` ((B, T) ids each), without gradients — ablating a useful head raises it, so
-    damage is positive."""
-    import torch
-
-    def metric(model) -> float:
-        with torch.no_grad():
-            return float(model(x, y)[1])
-
-    return metric
-
-
-def _head_label(pairs: Sequence[tuple[int, int]]) -> str:
-    return ", ".join(f"L{l}H{h}" for l, h in pairs)
-
-
-@dataclass(frozen=True)
-class UseTest:
-    """The causal test of one run: which heads attention pointed to, and what mean-ablating them did
-    to the validation loss beside random head sets of the same size (``comparisons``, one
-    :class:`~attnbook.intervene.RandomComparison` per set of :data:`USE_KEYS`)."""
-
-    run: str
-    step: int                                  # training step of the stored weights (the best validation loss)
-    last_step: int                             # the run's last training step (its last snapshot)
-    heads: dict[str, list[tuple[int, int]]]    # set name -> (layer, head) pairs
-    previous_token: np.ndarray                 # (L, H) on the validation windows
-    distinctness: np.ndarray                   # (L, H)
-    comparisons: dict  # set name -> RandomComparison
-    windows: int                               # validation windows of the metric
-    reference_windows: int                     # training windows of the head means
-
-    def _statistic(self, name: str) -> str:
-        values = self.previous_token if name == PREVIOUS else self.distinctness
-        what = "mass on i−1" if name == PREVIOUS else "JS to layer-mates"
-        return f"{what}: " + ", ".join(fmt(float(values[l, h])) for l, h in self.heads[name])
-
-    def table(self) -> pd.DataFrame:
-        """One row per head set: heads, their attention statistic, the clean loss, the effect, the
-        random sets' mean / 95th percentile / maximum, percentile, p, sets and verdict."""
-        rows = []
-        verdicts = {f.spec.key: f.verdict for f in self.findings()}
-        for name, c in self.comparisons.items():
-            r = np.asarray(c.random_effects)
-            rows.append({"head set": name, "heads": _head_label(self.heads[name]), "attention": self._statistic(name),
-                         "clean loss": c.clean, "effect": c.effect, "random mean": float(r.mean()), "random p95": c.quantile(95),
-                         "random max": float(r.max()), "percentile": c.percentile, "p": c.p_value,
-                         "sets": f"all {c.draws}" if c.exact else f"{c.draws} random", "verdict": verdicts[USE_KEYS[name]]})
-        return pd.DataFrame(rows).set_index("head set")
-
-    def strips(self) -> dict[str, tuple[float, list[float]]]:
-        """``{label: (effect, random effects)}`` for :func:`attnbook.plots.ablation_strips`; short labels
-        ("previous-token", "most distinct": tick labels keep 14 characters), the heads are in :meth:`table`."""
-        short = {PREVIOUS: "previous-token", DISTINCT: "most distinct"}
-        return {short[name]: (c.effect, list(c.random_effects)) for name, c in self.comparisons.items()}
-
-    def findings(self) -> list[Finding]:
-        """The two registered causal findings (:data:`USE_KEYS`, :data:`attnbook.registry.CAUSAL_RULE`:
-        effect above the random sets' 95th percentile), in table order."""
-        from ..registry import spec
-
-        return [self.comparisons[name].finding(spec(key)) for name, key in USE_KEYS.items()]
-
-    def records(self) -> list[dict]:
-        """summary.json's ``causal`` records, one per head set."""
-        findings = {PREVIOUS: "the head with the most mass on the previous character",
-                    DISTINCT: f"the {len(self.heads[DISTINCT])} heads farthest (JS) from the other heads of their layer"}
-        metric = f"validation loss, nats/char ({self.windows} windows; {self.run}, step {self.step})"
-        return [self.comparisons[name].record(findings[name], metric) for name in USE_KEYS]
-
-
-def use_test(run: RunResult, model, corpus, *, windows: int = 32, reference_windows: int = 64, draws: int = 50, seed: int = 0,
-             progress: bool = True) -> UseTest:
-    """Does the model use the heads its attention singles out?
-
-    On ``windows`` fixed validation windows (seeded by ``seed``) of ``corpus``: capture the trained
-    ``model`` (the stored weights of ``run``), measure per head the chapter's previous-token mass and
-    :func:`head_distinctness`, choose the heads (:func:`choose_heads`), then mean-ablate each set
-    (head means over ``reference_windows`` training windows, computed once) and compare its effect on
-    the validation loss (:func:`loss_metric`) with ``draws`` random sets of as many heads
-    (:func:`attnbook.intervene.against_random`, seeded; every set when there are at most ``draws``).
-    """
-    import torch
-
-    from .. import checks, metrics
-    from ..intervene import against_random, head_means
-    from .experiment import windows as make_windows
-    from .tracking import causal_maps
-
-    windows, reference_windows = checks.positive_int("windows", windows), checks.positive_int("reference_windows", reference_windows)
-    T = model.config.block_size
-    rng = np.random.default_rng(seed)
-    x, y = make_windows(corpus.val, T, rng.integers(0, len(corpus.val) - T, windows))
-    reference, _ = make_windows(corpus.train, T, rng.integers(0, len(corpus.train) - T, reference_windows))
-    model.eval()
-    with torch.no_grad():
-        maps = causal_maps(model, x)
-        previous = torch.nanmean(metrics.previous_token_mass(maps), dim=1).double().numpy()  # (L, H), as the tracker averages
-    distinct = head_distinctness(maps)
-    heads = choose_heads(previous, distinct)
-    means = head_means(model, reference)
-    metric = loss_metric(x, y)
-    comparisons = {name: against_random(model, metric, pairs, draws=draws, seed=seed, how="mean", reference=means, progress=progress)
-                   for name, pairs in heads.items()}
-    return UseTest(run.spec.name, int(run.history.best_step), int(run.history.steps[-1]), heads, previous, distinct, comparisons, windows,
-                   reference_windows)
-
-
-#: the glue keys of the causal section (``use_`` + these), each "not run" when the test did not run
-USE_GLUE = ("step", "when", "clean", "prev_heads", "prev_stat", "prev_effect", "prev_percentile", "prev_p", "prev_sets", "prev_verdict",
-            "distinct_heads", "distinct_stat", "distinct_effect", "distinct_percentile", "distinct_p", "distinct_sets", "distinct_verdict",
-            "reading")
-
-
-def use_reading(use: UseTest) -> str:
-    """Markdown: what the ablations say, read off the measured effects (no verdict is typed in the
-    notebook). For the previous-token head: how many other single heads cost more when ablated alone
-    (when every single head was measured); for the distinct set: where its effect falls among the
-    random sets."""
-    prev_name, distinct_name = PREVIOUS, DISTINCT
-    prev, distinct = use.comparisons[prev_name], use.comparisons[distinct_name]
-    parts = []
-    if prev.exact:  # every other single head was ablated too
-        (l, h), = use.heads[prev_name]
-        pool = [p for p in _pool_pairs(use) if p != (l, h)]  # the order of the exact comparison's other sets
-        others = sorted(zip(prev.random_effects, pool), reverse=True)
-        above = [p for e, p in others if e > prev.effect]
-        if not above:
-            margin = prev.effect / others[0][0] if others and others[0][0] > 0 else math.inf
-            parts.append(f"No other single head costs as much: the next costliest, {_head_label([others[0][1]])}, raises the loss by "
-                         f"{fmt(others[0][0])}" + (f" (the previous-token head's effect is {fmt(margin)} times that)." if math.isfinite(margin) else "."))
-        else:
-            parts.append(f"{len(above)} other single head{'s cost' if len(above) > 1 else ' costs'} more when ablated alone; the costliest, "
-                         f"{_head_label([above[0]])}, raises the loss by {fmt(others[0][0])}.")
-        singles = dict(zip(pool, prev.random_effects)) | {(l, h): prev.effect}
-        per_layer = np.array([[singles[(i, j)] for j in range(use.previous_token.shape[1])] for i in range(use.previous_token.shape[0])]).mean(1)
-        spread = use.distinctness.mean(1)
-        parts.append(f"Ablated alone, the heads of layer {int(per_layer.argmax())} cost the most on average ({fmt(float(per_layer.max()))}); "
-                     f"the heads of layer {int(spread.argmax())} are the most distinct on average ({fmt(float(spread.max()))} JS to layer-mates).")
-    r = np.asarray(distinct.random_effects)
-    if distinct.effect > r.max():
-        parts.append(f"The most distinct heads cost more than every one of the {distinct.draws} random sets.")
-    elif distinct.exceeds(95):
-        parts.append(f"The most distinct heads cost more than {distinct.percentile:.0f} % of the random sets, above their 95th percentile.")
-    else:
-        parts.append(f"The most distinct heads cost more than {distinct.percentile:.0f} % of the random sets only, below their 95th "
-                     f"percentile ({fmt(distinct.quantile(95))}): being unlike one's layer-mates does not make a head one the model needs more than others.")
-    return " ".join(parts)
-
-
-def _pool_pairs(use: UseTest) -> list[tuple[int, int]]:
-    """The model's (layer, head) pairs in order; an exact single-head comparison lists every one but the chosen head in this order."""
-    L, H = use.previous_token.shape
-    return [(l, h) for l in range(L) for h in range(H)]
-
-
-def use_glue(use: UseTest | dict[int, UseTest] | None) -> dict[str, str]:
-    """The causal section's glue values (keys ``use_`` + :data:`USE_GLUE`), formatted; "not run" for
-    every key without a test. Given ``{seed: UseTest}`` (one test per training seed): a value that is
-    the same on every seed once, else ``seed 0: …; seed 1: …``; the verdicts are across seeds
-    (:func:`attnbook.claims.across_seeds`) with how many seeds support them; the reading is each seed's."""
-    if isinstance(use, dict):
-        if not use:
-            return use_glue(None)
-        if len(use) == 1:
-            return use_glue(next(iter(use.values())))
-        return _seeds_glue(use)
-    if use is None:
-        return {f"use_{k}": "not run" for k in USE_GLUE}
-    when = "the last step, the last snapshot" if use.step == use.last_step else f"not the last step ({use.last_step}) but the best validation loss"
-    verdicts = {f.spec.key: f.verdict for f in use.findings()}
-    out = {"use_step": str(use.step), "use_when": when, "use_clean": fmt(next(iter(use.comparisons.values())).clean), "use_reading": use_reading(use)}
-    for key, name in (("prev", PREVIOUS), ("distinct", DISTINCT)):
-        c = use.comparisons[name]
-        out.update({f"use_{key}_heads": _head_label(use.heads[name]), f"use_{key}_stat": use._statistic(name),
-                    f"use_{key}_effect": fmt(c.effect), f"use_{key}_percentile": f"{c.percentile:.0f}", f"use_{key}_p": f"{c.p_value:.3f}",
-                    f"use_{key}_sets": f"all {c.draws} other single heads" if c.exact and len(c.heads) == 1 else
-                    (f"all {c.draws} sets" if c.exact else f"{c.draws} random sets"),
-                    f"use_{key}_verdict": f"**{verdicts[USE_KEYS[name]]}**"})
-    return out
-
-
-def _seeds_glue(uses: dict[int, UseTest]) -> dict[str, str]:
-    from ..claims import across_seeds
-
-    each = {seed: use_glue(u) for seed, u in uses.items()}
-    out = {}
-    for k in USE_GLUE:
-        key = f"use_{k}"
-        values = [g[key] for g in each.values()]
-        if k == "reading":
-            out[key] = " ".join(f"*Seed {seed}:* {g[key]}" for seed, g in each.items())
-        elif k.endswith("verdict"):
-            continue
-        else:
-            out[key] = values[0] if len(set(values)) == 1 else "; ".join(f"seed {seed}: {v}" for seed, v in zip(each, values))
-    found = {a.spec.key: a for a in across_seeds({seed: u.findings() for seed, u in uses.items()})}
-    for k, name in (("prev", PREVIOUS), ("distinct", DISTINCT)):
-        a = found[USE_KEYS[name]]
-        out[f"use_{k}_verdict"] = f"**{a.verdict}** ({sum(v == 'supported' for v in a.per_seed)} of {len(a.seeds)} seeds)"
-    return out
-
-
-def uses_table(uses: dict[int, UseTest]) -> pd.DataFrame:
-    """:meth:`UseTest.table` of every seed's test, one above the other, indexed by (seed, head set)."""
-    if not uses:
-        return pd.DataFrame()
-    return pd.concat({seed: u.table() for seed, u in uses.items()}, names=["seed", "head set"])
-
-
-def uses_strips(uses: dict[int, UseTest]) -> dict[str, tuple[float, list[float]]]:
-    """:meth:`UseTest.strips` of every seed, labelled ``"<set> s<seed>"`` (for :func:`attnbook.plots.ablation_strips`)."""
-    short = {"previous-token": "prev-token", "most distinct": "distinct"}
-    return {f"{short[label]} s{seed}": pair for seed, u in uses.items() for label, pair in u.strips().items()}
+    if not 1 <= previous_count <= L * H:
+        raise bad_argument(InvalidInputError, "previous_count", f"between 1 and {L * H} heads", previous_count)
+    top = lambda v, k: sorted(divmod(i, H) for i in sorted(range(L * H), key=lambda i: (-v.ravel()[i], i))[:k])  # noqa: E731
+    return {PREVIOUS: top(p, previous_count), DISTINCT: top(d, count)}

@@ -5,7 +5,9 @@ evaluates the validation loss on ``eval_batches`` fixed batches every ``train.ev
 and every ``snapshot_every`` steps records an attention snapshot (:class:`AttentionTracker`)
 and one generated sample with its quality (temperature 0.8, top-k 200, seeded). After training it
 measures inference speed as the seed did. Everything lands in ``<cache>/charlm/<hash>/`` so a
-second call loads instead of training.
+second call loads instead of training: the weights of the best validation loss (normally the last
+step) and those of the **middle snapshot** (:func:`middle_step`, ``middle.safetensors``), so that the
+causal test can ask its question at the last snapshot and at one earlier (:func:`load_model`).
 
 A run's **training seed** draws its initialisation and its training windows; everything it is
 evaluated on — the validation batches, the snapshot windows, the repeated strings of the induction
@@ -30,15 +32,18 @@ from ..data import CORPORA, CharCorpus, load_corpus, missing_reason
 from ..errors import InvalidInputError, bad_argument
 from ..profiles import CPU_FP32, Hardware, Training
 from ..train import History, RunCache, TrainConfig, fit, seed_everything, select_device, set_threads
+from .causal import CausalSettings
 from .model import GPT, GPTConfig
 from .quality import inference_speed, quality, sample, word_set
 from .tracking import AttentionTracker, repeated_batch
 
 __all__ = ["CharModel", "CharDataset", "Settings", "PROFILES", "RunSpec", "RunResult", "train_run", "train_spec", "chapter_runs",
-           "load_runs", "load_run", "load_corpora", "profile_specs", "load_model", "ngram_loss", "windows", "EVAL_SEED", "CHAPTER"]
+           "load_runs", "load_run", "load_corpora", "profile_specs", "load_model", "middle_step", "ngram_loss", "windows", "EVAL_SEED", "CHAPTER",
+           "SNAPSHOTS"]
 
-#: 2: the evaluation data (validation batches, snapshot windows, induction strings, sampler) no longer follow the training seed
-VERSION = 2
+#: 2: the evaluation data (validation batches, snapshot windows, induction strings, sampler) no longer follow the training seed;
+#: 3 (issue 30): a run also stores the weights of its middle snapshot (``middle.safetensors``), for the causal test at an earlier snapshot
+VERSION = 3
 #: the seed of everything a run is evaluated on, the same for every training seed (module docstring)
 EVAL_SEED = 0
 #: the chapter's slug (the runs' chapter)
@@ -85,7 +90,8 @@ class Settings:
     the chapter shows them); ``eval_batches`` per validation, ``snapshot_windows`` tracked windows,
     ``induction_period`` of the repeated-string probe, ``sample_chars`` generated per snapshot,
     speed timed over ``speed_samples`` × ``speed_tokens``; ``threads`` torch threads per run (None:
-    every core of the machine that runs it; each run is one Ray task holding one CPU)."""
+    every core of the machine that runs it; each run is one Ray task holding one CPU); ``causal``: the
+    causal section (:class:`~attnbook.charlm.causal.CausalSettings`: windows, draws)."""
 
     model: CharModel
     datasets: dict[str, CharDataset]
@@ -97,6 +103,7 @@ class Settings:
     speed_tokens: int
     threads: int | None
     hardware: Hardware
+    causal: CausalSettings = CausalSettings()
 
     def __post_init__(self) -> None:
         for name in ("eval_batches", "snapshot_windows", "induction_period", "sample_chars", "speed_samples",
@@ -123,14 +130,23 @@ PROFILES: dict[str, Settings] = {
         datasets={"tinyshakespeare": CharDataset(None, _char_training(1200, 12, 2e-3, 100, 150), snapshot_every=150),
                   "text8": CharDataset(12_500_000, _char_training(1200, 12, 2e-3, 100, 150), snapshot_every=150)},
         eval_batches=16, snapshot_windows=8, induction_period=32, sample_chars=200, speed_samples=3, speed_tokens=200,
-        threads=1, hardware=CPU_FP32),
+        threads=1, hardware=CPU_FP32,
+        # issue 30: 512 independent test windows and 256 selection windows of 64 characters (1,716 fit in the validation split);
+        # draws: attnbook.stats.draws_for(0.05, m = 2) = 79 at most, Monte Carlo with early stopping, and a space of at most 257 sets
+        # (head_set_test's default: the 120 pairs of 16 heads, as the issue asks) enumerated, an exact test
+        causal=CausalSettings(test_windows=512, selection_windows=256, reference_windows=64, previous_count=2, max_draws=None,
+                              exact_up_to=256, prefix_cache=True)),
     "full": Settings(
         model=CharModel(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2),
         datasets={"tinyshakespeare": CharDataset(None, _char_training(5000, 64, 1e-3, 100, 250), snapshot_every=500),
                   "enwik8": CharDataset(None, _char_training(100_000, 32, 5e-4, 200, 1000), snapshot_every=5000),
                   "text8": CharDataset(None, _char_training(100_000, 32, 5e-4, 200, 1000), snapshot_every=5000)},
         eval_batches=200, snapshot_windows=8, induction_period=64, sample_chars=500, speed_samples=10, speed_tokens=500,
-        threads=None, hardware=Hardware("auto", "auto")),
+        threads=None, hardware=Hardware("auto", "auto"),
+        # 1,000 null draws at most (every set of a space of at most 1,001: pairs of 36 heads are 630, enumerated); windows of 128
+        # characters, since the 111,540 validation characters of tiny Shakespeare hold only 434 independent windows of 256
+        causal=CausalSettings(test_windows=512, selection_windows=256, reference_windows=64, previous_count=2, max_draws=1000,
+                              exact_up_to=1000, prefix_cache=False, window=128)),
 }
 
 
@@ -195,6 +211,11 @@ class RunResult:
     window: str = ""                    # the text of the snapshot batch's first window (the stored maps)
     loaded: bool = False
 
+    @property
+    def middle_step(self) -> int:
+        """The step of the middle snapshot, whose weights the run stores beside the last ones (:func:`load_model`)."""
+        return middle_step(self.spec.train.steps, self.spec.snapshot_every)
+
 
 def windows(data: np.ndarray, block_size: int, starts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs ``data[s : s+T]`` and targets ``data[s+1 : s+T+1]`` for each start ``s``: two (B, T) int64."""
@@ -230,6 +251,16 @@ def _entry(spec: RunSpec) -> RunCache:
 
 
 TIED = ("lm_head.weight",)  # the output head shares wte.weight: stored once
+#: the weights a run stores: ``"last"`` (those of the best validation loss, normally the last step) and ``"middle"`` (the middle snapshot's)
+SNAPSHOTS = ("last", "middle")
+MIDDLE_FILE = "middle.safetensors"
+
+
+def middle_step(steps: int, snapshot_every: int) -> int:
+    """The training step of a run's middle snapshot: half of ``steps``, rounded down to a snapshot step
+    (a multiple of ``snapshot_every``), e.g. 600 of 1,200 steps snapshotted every 150."""
+    steps, every = checks.positive_int("steps", steps), checks.positive_int("snapshot_every", snapshot_every)
+    return (steps // 2) // every * every
 
 
 def _build(spec: RunSpec) -> GPT:
@@ -237,21 +268,29 @@ def _build(spec: RunSpec) -> GPT:
     return GPT(spec.model)
 
 
-def load_model(spec: RunSpec) -> GPT:
-    """The trained model of a cached run (train it first: :func:`chapter_runs`, :func:`attnbook.runs.execute`)."""
+def load_model(spec: RunSpec, snapshot: str = "last") -> GPT:
+    """The trained model of a cached run (train it first: :func:`chapter_runs`, :func:`attnbook.runs.execute`):
+    ``snapshot="last"`` the stored weights of its best validation loss (normally the last step), ``"middle"``
+    those of its middle snapshot (step :func:`middle_step`)."""
     from ..errors import MissingResourceError
 
+    checks.choice("snapshot", snapshot, SNAPSHOTS)
     entry = _entry(spec)
-    if not entry.complete():
+    if not entry.complete(MIDDLE_FILE):
         raise MissingResourceError(f"{spec.name}: not trained yet (run train_run first)")
-    return entry.load_weights(_build(spec), tied=TIED).eval()
+    model = entry.load_weights(_build(spec), tied=TIED)
+    if snapshot == "middle":
+        missing, unexpected = model.load_state_dict(entry.read_tensors(MIDDLE_FILE), strict=False)
+        if sorted(missing) != sorted(TIED) or unexpected:
+            raise MissingResourceError(f"{spec.name}: the middle snapshot's weights do not fit the model ({missing}, {unexpected})")
+    return model.eval()
 
 
 def _load(spec: RunSpec) -> RunResult | None:
     from ..errors import CheckpointError, MissingResourceError
 
     entry = _entry(spec)
-    if not entry.complete("maps.safetensors"):
+    if not entry.complete("maps.safetensors", MIDDLE_FILE):
         return None
     try:
         history, record = entry.read()
@@ -264,11 +303,13 @@ def _load(spec: RunSpec) -> RunResult | None:
                      record["seconds"], record["tracking_seconds"], record["sampling_seconds"], record["window"], loaded=True)
 
 
-def _save(result: RunResult, model: GPT) -> None:
+def _save(result: RunResult, model: GPT, middle: dict[str, torch.Tensor]) -> None:
     record = {k: v for k, v in asdict(result).items() if k not in ("spec", "maps", "history", "loaded", "snapshots")}
     record["snapshots"] = {k: v.tolist() for k, v in result.snapshots.items()}
+    record["middle_step"] = middle_step(result.spec.train.steps, result.spec.snapshot_every)
     _entry(result.spec).save(model, result.history, result.spec.to_dict(), record=record,
-                             tensors={"maps.safetensors": {"maps": torch.from_numpy(result.maps)}}, tied=TIED)
+                             tensors={"maps.safetensors": {"maps": torch.from_numpy(result.maps)},
+                                      MIDDLE_FILE: {k: v for k, v in middle.items() if k not in TIED}}, tied=TIED)
 
 
 def train_run(spec: RunSpec, *, progress: bool = True, corpus: CharCorpus | None = None, device: str = "cpu",
@@ -305,10 +346,20 @@ def train_run(spec: RunSpec, *, progress: bool = True, corpus: CharCorpus | None
     def evaluate(model: GPT) -> float:
         return float(np.mean([float(model(x.to(dev), y.to(dev))[1]) for x, y in eval_sets]))
 
+    middle_at = middle_step(spec.train.steps, spec.snapshot_every)
+    middle: dict[str, torch.Tensor] = {}
+
+    def keep_middle(step: int, model: GPT) -> None:  # the middle snapshot's weights, for the causal test at an earlier snapshot
+        if step == middle_at:
+            middle.update({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+
     dev = select_device(device)
     model = _build(spec).to(dev)
     history = fit(model, lambda m, b: m(*b)[1], get_batch, evaluate, spec.train, precision=precision,
-                  callbacks=[(spec.snapshot_every, tracker), (spec.snapshot_every, sampler)], progress=progress, desc=spec.name)
+                  callbacks=[(spec.snapshot_every, tracker), (spec.snapshot_every, sampler), (spec.snapshot_every, keep_middle)],
+                  progress=progress, desc=spec.name)
+    if not middle:  # stopped early before the middle snapshot: the weights it ended with
+        middle.update({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
     speed, texts = inference_speed(model, corpus, samples=spec.speed_samples, new_tokens=spec.speed_tokens, seed=EVAL_SEED)
     qualities = [quality(t, vocabulary) for t in texts]
     final_quality = {k: _nanmean([q[k] for q in qualities]) for k in qualities[0]}
@@ -316,7 +367,7 @@ def train_run(spec: RunSpec, *, progress: bool = True, corpus: CharCorpus | None
     finite = [x for x in history.train_loss if not math.isnan(x)]
     result = RunResult(spec, history, tracker.steps, snaps, np.stack(tracker.maps), samples, finite[-1] if finite else math.nan,
                        speed, texts, final_quality, history.seconds, tracker.seconds, sampling[0], corpus.decode(snap_x[0].numpy()))
-    _save(result, model)
+    _save(result, model, middle)
     return result
 
 
@@ -334,7 +385,7 @@ def chapter_runs(specs: Sequence[RunSpec], corpora: dict[str, CharCorpus], hardw
 
     where = hardware.where()
     return [Run(CHAPTER, s.name, s.seed, train_spec, (s, corpora[s.dataset], where["device"], where["precision"]),
-                entries=(_entry(s),), required=("maps.safetensors",), threads=s.threads) for s in specs]
+                entries=(_entry(s),), required=("maps.safetensors", MIDDLE_FILE), threads=s.threads) for s in specs]
 
 
 def load_run(spec: RunSpec) -> RunResult:
