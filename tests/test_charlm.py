@@ -622,7 +622,7 @@ def test_window_loss_is_one_value_per_window_and_the_prefix_cache_changes_nothin
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=corpus.vocab_size, block_size=16, n_layer=3, n_head=2, n_embd=16)).eval()
     x, y = windows(corpus.val, 16, np.arange(6) * 17)
-    metric = causal.WindowLoss(model, x, y)
+    metric = causal.WindowLoss(model, x, y, memo=False)  # the memo's probe would run every block
     clean = metric(model)
     assert clean.shape == (6,) and clean.dtype == torch.float64
     assert np.allclose(clean.numpy(), _hand_window_losses(model(x)[0], y), atol=1e-6)
@@ -649,6 +649,24 @@ def test_window_loss_is_one_value_per_window_and_the_prefix_cache_changes_nothin
     assert metric.calls == 5 and full.calls == 4
     with pytest.raises(InvalidInputError, match="x/y"):
         causal.WindowLoss(model, x, y[:, :5])
+
+
+def test_window_loss_memo_serves_a_repeated_ablation_with_the_same_numbers(corpus):
+    from attnbook.intervene import ablate, head_means
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=corpus.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=16)).eval()
+    x, y = windows(corpus.val, 16, np.arange(6) * 17)
+    means = head_means(model, windows(corpus.train, 16, np.arange(5) * 30)[0])
+    memo, plain = causal.WindowLoss(model, x, y), causal.WindowLoss(model, x, y, memo=False)
+    seen = []
+    for heads in ([(0, 1)], [(1, 0)], [(0, 1)], [], [(1, 0)], [(0, 0), (1, 1)]):
+        with ablate(model, heads, how="mean", reference=means):
+            got, want = memo(model), plain(model)
+        assert torch.equal(got, want)  # bit-identical: a stored value is the same computation's
+        seen.append(got)
+    assert memo.calls == plain.calls == 6 and plain.forwards == 6 and memo.forwards == 4  # two repeats served from the memo
+    assert not torch.equal(seen[0], seen[1]) and not torch.equal(seen[3], seen[0])  # different ablations are not confused
 
 
 def test_use_test_chooses_on_the_selection_split_and_tests_on_the_test_split(tmp_path):
@@ -699,7 +717,8 @@ def test_use_test_chooses_on_the_selection_split_and_tests_on_the_test_split(tmp
     # cost: every metric call counted, draws after stopping
     assert use.draws == sum(t.result.draws for t in (*family.tests.values(), family.control))
     assert use.selection_forwards == 2 * 17  # per snapshot: clean + 16 single heads (head_effects)
-    assert use.test_forwards == sum(2 + t.result.draws for t in (*family.tests.values(), family.control)) + 6
+    calls = sum(2 + t.result.draws for t in (*family.tests.values(), family.control)) + 6  # clean + chosen + draws per test; 6 earlier
+    assert 6 < use.test_forwards <= calls  # the memo runs a head set the tests share once
     cost = use.cost()
     assert set(cost) >= {"seed", "seconds", "forwards", "draws"} and cost["forwards"] == use.forwards
     records = use.records()

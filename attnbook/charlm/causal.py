@@ -128,12 +128,18 @@ class WindowLoss:
     hooks run around the shortened pass as around a full one (:func:`attnbook.intervene.ablate` checks
     there that every chosen layer ran its ablation); a hook on the embeddings or the output head, a global
     hook, a keyword hook or another model falls back to the full forward.
-    ``calls`` counts the calls (forwards)."""
 
-    def __init__(self, model, x: torch.Tensor, y: torch.Tensor, *, prefix_cache: bool = True) -> None:
+    With ``memo`` a call first runs the model on the first two windows (a probe, 1/256 of a 512-window
+    forward) and returns the stored losses when an earlier call's probe logits were bit-identical: the
+    same model state, so the same ablation — two tests that share a null space (the previous-token pair
+    and the positive control, both against the 120 pairs) measure each head set once, with the same
+    numbers. ``calls`` counts the calls, ``forwards`` the full passes actually run."""
+
+    def __init__(self, model, x: torch.Tensor, y: torch.Tensor, *, prefix_cache: bool = True, memo: bool = True) -> None:
         if x.ndim != 2 or x.shape != y.shape:
             raise bad_argument(InvalidInputError, "x/y", "two (windows, T) id tensors of one shape", (tuple(x.shape), tuple(y.shape)), raw=True)
-        self.model, self.x, self.y, self.calls = model, x, y, 0
+        self.model, self.x, self.y, self.calls, self.forwards = model, x, y, 0, 0
+        self.memo: dict[bytes, torch.Tensor] | None = {} if memo else None
         self.entries: list[torch.Tensor] | None = None
         if prefix_cache and not _hooked(model):
             with torch.no_grad():
@@ -149,6 +155,17 @@ class WindowLoss:
 
     def __call__(self, model) -> torch.Tensor:
         self.calls += 1
+        if self.memo is None or model is not self.model:
+            self.forwards += 1
+            return self._forward(model)
+        with torch.no_grad():
+            key = model(self.x[:2])[0].detach().float().numpy().tobytes()
+        if key not in self.memo:
+            self.forwards += 1
+            self.memo[key] = self._forward(model)
+        return self.memo[key].clone()
+
+    def _forward(self, model) -> torch.Tensor:
         with torch.no_grad():
             blocks = list(model.blocks)
             module = torch.nn.modules.module
@@ -240,7 +257,7 @@ class UseTest:
     """One seed's causal section (module docstring): the ``last`` and ``earlier`` :class:`Selection`,
     the last snapshot's :class:`attnbook.intervene.CausalFamily` (``family``), the earlier snapshot's
     descriptive effects (``earlier_effects``, name → :class:`EarlierEffect`), the numbers of windows,
-    and the cost: wall ``seconds``, ``forwards`` (metric calls: ``test_forwards`` on the test split,
+    and the cost: wall ``seconds``, ``forwards`` (full passes run, repeats served by the memo excluded: ``test_forwards`` on the test split,
     ``selection_forwards`` on the selection split) and null ``draws`` used after stopping."""
 
     run: str
@@ -367,7 +384,7 @@ def use_test(run, corpus, settings: CausalSettings | None = None, *, models: Map
     test_metrics.append(early_metric)
     earlier = {name: _earlier(middle, early_metric, chosen["middle"].heads[name], means["middle"], seed) for name in (PREVIOUS, DISTINCT, CONTROL)}
     return UseTest(run.spec.name, int(run.spec.seed), chosen["last"], chosen["middle"], family, earlier, T_test, T_sel, settings.reference_windows,
-                   time.perf_counter() - start, sum(x.calls for x in test_metrics), sum(x.calls for x in metrics_used), settings)
+                   time.perf_counter() - start, sum(x.forwards for x in test_metrics), sum(x.forwards for x in metrics_used), settings)
 
 
 # -- tables, figure, glue over seeds -------------------------------------------------------------------
