@@ -13,8 +13,13 @@ set of heads ``S`` is ``Δ(S) = metric(model with S ablated) − metric(model)``
   the chosen set counted once among the sets it could have been (Phipson & Smyth 2010: never 0;
   exact over every set when the enumeration is exhaustive).
 
-The rule the chapters state before looking — the effect exceeds the 95th percentile of the random
-sets — uses the nearest-rank percentile (the ⌈0.95·n⌉-th smallest random effect), so it holds
+:func:`against_random` is a quick, descriptive look: it draws from every head (no layer matching), uses
+one heads-and-data split and corrects nothing. The book's causal verdicts come from
+:func:`~attnbook.intervene.head_set_test` inside a :class:`~attnbook.intervene.CausalFamily` (layer-matched
+nulls, sequential stopping, intervals over units, held-out selection, a positive control, Holm).
+
+The 95th-percentile rule the chapters used before issue 30 — the effect exceeds the 95th percentile of
+the random sets — uses the nearest-rank percentile (the ⌈0.95·n⌉-th smallest random effect), so it holds
 exactly when the effect is above at least 95 % of the random sets (its percentile ≥ 95). With few
 heads the enumeration is small and p cannot be small (one head of 16: p ≥ 1/16); the p-value says so.
 """
@@ -34,7 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import checks
-from ..claims import Finding, FindingSpec, fmt
+from ..claims import fmt
 from ..errors import InvalidInputError, bad_argument
 from .core import HeadMeans, HeadSpec, _layer_sites, _sites, ablate, head_means, resolve_heads
 
@@ -150,18 +155,6 @@ class RandomComparison:
     def rule(self, q: float = 95.0) -> str:
         sets = f"all {self.draws}" if self.exact else f"{self.draws} random"
         return f"effect > {q:g}th percentile of {sets} sets of {len(self.heads)} head(s)"
-
-    def finding(self, spec: FindingSpec) -> Finding:
-        """The comparison as the registered causal finding ``spec`` (:data:`attnbook.registry.CAUSAL`):
-        measured ``effect − q95``, control ``median random effect − q95`` (q95: :meth:`quantile` at 95);
-        the detail gives effect, percentile, p and the sets."""
-        from ..registry import CAUSAL
-
-        q95 = self.quantile(95)
-        sets = f"all {self.draws}" if self.exact else f"{self.draws} random"
-        return spec.result({CAUSAL: self.effect - q95}, {CAUSAL: float(np.median(self.random_effects)) - q95},
-                           detail=f"effect {fmt(self.effect)}, random 95th percentile {fmt(q95)}; percentile {self.percentile:.0f}, "
-                                  f"p = {self.p_value:.3f}; {sets} sets of {len(self.heads)} head(s)")
 
 
 def comparison_frame(comparisons: Mapping[str, RandomComparison], q: float = 95.0):
