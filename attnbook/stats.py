@@ -47,7 +47,7 @@ from . import checks
 from .errors import InvalidInputError, OutOfRangeError, bad_argument
 
 __all__ = ["ALPHA", "Z_POWER", "STOP_AFTER", "PermutationResult", "permutation_p", "exact_test", "sequential_test", "smallest_p", "draws_for",
-           "can_decide", "holm", "bh", "combined_rank_test", "bootstrap_interval", "block_bootstrap_interval", "bootstrap_se",
+           "can_decide", "holm", "bh", "combined_rank_test", "bootstrap_summary", "bootstrap_interval", "block_bootstrap_interval", "bootstrap_se",
            "detectable_effect"]
 
 #: the book's level: one-sided decisions at adjusted p < 0.05
@@ -198,34 +198,34 @@ def combined_rank_test(exceedances: Sequence[int], spaces: Sequence[int]) -> tup
     return p, float(np.prod([1.0 / n for n in ns]))
 
 
-def bootstrap_interval(units: Sequence[float], statistic: Callable = np.mean, *, confidence: float = 0.95, resamples: int = 2000,
-                       seed: int = 0, method: str = "BCa") -> tuple[float, float]:
-    """A bootstrap interval of ``statistic`` over independent ``units`` (one value per item, episode or
-    series): ``scipy.stats.bootstrap`` with ``method`` (BCa by default), seeded. ``(nan, nan)`` for
-    fewer than two units or when every unit is equal (no spread to resample)."""
+def bootstrap_summary(units: Sequence[float], statistic: Callable = np.mean, *, confidence: float = 0.95, resamples: int = 2000,
+                      seed: int = 0, method: str = "BCa") -> tuple[float, float, float]:
+    """``(low, high, se)`` from one ``scipy.stats.bootstrap`` run of ``statistic`` over independent
+    ``units`` (one value per item, episode or series), seeded: the ``method`` interval (BCa by default)
+    and the bootstrap standard error. ``(nan, nan, 0)`` for fewer than two units or when every unit is
+    equal (no spread to resample)."""
     from scipy import stats
 
     x = np.asarray(units, dtype=np.float64)
     if x.ndim != 1 or not np.all(np.isfinite(x)):
         raise bad_argument(InvalidInputError, "units", "a 1-D sequence of finite numbers", x.shape, raw=True)
     if x.size < 2 or np.ptp(x) == 0:
-        return math.nan, math.nan
+        return math.nan, math.nan, 0.0
     res = stats.bootstrap((x,), statistic, confidence_level=checks.interval("confidence", confidence, 0, 1), n_resamples=resamples,
                           method=method, rng=np.random.default_rng(seed), vectorized=True, axis=-1)
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high), float(res.standard_error)
+
+
+def bootstrap_interval(units: Sequence[float], statistic: Callable = np.mean, *, confidence: float = 0.95, resamples: int = 2000,
+                       seed: int = 0, method: str = "BCa") -> tuple[float, float]:
+    """The interval of :func:`bootstrap_summary`."""
+    return bootstrap_summary(units, statistic, confidence=confidence, resamples=resamples, seed=seed, method=method)[:2]
 
 
 def bootstrap_se(units: Sequence[float], statistic: Callable = np.mean, *, resamples: int = 2000, seed: int = 0) -> float:
-    """The bootstrap standard error of ``statistic`` over independent ``units`` (scipy's
-    ``bootstrap(...).standard_error``); 0 for fewer than two units or no spread."""
-    from scipy import stats
-
-    x = np.asarray(units, dtype=np.float64)
-    if x.size < 2 or np.ptp(x) == 0:
-        return 0.0
-    res = stats.bootstrap((x,), statistic, n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed), vectorized=True,
-                          axis=-1)
-    return float(res.standard_error)
+    """The bootstrap standard error of :func:`bootstrap_summary` (the resamples do not depend on the
+    interval's method, so any method gives the same error)."""
+    return bootstrap_summary(units, statistic, resamples=resamples, seed=seed, method="percentile")[2]
 
 
 def block_bootstrap_interval(series: Sequence[float], block: int, statistic: Callable = np.mean, *, confidence: float = 0.95,

@@ -232,8 +232,8 @@ def head_set_test(model: nn.Module, metric: Callable[[nn.Module], Any], heads: H
     else:
         result = stats.sequential_test(effect, values(null_sets(pool, pairs, null, seed=seed)), max_draws, stop_after, space=space)
     bar.close()
-    interval = stats.bootstrap_interval(chosen_units, seed=seed, resamples=resamples)
-    se = stats.bootstrap_se(chosen_units, seed=seed, resamples=resamples)
+    low, high, se = stats.bootstrap_summary(chosen_units, seed=seed, resamples=resamples)  # one resampling for both
+    interval = (low, high)
     return HeadSetTest(tuple((sites[i].name, h) for i, h in pairs), null, note, float(clean.mean()), tuple(map(float, chosen_units)), result,
                        alpha, family, interval, se, how)
 
