@@ -1,0 +1,90 @@
+"""attnbook.memo: a stored result comes back only for the same name, config and package source."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attnbook import memo
+from attnbook.errors import InvalidInputError
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    monkeypatch.delenv("ATTNBOOK_MEMO", raising=False)
+    return tmp_path
+
+
+class Counter:
+    def __init__(self, value):
+        self.calls, self.value = 0, value
+
+    def __call__(self):
+        self.calls += 1
+        return self.value
+
+
+def test_second_call_reads_the_first_result(cache):
+    compute = Counter({"effect": np.arange(3.0), "p": 0.01})
+    first = memo.cached("chapter/causal", {"seed": 0}, compute)
+    second = memo.cached("chapter/causal", {"seed": 0}, compute)
+    assert compute.calls == 1
+    assert second["p"] == 0.01 and np.array_equal(second["effect"], first["effect"])
+    assert memo.memo_path("chapter/causal", {"seed": 0}).is_file()
+    assert memo.memo_path("chapter/causal", {"seed": 0}).parent == cache / "memo" / "chapter" / "causal"
+
+
+def test_config_and_name_and_source_each_change_the_key(cache, monkeypatch):
+    compute = Counter(1)
+    memo.cached("a", {"seed": 0}, compute)
+    memo.cached("a", {"seed": 1}, compute)
+    memo.cached("b", {"seed": 0}, compute)
+    assert compute.calls == 3
+    before = memo.memo_path("a", {"seed": 0})
+    monkeypatch.setattr(memo, "source_digest", lambda: "edited")
+    assert memo.memo_path("a", {"seed": 0}) != before  # any change to the package's code is a new key
+    memo.cached("a", {"seed": 0}, compute)
+    assert compute.calls == 4
+
+
+def test_source_digest_covers_the_package():
+    assert len(memo.source_digest()) == 64 and memo.source_digest() == memo.source_digest()
+
+
+def test_unreadable_file_is_computed_again_and_replaced(cache):
+    path = memo.memo_path("x", {})
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a pickle")
+    compute = Counter([1, 2])
+    assert memo.cached("x", {}, compute) == [1, 2] and compute.calls == 1
+    assert memo.cached("x", {}, compute) == [1, 2] and compute.calls == 1  # the replaced file is read
+
+
+def test_unpicklable_result_is_returned_and_not_stored(cache):
+    result = {"metric": lambda model: model}
+    assert memo.cached("y", {}, lambda: result) is result
+    assert not memo.memo_path("y", {}).exists()
+
+
+def test_switched_off(cache, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_MEMO", "0")
+    compute = Counter(5)
+    memo.cached("z", {}, compute)
+    memo.cached("z", {}, compute)
+    assert compute.calls == 2 and not memo.memo_path("z", {}).exists()
+
+
+@pytest.mark.parametrize("name", ["", "Upper", "a//b", "/a", "a b", 3])
+def test_bad_name(cache, name):
+    with pytest.raises(InvalidInputError, match="name"):
+        memo.cached(name, {}, lambda: 1)
+
+
+def test_bad_config_and_compute(cache):
+    with pytest.raises(InvalidInputError, match="config"):
+        memo.cached("a", [1], lambda: 1)
+    with pytest.raises(InvalidInputError, match="compute"):
+        memo.cached("a", {}, 3)
+    with pytest.raises(InvalidInputError, match="config"):
+        memo.cached("a", {"f": object()}, lambda: 1)
