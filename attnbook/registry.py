@@ -118,8 +118,8 @@ FINDINGS: tuple[FindingSpec, ...] = (
                 Rule.of(("mean Spearman ρ", ">=", 0.3), ("lower end of its 95 % interval", ">=", 0.3)),
                 note="Issue 31, a new finding; rule declared before its first result: 0.3 is the chapter's 'agree at least in part'. "
                      "Permuted gradients were preferred to a constant gradient (the attention alone, shown beside): a constant "
-                     "gradient also changes the gradients' scale and removes their sign (relu keeps every weight), so gradient "
-                     "rollout becomes nearly rollout itself and agrees by construction; the permutation keeps what the gradients "
+                     "gradient also drops the gradients' scale and sign (relu keeps every weight), so gradient rollout becomes "
+                     "Π (I + Ā_l) = 2^L × rollout and agrees by construction (ρ = 1); the permutation keeps what the gradients "
                      "are and takes only which token they belong to. The gradient of another output (an unrelated sentence's "
                      "similarity) would test output-specificity, a different question."),
     FindingSpec("reading-attention/positional-heads-used",
@@ -153,7 +153,7 @@ FINDINGS: tuple[FindingSpec, ...] = (
                 note="The control was the null (ρ = 0 if unrelated) before issue 28. A correlation, not in the causal family; since "
                      "issue 30 measured on the role task's selection split (was the 16-pair paraphrase margin). Issue 31: was the "
                      "random-init twin ablated on its own margin, whose heads barely differ in sharpness; now the layer alone: "
-                     "late layers are both sharper and nearer the output, so depth alone can rank sharpness with effect, and then "
+                     "if deeper layers are both sharper and nearer the output, depth alone ranks sharpness with effect, and then "
                      "this control passes too."),
     # -- end of chapter 1 ----------------------------------------------------------------------------------
 
