@@ -66,20 +66,27 @@ def test_chapter_1_attention_findings_on_hand_made_maps():
     assert early_share(torch.zeros(4, 2)) == 0.0  # no head above 0.5: no share, not NaN
     assert peaks_in_their_third({"[CLS]": 1, "[SEP]": 2, "punctuation": 4}, 6) == 3
     assert peaks_in_their_third({"[CLS]": 2, "[SEP]": 2, "punctuation": 0}, 6) == 1
-    found, values = attention_findings(_chapter_1_maps(True), _chapter_1_maps(False))
+    found, values = attention_findings(_chapter_1_maps(True), seed=0)
     verdict = {f.spec.key.removeprefix("reading-attention/"): f for f in found}
     assert list(verdict) == list(MEASURES)
     positional = verdict["positional-heads"]
     assert positional.measured["strongest previous/next-token head"] > 0.9 and positional.measured["share of heads > 0.5 in the early half"] == 1.0
-    assert positional.control == {"strongest previous/next-token head": pytest.approx(1 / 12), "share of heads > 0.5 in the early half": 0.0}
-    assert positional.verdict == "supported" and positional.detail == "1 heads > 0.5, 1 in layers 0-2; twin 0"
-    assert verdict["sink-heads"].verdict == "supported"  # the [SEP] head (and the [CLS] head) against 2/12 on the twin
+    # the control: the same rows, keys permuted: the one-hot previous-token rows land on the previous token by chance only
+    assert positional.control["strongest previous/next-token head"] < 0.5 and positional.control["share of heads > 0.5 in the early half"] == 0.0
+    assert positional.verdict == "supported" and positional.detail == "1 heads > 0.5, 1 in layers 0-2; keys permuted 0"
+    assert verdict["sink-heads"].verdict == "supported"  # the [SEP] head (and the [CLS] head); permuted, their rows land on [CLS]/[SEP] by chance
     assert verdict["layer-label-peaks"].measured == {"labels peaking in their third": 3.0}
     assert verdict["layer-label-peaks"].verdict == "supported"
-    # uniform attention over 12 tokens puts 1/12 < 0.1 on the current token and is broad: the twin meets both rules
-    for key in ("little-self-attention", "broad-early-heads"):
-        assert verdict[key].model_passes and verdict[key].control_passes and verdict[key].verdict == "not supported"
-    assert values["MiniLM"]["peak_layer_[SEP]"] == 3 and values["random twin"]["sink_heads"] == 0
+    # uniform rows over 12 tokens put 1/12 < 0.1 on the current token, permuted or not: the control meets the rule too
+    assert verdict["little-self-attention"].control_passes and verdict["little-self-attention"].verdict == "not supported"
+    # broad early heads against the late half: uniform heads in layers 3-5 are as broad as those of layers 1-2
+    broad = verdict["broad-early-heads"]
+    assert broad.measured == broad.control == {"broadest head (normalised entropy)": pytest.approx(1.0)} and broad.verdict == "not supported"
+    assert broad.detail == "4 heads > 0.9 in layers 0-2; 4 in layers 3-5"
+    # uniform heads stay uniform under the permutation: the heads' nearest neighbours do not move
+    alike = verdict["heads-of-a-layer-alike"]
+    assert alike.measured == alike.control and alike.verdict == "not supported"
+    assert values["MiniLM"]["peak_layer_[SEP]"] == 3 and values["keys permuted"]["sink_heads"] == 0 and values["late half"]["broad_heads"] == 4
 
 
 def test_chapter_1_rank_agreement_reading():

@@ -10,6 +10,7 @@ import torch
 
 from attnbook import lm
 from attnbook.errors import InvalidInputError, MissingResourceError
+from attnbook.maps import AttentionMaps
 
 
 def test_minilm_loads_offline(minilm):
@@ -225,3 +226,137 @@ def test_causal_findings_rules():
     assert [f.verdict for f in causal_findings(section, {SHARPNESS: (0.05, 0.6)})][:2] == ["inconclusive", "inconclusive"]
     texts = finding_texts(found)
     assert texts["sharper_heads_matter"]["measured"] == "Spearman ρ 0.400; p 0.001"
+
+
+# --- issue 31: the controls that could make the chapter's findings false -----------------------------------
+
+def _maps_with_padding() -> AttentionMaps:
+    """Two layers, two sentences (4 and 3 real tokens, width 4), two heads: seeded random rows over the real keys."""
+    g = torch.Generator().manual_seed(1)
+    real = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.bool)
+    mask = real[:, :, None] & real[:, None, :]
+    logits = torch.randn(2, 2, 2, 4, 4, generator=g).masked_fill(~mask[None, :, None], float("-inf"))
+    w = torch.softmax(logits, -1).nan_to_num(0.0) * mask[None, :, None]
+    labels = [["[CLS]", "a", "b", "[SEP]"], ["[CLS]", "c", "[SEP]", "[PAD]"]]
+    return AttentionMaps(w, ("l0", "l1"), labels, labels, mask)
+
+
+def test_permute_keys_keeps_every_rows_weights_and_moves_them():
+    from attnbook.lm.controls import permute_keys
+
+    maps = _maps_with_padding()
+    out = permute_keys(maps, seed=0)
+    w, p = maps.weights, out.weights
+    # each row holds the same multiset of weights (so the same entropy and largest weight) ...
+    assert torch.allclose(w.sort(-1).values, p.sort(-1).values)
+    assert torch.equal(out.mask, maps.mask) and p[:, 1, :, :, 3].abs().max() == 0 and p[:, 1, :, 3].abs().max() == 0  # padding stays empty
+    # ... on other keys: not the identity, seeded, and another seed moves them elsewhere
+    assert not torch.allclose(w, p)
+    assert torch.equal(permute_keys(maps, seed=0).weights, p) and not torch.equal(permute_keys(maps, seed=1).weights, p)
+    # a previous-token head (all weight on key i - 1) keeps one-hot rows but loses its previous-token mass
+    n = 12
+    prev = torch.zeros(1, 1, 1, n, n)
+    prev[0, 0, 0, 0, 0] = 1.0
+    prev[0, 0, 0, torch.arange(1, n), torch.arange(n - 1)] = 1.0
+    moved = permute_keys(AttentionMaps(prev), seed=0).weights
+    assert torch.equal(moved.sum(-1), torch.ones(1, 1, 1, n)) and torch.equal(moved.amax(-1), torch.ones(1, 1, 1, n))
+    assert float(moved[0, 0, 0, torch.arange(1, n), torch.arange(n - 1)].mean()) < 0.5
+    with pytest.raises(InvalidInputError, match="AttentionMaps"):
+        permute_keys(prev)
+
+
+def test_token_permutations_and_permuted_gradients_by_hand():
+    from attnbook.lm.controls import permute_tokens, token_permutations
+
+    perm = token_permutations([4, 2], 4, seed=3)
+    assert sorted(perm[0].tolist()) == [0, 1, 2, 3]
+    assert sorted(perm[1, :2].tolist()) == [0, 1] and perm[1, 2:].tolist() == [2, 3]  # padding in place
+    assert torch.equal(token_permutations([4, 2], 4, seed=3), perm)
+    grads = torch.randn(2, 2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    out = permute_tokens(grads, perm)
+    for b in range(2):
+        pi = perm[b]
+        assert torch.equal(out[:, b], grads[:, b][:, :, pi][:, :, :, pi])  # out[l, b, h, i, j] = grads[l, b, h, π(i), π(j)]
+    assert torch.equal(out.flatten().sort().values, grads.flatten().sort().values)  # the same values, moved
+    with pytest.raises(InvalidInputError, match="length"):
+        token_permutations([5], 4)
+    with pytest.raises(InvalidInputError, match="perm"):
+        permute_tokens(grads, perm[:, :3])
+    with pytest.raises(InvalidInputError, match="grads"):
+        permute_tokens(grads[..., :3], perm)
+
+
+def test_importance_agreement_constant_gradient_is_rollout():
+    """With a constant gradient, gradient rollout is Π (I + Ā_l) = 2^L · rollout (whose Â = (I + Ā)/2):
+    the same ranking, ρ = 1 on every sentence; special tokens are left out of the ranking."""
+    from attnbook.lm.controls import importance_agreement
+    from attnbook.metrics import gradient_rollout, rollout
+
+    maps = _maps_with_padding()
+    ones = torch.ones(maps.shape) * maps.mask[None, :, None]
+    real = maps.mask.any(-1)
+    assert torch.allclose(gradient_rollout(maps, ones)[real], 4 * rollout(maps)[real], atol=1e-5)
+    rho = importance_agreement(maps, ones)
+    assert rho[0] == pytest.approx(1.0)
+    assert math.isnan(rho[1])  # one word ("c") between [CLS] and [SEP]: nothing to rank
+    flipped = importance_agreement(maps, -ones)  # relu drops every weight: gradient rollout is I, a constant ranking
+    assert math.isnan(flipped[0])
+
+
+def test_agreement_finding_applies_one_rule_to_both():
+    import numpy as np
+
+    from attnbook.lm.controls import AGREEMENT, agreement_finding
+
+    high, low = np.full(20, 0.8) + np.linspace(-0.05, 0.05, 20), np.linspace(-0.2, 0.2, 20)
+    found, values = agreement_finding({"gradient": high, "permuted": low, "constant": np.ones(20)})
+    assert found.spec.key == AGREEMENT and found.verdict == "supported"
+    assert found.measured["mean Spearman ρ"] == pytest.approx(0.8) and found.control["mean Spearman ρ"] == pytest.approx(0.0, abs=1e-12)
+    assert values["constant"]["lower end of its 95 % interval"] == 1.0 and values["gradient"]["n"] == 20
+    assert agreement_finding({"gradient": high, "permuted": high, "constant": np.ones(20)})[0].verdict == "not supported"
+    assert agreement_finding({"gradient": low, "permuted": low, "constant": np.ones(20)})[0].verdict == "not supported"
+    with pytest.raises(InvalidInputError, match="agreement"):
+        agreement_finding({"gradient": np.full(3, np.nan), "permuted": low, "constant": np.ones(20)})
+
+
+def test_relevance_batch_matches_one_sentence_at_a_time(minilm):
+    from attnbook.lm.controls import relevance_batch, rollout_agreement
+
+    items = lm.data.role_items(3)
+    maps, grads = relevance_batch(minilm, items)
+    assert tuple(grads.shape) == tuple(maps.shape) and (grads * ~maps.mask[None, :, None]).abs().max() == 0
+    short = int(maps.mask.any(-1).sum(-1).argmin())
+    one_maps, one_grads = relevance_batch(minilm, [items[short]])
+    n = one_maps.n_valid_keys(0)
+    assert torch.allclose(grads[:, short, :, :n, :n], one_grads[:, 0], atol=1e-5)  # padding changes nothing
+    agreement = rollout_agreement(maps, grads, seed=0)
+    assert set(agreement) == {"gradient", "permuted", "constant"} and all(len(v) == 3 for v in agreement.values())
+    assert agreement["constant"] == pytest.approx([1.0] * 3)
+    with pytest.raises(InvalidInputError, match="items"):
+        relevance_batch(minilm, [])
+
+
+def test_layer_alone_control_and_broad_layers():
+    from attnbook.intervene import HeadEffects
+    from attnbook.lm.analysis import SHARPNESS, finding_values, layer_alone, layer_alone_ranks
+
+    stat = torch.tensor([[1.0, 3.0], [2.0, 6.0]])
+    assert torch.equal(layer_alone(stat), torch.tensor([[2.0, 2.0], [4.0, 4.0]]))
+    with pytest.raises(InvalidInputError, match="statistic"):
+        layer_alone(stat.flatten())
+    measures = {"previous": torch.rand(3, 2, generator=torch.Generator().manual_seed(0)), "next": torch.zeros(3, 2), "special": torch.eye(3, 2),
+                "norm_entropy": torch.tensor([[0.9, 0.8], [0.5, 0.6], [0.1, 0.2]])}
+    effects = HeadEffects(0.0, torch.tensor([[0.0, 0.1], [0.3, 0.2], [0.5, 0.4]]), ("l0", "l1", "l2"), "mean")
+    rho, _ = layer_alone_ranks(measures, effects)[SHARPNESS]
+    # sharpness by layer 0.15, 0.45, 0.85 rises with the layer's effects: ranks (1.5, 1.5, 3.5, 3.5, 5.5, 5.5) against 1..6
+    assert rho == pytest.approx(0.956, abs=1e-3)
+    with pytest.raises(InvalidInputError, match="broad_layers"):
+        finding_values(_maps_with_padding(), "middle")
+
+
+def test_settings_need_at_least_the_causal_items_for_clark():
+    from attnbook.lm.experiment import PROFILES, Settings
+
+    assert PROFILES["quick"].clark_items >= 512 and PROFILES["full"].clark_items >= PROFILES["full"].sentences
+    with pytest.raises(Exception, match="clark_items"):
+        Settings(sentences=128, clark_items=64)

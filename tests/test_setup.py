@@ -63,7 +63,7 @@ def test_a_training_block_becomes_one_train_config():
     assert set(charlm.datasets) == {"tinyshakespeare", "text8"} and charlm.threads == 1
     assert {d.train.steps for d in charlm.datasets.values()} == {1200}
     assert all(d.snapshot_every == d.train.eval_every for d in charlm.datasets.values())  # every evaluation has a snapshot
-    assert profiles.as_dict(profiles.get("reading-attention", "quick")) == {"sentences": 128, "max_draws": None, "exact_up_to": 0}
+    assert profiles.as_dict(profiles.get("reading-attention", "quick")) == {"sentences": 128, "max_draws": None, "exact_up_to": 0, "clark_items": 512}
 
 
 def test_seed_everything_is_deterministic():

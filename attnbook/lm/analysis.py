@@ -4,9 +4,11 @@ MiniLM, and whether the heads attention singles out matter to the role task
 what to whom in a source sentence).
 
 Each finding is declared in :mod:`attnbook.registry` (``reading-attention/…``): its measure is read
-from batch-mean head metrics of the pretrained model and, the same way, from its randomly
-initialised twin (the control), so a pattern counts only if the untrained architecture does not show
-it too. Thresholds are the paper's (50 % of a head's attention) or stated in the rule.
+from batch-mean head metrics of the pretrained model and, the same way, from a control that could
+have made it false (issue 31; :mod:`attnbook.lm.controls`): the same attention with each row's keys
+permuted for the findings about where heads look (sharpness kept, position and token destroyed), the
+late half of the layers for the broad early heads, the layer alone for ``sharper-heads-matter``.
+Thresholds are the paper's (50 % of a head's attention) or stated in the rule.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ __all__ = ["SPECIAL", "PUNCTUATION", "GROUPS", "layer_label_profile", "nearest_s
            "attention_findings", "head_values", "chapter_checks", "rank_agreement", "role_margins", "accuracy", "overlap_margins",
            "task_values", "task_checks", "RANKED_STATISTICS", "POSITIONAL", "SINKS", "CAUSAL_KEYS", "HOW", "CONTROL_HOW", "SHARPNESS",
            "METRIC", "margin_lost", "attention_groups", "effect_ranks", "single_head_effects", "single_head_ranks", "CausalSection",
-           "causal_section", "causal_findings", "causal_numbers", "finding_texts"]
+           "causal_section", "causal_findings", "layer_alone", "layer_alone_ranks", "PERMUTED_CONTROL", "causal_numbers", "finding_texts"]
 
 SPECIAL = ("[CLS]", "[SEP]")
 PUNCTUATION = (".", ",")
@@ -116,7 +118,7 @@ MEASURES = {
     "sink-heads": ("strongest [CLS]+[SEP] head",),
     "little-self-attention": ("share of heads < 0.1 on the current token",),
     "layer-label-peaks": ("labels peaking in their third",),
-    "broad-early-heads": ("broadest early head (normalised entropy)",),
+    "broad-early-heads": ("broadest head (normalised entropy)",),
     "heads-of-a-layer-alike": ("same-layer rate ÷ chance",),
 }
 
@@ -124,6 +126,11 @@ MEASURES = {
 def _early(n_layers: int) -> list[int]:
     """The early half of the layers (0 … L//2 − 1)."""
     return list(range(n_layers // 2))
+
+
+def _late(n_layers: int) -> list[int]:
+    """The late half of the layers (L//2 … L − 1): where ``broad-early-heads``' control looks."""
+    return list(range(n_layers // 2, n_layers))
 
 
 def early_share(positional: torch.Tensor) -> float:
@@ -144,21 +151,26 @@ def peaks_in_their_third(peaks: dict[str, int], n_layers: int) -> int:
     return sum(peaks[label] in third for label, third in zip(GROUPS, _thirds(n_layers)))
 
 
-def finding_values(maps: AttentionMaps) -> dict[str, float]:
-    """Every measure of :data:`MEASURES` on one model's ``maps`` (the trained model or its twin), by
+def finding_values(maps: AttentionMaps, broad_layers: str = "early") -> dict[str, float]:
+    """Every measure of :data:`MEASURES` on one set of ``maps`` (the model's, or a control's), by
     name, and the counts the findings' details report: heads above each 50 % rule
-    (``positional_heads``, ``positional_heads_early``, ``sink_heads``), early heads above 0.9
-    normalised entropy (``broad_early_heads``), ``same_layer_rate`` and ``peak_layer_<label>``."""
+    (``positional_heads``, ``positional_heads_early``, ``sink_heads``), heads above 0.9 normalised
+    entropy among the ``broad_layers`` (``broad_heads``), ``same_layer_rate`` and
+    ``peak_layer_<label>``. ``broad_layers``: ``"early"`` (the finding's half) or ``"late"`` (its
+    control's): which half of the layers the broadest head is taken from."""
+    if broad_layers not in ("early", "late"):
+        raise bad_argument(InvalidInputError, "broad_layers", "'early' or 'late'", broad_layers)
     L, H = maps.n_layers, maps.n_heads
     m = head_measures(maps)
     positional = torch.maximum(m["previous"], m["next"])
     rate = nearest_same_layer_rate(metrics.head_distances(maps), H)
     peaks = label_peaks(maps)
+    half = (_early if broad_layers == "early" else _late)(L)
     names = [name for names in MEASURES.values() for name in names]
     values = [float(positional.max()), early_share(positional), float(m["special"].max()), float((m["self"] < 0.1).float().mean()),
-              float(peaks_in_their_third(peaks, L)), float(m["norm_entropy"][_early(L)].max()), rate / chance_same_layer_rate(L, H)]
+              float(peaks_in_their_third(peaks, L)), float(m["norm_entropy"][half].max()), rate / chance_same_layer_rate(L, H)]
     counts = {"positional_heads": int((positional > 0.5).sum()), "positional_heads_early": int((positional[_early(L)] > 0.5).sum()),
-              "sink_heads": int((m["special"] > 0.5).sum()), "broad_early_heads": int((m["norm_entropy"][_early(L)] > 0.9).sum()),
+              "sink_heads": int((m["special"] > 0.5).sum()), "broad_heads": int((m["norm_entropy"][half] > 0.9).sum()),
               "same_layer_rate": rate, **{f"peak_layer_{k}": v for k, v in peaks.items()}}
     return {**dict(zip(names, values)), **counts}
 
@@ -167,25 +179,34 @@ def _peaks_text(c: dict) -> str:
     return ", ".join(f"{k} L{c[f'peak_layer_{k}']}" for k in GROUPS)
 
 
-def attention_findings(maps: AttentionMaps, control: AttentionMaps) -> tuple[list[Finding], dict]:
-    """The six attention findings (:data:`MEASURES`) measured on ``maps`` (MiniLM) and on ``control``
-    (the random-init twin), and the numbers behind them (:func:`finding_values` of each, ``"MiniLM"``
-    and ``"random twin"``, and ``"same_layer_chance"``: for the chapter's table and summary)."""
+#: the findings whose control is the keys-permuted attention (:func:`attnbook.lm.controls.permute_keys`)
+PERMUTED_CONTROL = ("positional-heads", "sink-heads", "little-self-attention", "layer-label-peaks", "heads-of-a-layer-alike")
+
+
+def attention_findings(maps: AttentionMaps, *, seed: int = 0) -> tuple[list[Finding], dict]:
+    """The six attention findings (:data:`MEASURES`) measured on ``maps`` (MiniLM) and on their
+    controls (issue 31): for :data:`PERMUTED_CONTROL`, the same attention with each row's keys
+    permuted (:func:`attnbook.lm.controls.permute_keys`, ``seed``: sharpness kept, where the weight
+    lands destroyed); for ``broad-early-heads``, the late half of the same layers. Returns the
+    findings and the numbers behind them (:func:`finding_values` of ``"MiniLM"``, of ``"keys permuted"``
+    and of the late half, ``"late half"``, and ``"same_layer_chance"``)."""
+    from .controls import permute_keys
+
     L, H = maps.n_layers, maps.n_heads
-    c, t = finding_values(maps), finding_values(control)
-    early = f"layers 0-{L // 2 - 1}"
+    c, t, late = finding_values(maps), finding_values(permute_keys(maps, seed)), finding_values(maps, "late")
+    early, late_text = f"layers 0-{L // 2 - 1}", f"layers {L // 2}-{L - 1}"
     thirds = ", ".join(f"{r.start}-{r.stop - 1}" for r in _thirds(L))
     details = {
-        "positional-heads": f"{c['positional_heads']} heads > 0.5, {c['positional_heads_early']} in {early}; twin {t['positional_heads']}",
-        "sink-heads": f"{c['sink_heads']} heads > 0.5; twin {t['sink_heads']}",
+        "positional-heads": f"{c['positional_heads']} heads > 0.5, {c['positional_heads_early']} in {early}; keys permuted {t['positional_heads']}",
+        "sink-heads": f"{c['sink_heads']} heads > 0.5; keys permuted {t['sink_heads']}",
         "little-self-attention": "",
-        "layer-label-peaks": f"{_peaks_text(c)} (thirds {thirds}); twin {_peaks_text(t)}",
-        "broad-early-heads": f"{c['broad_early_heads']} heads > 0.9 in {early}; twin {t['broad_early_heads']}",
+        "layer-label-peaks": f"{_peaks_text(c)} (thirds {thirds}); keys permuted {_peaks_text(t)}",
+        "broad-early-heads": f"{c['broad_heads']} heads > 0.9 in {early}; {late['broad_heads']} in {late_text}",
         "heads-of-a-layer-alike": f"rate {fmt(c['same_layer_rate'])} against chance {fmt(chance_same_layer_rate(L, H))}; "
-                                  f"twin {fmt(t['same_layer_rate'])}",
+                                  f"keys permuted {fmt(t['same_layer_rate'])}",
     }
-    found = [spec(f"{CHAPTER}/{key}").result(c, t, detail=detail) for key, detail in details.items()]
-    return found, {"MiniLM": c, "random twin": t, "same_layer_chance": chance_same_layer_rate(L, H)}
+    found = [spec(f"{CHAPTER}/{key}").result(c, late if key == "broad-early-heads" else t, detail=detail) for key, detail in details.items()]
+    return found, {"MiniLM": c, "keys permuted": t, "late half": late, "same_layer_chance": chance_same_layer_rate(L, H)}
 
 
 def head_values(measures: dict[str, torch.Tensor], random_measures: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -461,11 +482,33 @@ def causal_section(lm: LanguageModel, selection: Sequence[RoleItem], test: Seque
     return CausalSection(family, effects, groups, effect_ranks(measures, effects), per_layer_effects(effects), cost, n_sel, n_test)
 
 
+def layer_alone(statistic: torch.Tensor) -> torch.Tensor:
+    """``statistic`` (layers, heads) with every head's value replaced by the mean of its layer: what a
+    head's layer alone tells about it (the control of ``sharper-heads-matter``)."""
+    if statistic.dim() != 2:
+        raise bad_argument(InvalidInputError, "statistic", "a (layers, heads) tensor", tuple(statistic.shape), raw=True)
+    return statistic.mean(1, keepdim=True).expand_as(statistic).clone()
+
+
+def layer_alone_ranks(measures: dict[str, torch.Tensor], effects: HeadEffects) -> dict[str, tuple[float, float]]:
+    """:func:`effect_ranks` with each statistic replaced by its layer mean (:func:`layer_alone`): the
+    rank correlation the heads' layers alone give with the same single-head effects."""
+    from scipy.stats import spearmanr
+
+    flat = effects.effects.flatten().numpy()
+    out = {}
+    for name, values in _statistics(measures).items():
+        result = spearmanr(layer_alone(values).flatten().numpy(), flat)
+        out[name] = (float(result.statistic), float(result.pvalue))
+    return out
+
+
 def causal_findings(section: CausalSection, control_ranks: dict[str, tuple[float, float]]) -> list[Finding]:
     """The chapter's causal findings (the family's, :meth:`~attnbook.intervene.CausalFamily.findings`)
     and ``sharper-heads-matter``: Spearman's (ρ, p) of sharpness with the single-head effect on the
-    selection split (``section.rank``) against the same on the random twin (``control_ranks``,
-    :func:`single_head_ranks` on the same items). A correlation, not part of the causal family."""
+    selection split (``section.rank``) against the same with each head's sharpness replaced by its
+    layer's mean (``control_ranks``, :func:`layer_alone_ranks` on the same effects). A correlation, not
+    part of the causal family."""
     by_key = {f.spec.key: f for f in section.family.findings()}
     out = [by_key[key] for key in CAUSAL_KEYS.values()]
     (rho, p), (rho_c, p_c) = section.rank[SHARPNESS], control_ranks[SHARPNESS]
