@@ -490,14 +490,13 @@ def previous_token_reading(named: dict[int, dict], dataset: str) -> str:
 
 def profile_not_run(profile: str, settings: Settings, full: Settings, missing: dict[str, str]) -> dict[str, str]:
     """``{"<corpus> corpus": why}`` for every corpus of ``full`` (the seed's three) that this ``profile`` did not run:
-    left out of the profile, or in it but without data (``missing``, from :func:`~attnbook.charlm.experiment.load_corpora`)."""
+    first those in the profile without data (``missing``, from :func:`~attnbook.charlm.experiment.load_corpora`, their
+    reasons as given), then those the profile leaves out (enwik8 in ``quick``)."""
     from ..data import locate
 
-    out = {}
+    out = {f"{name} corpus": why for name, why in missing.items()}
     for name in full.datasets:
-        if name in missing:
-            out[f"{name} corpus"] = f"in the `{profile}` profile but not run: {missing[name]}"
-        elif name not in settings.datasets:
+        if name not in settings.datasets and name not in missing:
             have = locate(name) is not None
             out[f"{name} corpus"] = (f"not in the `{profile}` profile (only `full` trains it)"
                                      + ("" if have else "; no copy of it is available to this build either"))

@@ -426,7 +426,7 @@ def earlier_table(uses: Mapping[int, UseTest]) -> pd.DataFrame:
 
 def uses_strips(uses: Mapping[int, UseTest]) -> dict[str, tuple[float, list[float]]]:
     """``{"<set> s<seed>": (effect, null effects)}`` for :func:`attnbook.plots.ablation_strips` (short labels)."""
-    short = {USE_KEYS[PREVIOUS]: "prev-token", USE_KEYS[DISTINCT]: "distinct"}
+    short = {USE_KEYS[PREVIOUS]: "prev-char", USE_KEYS[DISTINCT]: "distinct"}
     out = {}
     for seed, u in uses.items():
         for key, t in u.family.tests.items():
