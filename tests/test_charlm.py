@@ -776,6 +776,10 @@ def test_independent_starts_share_no_character_and_are_seeded():
     assert not np.array_equal(starts, controls.independent_starts(1000, 15, 40, seed=4))
     with pytest.raises(InvalidInputError, match="count"):
         controls.independent_starts(1000, 15, 63, seed=0)  # 62 windows of 16 fit in 999 characters
+    assert controls.window_length(111_540, 64, 512) == 64 and controls.window_length(111_540, 256, 512) == 216  # quick / full
+    assert (111_540 - 1) // (216 + 1) >= 512 and (111_540 - 1) // (217 + 1) < 512
+    with pytest.raises(InvalidInputError, match="count"):
+        controls.window_length(100, 64, 50)
 
 
 def test_shuffled_text_is_a_permutation_of_each_window():
@@ -869,7 +873,7 @@ def test_the_statistics_run_as_tasks_with_the_same_numbers(corpus, tmp_path, mon
     assert all(torch.equal(a, b) for a, b in zip(models["start"].state_dict().values(), GPT(TINY).state_dict().values()))
     direct = controls.run_statistics(r, corpus, windows=8)
     tasks = controls.seed_statistics([r], {"tinyshakespeare": corpus}, windows=8)[0][0]
-    assert all(np.array_equal(direct.end[k], tasks.end[k]) for k in direct.end) and direct.windows == 8
+    assert all(np.array_equal(direct.end[k], tasks.end[k]) for k in direct.end) and direct.windows == 8 and direct.window == 16
     assert set(direct.start) == {"span", "distances"} and set(direct.shuffled) == {"span"} and set(direct.positions) == {"previous_token"}
     assert controls.map_tasks(divmod, [((7, 2), {}), ((9, 4), {})]) == [(3, 1), (2, 1)]
     named = analysis.previous_token_heads({0: [direct]}, "tinyshakespeare")

@@ -358,7 +358,7 @@ def window_measures(results: Sequence[RunResult], stats: Sequence, floors: dict[
 
     if len(stats) != len(results) or any(s.name != r.spec.name for s, r in zip(stats, results)):
         raise bad_argument(InvalidInputError, "stats", "one RunStatistics per run, in the runs' order", [s.name for s in stats], raw=True)
-    T = results[0].maps.shape[-1]
+    T = stats[0].window  # the windows' length (uniform attention's values depend on it)
     H = results[0].spec.model.n_head
     t = np.arange(1, T + 1)
     uniform_key1 = float((1.0 / t[2:]).mean())  # mass on position 1 of uniform causal attention, queries i >= 2
@@ -622,7 +622,11 @@ def generation_attention(model, corpus, *, windows: int = 512, prompt: int = 16,
 
     from .controls import independent_starts
 
-    T = model.config.block_size
+    # the context, or less where 3 × windows independent windows of it do not fit the validation split (full, tiny Shakespeare)
+    T = min(model.config.block_size, (len(corpus.val) - 1) // (3 * windows) - 1)
+    if T <= prompt:
+        raise bad_argument(InvalidInputError, "windows", f"few enough that 3 × windows independent windows longer than the prompt fit "
+                           f"the {len(corpus.val)} validation characters", windows)
     rng = np.random.default_rng(seed)  # independent windows (no shared character), dealt to prompts, validation, other validation
     starts = rng.permutation(independent_starts(len(corpus.val), T, 3 * windows, seed=seed))
     prompts = torch.as_tensor(np.stack([corpus.val[s:s + prompt] for s in starts[:windows]]).astype(np.int64))

@@ -43,7 +43,7 @@ import torch
 from .. import checks, metrics
 from ..errors import InvalidInputError, bad_argument
 
-__all__ = ["WINDOWS", "CHUNK", "MEASURES", "run_models", "map_tasks", "layer_diversity", "within_between", "independent_starts", "shuffle_within", "permute_positions", "unrepeated_batch", "window_statistics",
+__all__ = ["WINDOWS", "CHUNK", "MEASURES", "window_length", "run_models", "map_tasks", "layer_diversity", "within_between", "independent_starts", "shuffle_within", "permute_positions", "unrepeated_batch", "window_statistics",
            "RunStatistics", "run_statistics", "seed_statistics", "partial_correlation", "partial_correlations", "partial_reading"]
 
 #: independent validation windows the findings read (issue 31: at least 512)
@@ -61,6 +61,15 @@ def independent_starts(length: int, block_size: int, count: int, seed: int = 0) 
         raise bad_argument(InvalidInputError, "count", f"at most {fit} independent windows of {block_size} + 1 characters in {length}", count)
     chosen = np.random.default_rng(seed).choice(fit, size=count, replace=False)
     return np.sort(chosen) * (block_size + 1)
+
+
+def window_length(length: int, block_size: int, count: int) -> int:
+    """The windows' length: the context ``block_size``, or less where ``count`` independent windows of it do not fit a
+    split of ``length`` characters (``full`` on tiny Shakespeare: 434 windows of 256 fit, 512 of 216)."""
+    fit = (checks.positive_int("length", length) - 1) // checks.positive_int("count", count) - 1
+    if fit < 2:
+        raise bad_argument(InvalidInputError, "count", f"few enough that windows of 2 characters or more fit {length} characters", count)
+    return min(checks.positive_int("block_size", block_size), fit)
 
 
 def shuffle_within(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -151,12 +160,13 @@ class RunStatistics:
     """One run's statistics on the independent windows: ``start`` (the untrained model, step 0),
     ``end`` (the last snapshot), ``shuffled`` (the last snapshot on shuffled text), ``positions`` (the last
     snapshot with permuted position embeddings) and ``unrepeated`` (its induction measure on unrepeated
-    strings), each a :func:`window_statistics` dict; ``windows`` how many."""
+    strings), each a :func:`window_statistics` dict; ``windows`` how many, each ``window`` characters long."""
 
     name: str
     dataset: str
     seed: int
     windows: int
+    window: int
     start: dict[str, np.ndarray]
     end: dict[str, np.ndarray]
     shuffled: dict[str, np.ndarray]
@@ -186,7 +196,7 @@ def run_statistics(run, corpus, *, windows: int = WINDOWS, seed: int = 0, chunk:
     began = time.perf_counter()
     spec = run.spec
     models = dict(models) if models is not None else run_models(run)
-    T, P = spec.model.block_size, spec.induction_period
+    T, P = window_length(len(corpus.val), spec.model.block_size, windows), spec.induction_period
     starts = independent_starts(len(corpus.val), T, windows, seed=seed)
     x = torch.as_tensor(corpus.val[starts[:, None] + np.arange(T)[None, :]].astype(np.int64))
     rep = repeated_batch(spec.model.vocab_size, windows, P, seed=seed)
@@ -194,7 +204,7 @@ def run_statistics(run, corpus, *, windows: int = WINDOWS, seed: int = 0, chunk:
     moved, _ = permute_positions(trained, seed=seed)
     kw = {"period": P, "chunk": chunk}
     unrep = window_statistics(trained, x, repeated=unrepeated_batch(spec.model.vocab_size, windows, P, seed=seed), measures=(), **kw)
-    return RunStatistics(spec.name, spec.dataset, spec.seed, windows,
+    return RunStatistics(spec.name, spec.dataset, spec.seed, windows, T,
                          start=window_statistics(untrained, x, measures=("span", "distances"), **kw),
                          end=window_statistics(trained, x, repeated=rep, **kw),
                          shuffled=window_statistics(trained, shuffle_within(x, seed=seed), measures=("span",), **kw),
