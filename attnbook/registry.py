@@ -416,73 +416,108 @@ FINDINGS: tuple[FindingSpec, ...] = (
     # -- chapter 5: charlm-evolution -----------------------------------------------------------------------
     FindingSpec("charlm-evolution/span-increases",
                 "the seed: the attention span increases as training goes on (then stabilises)",
-                "mean attention distance (characters; every layer and head, the 8 snapshot windows) at the last snapshot − at step 0, "
-                "mean over the seed's runs (one per corpus)",
-                "the step-0 (untrained) snapshot in both slots: a difference of 0",
+                "mean attention distance (characters; every layer and head) on 512 independent validation windows at the last snapshot − "
+                "the untrained model's (step 0) on the same windows, mean over the seed's runs (one per corpus)",
+                "the trained model reading the same windows with each window's characters shuffled (seeded), − the same step-0 span",
                 Rule.of(("span change (chars)", ">", 0.0)),
-                note="Was a hypothesis (span at the end > at the start); the rule tests the increase only, not that it stabilises."),
+                note="Was a hypothesis (span at the end > at the start); the rule tests the increase only, not that it stabilises. "
+                     "Issue 31: was the step-0 snapshot in both slots (a change of exactly 0, which cannot pass); now shuffled text, "
+                     "which can: a model that attends further on text it cannot read (a head on the first position has a span of up to "
+                     "(T−1)/2, above uniform's (T−1)/4) would pass, and then an increase says nothing about reading the text. Statistics "
+                     "on 512 independent windows instead of the tracker's 8."),
     FindingSpec("charlm-evolution/later-layers-attend-further",
                 "the seed / Sukhbaatar 2019: later layers attend further (span grows with depth)",
                 "the lowest, over the corpora that ran, of the Pearson r between layer index and the layer's mean span at the last "
-                "snapshot (the seed's run of each corpus)",
-                "the same runs' step-0 (untrained) snapshot, same measure",
+                "snapshot (the seed's run of each corpus; 512 independent validation windows)",
+                "the same runs' untrained model (step 0), same measure on the same windows",
                 Rule.of(("lowest r over corpora", ">", 0.5)),
-                note="Was a hypothesis (r > 0.5 on every corpus); the step-0 control was added in issue 28."),
+                note="Was a hypothesis (r > 0.5 on every corpus); the step-0 control was added in issue 28. Issue 31: kept, because "
+                     "it can pass: r does not depend on the spans' scale, and at initialisation the layers' spans differ by the random "
+                     "weights (a draw, not 0), so r > 0.5 happens by chance at step 0. Shuffled text was not taken: Sukhbaatar's spans "
+                     "are content-independent by design, so a depth order that survives shuffling would not make the statement false. "
+                     "Statistics on 512 independent windows instead of the tracker's 8."),
     FindingSpec("charlm-evolution/previous-token-head",
                 "Elhage 2021: a previous-token head forms",
-                "the largest mass on the previous character of any head of the seed's runs at the last snapshot",
-                "the same runs' step-0 (untrained) snapshot, same measure",
+                "the largest mass on the previous character of any head of the seed's runs at the last snapshot (512 independent "
+                "validation windows)",
+                "the same trained models with the rows of their learned position embedding permuted (seeded), same windows and measure",
                 Rule.of(("largest mass on i−1", ">", 0.5)),
-                note="Was a hypothesis with the uniform value as an unmeasured control; the step-0 snapshot replaces it in issue 28."),
+                note="Was a hypothesis with the uniform value as an unmeasured control; the step-0 snapshot replaced it in issue 28. "
+                     "Issue 31: the step-0 model cannot pass (uniform attention puts 1/(i+1) on i−1); now permuted positions, which can: a "
+                     "head whose mass on i−1 comes from which characters tend to follow which (content) keeps it when positions are "
+                     "scrambled, and then the head is not a previous-token head (a positional mechanism). Shuffled text was not taken: "
+                     "a true previous-token head attends to i−1 on any text (Olsson et al. find them on random tokens), so it would pass "
+                     "and wrongly refute the statement. The chapter calls a head 'previous-token head' only on a seed and run where this "
+                     "rule holds."),
     FindingSpec("charlm-evolution/induction-heads",
                 "Olsson 2022: induction heads form (at this scale)",
-                "the largest induction score (mass on the character after the previous occurrence, on random strings written twice) of "
-                "any head of the seed's runs at the last snapshot",
-                "the same runs' step-0 (untrained) snapshot, same measure",
+                "the largest induction score (mass on the character after the previous occurrence, on 512 random strings written "
+                "twice) of any head of the seed's runs at the last snapshot",
+                "the same models and score on 512 random strings whose second half is drawn afresh (no earlier occurrence to copy)",
                 Rule.of(("largest induction score", ">", 0.3)),
-                note="Was a hypothesis with the uniform value as an unmeasured control; the step-0 snapshot replaces it in issue 28."),
+                note="Was a hypothesis with the uniform value as an unmeasured control; the step-0 snapshot replaced it in issue 28. "
+                     "Issue 31: the step-0 model cannot pass; now unrepeated strings, which can: a head that attends to the fixed offset "
+                     "period − 1 whatever the text scores the same there, and then a high score is position, not induction. 512 strings "
+                     "instead of 8."),
     FindingSpec("charlm-evolution/heads-of-a-layer-alike",
                 "Clark 2019: the heads of a layer resemble each other more than heads of other layers",
-                "mean JS divergence between heads of the same layer ÷ between heads of different layers, on the stored window at the last "
-                "snapshot (each a mean over the seed's runs)",
-                "the same runs' step-0 (untrained) snapshot, same ratio",
+                "mean JS divergence between heads of the same layer ÷ between heads of different layers, mean over 512 independent "
+                "validation windows at the last snapshot (each a mean over the seed's runs)",
+                "the same runs' untrained model (step 0), same ratio on the same windows",
                 Rule.of(("within ÷ between JS", "<", 1.0)), scale="log",
-                note="Was a hypothesis (within < between, the two means); the step-0 control was added in issue 28."),
+                note="Was a hypothesis (within < between, the two means); the step-0 control was added in issue 28. Issue 31: kept, "
+                     "because it can pass: the ratio does not depend on how far the heads are from uniform, and at initialisation the heads "
+                     "of a layer share their input, so their small random deviations can be more alike within a layer than across (it "
+                     "passed on two of three seeds on the tracker's window). Measured on 512 independent windows instead of the one "
+                     "stored window."),
     FindingSpec("charlm-evolution/diversity-rises-early",
                 "Voita / Michel 2019: head diversity rises early, then plateaus",
-                "head diversity (mean JS between the heads of a layer, mean over layers): its value a quarter into training ÷ its final "
-                "value (mean over the seed's runs), and its final − step-0 value (lowest over the seed's runs)",
-                "a steady rise: a straight line in steps between the same runs' measured step-0 and final diversity",
+                "head diversity (mean JS between the heads of a layer, mean over layers; the tracker's 8 snapshot windows): its "
+                "value a quarter into training ÷ its final value (mean over the seed's runs), and its final − step-0 value (lowest "
+                "over the seed's runs)",
+                "the validation loss at the same evaluations: the share of its drop (step 0 to the end) done a quarter in, and its drop",
                 Rule.of(("share of the final diversity at a quarter", ">=", 0.8), ("lowest diversity change", ">", 0.0)),
                 note="Was a hypothesis (end > start in every run and >= 80 % of the end value by a quarter); the linear-rise control "
-                     "was added in issue 28."),
+                     "was added in issue 28. Issue 31: a straight line from a start near 0 reaches about a quarter of its end a quarter in, "
+                     "so it could not pass; now the validation loss, which can: most of the loss's drop is early, and diversity that "
+                     "simply follows the loss would reach 80 % as early without an early phase of its own. Still on the tracker's 8 "
+                     "windows (not 512): the run cache keeps no weights of the quarter step; storing every snapshot's weights is a "
+                     "run-cache version bump (a retraining of every run), left for a later issue."),
     FindingSpec("charlm-evolution/attention-sink",
                 "Xiao 2023: an attention sink forms at position 0",
                 "the largest layer-mean mass on position 0 (queries i >= 1) of any of the seed's runs and layer at the last snapshot ÷ uniform causal "
-                "attention's, mean over t of 1/t",
-                "the same runs' step-0 (untrained) snapshot, same measure",
+                "attention's, mean over t of 1/t (512 independent validation windows)",
+                "the same models' mass on position 1 (queries i >= 2) ÷ uniform attention's there, same windows",
                 Rule.of(("mass on position 0 ÷ uniform", ">", 2.0)), scale="log",
                 note="Was a hypothesis (> 2 × uniform in some layer), written here as a ratio to uniform so one rule holds for every "
-                     "context length; the step-0 control was added in issue 28."),
+                     "context length; the step-0 control was added in issue 28. Issue 31: the step-0 model sits at 1 × uniform and cannot "
+                     "pass; now position 1, which can: attention that favours the start of the window in general passes there too, and "
+                     "then the mass is not a sink at the first position."),
     FindingSpec("charlm-evolution/floor-before-sharpening",
                 "Bietti 2023: the bigram floor is crossed before attention sharpens",
                 "the share of layer 0's entropy drop (step 0 to the last snapshot) already done at the first evaluation below the "
-                "bigram floor, mean over the seed's runs",
+                "bigram floor, mean over the seed's runs (the tracker's 8 snapshot windows)",
                 "the validation loss itself: the share of its drop done at the same evaluation (what attention that sharpened in step "
                 "with the loss would show)",
                 Rule.of(("share of layer 0's entropy drop", "<", 0.5)),
-                note="Was a hypothesis (< 0.5, against 'all of it'); the loss-share control was added in issue 28."),
+                note="Was a hypothesis (< 0.5, against 'all of it'); the loss-share control was added in issue 28. Issue 31: kept, "
+                     "because it can pass: a loss that had done less than half of its drop when it crossed the floor (a slow start) "
+                     "passes. Still on the tracker's 8 windows (not 512): the run cache keeps no weights of the crossing step (see "
+                     "diversity-rises-early)."),
     FindingSpec("charlm-evolution/generation-differs-slightly",
                 "the seed: attention during generation differs slightly from training patterns",
-                "mean over heads of |H_s − H_v| / H_v, the row entropy on the model's own samples (KV cache, seeded) against validation "
-                "windows of the same length (the seed's first run)",
+                "mean over heads of |H_s − H_v| / H_v, the row entropy on the model's own samples (512 prompts, KV cache, seeded) against "
+                "512 independent validation windows of the same length (the seed's first run)",
                 "two disjoint sets of validation windows of the same size, same measure (how much any two texts of the corpus differ)",
                 Rule.of(("relative entropy difference", ">", 0.01), ("relative entropy difference", "<", 0.2)),
                 note="Was a hypothesis (0.01 < difference < 0.2) with the sampling mechanism (the same text read vs recorded while "
-                     "sampling) as control; that is a check now, and the validation-vs-validation control was added in issue 28."),
+                     "sampling) as control; that is a check now, and the validation-vs-validation control was added in issue 28. Issue 31: "
+                     "kept, because it can pass: two validation sets differ by more than 1 % when the corpus varies (and with few windows); "
+                     "512 independent windows per set instead of 8."),
     FindingSpec("charlm-evolution/previous-token-head-used",
-                "the model uses its previous-token heads: mean-ablating the two heads with the most mass on the previous character "
-                "raises the validation loss more than other pairs of heads",
+                "the model uses the two heads with the most mass on the previous character (its previous-token heads where the seed's "
+                "tiny Shakespeare run passes the previous-token-head rule): mean-ablating them raises the validation loss more than other "
+                "pairs of heads",
                 "rise in validation loss (nats/char) per window when the 2 heads with the most mass on the previous character (chosen on "
                 "256 independent validation windows, the selection split) are mean-ablated together, mean over 512 other independent "
                 "validation windows (the test split; no two windows share a character), the seed's tiny Shakespeare run, last "
@@ -494,7 +529,10 @@ FINDINGS: tuple[FindingSpec, ...] = (
                      "pair: 120, stated as the unmatched fallback beside the per-layer single-head effects), chosen on a selection split "
                      "and tested on disjoint windows with a positive control. The family is this finding and distinct-heads-used (m = 2), "
                      "both at the last snapshot; the same sets at the middle snapshot (stored weights since run-cache version 3) are "
-                     "described with intervals over the test windows, not tested, so they do not enter the family."),
+                     "described with intervals over the test windows, not tested, so they do not enter the family. Issue 31: the pair is "
+                     "called the previous-character heads; the chapter calls them previous-token heads only on a seed whose tiny "
+                     "Shakespeare run passes the previous-token-head rule against its permuted-positions control. The control (random "
+                     "pairs) is unchanged: any pair can pass the rule, so it bites."),
     FindingSpec("charlm-evolution/distinct-heads-used",
                 "the model uses its most distinct heads (farthest JS from their layer-mates): mean-ablating them raises the validation "
                 "loss more than other head sets of the same shape",

@@ -17,6 +17,7 @@ from attnbook import metrics, registry
 from attnbook.capture import capture
 from attnbook.charlm import analysis, causal, figures
 from attnbook.charlm.experiment import RunSpec, chapter_runs, load_model, load_run, load_runs, ngram_loss, train_run, windows
+from attnbook.charlm import controls
 from attnbook.charlm.explorer import EvolutionExplorer, evolution_view, render_snapshot
 from attnbook.charlm.model import GPT, GPTConfig
 from attnbook.charlm.quality import coherence, distinct_n, inference_speed, quality, repetition, sample, words
@@ -344,23 +345,30 @@ def test_chapter_checks_findings_and_summary_follow_the_corpora_that_ran(corpus,
     gap = [c for c in checks if c.text.startswith("final val loss − bigram floor")][0]
     assert gap.measured == pytest.approx(max(r.history.val_loss[-1] for r in runs) - 3.0)
 
-    found = analysis.chapter_findings(runs, floors)
+    monkeypatch.setenv("ATTNBOOK_RAY", "0")  # the statistics' tasks in process
+    stats = [st for v in controls.seed_statistics(runs, {"tinyshakespeare": corpus}, windows=8).values() for st in v]
+    found = analysis.chapter_findings(runs, floors, stats=stats)
     keys = [s.key for s in registry.chapter_specs("charlm-evolution")]
     assert [f.spec.key for f in found] == keys[:8] and all(isinstance(f, Finding) and f.verdict in VERDICTS for f in found)
     by = {f.spec.key.split("/")[1]: f for f in found}
     prev = by["previous-token-head"]
-    assert prev.measured == {"largest mass on i−1": max(float(r.snapshots["previous_token"][-1].max()) for r in runs)}
-    assert prev.control == {"largest mass on i−1": max(float(r.snapshots["previous_token"][0].max()) for r in runs)}
+    assert prev.measured == {"largest mass on i−1": max(float(s.end["previous_token"].max()) for s in stats)}
+    assert prev.control == {"largest mass on i−1": max(float(s.positions["previous_token"].max()) for s in stats)}
     span = by["span-increases"]
-    change = np.mean([r.snapshots["span"][-1].mean() - r.snapshots["span"][0].mean() for r in runs])
-    assert span.measured["span change (chars)"] == pytest.approx(change)
-    assert span.control == {"span change (chars)": 0.0}
-    within, between = np.mean([analysis.head_similarity(r) for r in runs], axis=0)
+    span0 = np.mean([s.start["span"].mean() for s in stats])
+    assert span.measured["span change (chars)"] == pytest.approx(np.mean([s.end["span"].mean() for s in stats]) - span0)
+    assert span.control["span change (chars)"] == pytest.approx(np.mean([s.shuffled["span"].mean() for s in stats]) - span0)
+    assert abs(span0 - uniform_causal(16)["span"]) < 0.05 * uniform_causal(16)["span"]  # the untrained model: near uniform
+    within, between = np.mean([controls.within_between(s.end["distances"], 2) for s in stats], axis=0)
     assert by["heads-of-a-layer-alike"].measured["within ÷ between JS"] == pytest.approx(within / between)
     assert by["floor-before-sharpening"].control["share of layer 0's entropy drop"] == pytest.approx(
         np.mean([analysis.floor_crossing_loss(r, 3.0) for r in runs]))
+    with pytest.raises(InvalidInputError, match="stats"):
+        analysis.chapter_findings(runs, floors)
+    with pytest.raises(InvalidInputError, match="stats"):
+        analysis.chapter_findings(runs, floors, stats=stats[::-1])
     generation = {"relative_entropy_difference": 0.05, "validation_vs_validation": 0.004, "entropy_sampled": 1.0, "entropy_validation": 1.05}
-    more = analysis.chapter_findings(runs, floors, generation)
+    more = analysis.chapter_findings(runs, floors, generation, stats=stats)
     assert more[-1].spec.key == "charlm-evolution/generation-differs-slightly" and more[-1].verdict == "supported"
 
     glued = analysis.findings_glue(found)
@@ -393,10 +401,12 @@ def test_findings_are_measured_per_seed_and_reported_across_seeds(corpus, tmp_pa
     assert list(analysis.by_seed(runs)) == [0, 1, 2] and all(len(v) == 1 for v in analysis.by_seed(runs).values())
     generations = {s: {"relative_entropy_difference": 0.05, "validation_vs_validation": 0.004 * (s + 1), "entropy_sampled": 1.0,
                        "entropy_validation": 1.05, "capture_vs_forward": 1e-7 * s} for s in (0, 1, 2)}
-    per_seed = analysis.seed_findings(runs, floors, generations)
+    monkeypatch.setenv("ATTNBOOK_RAY", "0")
+    stats = controls.seed_statistics(runs, {"tinyshakespeare": corpus}, windows=8)
+    per_seed = analysis.seed_findings(runs, floors, generations, stats=stats)
     assert list(per_seed) == [0, 1, 2]
     for s, r in zip((0, 1, 2), runs):
-        assert [f.record() for f in per_seed[s]] == [f.record() for f in analysis.chapter_findings([r], floors, generations[s])]
+        assert [f.record() for f in per_seed[s]] == [f.record() for f in analysis.chapter_findings([r], floors, generations[s], stats=stats[s])]
     found = across_seeds(per_seed)
     assert all(isinstance(a, AcrossSeeds) and a.seeds == (0, 1, 2) for a in found)
     glued = analysis.findings_glue(found)
@@ -552,8 +562,8 @@ def test_choose_heads_by_hand():
     dist = np.array([[0.05, 0.30, 0.10, 0.30], [0.01, 0.02, 0.20, 0.03]])
     assert analysis.distinct_count(2, 4) == 2 and analysis.distinct_count(1, 2) == 1 and analysis.distinct_count(6, 6) == 9
     heads = analysis.choose_heads(prev, dist)
-    assert heads == {"previous-token heads": [(1, 0), (1, 2)], "most distinct heads": [(0, 1), (0, 3)]}
-    assert analysis.choose_heads(prev, dist, previous_count=3)["previous-token heads"] == [(0, 2), (1, 0), (1, 2)]
+    assert heads == {"previous-character heads": [(1, 0), (1, 2)], "most distinct heads": [(0, 1), (0, 3)]}
+    assert analysis.choose_heads(prev, dist, previous_count=3)["previous-character heads"] == [(0, 2), (1, 0), (1, 2)]
     assert analysis.choose_heads(prev, dist, count=3)["most distinct heads"] == [(0, 1), (0, 3), (1, 2)]
     with pytest.raises(InvalidInputError, match="count"):
         analysis.choose_heads(prev, dist, count=9)
@@ -731,7 +741,7 @@ def test_use_test_chooses_on_the_selection_split_and_tests_on_the_test_split(tmp
     glue = causal.use_glue({0: use, 1: use})
     assert set(glue) == {f"use_{k}" for k in causal.USE_GLUE} and glue["use_windows"] == "40" and glue["use_step"] == "30"
     assert glue["use_max_draws"] == "79" and glue["use_selection_windows"] == "24" and glue["use_middle_step"] == "20"
-    assert glue["use_reading"].startswith("*Seed 0:* the previous-token heads") and "*Seed 1:*" in glue["use_reading"]
+    assert glue["use_reading"].startswith("*Seed 0:* the previous-character heads") and "*Seed 1:*" in glue["use_reading"]
     assert set(causal.use_glue(None).values()) == {"not run"} and causal.use_glue({}) == causal.use_glue(None)
     with pytest.raises(InvalidInputError, match="test_windows"):
         causal.CausalSettings(test_windows=0)
@@ -756,3 +766,128 @@ def test_a_run_stores_its_middle_snapshot_weights(corpus, tmp_path, monkeypatch)
     assert not np.allclose(causal_maps(last, x).weights[:, 0].numpy(), r.maps[k], atol=2e-3)
     with pytest.raises(InvalidInputError, match="snapshot"):
         load_model(_spec(), "first")
+
+
+# -- issue 31: statistics on independent windows, their controls, correlations described ---------------
+def test_independent_starts_share_no_character_and_are_seeded():
+    starts = controls.independent_starts(1000, 15, 40, seed=3)
+    assert len(starts) == 40 and (np.diff(starts) >= 16).all() and (starts % 16 == 0).all() and starts.max() + 16 <= 1000
+    assert np.array_equal(starts, controls.independent_starts(1000, 15, 40, seed=3))
+    assert not np.array_equal(starts, controls.independent_starts(1000, 15, 40, seed=4))
+    with pytest.raises(InvalidInputError, match="count"):
+        controls.independent_starts(1000, 15, 63, seed=0)  # 62 windows of 16 fit in 999 characters
+    assert controls.window_length(111_540, 64, 512) == 64 and controls.window_length(111_540, 256, 512) == 216  # quick / full
+    assert (111_540 - 1) // (216 + 1) >= 512 and (111_540 - 1) // (217 + 1) < 512
+    with pytest.raises(InvalidInputError, match="count"):
+        controls.window_length(100, 64, 50)
+
+
+def test_shuffled_text_is_a_permutation_of_each_window():
+    x = torch.arange(40).reshape(4, 10)
+    y = controls.shuffle_within(x, seed=1)
+    assert torch.equal(y.sort(1).values, x) and not torch.equal(y, x)
+    assert torch.equal(y, controls.shuffle_within(x, seed=1))
+    with pytest.raises(InvalidInputError, match="x"):
+        controls.shuffle_within(torch.arange(5), seed=0)
+
+
+def test_permuted_positions_permute_the_position_rows_only(gpt):
+    moved, perm = controls.permute_positions(gpt, seed=2)
+    assert sorted(perm.tolist()) == list(range(TINY.block_size)) and perm.tolist() != list(range(TINY.block_size))
+    assert torch.equal(moved.wpe.weight, gpt.wpe.weight[perm]) and moved is not gpt
+    assert all(torch.equal(a, b) for (k, a), (_, b) in zip(moved.state_dict().items(), gpt.state_dict().items()) if k != "wpe.weight")
+    assert not torch.equal(moved.wpe.weight, gpt.wpe.weight)  # the original is untouched, the copy moved
+    with pytest.raises(InvalidInputError, match="model"):
+        controls.permute_positions(torch.nn.Linear(2, 2))
+
+
+def test_unrepeated_strings_keep_the_first_half_and_do_not_copy_it():
+    rep, unrep = repeated_batch(11, 6, 5, seed=0), controls.unrepeated_batch(11, 6, 5, seed=0)
+    assert unrep.shape == rep.shape and torch.equal(unrep[:, :5], rep[:, :5])
+    assert torch.equal(rep[:, 5:], rep[:, :5]) and not torch.equal(unrep[:, 5:], unrep[:, :5])
+
+
+def test_window_statistics_are_window_means_whatever_the_chunk(gpt):
+    x = torch.randint(0, 11, (6, 16), generator=torch.Generator().manual_seed(0))
+    rep = repeated_batch(11, 6, 4, seed=0)
+    one = controls.window_statistics(gpt, x, period=4, repeated=rep, chunk=64)
+    two = controls.window_statistics(gpt, x, period=4, repeated=rep, chunk=4)  # chunks of 4 and 2
+    assert set(one) == {*controls.MEASURES, "induction"} and all(np.allclose(one[k], two[k], atol=1e-6) for k in one)
+    maps = causal_maps(gpt, x)
+    assert np.allclose(one["previous_token"], metrics.previous_token_mass(maps).mean(1).numpy(), atol=1e-6)
+    assert np.allclose(one["span"], metrics.mean_distance(maps).mean(1).numpy(), atol=1e-5)
+    assert np.allclose(one["key1"], metrics.key_mass(maps, 1).mean(1).numpy(), atol=1e-6)
+    assert np.allclose(controls.layer_diversity(one["distances"], 2), metrics.head_diversity(maps).mean(1).numpy(), atol=1e-6)
+    D = one["distances"]  # 2 layers × 2 heads: within = D[0,1], D[2,3]; between = the 8 cross-layer entries' mean
+    within, between = controls.within_between(D, 2)
+    assert within == pytest.approx((D[0, 1] + D[2, 3]) / 2) and between == pytest.approx(D[:2, 2:].mean())
+    assert set(controls.window_statistics(gpt, x, measures=("span",))) == {"span"}
+    with pytest.raises(InvalidInputError, match="measures"):
+        controls.window_statistics(gpt, x, measures=("nope",))
+    with pytest.raises(InvalidInputError, match="period"):
+        controls.window_statistics(gpt, x, repeated=rep)
+    with pytest.raises(InvalidInputError, match="distances"):
+        controls.layer_diversity(np.zeros((3, 3)), 2)
+
+
+def test_partial_correlation_equals_the_hand_formula_and_the_precision_matrix():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=50)
+    x, y = z + rng.normal(size=50), 2 * z + rng.normal(size=50)
+    r = np.corrcoef([x, y, z])
+    hand = (r[0, 1] - r[0, 2] * r[1, 2]) / math.sqrt((1 - r[0, 2] ** 2) * (1 - r[1, 2] ** 2))  # first-order partial correlation
+    assert controls.partial_correlation(x, y, z) == pytest.approx(hand, abs=1e-10)
+    w = rng.normal(size=50)  # two covariates: −P_xy / √(P_xx P_yy) of the precision matrix of (x, y, z, w)
+    P = np.linalg.inv(np.cov([x, y, z, w]))
+    assert controls.partial_correlation(x, y, np.column_stack([z, w])) == pytest.approx(-P[0, 1] / math.sqrt(P[0, 0] * P[1, 1]), abs=1e-10)
+    assert abs(controls.partial_correlation(z + 0.01 * x, z + 0.01 * y, z)) < 1  # both trend with z: the trend is removed
+    assert math.isnan(controls.partial_correlation([1.0, 2.0, 3.0], [2.0, 1.0, 0.0], [1.0, 2.0, 3.0]))  # too few points
+    with pytest.raises(InvalidInputError, match="covariates"):
+        controls.partial_correlation([1.0, 2.0], [1.0], [1.0, 2.0])
+    with pytest.raises(InvalidInputError, match="finite"):
+        controls.partial_correlation([1.0, math.nan, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 5.0])
+
+
+def test_partial_correlations_are_descriptions_given_the_step(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    runs = [train_run(_spec(seed=s, steps=60), corpus=corpus, progress=False) for s in (0, 1)]
+    table = controls.partial_correlations(runs)
+    assert set(table.kind) == {"description"} and (table.n == 14).all() and set(table.against) == {"val_loss", "coherence", "repetition"}
+    row = table[(table.metric == "entropy") & (table.against == "val_loss")].iloc[0]
+    x = np.concatenate([r.snapshots["entropy"].reshape(len(r.steps), -1).mean(1) for r in runs])
+    y = np.concatenate([r.history.val_loss for r in runs])
+    step = np.concatenate([r.steps for r in runs]).astype(float)
+    A = np.column_stack([np.ones(14), step, np.log1p(step), np.repeat([0.0, 1.0], 7)])  # intercept, step, log step, one run dummy
+    res = lambda v: v - A @ np.linalg.lstsq(A, v, rcond=None)[0]  # noqa: E731
+    assert row.partial_given_step == pytest.approx(np.corrcoef(res(x), res(y))[0, 1], abs=1e-9)
+    assert row.pearson == pytest.approx(np.corrcoef(x, y)[0, 1])
+    assert "given the step r=" in controls.partial_reading(table, "entropy", "val_loss") and controls.partial_reading(table.iloc[:0], "a", "b") == "none"
+
+
+def test_the_statistics_run_as_tasks_with_the_same_numbers(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNBOOK_CACHE", str(tmp_path))
+    monkeypatch.setenv("ATTNBOOK_RAY", "0")
+    r = train_run(_spec(), corpus=corpus, progress=False)
+    models = controls.run_models(r)
+    torch.manual_seed(0)  # the untrained model is rebuilt from the run's seed alone
+    assert all(torch.equal(a, b) for a, b in zip(models["start"].state_dict().values(), GPT(TINY).state_dict().values()))
+    direct = controls.run_statistics(r, corpus, windows=8)
+    tasks = controls.seed_statistics([r], {"tinyshakespeare": corpus}, windows=8)[0][0]
+    assert all(np.array_equal(direct.end[k], tasks.end[k]) for k in direct.end) and direct.windows == 8 and direct.window == 16
+    assert set(direct.start) == {"span", "distances"} and set(direct.shuffled) == {"span"} and set(direct.positions) == {"previous_token"}
+    assert controls.map_tasks(divmod, [((7, 2), {}), ((9, 4), {})]) == [(3, 1), (2, 1)]
+    named = analysis.previous_token_heads({0: [direct]}, "tinyshakespeare")
+    assert named[0]["mass"] == pytest.approx(float(direct.end["previous_token"].max())) and named[0]["named"] == (
+        named[0]["mass"] > 0.5 and named[0]["control"] <= 0.5)
+    assert analysis.previous_token_heads({0: [direct]}, "text8") == {} and "seed 0: largest mass on i−1" in analysis.previous_token_reading(named, "x")
+
+
+def test_the_corpora_a_profile_did_not_run_are_named():
+    from attnbook import profiles
+
+    quick, full = profiles.get("charlm-evolution", "quick"), profiles.get("charlm-evolution", "full")
+    out = analysis.profile_not_run("quick", quick, full, {})
+    assert list(out) == ["enwik8 corpus"] and out["enwik8 corpus"].startswith("not in the `quick` profile (only `full` trains it)")
+    out = analysis.profile_not_run("quick", quick, full, {"text8": "put text8.zip there"})
+    assert list(out) == ["text8 corpus", "enwik8 corpus"] and out["text8 corpus"] == "put text8.zip there"
+    assert analysis.profile_not_run("full", full, full, {}) == {}

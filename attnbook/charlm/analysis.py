@@ -33,7 +33,7 @@ from .experiment import RunResult, Settings
 __all__ = ["by_dataset", "by_seed", "seed_findings", "stored_window", "window_maps", "mean_se", "runs_table", "results_table", "layer_series", "correlations", "overhead_table", "samples_table",
            "correlation_reading", "head_similarity", "floor_crossing", "floor_crossing_loss", "js_reference", "chapter_checks",
            "depth_order", "largest_head_value", "sink_ratio", "diversity_timing", "chapter_findings", "findings_glue", "verdict_list", "full_not_run",
-           "learning_summary",
+           "learning_summary", "window_measures", "previous_token_heads", "previous_token_reading", "profile_not_run",
            "generation_attention", "SEED_BEST_VAL",
            "PREVIOUS", "DISTINCT", "USE_KEYS", "head_distinctness", "distinct_count", "choose_heads"]
 
@@ -343,62 +343,164 @@ def _finite_mean(values: Sequence[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def chapter_findings(results: Sequence[RunResult], floors: dict[str, float], generation: dict | None = None,
-                     use: UseTest | None = None) -> list[Finding]:
-    """The chapter's findings (:mod:`attnbook.registry`, ``charlm-evolution/…``) of one training seed,
-    each measured on that seed's runs (``results``: one per corpus that ran) and on its control — for
-    most the same runs' step-0 (untrained) snapshot, measured the same way; "on every corpus" means
-    every corpus that ran, "mean over runs" the mean over those corpora. With ``generation``
-    (:func:`generation_attention`) also attention while writing; with ``use`` (:func:`attnbook.charlm.causal.use_test`) its
-    two causal findings. No runs: none. :func:`seed_findings` calls it for every seed."""
-    from ..registry import spec
+def _r_depth(span: np.ndarray) -> float:
+    """Pearson r between layer index and the layer's mean span (``span``: (L, H)); NaN when all equal."""
+    s = np.asarray(span, dtype=np.float64).mean(-1)
+    return float(np.corrcoef(np.arange(s.size), s)[0, 1]) if np.ptp(s) > 0 else math.nan
+
+
+def window_measures(results: Sequence[RunResult], stats: Sequence, floors: dict[str, float]) -> dict:
+    """The values chapter 5's attention findings read, from one seed's runs and their statistics on independent
+    windows (``stats``: :func:`attnbook.charlm.controls.run_statistics` of each run, same order): for each finding
+    the model's value and its control's (see :mod:`attnbook.registry`)."""
+    from .controls import within_between
     from .tracking import uniform_causal
+
+    if len(stats) != len(results) or any(s.name != r.spec.name for s, r in zip(stats, results)):
+        raise bad_argument(InvalidInputError, "stats", "one RunStatistics per run, in the runs' order", [s.name for s in stats], raw=True)
+    T = stats[0].window  # the windows' length (uniform attention's values depend on it)
+    H = results[0].spec.model.n_head
+    t = np.arange(1, T + 1)
+    uniform_key1 = float((1.0 / t[2:]).mean())  # mass on position 1 of uniform causal attention, queries i >= 2
+    out: dict = {"windows": min(s.windows for s in stats)}
+    span0 = np.mean([s.start["span"].mean() for s in stats])
+    out["span"] = (float(np.mean([s.end["span"].mean() for s in stats]) - span0), float(np.mean([s.shuffled["span"].mean() for s in stats]) - span0),
+                   float(span0), float(np.mean([s.end["span"].mean() for s in stats])), float(np.mean([s.shuffled["span"].mean() for s in stats])))
+    depth, depth0 = {}, {}
+    for s in stats:
+        depth.setdefault(s.dataset, []).append(_r_depth(s.end["span"]))
+        depth0.setdefault(s.dataset, []).append(_r_depth(s.start["span"]))
+    out["depth"] = ({k: float(np.mean(v)) for k, v in depth.items()}, {k: float(np.mean(v)) for k, v in depth0.items()})
+    out["previous"] = (max(float(s.end["previous_token"].max()) for s in stats), max(float(s.positions["previous_token"].max()) for s in stats))
+    out["previous_by_run"] = {s.name: (float(s.end["previous_token"].max()), float(s.positions["previous_token"].max())) for s in stats}
+    out["induction"] = (max(float(np.nanmax(s.end["induction"])) for s in stats), max(float(np.nanmax(s.unrepeated["induction"])) for s in stats))
+    wb, wb0 = np.mean([within_between(s.end["distances"], H) for s in stats], axis=0), np.mean([within_between(s.start["distances"], H) for s in stats], axis=0)
+    out["alike"] = (float(wb[0] / wb[1]), float(wb0[0] / wb0[1]), float(wb[0]), float(wb[1]))
+    out["sink"] = (max(float(s.end["sink"].mean(-1).max()) for s in stats) / uniform_causal(T)["sink"],
+                   max(float(s.end["key1"].mean(-1).max()) for s in stats) / uniform_key1)
+    # head diversity a quarter in / at the end (the tracker's 8 windows: no weights of the quarter step are stored);
+    # control: the validation loss's share of its drop at the same evaluation, and its drop
+    div = diversity_timing(results)
+    loss_shares, loss_drops = [], []
+    for r in results:
+        q = int(r.steps[len(r.steps) // 4])
+        val, steps = np.asarray(r.history.val_loss), list(r.history.steps)
+        loss_shares.append(float((val[0] - val[steps.index(q)]) / (val[0] - val[-1])) if q in steps else math.nan)
+        loss_drops.append(float(val[0] - val[-1]))
+    out["diversity"] = {"share": div["share"], "change": div["change"], "loss_share": _finite_mean(loss_shares),
+                        "loss_drop": float(np.min(loss_drops)), "quarter_step": div["quarter_step"]}
+    # layer 0's entropy drop done at the first evaluation below the floor (the tracker's 8 windows, as above)
+    out["cross"] = _finite_mean([floor_crossing(r, floors[r.spec.dataset]) for r in results])
+    return out
+
+
+def chapter_findings(results: Sequence[RunResult], floors: dict[str, float], generation: dict | None = None,
+                     use: UseTest | None = None, stats: Sequence | None = None) -> list[Finding]:
+    """The chapter's findings (:mod:`attnbook.registry`, ``charlm-evolution/…``) of one training seed,
+    each measured on that seed's runs (``results``: one per corpus that ran) and on its control; the
+    attention statistics come from ``stats`` (one :class:`~attnbook.charlm.controls.RunStatistics` per run:
+    ≥ 512 independent validation windows, the trained model, the untrained one and the controls' worlds); the two
+    findings about an intermediate snapshot (diversity a quarter in, the floor crossing) read the tracker's 8 windows. "On every corpus" means every corpus that ran, "mean over runs"
+    the mean over those corpora. With ``generation`` (:func:`generation_attention`) also attention while
+    writing; with ``use`` (:func:`attnbook.charlm.causal.use_test`) its two causal findings. No runs: none.
+    :func:`seed_findings` calls it for every seed."""
+    from ..registry import spec
 
     if not results:
         return []
+    if stats is None:
+        raise bad_argument(InvalidInputError, "stats", "the runs' statistics on independent windows (attnbook.charlm.controls.run_statistics)",
+                           None, raw=True)
     c = "charlm-evolution/"
-    uniform = uniform_causal(results[0].maps.shape[-1])
-    span0, span_end = (float(np.mean([r.snapshots["span"][k].mean() for r in results])) for k in (0, -1))
-    depth, depth0 = depth_order(results), depth_order(results, 0)
-    (within, between), (within0, between0) = (np.mean([head_similarity(r, k) for r in results], axis=0) for k in (-1, 0))
-    div = diversity_timing(results)
-    cross = _finite_mean([floor_crossing(r, floors[r.spec.dataset]) for r in results])
+    v = window_measures(results, stats, floors)
     cross_loss = _finite_mean([floor_crossing_loss(r, floors[r.spec.dataset]) for r in results])
-    listed = lambda d: ", ".join(f"{n} {fmt(v)}" for n, v in d.items())  # noqa: E731
+    listed = lambda d: ", ".join(f"{n} {fmt(x)}" for n, x in d.items())  # noqa: E731
+    n = f"{v['windows']} independent validation windows"
+    change, shuffled_change, span0, span_end, span_shuffled = v["span"]
+    depth, depth0 = v["depth"]
+    ratio, ratio0, within, between = v["alike"]
+    div = v["diversity"]
     found = [
-        spec(c + "span-increases").result(span_end - span0, 0.0, detail=f"step 0 {fmt(span0)} → last snapshot {fmt(span_end)} characters "
-                                                                         f"(uniform causal {fmt(uniform['span'])})"),
+        spec(c + "span-increases").result(change, shuffled_change, detail=f"step 0 {fmt(span0)} → last snapshot {fmt(span_end)} characters, "
+                                                                          f"{fmt(span_shuffled)} on shuffled text ({n})"),
         spec(c + "later-layers-attend-further").result(min(depth.values()), min(depth0.values()),
-                                                       detail=f"r at the end: {listed(depth)}; at step 0: {listed(depth0)}"),
-        spec(c + "previous-token-head").result(largest_head_value(results, "previous_token"), largest_head_value(results, "previous_token", 0)),
-        spec(c + "induction-heads").result(largest_head_value(results, "induction"), largest_head_value(results, "induction", 0)),
-        spec(c + "heads-of-a-layer-alike").result(float(within / between), float(within0 / between0),
-                                                  detail=f"within {fmt(float(within))}, between {fmt(float(between))} nats"),
+                                                       detail=f"r at the end: {listed(depth)}; at step 0: {listed(depth0)} ({n})"),
+        spec(c + "previous-token-head").result(v["previous"][0], v["previous"][1],
+                                               detail="; ".join(f"{k}: {fmt(a)}, permuted positions {fmt(b)}" for k, (a, b) in v["previous_by_run"].items())),
+        spec(c + "induction-heads").result(v["induction"][0], v["induction"][1], detail=f"{v['windows']} strings written twice / not repeated"),
+        spec(c + "heads-of-a-layer-alike").result(ratio, ratio0, detail=f"within {fmt(within)}, between {fmt(between)} nats ({n})"),
         spec(c + "diversity-rises-early").result(
             {"share of the final diversity at a quarter": div["share"], "lowest diversity change": div["change"]},
-            {"share of the final diversity at a quarter": div["linear_share"], "lowest diversity change": div["change"]},
-            detail=f"diversity {fmt(div['start'])} at step 0, {fmt(div['quarter'])} at step {div['quarter_step']}, {fmt(div['end'])} at the end"),
-        spec(c + "attention-sink").result(sink_ratio(results), sink_ratio(results, 0), detail=f"uniform mass on position 0 {fmt(uniform['sink'])}"),
-        spec(c + "floor-before-sharpening").result(cross, cross_loss,
-                                                   inconclusive="" if math.isfinite(cross) else "no run crossed its bigram floor at a snapshot"),
+            {"share of the final diversity at a quarter": div["loss_share"], "lowest diversity change": div["loss_drop"]},
+            detail=f"a quarter in: step {div['quarter_step']}; the loss had done {fmt(div['loss_share'])} of its drop there "
+                   "(diversity on the tracker's 8 windows: no weights of that step are stored)"),
+        spec(c + "attention-sink").result(v["sink"][0], v["sink"][1], detail=f"mass on position 1 ÷ uniform's {fmt(v['sink'][1])} ({n})"),
+        spec(c + "floor-before-sharpening").result(v["cross"], cross_loss,
+                                                   inconclusive="" if math.isfinite(v["cross"]) else "no run crossed its bigram floor at a snapshot"),
     ]
     if generation is not None:
         found.append(spec(c + "generation-differs-slightly").result(
             generation["relative_entropy_difference"], generation["validation_vs_validation"],
-            detail=f"H {fmt(generation['entropy_sampled'])} on own samples vs {fmt(generation['entropy_validation'])} nats on validation text"))
+            detail=f"H {fmt(generation['entropy_sampled'])} on own samples vs {fmt(generation['entropy_validation'])} nats on validation text"
+                   + (f" ({generation['windows']} windows each)" if "windows" in generation else "")))
     if use is not None:
         found += use.findings()
     return found
 
 
 def seed_findings(results: Sequence[RunResult], floors: dict[str, float], generations: dict[int, dict] | None = None,
-                  uses: dict[int, UseTest] | None = None) -> dict[int, list[Finding]]:
-    """``{seed: chapter_findings(that seed's runs, floors, generations[seed], uses[seed])}`` for every
+                  uses: dict[int, UseTest] | None = None, stats: dict[int, Sequence] | None = None) -> dict[int, list[Finding]]:
+    """``{seed: chapter_findings(that seed's runs, floors, generations[seed], uses[seed], stats[seed])}`` for every
     training seed of ``results`` (:func:`by_seed`), for :func:`attnbook.claims.across_seeds`; empty with
     no runs. A seed without a generation record or causal test gets none of those findings, so pass
     one for every seed or for none."""
-    generations, uses = generations or {}, uses or {}
-    return {seed: chapter_findings(runs, floors, generations.get(seed), uses.get(seed)) for seed, runs in by_seed(results).items()}
+    generations, uses, stats = generations or {}, uses or {}, stats or {}
+    return {seed: chapter_findings(runs, floors, generations.get(seed), uses.get(seed), stats.get(seed)) for seed, runs in by_seed(results).items()}
+
+
+def previous_token_heads(stats: dict[int, Sequence], dataset: str) -> dict[int, dict]:
+    """Per training seed, whether its ``dataset`` run has a **previous-token head** by the chapter's own rule
+    (``charlm-evolution/previous-token-head`` applied to that run alone: its largest mass on i−1 on the independent
+    windows, against the same model with permuted positions): ``{seed: {"named", "mass", "control", "verdict"}}``;
+    seeds without such a run are left out. The chapter names a head "previous-token head" only where ``named``."""
+    from ..registry import spec
+
+    out = {}
+    for seed, runs in stats.items():
+        for s in runs:
+            if s.dataset == dataset:
+                mass, control = float(s.end["previous_token"].max()), float(s.positions["previous_token"].max())
+                f = spec("charlm-evolution/previous-token-head").result(mass, control)
+                out[seed] = {"named": f.verdict == "supported", "mass": mass, "control": control, "verdict": f.verdict}
+    return out
+
+
+def previous_token_reading(named: dict[int, dict], dataset: str) -> str:
+    """Markdown for the causal section: per seed, whether the pair it tests includes heads the chapter may call
+    previous-token heads (:func:`previous_token_heads`)."""
+    if not named:
+        return "not run"
+    parts = []
+    for seed, v in named.items():
+        state = ("passes the rule, so its top head is a previous-token head in the chapter's sense" if v["named"] else
+                 "does not pass it, so on this seed the pair are only the heads most on the previous character, not previous-token heads")
+        parts.append(f"seed {seed}: largest mass on i−1 {fmt(v['mass'])} (permuted positions {fmt(v['control'])}) — {state}")
+    return f"On {dataset}, " + "; ".join(parts) + "."
+
+
+def profile_not_run(profile: str, settings: Settings, full: Settings, missing: dict[str, str]) -> dict[str, str]:
+    """``{"<corpus> corpus": why}`` for every corpus of ``full`` (the seed's three) that this ``profile`` did not run:
+    first those in the profile without data (``missing``, from :func:`~attnbook.charlm.experiment.load_corpora`, their
+    reasons as given), then those the profile leaves out (enwik8 in ``quick``)."""
+    from ..data import locate
+
+    out = {f"{name} corpus": why for name, why in missing.items()}
+    for name in full.datasets:
+        if name not in settings.datasets and name not in missing:
+            have = locate(name) is not None
+            out[f"{name} corpus"] = (f"not in the `{profile}` profile (only `full` trains it)"
+                                     + ("" if have else "; no copy of it is available to this build either"))
+    return out
 
 
 def _glue_name(key: str) -> str:
@@ -497,11 +599,12 @@ def learning_summary(results: Sequence[RunResult], floors: dict[str, float], mis
     return " ".join(parts).replace("$", r"\$")  # "$ATTNBOOK_DATA_DIR … $ATTNBOOK_CACHE" is not inline math
 
 
-def generation_attention(model, corpus, *, windows: int = 8, prompt: int = 16, seed: int = 0, temperature: float = 0.8,
+def generation_attention(model, corpus, *, windows: int = 512, prompt: int = 16, seed: int = 0, temperature: float = 0.8,
                          top_k: int | None = 200) -> dict[str, float]:
     """Attention while the model writes, against attention while it reads.
 
-    ``windows`` prompts of ``prompt`` validation characters are continued (KV cache, seeded) to a
+    ``windows`` prompts of ``prompt`` validation characters (issue 31: 512 by default; prompts and both
+    validation sets are independent windows, :func:`attnbook.charlm.controls.independent_starts`) are continued (KV cache, seeded) to a
     full context of ``T = block_size`` characters, with ``capture`` around the sampling: the passes
     assemble into one causal map over the ``T − 1`` positions the model read. Measured:
     ``capture_vs_forward``, the largest difference between those maps and one forward over the same
@@ -517,9 +620,15 @@ def generation_attention(model, corpus, *, windows: int = 8, prompt: int = 16, s
     from ..capture import capture
     from .tracking import causal_maps
 
-    T = model.config.block_size
-    rng = np.random.default_rng(seed)
-    starts = rng.choice(len(corpus.val) - 2 * T, size=3 * windows, replace=False)  # prompts, validation, other validation
+    from .controls import independent_starts
+
+    # the context, or less where 3 × windows independent windows of it do not fit the validation split (full, tiny Shakespeare)
+    T = min(model.config.block_size, (len(corpus.val) - 1) // (3 * windows) - 1)
+    if T <= prompt:
+        raise bad_argument(InvalidInputError, "windows", f"few enough that 3 × windows independent windows longer than the prompt fit "
+                           f"the {len(corpus.val)} validation characters", windows)
+    rng = np.random.default_rng(seed)  # independent windows (no shared character), dealt to prompts, validation, other validation
+    starts = rng.permutation(independent_starts(len(corpus.val), T, 3 * windows, seed=seed))
     prompts = torch.as_tensor(np.stack([corpus.val[s:s + prompt] for s in starts[:windows]]).astype(np.int64))
     generator = torch.Generator().manual_seed(seed)
     model.eval()

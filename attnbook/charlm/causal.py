@@ -47,12 +47,14 @@ from .. import checks
 from ..claims import Finding, fmt
 from ..errors import InvalidInputError, bad_argument
 
-__all__ = ["PREVIOUS", "DISTINCT", "CONTROL", "USE_KEYS", "EARLIER_NOTE", "CausalSettings", "independent_windows", "WindowLoss",
+__all__ = ["PREVIOUS", "DISTINCT", "CONTROL", "USE_KEYS", "EARLIER_NOTE", "CausalSettings", "independent_windows", "WindowLoss", "use_tests",
            "Selection", "select_heads", "EarlierEffect", "UseTest", "use_test", "uses_table", "earlier_table", "uses_strips",
            "use_glue", "USE_GLUE", "causal_cost"]
 
 #: the head sets the test asks about, by name (and the positive control's)
-PREVIOUS, DISTINCT, CONTROL = "previous-token heads", "most distinct heads", "positive control"
+#: issue 31: the pair is named by what selects it, "previous-character heads"; the chapter calls a head a previous-token head only
+#: where its own rule holds (``charlm-evolution/previous-token-head``; :func:`attnbook.charlm.analysis.previous_token_heads`)
+PREVIOUS, DISTINCT, CONTROL = "previous-character heads", "most distinct heads", "positive control"
 #: each chosen set's registered causal finding (:mod:`attnbook.registry`): the family, in table order
 USE_KEYS = {PREVIOUS: "charlm-evolution/previous-token-head-used", DISTINCT: "charlm-evolution/distinct-heads-used"}
 #: why the earlier snapshot is described and not tested (summary.json, the chapter's prose)
@@ -387,6 +389,18 @@ def use_test(run, corpus, settings: CausalSettings | None = None, *, models: Map
                    time.perf_counter() - start, sum(x.forwards for x in test_metrics), sum(x.forwards for x in metrics_used), settings)
 
 
+def use_tests(runs: Mapping[int, object], corpus, settings: CausalSettings | None = None, *, seed: int = 0) -> dict[int, UseTest]:
+    """:func:`use_test` for every training seed's run (``{seed: run}``), each a task of its own
+    (:func:`attnbook.charlm.controls.map_tasks`: two at once on 2 cores, one torch thread each; the stored weights
+    travel with the task). The same numbers as one after the other: a test depends only on its run, corpus and seed."""
+    from .controls import map_tasks
+    from .experiment import load_model
+
+    calls = [((run, corpus, settings), {"models": {s: load_model(run.spec, s) for s in ("last", "middle")}, "seed": seed})
+             for run in runs.values()]
+    return dict(zip(runs, map_tasks(use_test, calls)))
+
+
 # -- tables, figure, glue over seeds -------------------------------------------------------------------
 
 def uses_table(uses: Mapping[int, UseTest]) -> pd.DataFrame:
@@ -412,7 +426,7 @@ def earlier_table(uses: Mapping[int, UseTest]) -> pd.DataFrame:
 
 def uses_strips(uses: Mapping[int, UseTest]) -> dict[str, tuple[float, list[float]]]:
     """``{"<set> s<seed>": (effect, null effects)}`` for :func:`attnbook.plots.ablation_strips` (short labels)."""
-    short = {USE_KEYS[PREVIOUS]: "prev-token", USE_KEYS[DISTINCT]: "distinct"}
+    short = {USE_KEYS[PREVIOUS]: "prev-char", USE_KEYS[DISTINCT]: "distinct"}
     out = {}
     for seed, u in uses.items():
         for key, t in u.family.tests.items():
