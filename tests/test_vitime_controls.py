@@ -170,3 +170,18 @@ def test_preset_comparison_says_where_a_finding_holds_only_on_its_tuned_preset()
     assert table.loc["steps to bar", "grid4"] == "24000 (max), 12000"
     with pytest.raises(InvalidInputError, match="presets"):
         controls.preset_comparison({"strip": strip}, {"strip": records["strip"]}, "strip")
+
+
+def test_rule_table_reads_the_rule_on_the_values_before_the_gate():
+    period = spec("vitime-harmonics/period-head").result({"period contrast": 3.0, "peak error (samples)": 1.0},
+                                                         {"period contrast": 1.0, "peak error (samples)": 40.0})
+    rollout = spec("vitime-harmonics/rollout-keeps-period").result(2.5, 2.1)  # the control passes too
+    nan = spec("vitime-harmonics/rollout-keeps-period").result(math.nan, 1.0)
+    gated = controls.gate_on_bar([period, rollout], _bar(False))
+    table = controls.rule_table({0: gated, 1: [period, nan]})
+    assert table.loc["period-head", "seed 0"] == "S (model passes, control fails)" and gated[0].verdict == "inconclusive"
+    assert table.loc["rollout-keeps-period", "seed 0"] == "N (model passes, control passes)"
+    assert table.loc["rollout-keeps-period", "seed 1"].startswith("I ")
+    assert list(table.index) == ["period-head", "rollout-keeps-period"]
+    with pytest.raises(InvalidInputError, match="found_by_seed"):
+        controls.rule_table({})

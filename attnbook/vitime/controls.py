@@ -34,7 +34,7 @@ from . import analysis, harmonics as hm, lags
 from .model import PRESETS
 
 __all__ = ["APERIODIC_KINDS", "APERIODIC_SEED", "LAG_PEAK_KEYS", "ATTENTION_KEYS", "aperiodic_inputs", "acf", "strongest",
-           "aperiodic_measures", "gate_on_bar", "BarTraining", "bar_met", "train_to_bar", "preset_comparison"]
+           "aperiodic_measures", "gate_on_bar", "rule_table", "BarTraining", "bar_met", "train_to_bar", "preset_comparison"]
 
 #: the three aperiodic inputs, in order
 APERIODIC_KINDS = ("noise", "trend", "random walk")
@@ -259,3 +259,26 @@ def preset_comparison(verdicts: Mapping[str, Sequence[AcrossSeeds]], records: Ma
     rows.append({"finding": "steps to bar", **{p: ", ".join(f"{r['steps']}{' (max)' if r['max_reached'] else ''}" for r in records[p])
                                                for p in verdicts}, "note": "per seed; (max): the ladder's end, bar not met"})
     return pd.DataFrame(rows).set_index("finding")
+
+
+def rule_table(found_by_seed: Mapping[int, Sequence[Finding]], keys: Sequence[str] = ATTENTION_KEYS) -> pd.DataFrame:
+    """What the rule says on the values alone, before the forecaster gate: per finding of ``keys`` (rows) and seed
+    (columns), ``"model passes, control fails"``-style text from each :class:`~attnbook.claims.Finding`'s
+    ``model_passes`` and ``control_passes``, and the verdict those two would give (S or N; I for a value that is
+    not finite). A description of what the heads do, not a verdict: the verdict is the gated one."""
+    if not isinstance(found_by_seed, Mapping) or not found_by_seed:
+        raise bad_argument(InvalidInputError, "found_by_seed", "a non-empty mapping {seed: findings}", found_by_seed)
+    rows = {}
+    for k in keys:
+        row = {}
+        for s, found in found_by_seed.items():
+            f = next((x for x in found if x.spec.key == k), None)
+            if f is None:
+                continue
+            values = [*f.measured.values(), *f.control.values()]
+            letter = "I" if not all(math.isfinite(v) for v in values) else "S" if f.model_passes and not f.control_passes else "N"
+            row[f"seed {s}"] = (f"{letter} (model {'passes' if f.model_passes else 'fails'}, "
+                                f"control {'passes' if f.control_passes else 'fails'})")
+        if row:
+            rows[k.removeprefix(_C)] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("finding")
