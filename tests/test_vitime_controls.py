@@ -183,5 +183,9 @@ def test_rule_table_reads_the_rule_on_the_values_before_the_gate():
     assert table.loc["rollout-keeps-period", "seed 0"] == "N (model passes, control passes)"
     assert table.loc["rollout-keeps-period", "seed 1"].startswith("I ")
     assert list(table.index) == ["period-head", "rollout-keeps-period"]
+    causal = spec(controls.ATTENTION_KEYS[-1]).result({"effect − null mean": 1.0, "Holm-adjusted p": 0.5},
+                                                      {"effect − null mean": 0.0, "Holm-adjusted p": 0.5}, inconclusive="no positive control")
+    own = controls.rule_table({0: controls.gate_on_bar([causal], _bar(False))})
+    assert own.iloc[0, 0].startswith("I ")  # inconclusive for its own reason, gate or not
     with pytest.raises(InvalidInputError, match="found_by_seed"):
         controls.rule_table({})

@@ -132,6 +132,9 @@ def aperiodic_measures(model, layer: int, head: int, top_heads: Sequence[tuple[i
     return out
 
 
+_GATE, _GATE_SEP = "the model does not meet its forecast bar on this seed", "; "
+
+
 def gate_on_bar(found: Sequence[Finding], bar: Finding, keys: Sequence[str] = ATTENTION_KEYS) -> list[Finding]:
     """``found`` with every finding of ``keys`` made inconclusive when ``bar`` (the seed's forecast-bar finding,
     :func:`attnbook.vitime.forecasting.bar_finding`) is not supported: the attention findings are about a
@@ -141,8 +144,8 @@ def gate_on_bar(found: Sequence[Finding], bar: Finding, keys: Sequence[str] = AT
     if bar.verdict == "supported":
         return list(found)
     name = bar.spec.key.removeprefix(_C)
-    reason = f"the model does not meet its forecast bar on this seed ({name}: {bar.verdict})"
-    return [dataclasses.replace(f, inconclusive=f"{reason}; {f.inconclusive}" if f.inconclusive else reason)
+    reason = f"{_GATE} ({name}: {bar.verdict})"
+    return [dataclasses.replace(f, inconclusive=f"{reason}{_GATE_SEP}{f.inconclusive}" if f.inconclusive else reason)
             if f.spec.key in keys else f for f in found]
 
 
@@ -265,7 +268,7 @@ def rule_table(found_by_seed: Mapping[int, Sequence[Finding]], keys: Sequence[st
     """What the rule says on the values alone, before the forecaster gate: per finding of ``keys`` (rows) and seed
     (columns), ``"model passes, control fails"``-style text from each :class:`~attnbook.claims.Finding`'s
     ``model_passes`` and ``control_passes``, and the verdict those two would give (S or N; I for a value that is
-    not finite). A description of what the heads do, not a verdict: the verdict is the gated one."""
+    not finite or a finding inconclusive for a reason of its own, such as an undetected positive control). A description of what the heads do, not a verdict: the verdict is the gated one."""
     if not isinstance(found_by_seed, Mapping) or not found_by_seed:
         raise bad_argument(InvalidInputError, "found_by_seed", "a non-empty mapping {seed: findings}", found_by_seed)
     rows = {}
@@ -276,7 +279,9 @@ def rule_table(found_by_seed: Mapping[int, Sequence[Finding]], keys: Sequence[st
             if f is None:
                 continue
             values = [*f.measured.values(), *f.control.values()]
-            letter = "I" if not all(math.isfinite(v) for v in values) else "S" if f.model_passes and not f.control_passes else "N"
+            own = f.inconclusive.partition(_GATE_SEP)[2] if f.inconclusive.startswith(_GATE) else f.inconclusive  # its own reason
+            letter = ("I" if own or not all(math.isfinite(v) for v in values) else
+                      "S" if f.model_passes and not f.control_passes else "N")
             row[f"seed {s}"] = (f"{letter} (model {'passes' if f.model_passes else 'fails'}, "
                                 f"control {'passes' if f.control_passes else 'fails'})")
         if row:
