@@ -338,33 +338,48 @@ def test_peak_window():
         lags.contrast_window(10.0, 16.0)
 
 
+def _aperiodic(**change):
+    """Hand-made aperiodic-input measures: flat everywhere (no period), one input changed by ``change``."""
+    flat = {"contrast 62.8": 1.0, "peak error": 40.0, "contrast 31.4": 1.0, "lowest held-out contrast": 0.9, "top-3 mean r": 0.1,
+            "rollout contrast": 1.0}
+    return {"noise": flat, "trend": {**flat, "peak error": math.inf}, "random walk": {**flat, **change}}
+
+
 def test_chapter_3_attention_findings_on_hand_made_measurements():
     from attnbook.vitime.analysis import attention_findings
 
-    base = dict(best_contrast=3.0, peak_err=4.0, random_best_contrast=1.1, random_peak_err=30.0, exp2_contrast=1.1,
-                exp2_contrast_p31=1.6, random_contrast_p31=1.0, held_contrasts={"24": 2.5, "40": 2.1, "90": 3.0}, random_contrast_p63=1.0,
-                top_corr=0.6, all_corr=0.2, rollout_contrast=2.2, rollout_random=1.0)
+    base = dict(best_contrast=3.0, peak_err=4.0, exp2_contrast=1.1, exp2_contrast_p31=1.6, held_contrasts={"24": 2.5, "40": 2.1, "90": 3.0},
+                top_corr=0.6, rollout_contrast=2.2, aperiodic=_aperiodic(), all_corr=0.2, random_best_contrast=1.1)
     verdicts = lambda **change: [f.verdict for f in attention_findings(**{**base, **change})]  # noqa: E731
     assert verdicts() == ["supported"] * 6
     assert verdicts(peak_err=8.5)[0] == "not supported"  # both conditions must hold
-    assert verdicts(random_best_contrast=2.5, random_peak_err=3.0)[0] == "not supported"  # the control passes too
+    # the control passes when one aperiodic input shows the comb: contrast and peak error from the inputs most favourable to the rule
+    assert verdicts(aperiodic=_aperiodic(**{"contrast 62.8": 2.5, "peak error": 3.0}))[0] == "not supported"
+    assert verdicts(aperiodic=_aperiodic(**{"contrast 62.8": 2.5}))[0] == "supported"  # a high contrast alone, peaks elsewhere
     assert verdicts(best_contrast=1.4)[1] == "not supported"  # the control (experiment 1) would pass "< 1.5"
     assert verdicts(exp2_contrast_p31=1.49)[2] == "not supported"
+    assert verdicts(aperiodic=_aperiodic(**{"contrast 31.4": 1.5}))[2] == "not supported"
     assert verdicts(held_contrasts={"24": 2.5, "40": 1.99})[3] == "not supported"
-    assert verdicts(top_corr=0.45)[4] == "not supported" and verdicts(top_corr=0.6, all_corr=0.7)[4] == "not supported"
+    assert verdicts(aperiodic=_aperiodic(**{"lowest held-out contrast": 2.0}))[3] == "not supported"
+    assert verdicts(top_corr=0.45)[4] == "not supported" and verdicts(aperiodic=_aperiodic(**{"top-3 mean r": 0.7}))[4] == "not supported"
+    assert verdicts(top_corr=0.6, all_corr=0.7)[4] == "supported"  # every pair's r is a detail since issue 31, not the control
     assert verdicts(rollout_contrast=1.99)[5] == "not supported"
+    assert verdicts(aperiodic=_aperiodic(**{"rollout contrast": 2.0}))[5] == "not supported"
     assert verdicts(rollout_contrast=math.nan)[5] == "inconclusive"
     found = attention_findings(**base)
-    assert found[3].measured == {"lowest contrast": 2.1} and found[3].detail == "24: 2.500, 40: 2.100, 90: 3.000"
-    assert found[0].control == {"period contrast": 1.1, "peak error (samples)": 30.0}
+    assert found[3].measured == {"lowest contrast": 2.1} and found[3].detail.startswith("24: 2.500, 40: 2.100, 90: 3.000; aperiodic (noise: 0.900")
+    assert found[0].control == {"period contrast": 1.0, "peak error (samples)": 40.0}  # the smallest finite error (the trend's is inf)
+    assert found[5].control == {"rollout contrast": 1.0} and "random init's best head 1.100" in found[0].detail
 
 
-def _forecast_scores(model_held: list[float], mean=(1.0, 0.6, 1.0, 0.5), rlp=(2.4, 0.9, 1.1, 0.3), model_exp1=1.5):
+def _forecast_scores(model_held: list[float], mean=(1.0, 0.6, 1.0, 0.5), rlp=(2.4, 0.9, 1.1, 0.3), model_exp1=1.5,
+                     draft=(1.2, 0.7, 1.1, 0.4), draft_exp1=0.7):
     import pandas as pd
 
     names = ["held out P=48", "held out P=80", "held out P=100", "held out mixture 57.5+41.3"]
-    rows = {"experiment 1": {"model_argmax": model_exp1, "history_mean": 1.49, "repeat_last_period": 0.61}}
-    rows.update({n: {"model_argmax": m, "history_mean": h, "repeat_last_period": r} for n, m, h, r in zip(names, model_held, mean, rlp)})
+    rows = {"experiment 1": {"model_argmax": model_exp1, "history_mean": 1.49, "repeat_last_period": 0.61, "seasonal_average": draft_exp1}}
+    rows.update({n: {"model_argmax": m, "history_mean": h, "repeat_last_period": r, "seasonal_average": d}
+                 for n, m, h, r, d in zip(names, model_held, mean, rlp, draft)})
     return pd.DataFrame(rows).T
 
 
@@ -376,7 +391,11 @@ def test_forecast_findings_need_both_baselines_beaten_on_every_held_out_input():
     e1, held = forecast_findings(beats)
     assert e1.measured == {"MSE ÷ repeat last period": pytest.approx(1.5 / 0.61)} and e1.verdict == "not supported"
     assert held.verdict == "supported" and held.measured == {"largest MSE ratio": 0.55}
-    assert held.detail == "P=48: 0.500, P=80: 0.500, P=100: 0.550, mixture 57.5+41.3: 0.500"
+    assert held.detail.startswith("P=48: 0.500, P=80: 0.500, P=100: 0.550, mixture 57.5+41.3: 0.500; draft: P=48: 1.200")
+    # issue 31: the control is the seasonal-average draft alone (ratios 1.2, 1.167, 1.1, 1.333: largest 1.333; 0.7 / 0.61 on experiment 1)
+    assert held.control == {"largest MSE ratio": pytest.approx(0.4 / 0.3)} and e1.control == {"MSE ÷ repeat last period": pytest.approx(0.7 / 0.61)}
+    good_draft = forecast_findings(_forecast_scores([0.5, 0.3, 0.55, 0.15], draft=(0.9, 0.5, 0.9, 0.25), draft_exp1=0.5, model_exp1=0.4))
+    assert [f.verdict for f in good_draft] == ["not supported", "not supported"]  # the draft alone beats the baselines too
     assert forecast_findings(_forecast_scores([0.5, 0.3, 0.55, 0.15], model_exp1=0.6))[0].verdict == "supported"
     assert forecast_findings(_forecast_scores([0.5, 0.3, 0.55, 0.15], model_exp1=0.61))[0].verdict == "not supported"  # equal is not better
     assert forecast_reading(beats).startswith("On every held-out input the model beats both baselines, by at least 45.000 %")
@@ -392,6 +411,8 @@ def test_forecast_findings_need_both_baselines_beaten_on_every_held_out_input():
         forecast_findings(beats.loc[["experiment 1"]])
     with pytest.raises(InvalidInputError, match="experiment 1"):
         forecast_findings(beats.drop("experiment 1"))
+    with pytest.raises(InvalidInputError, match="seasonal_average"):
+        forecast_findings(beats.drop(columns="seasonal_average"))
 
 
 def test_held_out_mixture_is_held_out_and_not_exactly_periodic():

@@ -34,31 +34,54 @@ __all__ = ["attention_findings", "forecast_findings", "forecast_reading", "FLAT_
            "causal_section", "causal_frame", "causal_records", "strips"]
 
 
-def attention_findings(*, best_contrast: float, peak_err: float, random_best_contrast: float, random_peak_err: float,
-                       exp2_contrast: float, exp2_contrast_p31: float, random_contrast_p31: float, held_contrasts: Mapping[str, float],
-                       random_contrast_p63: float, top_corr: float, all_corr: float, rollout_contrast: float,
-                       rollout_random: float) -> list[Finding]:
+def attention_findings(*, best_contrast: float, peak_err: float, exp2_contrast: float, exp2_contrast_p31: float,
+                       held_contrasts: Mapping[str, float], top_corr: float, rollout_contrast: float,
+                       aperiodic: Mapping[str, Mapping[str, float]], all_corr: float | None = None,
+                       random_best_contrast: float | None = None) -> list[Finding]:
     """The chapter's attention findings (:mod:`attnbook.registry`, ``vitime-harmonics/…``), each
-    measured on the pretrained model and on its control:
+    measured on the pretrained model and on its control. Since issue 31 every lag-peak finding's control
+    is the same measure of the same head(s) on the aperiodic inputs (``aperiodic``, from
+    :func:`attnbook.vitime.controls.aperiodic_measures`: ``{input: {measure: value}}``), the one of the three
+    most favourable to the rule (:func:`attnbook.vitime.controls.strongest`):
 
     1. ``period-head``: experiment 1's best head, contrast ``best_contrast`` and ``peak_err``
-       (:func:`peak_error`); control: the random-init network's best head (``random_…``);
+       (:func:`peak_error`); control: the same head's contrast at 62.8 samples and peak error on the aperiodic inputs;
     2. ``period-head-vanishes``: the same head on experiment 2 (``exp2_contrast``); control: on experiment 1;
-    3. ``follows-sin-n-5``: its contrast at 31.4 samples on experiment 2; control: random init's;
-    4. ``follows-held-out-periods``: the lowest of ``held_contrasts``; control: random init at 62.8;
-    5. ``heads-share-profile``: the top-3 heads' mean r ``top_corr``; control: all pairs' ``all_corr``;
-    6. ``rollout-keeps-period``: ``rollout_contrast``; control: random init's ``rollout_random``.
+    3. ``follows-sin-n-5``: its contrast at 31.4 samples on experiment 2; control: the same, aperiodic;
+    4. ``follows-held-out-periods``: the lowest of ``held_contrasts``; control: the lowest of its contrasts at
+       the held-out periods on each aperiodic input;
+    5. ``heads-share-profile``: the top-3 heads' mean r ``top_corr``; control: the same heads' mean r, aperiodic;
+    6. ``rollout-keeps-period``: ``rollout_contrast``; control: the rollout's contrast, aperiodic.
+
+    ``all_corr`` (every pair's mean r) and ``random_best_contrast`` (the random-init network's best head), the
+    controls before issue 31, go into the details.
     """
+    from .controls import strongest  # controls imports this module
+
     c = "vitime-harmonics/"
+    names = ", ".join(aperiodic)
+
+    def ctrl(key: str, measures: Mapping[str, str]) -> tuple[dict[str, float], str]:
+        rule = spec(c + key).rule
+        per_input = {n: {m: v[src] for m, src in measures.items()} for n, v in aperiodic.items()}
+        text = "aperiodic (" + "; ".join(f"{n}: " + ", ".join(fmt(float(v[m])) for m in measures) for n, v in per_input.items()) + ")"
+        return strongest(per_input, rule), text
+
+    ph, ph_text = ctrl("period-head", {"period contrast": "contrast 62.8", "peak error (samples)": "peak error"})
+    p31, p31_text = ctrl("follows-sin-n-5", {"contrast at 31.4 samples": "contrast 31.4"})
+    ho, ho_text = ctrl("follows-held-out-periods", {"lowest contrast": "lowest held-out contrast"})
+    r3, r3_text = ctrl("heads-share-profile", {"mean r": "top-3 mean r"})
+    ro, ro_text = ctrl("rollout-keeps-period", {"rollout contrast": "rollout contrast"})
     held = ", ".join(f"{n}: {fmt(v)}" for n, v in held_contrasts.items())
+    rnd = "" if random_best_contrast is None else f"; random init's best head {fmt(random_best_contrast)}"
+    pairs = "" if all_corr is None else f"; all pairs of heads {fmt(all_corr)}"
     return [
-        spec(c + "period-head").result({"period contrast": best_contrast, "peak error (samples)": peak_err},
-                                       {"period contrast": random_best_contrast, "peak error (samples)": random_peak_err}),
+        spec(c + "period-head").result({"period contrast": best_contrast, "peak error (samples)": peak_err}, ph, detail=ph_text + rnd),
         spec(c + "period-head-vanishes").result(exp2_contrast, best_contrast),
-        spec(c + "follows-sin-n-5").result(exp2_contrast_p31, random_contrast_p31),
-        spec(c + "follows-held-out-periods").result(min(held_contrasts.values()), random_contrast_p63, detail=held),
-        spec(c + "heads-share-profile").result(top_corr, all_corr),
-        spec(c + "rollout-keeps-period").result(rollout_contrast, rollout_random),
+        spec(c + "follows-sin-n-5").result(exp2_contrast_p31, p31, detail=p31_text),
+        spec(c + "follows-held-out-periods").result(min(held_contrasts.values()), ho, detail=f"{held}; {ho_text}"),
+        spec(c + "heads-share-profile").result(top_corr, r3, detail=r3_text + pairs),
+        spec(c + "rollout-keeps-period").result(rollout_contrast, ro, detail=ro_text),
     ]
 
 
@@ -80,17 +103,26 @@ def forecast_findings(scores) -> list[Finding]:
     """The forecasts of the chapter's own inputs (``scores``: :func:`attnbook.vitime.harmonics.forecast_scores`
     per input, rows "experiment 1" and "held out …"): ``experiment-1-forecast`` (the model's argmax MSE
     ÷ repeat-last-period's on experiment 1) and ``held-out-probes-forecast`` (the largest, over the
-    held-out inputs, of the model's MSE ÷ the better of the history mean's and repeat-last-period's);
-    each control is the baseline itself, ratio 1."""
+    held-out inputs, of the model's MSE ÷ the better of the history mean's and repeat-last-period's).
+    Since issue 31 each control is the seasonal-average draft the model is given (column ``seasonal_average``),
+    the same ratio: a model that only copied its draft would score it (was the baseline itself, ratio 1,
+    which can never pass a ``< 1`` rule)."""
     ratio = _held_out_ratios(scores)
-    if "experiment 1" not in scores.index:
-        raise bad_argument(InvalidInputError, "scores", "a row 'experiment 1'", list(scores.index), raw=True)
+    if "experiment 1" not in scores.index or "seasonal_average" not in scores.columns:
+        raise bad_argument(InvalidInputError, "scores", "a row 'experiment 1' and a column 'seasonal_average'",
+                           f"index {list(scores.index)}, columns {list(scores.columns)}", raw=True)
+    rows = scores[[str(name).startswith("held out") for name in scores.index]]
+    draft = rows["seasonal_average"] / rows[["history_mean", "repeat_last_period"]].min(axis=1)
     e1 = scores.loc["experiment 1"]
     c = "vitime-harmonics/"
-    return [spec(c + "experiment-1-forecast").result(float(e1["model_argmax"] / e1["repeat_last_period"]), 1.0,
-                                                     detail=f"MSE {fmt(float(e1['model_argmax']))} against {fmt(float(e1['repeat_last_period']))}"),
-            spec(c + "held-out-probes-forecast").result(float(ratio.max()), 1.0,
-                                                        detail=", ".join(f"{n.removeprefix('held out ')}: {fmt(float(r))}" for n, r in ratio.items()))]
+    return [spec(c + "experiment-1-forecast").result(float(e1["model_argmax"] / e1["repeat_last_period"]),
+                                                     float(e1["seasonal_average"] / e1["repeat_last_period"]),
+                                                     detail=f"MSE {fmt(float(e1['model_argmax']))} against {fmt(float(e1['repeat_last_period']))}"
+                                                            f" (draft {fmt(float(e1['seasonal_average']))})"),
+            spec(c + "held-out-probes-forecast").result(float(ratio.max()), float(draft.max()),
+                                                        detail=", ".join(f"{n.removeprefix('held out ')}: {fmt(float(r))}" for n, r in ratio.items())
+                                                               + "; draft: " + ", ".join(f"{n.removeprefix('held out ')}: {fmt(float(r))}"
+                                                                                         for n, r in draft.items()))]
 
 
 def forecast_reading(scores) -> str:

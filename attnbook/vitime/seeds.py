@@ -28,17 +28,32 @@ from .. import runs
 from ..claims import Check, Finding
 from ..errors import InvalidInputError, bad_argument
 from ..train import History
-from . import analysis, diagnosis, forecasting, harmonics as hm, lags, realts
+from . import analysis, controls, diagnosis, forecasting, harmonics as hm, lags, realts
 from .experiment import VALIDATION_SEED, Settings, pretrained, pretraining_entry
 from .model import ViTime
 from .weights import load_official, save_official
 
-__all__ = ["CHAPTER", "LINEAR_SEED", "AVERAGE_SEED", "train_pretrained", "pretraining_run", "pretraining_runs", "execute_and_analyse",
+__all__ = ["CHAPTER", "LINEAR_SEED", "AVERAGE_SEED", "bar_settings", "train_pretrained", "pretraining_run", "pretraining_runs", "execute_and_analyse",
            "Fixed", "fixed", "SeedResult", "analyse_seed", "seed_checks", "per_seed_text", "verdict_text", "verdicts_sentence"]
 
 CHAPTER = "vitime-harmonics"
 #: the linear forecaster's fit and the average image: drawn once, the same baselines for every seed
 LINEAR_SEED, AVERAGE_SEED = 20_000, 30_000
+
+
+def bar_settings(settings: Settings, data: realts.RealTSConfig, seeds: Sequence[int], *, profile: str, preset: str | None = None,
+                 curve: forecasting.HeldOutConfig | None = None) -> tuple[dict[int, Settings], list[dict] | None]:
+    """Each seed's settings: ``settings`` itself when it does not train to the bar (``settings.to_bar`` None: the
+    quick profile), else the budget at which seed's model of ``preset`` (default the chapter's) meets the
+    forecast bar (:func:`attnbook.vitime.controls.train_to_bar`, in this process, cached). Returns
+    ``({seed: settings}, records or None)``."""
+    if settings.to_bar is None:
+        return {s: (settings if preset is None else dataclasses.replace(settings, preset=preset, to_bar=None)) for s in seeds}, None
+    out, records = {}, []
+    for s in seeds:
+        out[s], record = controls.train_to_bar(settings, data, s, settings.to_bar, profile=profile, preset=preset, curve=curve)
+        records.append(record)
+    return out, records
 
 
 def train_pretrained(settings: Settings, data: realts.RealTSConfig, seed: int, curve: forecasting.HeldOutConfig | None) -> None:
@@ -167,6 +182,10 @@ class SeedResult:
     shuffle_diff: float
     causal: analysis.CausalSection
     found: list[Finding]
+    #: issue 31: every lag-peak measure on each aperiodic input ({input: {measure: value}}, controls.aperiodic_measures)
+    aperiodic: dict = dataclasses.field(default_factory=dict)
+    #: issue 31: whether this seed's model meets its forecast bar (its attention findings are inconclusive otherwise)
+    bar_met: bool = False
 
     @property
     def best(self) -> dict:
@@ -250,23 +269,24 @@ def analyse_seed(settings: Settings, data: realts.RealTSConfig, seed: int, fix: 
     # do the period heads matter for the harmonic? (paired series, held-out selection, layer-matched null, positive control)
     causal = analysis.causal_section(model, fix.reference, fix.causal, heads=settings.causal.heads, max_draws=settings.causal.max_draws,
                                      seed=seed, profile=profile, progress=progress)
-    # the seed's findings
+    # the seed's findings; the lag-peak findings' control: the same measures on aperiodic inputs (issue 31)
     p31 = hm.EXPERIMENTS[2][0].period
-    rand_best = rand1.best
     held_contrasts = {n_: a.head_contrast(L, H) for n_, a in held.items()}
+    aperiodic = controls.aperiodic_measures(model, L, H, [(r["layer"], r["head"]) for r in exp1.ranking[:3]],
+                                            held_periods=[h[0].period for h in hm.HELD_OUT.values()], horizon=horizon)
     found = analysis.attention_findings(
         best_contrast=best["contrast"], peak_err=analysis.peak_error(exp1.peaks(L, H), hm.PERIOD_63),
-        random_best_contrast=rand_best["contrast"],
-        random_peak_err=analysis.peak_error(rand1.peaks(rand_best["layer"], rand_best["head"]), hm.PERIOD_63),
         exp2_contrast=exp2.head_contrast(L, H), exp2_contrast_p31=float(lags.period_contrast(exp2.profiles[L, H], p31, spp)),
-        random_contrast_p31=float(lags.period_contrast(rand1.profiles[L, H], p31, spp)), held_contrasts=held_contrasts,
-        random_contrast_p63=rand1.head_contrast(L, H), top_corr=top_corr, all_corr=all_corr, rollout_contrast=roll_contrast,
-        rollout_random=roll_random)
+        held_contrasts=held_contrasts, top_corr=top_corr, rollout_contrast=roll_contrast, aperiodic=aperiodic, all_corr=all_corr,
+        random_best_contrast=rand1.best["contrast"])
     found += analysis.forecast_findings(scores)
-    found.append(forecasting.bar_finding(test_errors, profile))
+    bar = forecasting.bar_finding(test_errors, profile)
+    found.append(bar)
     found += causal.family.findings()
+    found = controls.gate_on_bar(found, bar)  # the attention findings are read on a model that meets its forecast bar (issue 31)
     return SeedResult(seed, model, untrained, history, exp1, exp2, rand1, held, corr, top_corr, all_corr, roll, roll_profile, roll_contrast,
-                      roll_random, scores, test_errors, forecast_table, bars, parts, round_trip, shuffle_diff, causal, found)
+                      roll_random, scores, test_errors, forecast_table, bars, parts, round_trip, shuffle_diff, causal, found, aperiodic,
+                      bar.verdict == "supported")
 
 
 def seed_checks(results: Sequence[SeedResult]) -> list[Check]:
