@@ -29,7 +29,8 @@ from .windows import normalise
 __all__ = ["SPIKE_KEYS", "STATIONARY", "NON_STATIONARY", "SEASONAL", "NOISE", "MIN_LAG", "spike_preference", "recency", "persistence",
            "turbulence", "regime_recovery", "family_table", "stationarity_test", "lag_peak", "near_period", "period_distance",
            "untrained_answers", "question_findings", "autocorrelation_rank", "profile_period", "chapter_values",
-           "chapter_checks", "forecast_findings", "period_reading", "acf_reading", "seed_answers", "seed_findings"]
+           "chapter_checks", "forecast_findings", "period_reading", "acf_reading", "seed_answers", "seed_findings", "QUESTION_SEED",
+           "fresh_units", "mean_entropy", "persistence_fresh", "turbulence_fresh", "fresh_answers", "linear_ars"]
 
 _KEY = "distribution-effects/"
 
@@ -97,6 +98,18 @@ def spike_preference(run: GeneratorRun, limit: int = 64, *, untrained: bool = Fa
     return {"windows": int(len(idx)), "preference": preference(raw), "control": preference(clean)}
 
 
+_ENTROPY: dict[int, tuple[AttentionMaps, float]] = {}
+
+
+def mean_entropy(maps: AttentionMaps) -> float:
+    """The mean normalised entropy of ``maps`` (:func:`attnbook.metrics.entropy`), computed once per
+    maps object (the checks, Q5's table and the chapter's values all read it)."""
+    hit = _ENTROPY.get(id(maps))
+    if hit is None or hit[0] is not maps:
+        hit = _ENTROPY[id(maps)] = (maps, float(metrics.entropy(maps, normalized=True).nanmean()))
+    return hit[1]
+
+
 def _maps(run: GeneratorRun, untrained: bool) -> AttentionMaps:
     return run.untrained_maps if untrained else run.maps
 
@@ -159,6 +172,89 @@ def regime_recovery(run: GeneratorRun, limit: int = 128, *, untrained: bool = Fa
             "since": since.tolist(), "ratios": ratio.tolist()}
 
 
+#: first generation seed of Q2's and Q3's fresh RandomWalk and GARCH series (series i: QUESTION_SEED + i)
+QUESTION_SEED = 40_000
+
+
+def fresh_units(n_series: int, fresh: Mapping[str, Any], input_len: int = 100) -> dict[str, Any]:
+    """The independent units every seed's questions 2–4 and forecast comparisons read (the same for
+    every training seed): ``switch`` (:func:`~attnbook.timeseries.controls.switch_windows`), ``pseudo``
+    (:func:`~attnbook.timeseries.controls.pseudo_switch_windows`: the stationary twin's series with a
+    pseudo-switch), ``walk`` and ``garch`` (the first window of ``n_series`` fresh RandomWalk and GARCH
+    series, GARCH's with each window's mean true volatility ``garch_vol``) and ``fresh`` (the causal
+    section's fresh series per process, :class:`~attnbook.timeseries.causal.FreshSeries`)."""
+    from . import controls as K
+
+    garch, made = K.fresh_windows("GARCH11", n_series, QUESTION_SEED, input_len)
+    return {"switch": K.switch_windows(n_series, input_len=input_len), "pseudo": K.pseudo_switch_windows(n_series, input_len=input_len),
+            "walk": K.fresh_windows("RandomWalk", n_series, QUESTION_SEED, input_len)[0], "garch": garch,
+            "garch_vol": np.array([s.truth["volatility"][:input_len].mean() for s in made]), "fresh": dict(fresh)}
+
+
+def persistence_fresh(walk: np.ndarray, noise: np.ndarray) -> dict[str, float]:
+    """Q2 on independent series: the recency ratios (one per fresh series, :func:`~attnbook.timeseries.controls.window_recency`)
+    of the random walk's forecaster on fresh walk windows (``walk``) and of GARCH's forecaster on fresh GARCH
+    windows (``noise``): the difference of their means with its two-sample bootstrap interval."""
+    from .controls import difference_interval
+
+    walk, noise = np.asarray(walk, dtype=np.float64), np.asarray(noise, dtype=np.float64)
+    low, high = difference_interval(walk, noise)
+    return {"walk_mean": float(walk.mean()), "noise_mean": float(noise.mean()), "separation": float(walk.mean() - noise.mean()),
+            "low": low, "high": high, "series": int(len(walk))}
+
+
+def turbulence_fresh(entropy: np.ndarray, volatility: np.ndarray) -> dict[str, float]:
+    """Q3 on independent series: the normalised entropy (one value per fresh GARCH series' window) of the
+    windows in the top quartile of mean true ``volatility`` minus the bottom quartile's, the two-sided
+    Mann–Whitney p and the two-sample bootstrap interval of the difference."""
+    from .controls import difference_interval
+
+    ent, vol = np.asarray(entropy, dtype=np.float64), np.asarray(volatility, dtype=np.float64)
+    lo, hi = np.quantile(vol, [0.25, 0.75])
+    top, bottom = ent[vol >= hi], ent[vol <= lo]
+    low, high = difference_interval(top, bottom)
+    return {"entropy_turbulent": float(top.mean()), "entropy_calm": float(bottom.mean()),
+            "p_value": float(mannwhitneyu(top, bottom, alternative="two-sided").pvalue), "low": low, "high": high,
+            "windows": int(len(top) + len(bottom))}
+
+
+def fresh_answers(one: Mapping[str, GeneratorRun], twin: torch.nn.Module, units: Mapping[str, Any],
+                  ars: Mapping[str, Any]) -> dict[str, Any]:
+    """One training seed's measurements on independent series (issue 31): ``comparison`` (per process,
+    :func:`~attnbook.timeseries.controls.forecast_comparison` of the forecaster and the linear AR
+    ``ars[g]`` against the best naive baseline on the fresh series), ``persist`` and ``turb`` (fresh Q2,
+    Q3; one captured forward of the GARCH windows serves both), ``regime`` (Q4 on the fresh switch
+    windows) and ``pseudo`` (Q4's measure of the stationary twin's forecaster ``twin`` at the
+    pseudo-switches of its own fresh series), and ``untrained`` (Q2, Q3 of the initial weights)."""
+    from . import controls as K
+
+    comparison = {}
+    for g, run in one.items():
+        fresh = units["fresh"][g]
+        periods = tuple(run.data.series.truth.get("periods", ()))
+        comparison[g] = K.forecast_comparison(K.model_units(run.model, fresh), K.baseline_units(fresh, periods, ars[g]))
+    walk, garch = one["RandomWalk"], one["GARCH11"]
+
+    def q2_q3(walk_model, garch_model):
+        garch_maps = K.window_maps(garch_model, units["garch"])
+        return (persistence_fresh(K.window_recency(K.window_maps(walk_model, units["walk"])), K.window_recency(garch_maps)),
+                turbulence_fresh(K.window_entropy(garch_maps), units["garch_vol"]))
+
+    persist, turb = q2_q3(walk.model, garch.model)
+    u_persist, u_turb = q2_q3(untrained_model(walk.config), untrained_model(garch.config))
+    return {"comparison": comparison, "persist": persist, "turb": turb,
+            "regime": K.post_switch_units(one["RegimeSwitching"].model, units["switch"]), "pseudo": K.post_switch_units(twin, units["pseudo"]),
+            "untrained": {"persist": u_persist, "turb": u_turb}}
+
+
+def linear_ars(one: Mapping[str, GeneratorRun]) -> dict[str, Any]:
+    """The linear AR baseline of every process, fitted on its run's normalised training windows (the
+    same for every training seed: the data do not move with the seed)."""
+    from .controls import LinearAR
+
+    return {g: LinearAR.fit(r.data.x_train.double().numpy(), r.data.y_train.double().numpy()) for g, r in one.items()}
+
+
 def family_table(runs: Mapping[str, Sequence[GeneratorRun]], *, untrained: bool = False) -> list[dict]:
     """Q5: per generator (its first run in ``runs``) normalised entropy, recency and diagonal-band strength
     (``untrained``: of the networks at their initial weights)."""
@@ -169,7 +265,7 @@ def family_table(runs: Mapping[str, Sequence[GeneratorRun]], *, untrained: bool 
         rows.append({
             "generator": name, "family": r.data.series.family,
             "stationary": name in STATIONARY,
-            "norm_entropy": float(metrics.entropy(maps, normalized=True).nanmean()),
+            "norm_entropy": mean_entropy(maps),
             "recency": recency(r, untrained=untrained),
             "diagonal": float(metrics.diagonal_band_mass(maps, width=1).nanmean()),
         })
@@ -208,14 +304,12 @@ def period_distance(lag: int, periods: Sequence[int]) -> float:
 
 
 def untrained_answers(runs: Mapping[str, Sequence[GeneratorRun]]) -> dict[str, Any]:
-    """The six questions' measurements on the untrained networks (each run's initial weights, same
-    windows): ``spikes``, ``persist``, ``turb``, ``regime``, ``stat`` and ``peaks``, as the trained
-    ones are measured in the chapter — the findings' controls."""
+    """Questions 1, 5 and 6 measured on the untrained networks (each run's initial weights, same
+    windows): ``spikes``, ``stat`` and ``peaks``, as the trained ones are measured in the chapter —
+    those findings' controls (Q2 and Q3's untrained controls are measured on the fresh series,
+    :func:`fresh_answers`; Q4's control is the stationary twin)."""
     first = {name: seeds[0] for name, seeds in runs.items()}
     return {"spikes": {g: spike_preference(first[g], untrained=True) for g in SPIKE_KEYS},
-            "persist": persistence(runs, untrained=True),
-            "turb": turbulence(first["GARCH11"], untrained=True),
-            "regime": regime_recovery(first["RegimeSwitching"], untrained=True),
             "stat": stationarity_test(family_table(runs, untrained=True)),
             "peaks": {g: lag_peak(r.untrained_maps) for g, r in first.items()}}
 
@@ -231,20 +325,25 @@ def _lag_peak_values(peaks: Mapping[str, dict], periods: Mapping[str, Sequence[i
 
 
 def question_findings(*, spikes: Mapping[str, dict], persist: dict, turb: dict, regime: dict, stat: dict, peaks: Mapping[str, dict],
-                      untrained: Mapping[str, Any], periods: Mapping[str, Sequence[int]], profile: str) -> list[Finding]:
+                      untrained: Mapping[str, Any], periods: Mapping[str, Sequence[int]], profile: str, pseudo: dict) -> list[Finding]:
     """The six questions as their registered findings, each measured on the trained forecasters and
     on ``untrained`` (:func:`untrained_answers`, the control):
 
     1. ``spikes``: the lowest, over the spiky processes with spike windows, of preference ÷ its spikes-removed value;
-    2. ``persistence``: the random walk's recency minus GARCH's (one training seed's forecasters: ``persist``
-       from :func:`persistence` on one run each);
-    3. ``turbulence``: entropy of turbulent minus calm GARCH windows, and the Mann–Whitney p;
-    4. ``regime-switch``: the post-switch share ratio for recent switches;
+    2. ``persistence``: the random walk's recency minus GARCH's on fresh series (:func:`persistence_fresh`);
+       not decided when the difference's interval holds 0;
+    3. ``turbulence``: entropy of turbulent minus calm fresh GARCH windows (:func:`turbulence_fresh`), and
+       the Mann–Whitney p; not decided when the difference's interval holds 0;
+    4. ``regime-switch``: the mean post-switch share ratio over fresh series with a recent switch
+       (``regime``), its control ``pseudo`` — the stationary twin's forecaster at pseudo-switches of its
+       own fresh series, same measure; not decided when the ratio's interval holds 1;
     5. ``non-stationary-recency``: the one-sided Mann–Whitney p of non-stationary over stationary recency;
     6. ``seasonal-lag-peaks``: the seasonal peaks' largest distance to a true period and their lowest
        prominence minus the noise processes' highest; with ``profile`` "full" also
        ``multiseasonality-period-peak``: MultiSeasonality's peak distance to a true period.
     """
+    from .controls import undecided
+
     u = untrained
     spiky = ", ".join(f"{g} {fmt(v['preference'])} ÷ {fmt(v['control'])}" for g, v in spikes.items() if v["windows"])
     found = [
@@ -252,13 +351,20 @@ def question_findings(*, spikes: Mapping[str, dict], persist: dict, turb: dict, 
                                      detail=f"preference ÷ spikes removed: {spiky or 'no spike windows'}",
                                      inconclusive="" if spiky else "no validation window holds a spike"),
         spec(_KEY + "persistence").result(persist["separation"], u["persist"]["separation"],
-                                          detail=f"recency: walk {fmt(persist['walk_mean'])}, GARCH {fmt(persist['noise_mean'])}"),
+                                          detail=f"recency: walk {fmt(persist['walk_mean'])}, GARCH {fmt(persist['noise_mean'])}; "
+                                                 f"difference [{fmt(persist['low'])}, {fmt(persist['high'])}] over fresh series",
+                                          inconclusive=undecided(persist["low"], persist["high"], 0.0, "walk − GARCH recency")),
         spec(_KEY + "turbulence").result(
             {"entropy turbulent − calm": turb["entropy_turbulent"] - turb["entropy_calm"], "Mann-Whitney p": turb["p_value"]},
             {"entropy turbulent − calm": u["turb"]["entropy_turbulent"] - u["turb"]["entropy_calm"], "Mann-Whitney p": u["turb"]["p_value"]},
-            detail=f"entropy {fmt(turb['entropy_turbulent'])} (top volatility quartile) against {fmt(turb['entropy_calm'])} (bottom)"),
-        spec(_KEY + "regime-switch").result(regime["ratio_recent_switch"], u["regime"]["ratio_recent_switch"],
-                                            detail=f"{regime['windows']} windows with a switch"),
+            detail=f"entropy {fmt(turb['entropy_turbulent'])} (top volatility quartile) against {fmt(turb['entropy_calm'])} (bottom); "
+                   f"difference [{fmt(turb['low'])}, {fmt(turb['high'])}] over fresh series",
+            inconclusive=undecided(turb["low"], turb["high"], 0.0, "entropy difference")),
+        spec(_KEY + "regime-switch").result(regime["ratio"], pseudo["ratio"],
+                                            detail=f"{regime['series']} fresh series with a switch: {fmt(regime['ratio'])} "
+                                                   f"[{fmt(regime['low'])}, {fmt(regime['high'])}]; stationary twin at pseudo-switches "
+                                                   f"({pseudo['series']} series): {fmt(pseudo['ratio'])} [{fmt(pseudo['low'])}, {fmt(pseudo['high'])}]",
+                                            inconclusive=undecided(regime["low"], regime["high"], 1.0, "post-switch ratio")),
         spec(_KEY + "non-stationary-recency").result(stat["p_value"], u["stat"]["p_value"],
                                                      detail=f"recency {fmt(stat['non_stationary'])} (non-stationary) against "
                                                             f"{fmt(stat['stationary'])} (stationary)"),
@@ -308,8 +414,8 @@ def chapter_values(first: Mapping[str, GeneratorRun]) -> dict[str, float]:
     validation loss at step 0, the untrained network), ``entropy_ratio`` (mean normalised
     entropy, trained ÷ untrained)."""
     ratio = {n: r.mse / r.best_baseline[1] for n, r in first.items()}
-    trained = float(np.mean([float(metrics.entropy(r.maps, normalized=True).nanmean()) for r in first.values()]))
-    untrained = float(np.mean([float(metrics.entropy(r.untrained_maps, normalized=True).nanmean()) for r in first.values()]))
+    trained = float(np.mean([mean_entropy(r.maps) for r in first.values()]))
+    untrained = float(np.mean([mean_entropy(r.untrained_maps) for r in first.values()]))
     return {"worst_fell": max(r.history.best_val / r.history.val_loss[0] for r in first.values()),
             "ratio_sto": ratio["SeasonTrendOutliers"], "ratio_ms": ratio["MultiSeasonality"],
             "n_beat": sum(v < 1 for v in ratio.values()), "processes": len(first),
@@ -333,15 +439,34 @@ def chapter_checks(values: Mapping[int, Mapping[str, float]], capture_change: fl
     ]
 
 
-def forecast_findings(values: Mapping[str, float]) -> list[Finding]:
-    """The forecasters against the naive baselines (:func:`chapter_values`): ``beats-baselines-seasonal``
-    (the worse of the two seasonal MSE ratios; control the baseline itself, ratio 1) and
-    ``beats-baselines-most`` (processes beaten; control the untrained forecasters' count)."""
-    ratios = {"SeasonTrendOutliers": values["ratio_sto"], "MultiSeasonality": values["ratio_ms"]}
-    return [spec(_KEY + "beats-baselines-seasonal").result(max(ratios.values()), 1.0,
-                                                           detail=", ".join(f"{g} {fmt(r)}" for g, r in ratios.items())),
-            spec(_KEY + "beats-baselines-most").result(float(values["n_beat"]), float(values["n_beat_untrained"]),
-                                                       detail=f"{values['n_beat']} of {values['processes']} processes")]
+def forecast_findings(comparison: Mapping[str, Mapping[str, Any]]) -> list[Finding]:
+    """The forecasters against the baselines on the fresh series (per process
+    :func:`~attnbook.timeseries.controls.forecast_comparison`), each with the linear AR fitted on the
+    training windows as its control, measured the same way (issue 31):
+
+    * ``beats-baselines-seasonal``: the larger over the two seasonal processes of the MSE ÷ the best
+      naive baseline's (last value, window mean, seasonal naive at the known period); not decided when
+      the deciding ratio's interval over the series holds 0.8;
+    * ``beats-baselines-most``: the processes where the per-series difference to the best naive
+      baseline has its whole interval below 0."""
+    from .controls import undecided
+
+    worst = lambda who: max(SEASONAL, key=lambda g: comparison[g][who]["ratio"])  # noqa: E731
+    g = worst("forecaster")
+    c = comparison[g]["forecaster"]
+    seasonal = ", ".join(f"{h} {fmt(comparison[h]['forecaster']['ratio'])} [{fmt(comparison[h]['forecaster']['ratio_low'])}, "
+                         f"{fmt(comparison[h]['forecaster']['ratio_high'])}] (linear AR {fmt(comparison[h]['linear AR']['ratio'])})"
+                         for h in SEASONAL)
+    beaten = [h for h, v in comparison.items() if v["forecaster"]["beats"]]
+    ar_beaten = [h for h, v in comparison.items() if v["linear AR"]["beats"]]
+    over_ar = ", ".join(f"{h} {fmt(v['forecaster ÷ linear AR'])}" for h, v in comparison.items())
+    return [spec(_KEY + "beats-baselines-seasonal").result(
+                c["ratio"], comparison[worst("linear AR")]["linear AR"]["ratio"],
+                detail=f"MSE ÷ best naive on the fresh series: {seasonal}",
+                inconclusive=undecided(c["ratio_low"], c["ratio_high"], 0.8, f"{g} MSE ratio")),
+            spec(_KEY + "beats-baselines-most").result(
+                float(len(beaten)), float(len(ar_beaten)),
+                detail=f"{len(beaten)} of {len(comparison)} processes (linear AR: {len(ar_beaten)}); forecaster ÷ linear AR: {over_ar}")]
 
 
 def period_reading(trained_period: float, untrained_period: float) -> str:
@@ -364,34 +489,38 @@ def acf_reading(trained: dict, untrained: dict) -> str:
 
 # -- one training seed's answers ----------------------------------------------------------------------
 
-def seed_answers(one: Mapping[str, GeneratorRun]) -> dict[str, Any]:
-    """Every measurement of one training seed's nine forecasters (``one``: generator → run), as the
-    chapter reads them: ``values`` (:func:`chapter_values`), ``spikes``, ``persist``, ``turb``,
-    ``regime``, ``stat`` (with its ``rows``), ``peaks`` and the ``untrained`` answers (the controls),
-    and ``periods``. The evaluation windows are the same for every seed (the ablations:
-    :func:`attnbook.timeseries.causal.causal_section`)."""
+def seed_answers(one: Mapping[str, GeneratorRun], twin: torch.nn.Module, units: Mapping[str, Any], ars: Mapping[str, Any]) -> dict[str, Any]:
+    """Every measurement of one training seed's nine forecasters (``one``: generator → run) and its
+    stationary twin (``twin``), as the chapter reads them: ``values`` (:func:`chapter_values`, on the
+    validation windows), ``spikes``, ``rows``, ``stat`` and ``peaks`` (on the validation windows),
+    ``comparison``, ``persist``, ``turb``, ``regime`` and ``pseudo`` (on the fresh series ``units``,
+    :func:`fresh_units`, with the linear ARs ``ars``: :func:`fresh_answers`), the ``untrained``
+    answers and ``periods``."""
     lists = {g: [r] for g, r in one.items()}
     rows = family_table(lists)
+    fresh = fresh_answers(one, twin, units, ars)
     return {
         "values": chapter_values(one),
         "spikes": {g: spike_preference(one[g]) for g in SPIKE_KEYS},
-        "persist": persistence(lists),
-        "turb": turbulence(one["GARCH11"]),
-        "regime": regime_recovery(one["RegimeSwitching"]),
+        "comparison": fresh["comparison"],
+        "persist": fresh["persist"],
+        "turb": fresh["turb"],
+        "regime": fresh["regime"],
+        "pseudo": fresh["pseudo"],
         "rows": rows,
         "stat": stationarity_test(rows),
         "peaks": {g: lag_peak(r.maps) for g, r in one.items()},
-        "untrained": untrained_answers(lists),
+        "untrained": untrained_answers(lists) | fresh["untrained"],
         "periods": {g: tuple(r.data.series.truth.get("periods", ())) for g, r in one.items()},
     }
 
 
 def seed_findings(answers: Mapping[str, Any], profile: str, causal: Sequence[Finding] = ()) -> list[Finding]:
-    """One training seed's findings from its :func:`seed_answers`: the forecasters against the naive
-    baselines, the six questions against the untrained networks, and ``causal`` (the seed's pooled
-    causal findings, :meth:`attnbook.timeseries.causal.PooledFamily.findings`)."""
+    """One training seed's findings from its :func:`seed_answers`: the forecasters against the
+    baselines on the fresh series (control: the linear AR), the six questions against their controls,
+    and ``causal`` (the seed's pooled causal findings, :meth:`attnbook.timeseries.causal.PooledFamily.findings`)."""
     a = answers
-    found = forecast_findings(a["values"])
+    found = forecast_findings(a["comparison"])
     found += question_findings(spikes=a["spikes"], persist=a["persist"], turb=a["turb"], regime=a["regime"], stat=a["stat"],
-                               peaks=a["peaks"], untrained=a["untrained"], periods=a["periods"], profile=profile)
+                               peaks=a["peaks"], untrained=a["untrained"], periods=a["periods"], profile=profile, pseudo=a["pseudo"])
     return found + list(causal)
