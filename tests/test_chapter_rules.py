@@ -201,6 +201,9 @@ def test_chapter_2_question_findings_by_hand():
     tiny["regime"] = {"ratio": 1.05, "low": 0.97, "high": 1.12, "series": 10}
     verdicts = {f.spec.key.split("/")[1]: f for f in q(tiny)}
     assert all(verdicts[k].verdict == "inconclusive" and "holds" in verdicts[k].reason for k in ("persistence", "turbulence", "regime-switch"))
+    wide = _answers()
+    wide["spikes"]["HeavyTailedAR1"] |= {"low": 1.2, "high": 4.0}  # the deciding process's interval holds 1.5
+    assert q(wide)[0].verdict == "inconclusive" and "holds 1.5" in q(wide)[0].reason
     none = _answers()
     none["spikes"] = {g: {"windows": 0, "preference": math.nan, "control": math.nan} for g in none["spikes"]}
     assert q(none)[0].verdict == "inconclusive"

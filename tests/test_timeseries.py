@@ -417,3 +417,30 @@ def test_persistence_and_turbulence_on_fresh_units_by_hand():
     ent = np.array([0.9, 0.9, 0.5, 0.5, 0.5, 0.5, 0.7, 0.7])
     t = Q.turbulence_fresh(ent, vol)  # quartiles 1.75 and 5.25: bottom = windows 0, 1; top = 6, 7
     assert t["entropy_turbulent"] == pytest.approx(0.7) and t["entropy_calm"] == pytest.approx(0.9) and t["windows"] == 4
+
+
+def test_spike_units_hold_spikes_and_their_clean_twins_do_not():
+    from attnbook.timeseries.data import make
+    from attnbook.timeseries.windows import normalise
+
+    for g in Q.SPIKE_KEYS:
+        units = Q.spike_units(g, 30, seed=50, limit=5)
+        assert len(units["keys"]) == 5 == len(units["raw"]) == len(units["clean"])
+        for raw, clean, keys, s in zip(units["raw"], units["clean"], units["keys"], units["seeds"]):
+            series = make(g).generate(200, s)
+            truth = np.asarray(series.truth[Q.SPIKE_KEYS[g]])
+            assert set(keys.tolist()) == set(truth[truth < 100].tolist()) and len(keys)
+            assert np.allclose(raw, normalise(series.values[None, :100])[0][0])
+            expected = Q.remove_spikes(g, series.truth, series.values[:100], 0, keys)
+            assert np.allclose(clean, normalise(expected[None])[0][0]) and not np.allclose(raw, clean)
+
+
+def test_spike_preference_fresh_of_uniform_attention_is_one():
+    from unittest import mock
+
+    units = Q.spike_units("JumpDiffusion", 20, seed=60, limit=6)
+    uniform = lambda model, x: torch.full((1, len(x), 1, 100, 100), 1 / 100)  # noqa: E731
+    with mock.patch.object(Q, "attention", uniform):
+        out = Q.spike_preference_fresh(None, units)
+    assert out["windows"] == 6 and out["preference"] == pytest.approx(1.0) and out["control"] == pytest.approx(1.0)
+    assert math.isnan(Q.spike_preference_fresh(None, {"keys": [], "raw": np.zeros((0, 100))})["preference"])

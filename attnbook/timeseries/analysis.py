@@ -30,7 +30,7 @@ __all__ = ["SPIKE_KEYS", "STATIONARY", "NON_STATIONARY", "SEASONAL", "NOISE", "M
            "turbulence", "regime_recovery", "family_table", "stationarity_test", "lag_peak", "near_period", "period_distance",
            "untrained_answers", "question_findings", "autocorrelation_rank", "profile_period", "chapter_values",
            "chapter_checks", "forecast_findings", "period_reading", "acf_reading", "seed_answers", "seed_findings", "QUESTION_SEED",
-           "fresh_units", "mean_entropy", "persistence_fresh", "turbulence_fresh", "fresh_answers", "linear_ars"]
+           "fresh_units", "spike_units", "spike_preference_fresh", "remove_spikes", "mean_entropy", "persistence_fresh", "turbulence_fresh", "fresh_answers", "linear_ars"]
 
 _KEY = "distribution-effects/"
 
@@ -59,9 +59,15 @@ def _windows_with(run: GeneratorRun, positions: np.ndarray, limit: int) -> tuple
 def _remove_spikes(run: GeneratorRun, window: np.ndarray, start: int, keys: np.ndarray) -> np.ndarray:
     """The window with its spikes taken out: a jump's level shift undone, an outlier or a
     heavy-tailed shock replaced by the mean of its neighbours."""
+    return remove_spikes(run.name, run.data.series.truth, window, start, keys)
+
+
+def remove_spikes(name: str, truth: Mapping[str, Any], window: np.ndarray, start: int, keys: np.ndarray) -> np.ndarray:
+    """``window`` (starting at series step ``start``) of a ``name`` series with ``truth``, its spikes
+    at ``keys`` taken out: a jump's level shift undone, an outlier or a heavy-tailed shock replaced by
+    the mean of its neighbours."""
     out = window.copy()
-    truth = run.data.series.truth
-    if run.name == "JumpDiffusion":
+    if name == "JumpDiffusion":
         sizes = dict(zip(truth["jumps"].tolist(), truth["jump_sizes"].tolist()))
         for k in keys:
             out[k:] -= sizes[int(start + k)]
@@ -108,6 +114,57 @@ def mean_entropy(maps: AttentionMaps) -> float:
     if hit is None or hit[0] is not maps:
         hit = _ENTROPY[id(maps)] = (maps, float(metrics.entropy(maps, normalized=True).nanmean()))
     return hit[1]
+
+
+def spike_units(generator: str, n_series: int, seed: int | None = None, input_len: int = 100, limit: int = 64) -> dict[str, Any]:
+    """Q1's independent units: the first input window of fresh ``generator`` series (series ``i`` from
+    ``seed + i``, default :data:`QUESTION_SEED`) that holds a spike (a key of ``SPIKE_KEYS[generator]``
+    in the window, not every key), at most ``limit`` of the ``n_series`` drawn: ``raw`` and ``clean``
+    (the same windows with the spikes removed, :func:`remove_spikes`), both normalised as in training,
+    the spike ``keys`` of each, and the ``seeds``."""
+    from .data import make
+
+    seed = QUESTION_SEED if seed is None else seed
+    raw, clean, keys, seeds = [], [], [], []
+    for i in range(n_series):
+        series = make(generator).generate(max(input_len + 20, 200), seed + i)
+        positions = np.asarray(series.truth[SPIKE_KEYS[generator]])
+        inside = positions[positions < input_len]
+        if 0 < len(inside) < input_len:
+            window = series.values[:input_len]
+            raw.append(window)
+            clean.append(remove_spikes(generator, series.truth, window, 0, inside))
+            keys.append(inside)
+            seeds.append(seed + i)
+        if len(raw) == limit:
+            break
+    return {"raw": normalise(np.stack(raw))[0] if raw else np.zeros((0, input_len)),
+            "clean": normalise(np.stack(clean))[0] if clean else np.zeros((0, input_len)), "keys": keys, "seeds": seeds}
+
+
+def spike_preference_fresh(model: torch.nn.Module, units: Mapping[str, Any]) -> dict[str, float]:
+    """Q1 on independent series (:func:`spike_units`): per window the attention mass on its spike keys
+    ÷ their share of keys (mean over layers, heads and queries), on the windows with spikes
+    (``preference``, the mean over windows) and with them removed (``control``); ``low``/``high``: the
+    bootstrap interval over the series of ``preference ÷ control``."""
+    from .controls import ratio_interval
+
+    n = len(units["keys"])
+    if n < 2:
+        return {"windows": n, "preference": float("nan"), "control": float("nan"), "low": float("nan"), "high": float("nan")}
+    K = units["raw"].shape[1]
+    onehot = torch.zeros(n, K)
+    for row, k in enumerate(units["keys"]):
+        onehot[row, k] = 1.0
+    share = onehot.sum(1) / K
+
+    def per_window(x: np.ndarray) -> np.ndarray:
+        w = attention(model, torch.tensor(x, dtype=torch.float32))
+        return ((w * onehot[None, :, None, None, :]).sum(-1).mean(dim=(0, 2, 3)) / share).double().numpy()
+
+    raw, clean = per_window(units["raw"]), per_window(units["clean"])
+    low, high = ratio_interval(raw, clean)
+    return {"windows": n, "preference": float(raw.mean()), "control": float(clean.mean()), "low": low, "high": high}
 
 
 def _maps(run: GeneratorRun, untrained: bool) -> AttentionMaps:
@@ -182,13 +239,15 @@ def fresh_units(n_series: int, fresh: Mapping[str, Any], input_len: int = 100) -
     (:func:`~attnbook.timeseries.controls.pseudo_switch_windows`: the stationary twin's series with a
     pseudo-switch), ``walk`` and ``garch`` (the first window of ``n_series`` fresh RandomWalk and GARCH
     series, GARCH's with each window's mean true volatility ``garch_vol``) and ``fresh`` (the causal
-    section's fresh series per process, :class:`~attnbook.timeseries.causal.FreshSeries`)."""
+    section's fresh series per process, :class:`~attnbook.timeseries.causal.FreshSeries`) and ``spikes``
+    (per spiky process, :func:`spike_units` from ``n_series`` drawn)."""
     from . import controls as K
 
     garch, made = K.fresh_windows("GARCH11", n_series, QUESTION_SEED, input_len)
     return {"switch": K.switch_windows(n_series, input_len=input_len), "pseudo": K.pseudo_switch_windows(n_series, input_len=input_len),
             "walk": K.fresh_windows("RandomWalk", n_series, QUESTION_SEED, input_len)[0], "garch": garch,
-            "garch_vol": np.array([s.truth["volatility"][:input_len].mean() for s in made]), "fresh": dict(fresh)}
+            "garch_vol": np.array([s.truth["volatility"][:input_len].mean() for s in made]), "fresh": dict(fresh),
+            "spikes": {g: spike_units(g, n_series, input_len=input_len) for g in SPIKE_KEYS}}
 
 
 def persistence_fresh(walk: np.ndarray, noise: np.ndarray) -> dict[str, float]:
@@ -224,8 +283,9 @@ def fresh_answers(one: Mapping[str, GeneratorRun], twin: torch.nn.Module, units:
     :func:`~attnbook.timeseries.controls.forecast_comparison` of the forecaster and the linear AR
     ``ars[g]`` against the best naive baseline on the fresh series), ``persist`` and ``turb`` (fresh Q2,
     Q3; one captured forward of the GARCH windows serves both), ``regime`` (Q4 on the fresh switch
-    windows) and ``pseudo`` (Q4's measure of the stationary twin's forecaster ``twin`` at the
-    pseudo-switches of its own fresh series), and ``untrained`` (Q2, Q3 of the initial weights)."""
+    windows), ``pseudo`` (Q4's measure of the stationary twin's forecaster ``twin`` at the
+    pseudo-switches of its own fresh series), ``spikes`` (Q1, :func:`spike_preference_fresh`) and
+    ``untrained`` (Q1, Q2, Q3 of the initial weights)."""
     from . import controls as K
 
     comparison = {}
@@ -242,9 +302,11 @@ def fresh_answers(one: Mapping[str, GeneratorRun], twin: torch.nn.Module, units:
 
     persist, turb = q2_q3(walk.model, garch.model)
     u_persist, u_turb = q2_q3(untrained_model(walk.config), untrained_model(garch.config))
-    return {"comparison": comparison, "persist": persist, "turb": turb,
+    spikes = {g: spike_preference_fresh(one[g].model, units["spikes"][g]) for g in SPIKE_KEYS}
+    u_spikes = {g: spike_preference_fresh(untrained_model(one[g].config), units["spikes"][g]) for g in SPIKE_KEYS}
+    return {"comparison": comparison, "persist": persist, "turb": turb, "spikes": spikes,
             "regime": K.post_switch_units(one["RegimeSwitching"].model, units["switch"]), "pseudo": K.post_switch_units(twin, units["pseudo"]),
-            "untrained": {"persist": u_persist, "turb": u_turb}}
+            "untrained": {"persist": u_persist, "turb": u_turb, "spikes": u_spikes}}
 
 
 def linear_ars(one: Mapping[str, GeneratorRun]) -> dict[str, Any]:
@@ -304,14 +366,24 @@ def period_distance(lag: int, periods: Sequence[int]) -> float:
 
 
 def untrained_answers(runs: Mapping[str, Sequence[GeneratorRun]]) -> dict[str, Any]:
-    """Questions 1, 5 and 6 measured on the untrained networks (each run's initial weights, same
-    windows): ``spikes``, ``stat`` and ``peaks``, as the trained ones are measured in the chapter —
-    those findings' controls (Q2 and Q3's untrained controls are measured on the fresh series,
+    """Questions 5 and 6 measured on the untrained networks (each run's initial weights, same
+    windows): ``stat`` and ``peaks``, as the trained ones are measured in the chapter — those
+    findings' controls (Q1–Q3's untrained controls are measured on the fresh series,
     :func:`fresh_answers`; Q4's control is the stationary twin)."""
     first = {name: seeds[0] for name, seeds in runs.items()}
-    return {"spikes": {g: spike_preference(first[g], untrained=True) for g in SPIKE_KEYS},
-            "stat": stationarity_test(family_table(runs, untrained=True)),
+    return {"stat": stationarity_test(family_table(runs, untrained=True)),
             "peaks": {g: lag_peak(r.untrained_maps) for g, r in first.items()}}
+
+
+def _spike_undecided(spikes: Mapping[str, dict]) -> str:
+    """Q1 is not decided when the deciding (lowest) process's interval of preference ÷ spikes removed holds 1.5."""
+    from .controls import undecided
+
+    lowest = min((g for g, v in spikes.items() if v["windows"]), key=lambda g: spikes[g]["preference"] / spikes[g]["control"])
+    v = spikes[lowest]
+    if "low" not in v:
+        return ""
+    return undecided(v["low"], v["high"], 1.5, f"{lowest} preference ratio")
 
 
 def _lowest_spike_ratio(spikes: Mapping[str, dict]) -> float:
@@ -329,7 +401,9 @@ def question_findings(*, spikes: Mapping[str, dict], persist: dict, turb: dict, 
     """The six questions as their registered findings, each measured on the trained forecasters and
     on ``untrained`` (:func:`untrained_answers`, the control):
 
-    1. ``spikes``: the lowest, over the spiky processes with spike windows, of preference ÷ its spikes-removed value;
+    1. ``spikes``: the lowest, over the spiky processes with spike windows (fresh series,
+       :func:`spike_preference_fresh`), of preference ÷ its spikes-removed value; not decided when the
+       deciding process's interval holds 1.5;
     2. ``persistence``: the random walk's recency minus GARCH's on fresh series (:func:`persistence_fresh`);
        not decided when the difference's interval holds 0;
     3. ``turbulence``: entropy of turbulent minus calm fresh GARCH windows (:func:`turbulence_fresh`), and
@@ -349,7 +423,7 @@ def question_findings(*, spikes: Mapping[str, dict], persist: dict, turb: dict, 
     found = [
         spec(_KEY + "spikes").result(_lowest_spike_ratio(spikes), _lowest_spike_ratio(u["spikes"]),
                                      detail=f"preference ÷ spikes removed: {spiky or 'no spike windows'}",
-                                     inconclusive="" if spiky else "no validation window holds a spike"),
+                                     inconclusive=_spike_undecided(spikes) if spiky else "no window holds a spike"),
         spec(_KEY + "persistence").result(persist["separation"], u["persist"]["separation"],
                                           detail=f"recency: walk {fmt(persist['walk_mean'])}, GARCH {fmt(persist['noise_mean'])}; "
                                                  f"difference [{fmt(persist['low'])}, {fmt(persist['high'])}] over fresh series",
@@ -492,8 +566,8 @@ def acf_reading(trained: dict, untrained: dict) -> str:
 def seed_answers(one: Mapping[str, GeneratorRun], twin: torch.nn.Module, units: Mapping[str, Any], ars: Mapping[str, Any]) -> dict[str, Any]:
     """Every measurement of one training seed's nine forecasters (``one``: generator → run) and its
     stationary twin (``twin``), as the chapter reads them: ``values`` (:func:`chapter_values`, on the
-    validation windows), ``spikes``, ``rows``, ``stat`` and ``peaks`` (on the validation windows),
-    ``comparison``, ``persist``, ``turb``, ``regime`` and ``pseudo`` (on the fresh series ``units``,
+    validation windows), ``rows``, ``stat`` and ``peaks`` (on the validation windows),
+    ``spikes``, ``comparison``, ``persist``, ``turb``, ``regime`` and ``pseudo`` (on the fresh series ``units``,
     :func:`fresh_units`, with the linear ARs ``ars``: :func:`fresh_answers`), the ``untrained``
     answers and ``periods``."""
     lists = {g: [r] for g, r in one.items()}
@@ -501,7 +575,7 @@ def seed_answers(one: Mapping[str, GeneratorRun], twin: torch.nn.Module, units: 
     fresh = fresh_answers(one, twin, units, ars)
     return {
         "values": chapter_values(one),
-        "spikes": {g: spike_preference(one[g]) for g in SPIKE_KEYS},
+        "spikes": fresh["spikes"],
         "comparison": fresh["comparison"],
         "persist": fresh["persist"],
         "turb": fresh["turb"],
