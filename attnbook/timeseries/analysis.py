@@ -284,7 +284,8 @@ def fresh_answers(one: Mapping[str, GeneratorRun], twin: torch.nn.Module, units:
     ``ars[g]`` against the best naive baseline on the fresh series), ``persist`` and ``turb`` (fresh Q2,
     Q3; one captured forward of the GARCH windows serves both), ``regime`` (Q4 on the fresh switch
     windows), ``pseudo`` (Q4's measure of the stationary twin's forecaster ``twin`` at the
-    pseudo-switches of its own fresh series), ``spikes`` (Q1, :func:`spike_preference_fresh`) and
+    pseudo-switches of its own fresh series; ``pseudo_own``: RegimeSwitching's own forecaster at the same
+    pseudo-switches, shown beside it, not a rule), ``spikes`` (Q1, :func:`spike_preference_fresh`) and
     ``untrained`` (Q1, Q2, Q3 of the initial weights)."""
     from . import controls as K
 
@@ -306,6 +307,7 @@ def fresh_answers(one: Mapping[str, GeneratorRun], twin: torch.nn.Module, units:
     u_spikes = {g: spike_preference_fresh(untrained_model(one[g].config), units["spikes"][g]) for g in SPIKE_KEYS}
     return {"comparison": comparison, "persist": persist, "turb": turb, "spikes": spikes,
             "regime": K.post_switch_units(one["RegimeSwitching"].model, units["switch"]), "pseudo": K.post_switch_units(twin, units["pseudo"]),
+            "pseudo_own": K.post_switch_units(one["RegimeSwitching"].model, units["pseudo"]),
             "untrained": {"persist": u_persist, "turb": u_turb, "spikes": u_spikes}}
 
 
@@ -581,6 +583,7 @@ def seed_answers(one: Mapping[str, GeneratorRun], twin: torch.nn.Module, units: 
         "turb": fresh["turb"],
         "regime": fresh["regime"],
         "pseudo": fresh["pseudo"],
+        "pseudo_own": fresh["pseudo_own"],
         "rows": rows,
         "stat": stationarity_test(rows),
         "peaks": {g: lag_peak(r.maps) for g, r in one.items()},
