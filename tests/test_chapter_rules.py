@@ -154,6 +154,8 @@ def test_chapter_2_checks_and_forecast_findings_by_hand():
     assert _verdicts(forecast_findings(ar_too))["beats-baselines-seasonal"] == "not supported"
     wide = dict(comparison, SeasonTrendOutliers=_comparison(0.75, 0.9, low=0.6, high=0.85))  # the interval holds 0.8: not decided
     assert forecast_findings(wide)[0].verdict == "inconclusive" and "holds 0.8" in forecast_findings(wide)[0].reason
+    wide_ar = dict(wide, MultiSeasonality=_comparison(0.5, 0.6), SeasonTrendOutliers=_comparison(0.75, 0.6, low=0.6, high=0.85))
+    assert forecast_findings(wide_ar)[0].verdict == "not supported"  # the control passes: not supported whatever the interval
     lucky = {n: _comparison(0.5, 0.5, ar_beats=True) for n in names}  # the linear AR beats the naive forecasts everywhere too
     assert _verdicts(forecast_findings(lucky))["beats-baselines-most"] == "not supported"
 
@@ -201,6 +203,8 @@ def test_chapter_2_question_findings_by_hand():
     tiny["regime"] = {"ratio": 1.05, "low": 0.97, "high": 1.12, "series": 10}
     verdicts = {f.spec.key.split("/")[1]: f for f in q(tiny)}
     assert all(verdicts[k].verdict == "inconclusive" and "holds" in verdicts[k].reason for k in ("persistence", "turbulence", "regime-switch"))
+    passing = dict(untrained, persist={**untrained["persist"], "separation": 0.2})  # the control meets Q2's rule: not supported
+    assert {f.spec.key.split("/")[1]: f.verdict for f in q(tiny, untrained=passing)}["persistence"] == "not supported"
     wide = _answers()
     wide["spikes"]["HeavyTailedAR1"] |= {"low": 1.2, "high": 4.0}  # the deciding process's interval holds 1.5
     assert q(wide)[0].verdict == "inconclusive" and "holds 1.5" in q(wide)[0].reason

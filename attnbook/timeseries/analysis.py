@@ -377,6 +377,14 @@ def untrained_answers(runs: Mapping[str, Sequence[GeneratorRun]]) -> dict[str, A
             "peaks": {g: lag_peak(r.untrained_maps) for g, r in first.items()}}
 
 
+def _unless_control_passes(key: str, control: Mapping[str, float] | float, reason: str) -> str:
+    """``reason`` (a not-decided reason), dropped when the control itself meets the finding's rule: the
+    verdict is then "not supported" whatever the model's uncertain value."""
+    spec_ = spec(_KEY + key)
+    values = control if isinstance(control, Mapping) else {spec_.rule.measures[0]: control}
+    return "" if spec_.rule.passes(values) else reason
+
+
 def _spike_undecided(spikes: Mapping[str, dict]) -> str:
     """Q1 is not decided when the deciding (lowest) process's interval of preference ÷ spikes removed holds 1.5."""
     from .controls import undecided
@@ -425,22 +433,27 @@ def question_findings(*, spikes: Mapping[str, dict], persist: dict, turb: dict, 
     found = [
         spec(_KEY + "spikes").result(_lowest_spike_ratio(spikes), _lowest_spike_ratio(u["spikes"]),
                                      detail=f"preference ÷ spikes removed: {spiky or 'no spike windows'}",
-                                     inconclusive=_spike_undecided(spikes) if spiky else "no window holds a spike"),
+                                     inconclusive=_unless_control_passes("spikes", _lowest_spike_ratio(u["spikes"]), _spike_undecided(spikes))
+                                     if spiky else "no window holds a spike"),
         spec(_KEY + "persistence").result(persist["separation"], u["persist"]["separation"],
                                           detail=f"recency: walk {fmt(persist['walk_mean'])}, GARCH {fmt(persist['noise_mean'])}; "
                                                  f"difference [{fmt(persist['low'])}, {fmt(persist['high'])}] over fresh series",
-                                          inconclusive=undecided(persist["low"], persist["high"], 0.0, "walk − GARCH recency")),
+                                          inconclusive=_unless_control_passes("persistence", u["persist"]["separation"],
+                                                                              undecided(persist["low"], persist["high"], 0.0, "walk − GARCH recency"))),
         spec(_KEY + "turbulence").result(
             {"entropy turbulent − calm": turb["entropy_turbulent"] - turb["entropy_calm"], "Mann-Whitney p": turb["p_value"]},
             {"entropy turbulent − calm": u["turb"]["entropy_turbulent"] - u["turb"]["entropy_calm"], "Mann-Whitney p": u["turb"]["p_value"]},
             detail=f"entropy {fmt(turb['entropy_turbulent'])} (top volatility quartile) against {fmt(turb['entropy_calm'])} (bottom); "
                    f"difference [{fmt(turb['low'])}, {fmt(turb['high'])}] over fresh series",
-            inconclusive=undecided(turb["low"], turb["high"], 0.0, "entropy difference")),
+            inconclusive=_unless_control_passes("turbulence", {"entropy turbulent − calm": u["turb"]["entropy_turbulent"] - u["turb"]["entropy_calm"],
+                                                               "Mann-Whitney p": u["turb"]["p_value"]},
+                                                undecided(turb["low"], turb["high"], 0.0, "entropy difference"))),
         spec(_KEY + "regime-switch").result(regime["ratio"], pseudo["ratio"],
                                             detail=f"{regime['series']} fresh series with a switch: {fmt(regime['ratio'])} "
                                                    f"[{fmt(regime['low'])}, {fmt(regime['high'])}]; stationary twin at pseudo-switches "
                                                    f"({pseudo['series']} series): {fmt(pseudo['ratio'])} [{fmt(pseudo['low'])}, {fmt(pseudo['high'])}]",
-                                            inconclusive=undecided(regime["low"], regime["high"], 1.0, "post-switch ratio")),
+                                            inconclusive=_unless_control_passes("regime-switch", pseudo["ratio"],
+                                                                                undecided(regime["low"], regime["high"], 1.0, "post-switch ratio"))),
         spec(_KEY + "non-stationary-recency").result(stat["p_value"], u["stat"]["p_value"],
                                                      detail=f"recency {fmt(stat['non_stationary'])} (non-stationary) against "
                                                             f"{fmt(stat['stationary'])} (stationary)"),
@@ -539,7 +552,8 @@ def forecast_findings(comparison: Mapping[str, Mapping[str, Any]]) -> list[Findi
     return [spec(_KEY + "beats-baselines-seasonal").result(
                 c["ratio"], comparison[worst("linear AR")]["linear AR"]["ratio"],
                 detail=f"MSE ÷ best naive on the fresh series: {seasonal}",
-                inconclusive=undecided(c["ratio_low"], c["ratio_high"], 0.8, f"{g} MSE ratio")),
+                inconclusive=_unless_control_passes("beats-baselines-seasonal", comparison[worst("linear AR")]["linear AR"]["ratio"],
+                                                    undecided(c["ratio_low"], c["ratio_high"], 0.8, f"{g} MSE ratio"))),
             spec(_KEY + "beats-baselines-most").result(
                 float(len(beaten)), float(len(ar_beaten)),
                 detail=f"{len(beaten)} of {len(comparison)} processes (linear AR: {len(ar_beaten)}); forecaster ÷ linear AR: {over_ar}")]
