@@ -125,6 +125,13 @@ def _verdicts(found) -> dict[str, str]:
     return {f.spec.key.removeprefix("distribution-effects/"): f.verdict for f in found}
 
 
+def _comparison(forecaster, ar, beats=True, ar_beats=False, low=None, high=None):
+    side = lambda r, b, lo, hi: {"ratio": r, "ratio_low": r - 0.05 if lo is None else lo, "ratio_high": r + 0.05 if hi is None else hi,  # noqa: E731
+                                 "beats": b, "mse": r}
+    return {"best naive": "last value", "forecaster": side(forecaster, beats, low, high), "linear AR": side(ar, ar_beats, None, None),
+            "forecaster ÷ linear AR": forecaster / ar}
+
+
 def test_chapter_2_checks_and_forecast_findings_by_hand():
     from attnbook.timeseries.analysis import chapter_checks, chapter_values, forecast_findings
 
@@ -139,16 +146,25 @@ def test_chapter_2_checks_and_forecast_findings_by_hand():
     assert 0 < values["entropy_ratio"] < 0.95
     checks = chapter_checks({0: values}, 1e-6)
     assert len(checks) == 3 and all(_holds(checks))
-    found = forecast_findings(values)
-    assert _verdicts(found) == {"beats-baselines-seasonal": "supported", "beats-baselines-most": "supported"}
-    assert found[0].control == {"largest MSE ratio": 1.0} and found[1].control == {"processes beaten": 0.0}
     worse = chapter_values(dict(first, MultiSeasonality=_run(0.95, 1.0, 0.9, 1.0, sharpish, flat)))
     assert _holds(chapter_checks({0: worse}, 1e-3)) == [False, True, False]
     assert _holds(chapter_checks({0: values, 1: worse}, 1e-6)) == [False, True, True]  # one seed's forecaster that did not train fails it
-    assert found[0].spec.key.endswith("seasonal") and forecast_findings(worse)[0].measured == {"largest MSE ratio": 0.9}
-    assert _verdicts(forecast_findings(worse))["beats-baselines-seasonal"] == "not supported"
-    lucky = chapter_values({n: _run(0.5, 0.8, 0.5, 1.0, sharpish, flat) for n in names})  # untrained already below the baseline
-    assert lucky["n_beat_untrained"] == 6 and _verdicts(forecast_findings(lucky))["beats-baselines-most"] == "not supported"
+    # issue 31: on the fresh series, against the linear AR as the control
+    comparison = {n: _comparison(0.5, 0.9) for n in names}
+    found = forecast_findings(comparison)
+    assert _verdicts(found) == {"beats-baselines-seasonal": "supported", "beats-baselines-most": "supported"}
+    assert found[0].control == {"largest MSE ratio": 0.9} and found[1].control == {"processes beaten": 0.0}
+    worse = dict(comparison, MultiSeasonality=_comparison(0.7, 0.9))
+    assert forecast_findings(worse)[0].measured == {"largest MSE ratio": 0.7}
+    ar_too = dict(comparison, MultiSeasonality=_comparison(0.5, 0.05, ar_beats=True), SeasonTrendOutliers=_comparison(0.5, 0.6))
+    assert forecast_findings(ar_too)[0].control == {"largest MSE ratio": 0.6}  # a linear AR gains as much on both: not supported
+    assert _verdicts(forecast_findings(ar_too))["beats-baselines-seasonal"] == "not supported"
+    wide = dict(comparison, SeasonTrendOutliers=_comparison(0.75, 0.9, low=0.6, high=0.85))  # the interval holds 0.8: not decided
+    assert forecast_findings(wide)[0].verdict == "inconclusive" and "holds 0.8" in forecast_findings(wide)[0].reason
+    wide_ar = dict(wide, MultiSeasonality=_comparison(0.5, 0.6), SeasonTrendOutliers=_comparison(0.75, 0.6, low=0.6, high=0.85))
+    assert forecast_findings(wide_ar)[0].verdict == "not supported"  # the control passes: not supported whatever the interval
+    lucky = {n: _comparison(0.5, 0.5, ar_beats=True) for n in names}  # the linear AR beats the naive forecasts everywhere too
+    assert _verdicts(forecast_findings(lucky))["beats-baselines-most"] == "not supported"
 
 
 def _answers(*, spike=3.0, separation=0.3, entropy_gap=-0.1, p_turb=0.01, regime=1.3, p_stat=0.01, ms_lag=31, sto_lag=25, prominence=2.0):
@@ -158,10 +174,12 @@ def _answers(*, spike=3.0, separation=0.3, entropy_gap=-0.1, p_turb=0.01, regime
     spikes["SeasonTrendOutliers"] = {"windows": 0, "preference": math.nan, "control": math.nan}  # left out
     peaks = {"MultiSeasonality": {"lag": ms_lag, "prominence": prominence}, "SeasonTrendOutliers": {"lag": sto_lag, "prominence": prominence}}
     peaks |= {g: {"lag": 3, "prominence": 1.5} for g in NOISE}
-    return {"spikes": spikes, "persist": {"separation": separation, "walk_mean": 1.3, "noise_mean": 1.0, "seeds": 1},
-            "turb": {"entropy_turbulent": 0.5 + entropy_gap, "entropy_calm": 0.5, "p_value": p_turb},
-            "regime": {"ratio_recent_switch": regime, "windows": 10}, "stat": {"p_value": p_stat, "non_stationary": 2.0, "stationary": 1.0},
-            "peaks": peaks}
+    return {"spikes": spikes, "persist": {"separation": separation, "walk_mean": 1.3, "noise_mean": 1.0, "low": separation - 0.05,
+                                          "high": separation + 0.05},
+            "turb": {"entropy_turbulent": 0.5 + entropy_gap, "entropy_calm": 0.5, "p_value": p_turb, "low": entropy_gap - 0.01,
+                     "high": entropy_gap + 0.01},
+            "regime": {"ratio": regime, "low": regime - 0.1, "high": regime + 0.1, "series": 10},
+            "stat": {"p_value": p_stat, "non_stationary": 2.0, "stationary": 1.0}, "peaks": peaks}
 
 
 def test_chapter_2_question_findings_by_hand():
@@ -169,22 +187,37 @@ def test_chapter_2_question_findings_by_hand():
 
     periods = {"MultiSeasonality": (12, 30, 50), "SeasonTrendOutliers": (25,)}
     untrained = _answers(spike=1.1, separation=-0.1, entropy_gap=0.0, p_turb=0.5, regime=1.0, p_stat=0.3, ms_lag=18, sto_lag=10, prominence=1.2)
-    found = question_findings(**_answers(), untrained=untrained, periods=periods, profile="quick")
+    pseudo = {"ratio": 0.98, "low": 0.95, "high": 1.01, "series": 12}
+    q = lambda answers=None, **kw: question_findings(**(answers or _answers()), **{"untrained": untrained, "periods": periods,  # noqa: E731
+                                                                                    "profile": "quick", "pseudo": pseudo, **kw})
+    found = q()
     assert _verdicts(found) == dict.fromkeys(["spikes", "persistence", "turbulence", "regime-switch", "non-stationary-recency",
                                               "seasonal-lag-peaks"], "supported")
     assert found[0].measured == {"lowest preference ÷ spikes removed": 3.0} and found[0].control == {"lowest preference ÷ spikes removed": 1.1}
+    assert found[3].measured == {"post-switch share ratio": 1.3} and found[3].control == {"post-switch share ratio": 0.98}
     assert found[5].measured == {"largest peak distance (lags)": 1.0, "prominence − noise max": 0.5}
     assert found[5].control == {"largest peak distance (lags)": 15.0, "prominence − noise max": pytest.approx(-0.3)}
-    full = question_findings(**_answers(), untrained=untrained, periods=periods, profile="full")
+    full = q(profile="full")
     assert len(full) == 7 and full[6].measured == {"peak distance (lags)": 1.0} and full[6].control == {"peak distance (lags)": 6.0}
-    weak = question_findings(**_answers(spike=1.4, p_turb=0.2, sto_lag=6), untrained=dict(untrained, persist={**untrained["persist"], "separation": 0.2}),
-                             periods=periods, profile="quick")
+    weak = q(_answers(spike=1.4, p_turb=0.2, sto_lag=6), untrained=dict(untrained, persist={**untrained["persist"], "separation": 0.2}))
     assert _verdicts(weak) == {"spikes": "not supported", "persistence": "not supported", "turbulence": "not supported",
                                "regime-switch": "supported", "non-stationary-recency": "supported", "seasonal-lag-peaks": "not supported"}
     assert weak[1].reason == "the control meets the rule too"
+    # recency alone: the pseudo-switch rises too, so Q4 is not supported
+    assert _verdicts(q(pseudo={**pseudo, "ratio": 1.2}))["regime-switch"] == "not supported"
+    # a difference inside its interval is not decided (Q2, Q3, Q4)
+    tiny = _answers(separation=0.01, entropy_gap=-0.0005)
+    tiny["regime"] = {"ratio": 1.05, "low": 0.97, "high": 1.12, "series": 10}
+    verdicts = {f.spec.key.split("/")[1]: f for f in q(tiny)}
+    assert all(verdicts[k].verdict == "inconclusive" and "holds" in verdicts[k].reason for k in ("persistence", "turbulence", "regime-switch"))
+    passing = dict(untrained, persist={**untrained["persist"], "separation": 0.2})  # the control meets Q2's rule: not supported
+    assert {f.spec.key.split("/")[1]: f.verdict for f in q(tiny, untrained=passing)}["persistence"] == "not supported"
+    wide = _answers()
+    wide["spikes"]["HeavyTailedAR1"] |= {"low": 1.2, "high": 4.0}  # the deciding process's interval holds 1.5
+    assert q(wide)[0].verdict == "inconclusive" and "holds 1.5" in q(wide)[0].reason
     none = _answers()
     none["spikes"] = {g: {"windows": 0, "preference": math.nan, "control": math.nan} for g in none["spikes"]}
-    assert question_findings(**none, untrained=untrained, periods=periods, profile="quick")[0].verdict == "inconclusive"
+    assert q(none)[0].verdict == "inconclusive"
 
 
 def test_chapter_2_readings():

@@ -259,10 +259,188 @@ def test_chapter_runs_cover_every_generator_and_seed_on_the_same_series():
     settings = profiles.get("distribution-effects", "quick")
     seeds = profiles.training_seeds("quick", 2)
     runs = chapter_runs(settings, seeds)
-    assert len(runs) == len(GENERATORS) * len(seeds) == 27
+    assert len(runs) == (len(GENERATORS) + 1) * len(seeds) == 30  # the nine processes and the stationary twin (issue 31)
+    twins, runs = runs[27:], runs[:27]
+    assert [r.seed for r in twins] == [2, 3, 4] and all(r.args[0].params == (("stay", 1.0),) and r.args[0].generator == "RegimeSwitching"
+                                                           for r in twins)
+    assert all("params" not in r.args[0].to_dict() for r in runs)  # the nine processes keep issue 30's cache keys
+    assert not {r.entries[0].folder for r in twins} & {r.entries[0].folder for r in runs}
     assert [r.seed for r in runs[:len(GENERATORS)]] == [2] * len(GENERATORS) and {r.seed for r in runs} == {2, 3, 4}
     assert all(r.train is train_run and r.args[0].data_seed == DATA_SEED and r.args[0].train.seed == r.seed for r in runs)
     assert len({r.entries[0].folder for r in runs}) == len(runs)  # one cache entry per generator and seed
     assert runs[0].label == f"{next(iter(GENERATORS))} seed 2" and runs[0].args[1:] == ("cpu", "fp32")
     plan = configs(settings, seeds)
     assert all(len(v) == 3 and len({c.data_seed for c in v}) == 1 for v in plan.values())  # the series do not move with the seed
+
+
+# -- issue 31's controls ----------------------------------------------------------------------------------
+from attnbook.timeseries import controls as K  # noqa: E402
+
+
+def test_linear_ar_is_the_least_squares_fit_by_the_normal_equations():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((200, 6)), rng.standard_normal((200, 3))
+    ar = K.LinearAR.fit(x, y)
+    design = np.hstack([x, np.ones((200, 1))])
+    beta = np.linalg.solve(design.T @ design, design.T @ y)  # the normal equations, by hand
+    assert np.allclose(ar.coef, beta[:-1]) and np.allclose(ar.intercept, beta[-1])
+    assert np.allclose(ar.predict(x), design @ beta)
+    # an AR(2) without noise is recovered exactly: x_t = 0.5 x_{t-1} - 0.3 x_{t-2} + 1
+    series = [0.3, -0.2]
+    for _ in range(300):
+        series.append(0.5 * series[-1] - 0.3 * series[-2] + 1.0 + 0.0)
+    series = np.array(series) + 0.0
+    series[::7] += 0.0
+    noisy = series + np.r_[rng.standard_normal(2), np.zeros(300)]  # excitation at the start only
+    inputs = np.lib.stride_tricks.sliding_window_view(noisy[:-1], 4)[:-1]
+    targets = noisy[4:][: len(inputs), None]
+    fit = K.LinearAR.fit(inputs, targets)
+    assert np.allclose(fit.predict(inputs), targets, atol=1e-8)
+
+
+def test_linear_ar_errors():
+    with pytest.raises(InvalidInputError, match="more windows than inputs"):
+        K.LinearAR.fit(np.zeros((5, 5)), np.zeros((5, 2)))
+    with pytest.raises(InvalidInputError, match="one per input window"):
+        K.LinearAR.fit(np.zeros((10, 3)), np.zeros((9, 2)))
+    ar = K.LinearAR.fit(np.random.default_rng(1).standard_normal((20, 3)), np.zeros((20, 2)))
+    with pytest.raises(InvalidInputError, match="3 inputs per window"):
+        ar.predict(np.zeros((2, 4)))
+
+
+def test_naive_forecasts_commute_with_the_per_window_normalisation():
+    from attnbook.timeseries.windows import normalise
+
+    raw = np.random.default_rng(2).standard_normal((5, 30)).cumsum(1) * 3 + 10
+    x, _, mean, std = normalise(raw)
+    on_raw, on_norm = K.naive_forecasts(raw, 7, (12, 40)), K.naive_forecasts(x, 7, (12, 40))
+    assert set(on_raw) == {"last value", "window mean", "seasonal naive (12)"}  # 40 > the input: left out
+    for k in on_raw:
+        assert np.allclose((on_raw[k] - mean) / std, on_norm[k])
+
+
+def _fresh(n_series=6, per_series=2, L=8, H=3, seed=0):
+    from attnbook.timeseries.causal import FreshSeries
+
+    rng = np.random.default_rng(seed)
+    x = torch.tensor(rng.standard_normal((n_series * per_series, L)), dtype=torch.float32)
+    y = torch.tensor(rng.standard_normal((n_series * per_series, H)), dtype=torch.float32)
+    return FreshSeries("X", x, y, per_series, tuple(range(1, n_series + 1)))
+
+
+def test_baseline_units_are_one_mse_per_series_by_hand():
+    fresh = _fresh()
+    ar = K.LinearAR(np.zeros((8, 3)), np.zeros(3))  # forecasts 0
+    units = K.baseline_units(fresh, (4,), ar)
+    x, y = fresh.x.double().numpy(), fresh.y.double().numpy()
+    last = ((x[:, -1:] - y) ** 2).mean(1)  # per window
+    assert np.allclose(units["last value"], last.reshape(6, 2).mean(1))
+    assert np.allclose(units["linear AR"], (y ** 2).mean(1).reshape(6, 2).mean(1))
+    assert set(units) == {"last value", "window mean", "seasonal naive (4)", "linear AR"}
+
+
+def test_forecast_comparison_decides_each_process_by_its_interval():
+    rng = np.random.default_rng(3)
+    naive = {"last value": 1.0 + 0.1 * rng.random(64), "window mean": 2.0 + rng.random(64)}
+    better, tie = naive["last value"] * (0.5 + 0.01 * rng.standard_normal(64)), naive["last value"] + 0.02 * rng.standard_normal(64)
+    out = K.forecast_comparison(better, {**naive, "linear AR": tie})
+    assert out["best naive"] == "last value" and out["series"] == 64
+    assert out["forecaster"]["beats"] and out["forecaster"]["ratio"] == pytest.approx(0.5, abs=0.01)
+    assert out["forecaster"]["ratio_low"] <= out["forecaster"]["ratio"] <= out["forecaster"]["ratio_high"] < 0.52
+    assert not out["linear AR"]["beats"]  # a difference inside its interval is not a win
+    assert out["forecaster ÷ linear AR"] == pytest.approx(better.mean() / tie.mean())
+
+
+def test_intervals_and_undecided():
+    lo, hi = K.difference_interval(np.full(20, 1.0) + np.linspace(0, 0.1, 20), np.linspace(0, 0.1, 20))
+    assert 0.9 < lo <= 1.0 <= hi < 1.1
+    with pytest.raises(InvalidInputError, match="two 1-D samples"):
+        K.difference_interval([1.0], [1.0, 2.0])
+    with pytest.raises(InvalidInputError, match="one value per unit"):
+        K.ratio_interval([1.0, 2.0], [1.0])
+    lo, hi = K.ratio_interval(np.arange(1.0, 21.0), np.arange(1.0, 21.0) * 2)
+    assert lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
+    assert K.undecided(-0.1, 0.2).startswith("not decided") and K.undecided(0.1, 0.2) == ""
+    assert K.undecided(0.7, 0.9, 0.8, "ratio").endswith("holds 0.8") and "could not" in K.undecided(math.nan, 1.0)
+
+
+def test_pseudo_switch_series_do_not_switch_and_their_positions_lie_in_the_last_half():
+    units = K.pseudo_switch_windows(20, seed=5, input_len=100)
+    assert units["x"].shape == (20, 100) and len(units["switch"]) == 20
+    assert np.all((units["switch"] >= 50) & (units["switch"] < 100))
+    from attnbook.timeseries.data import make
+
+    for s in units["seeds"]:
+        series = make("RegimeSwitching", stay=1.0).generate(200, s)
+        assert len(series.truth["switches"]) == 0 and len(set(series.truth["regimes"].tolist())) == 1  # one level, no switch
+    with pytest.raises(InvalidInputError, match="without switches"):
+        K.pseudo_switch_windows(20, params={"stay": 0.5})
+
+
+def test_switch_windows_hold_a_true_switch_in_their_last_half():
+    from attnbook.timeseries.data import make
+
+    units = K.switch_windows(40, seed=7)
+    assert 0 < len(units["x"]) < 40 and units["drawn"] == 40
+    for s, k in zip(units["seeds"], units["switch"]):
+        regimes = make("RegimeSwitching").generate(200, s).truth["regimes"]
+        assert 50 <= k < 100 and regimes[k] != regimes[k - 1] and len(set(regimes[k:100].tolist())) == 1  # the window's last switch
+
+
+def test_post_switch_ratio_by_hand():
+    rows = torch.tensor([[0.1, 0.1, 0.3, 0.5], [0.25, 0.25, 0.25, 0.25]])
+    assert np.allclose(K.post_switch_ratio(rows, np.array([2, 3])), [0.8 / 0.5, 0.25 / 0.25])
+    with pytest.raises(InvalidInputError, match="one key index"):
+        K.post_switch_ratio(rows, np.array([0, 2]))
+    with pytest.raises(InvalidInputError, match="one key index"):
+        K.post_switch_ratio(rows, np.array([2]))
+    curve = K.since_curve({"ratios": [1.0, 2.0, 4.0], "since": [3, 5, 30]})
+    assert curve == [("1-10", 1.5, 2), ("11-25", pytest.approx(math.nan, nan_ok=True), 0), ("26-50", 4.0, 1)]
+
+
+def test_post_switch_units_of_a_uniform_model_are_one():
+    class Uniform(torch.nn.Module):
+        pass
+
+    units = K.pseudo_switch_windows(8, seed=9, input_len=40)
+    from unittest import mock
+
+    with mock.patch.object(K, "_last_row", lambda model, x: torch.full((len(x), 40), 1 / 40)):
+        out = K.post_switch_units(Uniform(), units)
+    assert out["series"] == 8 and out["ratio"] == pytest.approx(1.0) and out["since"] == (40 - units["switch"]).tolist()
+
+
+def test_persistence_and_turbulence_on_fresh_units_by_hand():
+    p = Q.persistence_fresh(np.array([1.2, 1.4, 1.3]), np.array([1.0, 1.1]))
+    assert p["separation"] == pytest.approx(1.3 - 1.05) and p["series"] == 3 and p["low"] <= p["separation"] <= p["high"]
+    vol = np.arange(8.0)
+    ent = np.array([0.9, 0.9, 0.5, 0.5, 0.5, 0.5, 0.7, 0.7])
+    t = Q.turbulence_fresh(ent, vol)  # quartiles 1.75 and 5.25: bottom = windows 0, 1; top = 6, 7
+    assert t["entropy_turbulent"] == pytest.approx(0.7) and t["entropy_calm"] == pytest.approx(0.9) and t["windows"] == 4
+
+
+def test_spike_units_hold_spikes_and_their_clean_twins_do_not():
+    from attnbook.timeseries.data import make
+    from attnbook.timeseries.windows import normalise
+
+    for g in Q.SPIKE_KEYS:
+        units = Q.spike_units(g, 30, seed=50, limit=5)
+        assert len(units["keys"]) == 5 == len(units["raw"]) == len(units["clean"])
+        for raw, clean, keys, s in zip(units["raw"], units["clean"], units["keys"], units["seeds"]):
+            series = make(g).generate(200, s)
+            truth = np.asarray(series.truth[Q.SPIKE_KEYS[g]])
+            assert set(keys.tolist()) == set(truth[truth < 100].tolist()) and len(keys)
+            assert np.allclose(raw, normalise(series.values[None, :100])[0][0])
+            expected = Q.remove_spikes(g, series.truth, series.values[:100], 0, keys)
+            assert np.allclose(clean, normalise(expected[None])[0][0]) and not np.allclose(raw, clean)
+
+
+def test_spike_preference_fresh_of_uniform_attention_is_one():
+    from unittest import mock
+
+    units = Q.spike_units("JumpDiffusion", 20, seed=60, limit=6)
+    uniform = lambda model, x: torch.full((1, len(x), 1, 100, 100), 1 / 100)  # noqa: E731
+    with mock.patch.object(Q, "attention", uniform):
+        out = Q.spike_preference_fresh(None, units)
+    assert out["windows"] == 6 and out["preference"] == pytest.approx(1.0) and out["control"] == pytest.approx(1.0)
+    assert math.isnan(Q.spike_preference_fresh(None, {"keys": [], "raw": np.zeros((0, 100))})["preference"])

@@ -4,7 +4,7 @@ Every room is a submodule (``timeseries.model``, ``timeseries.experiment``, ``ti
 below are re-exported for short calls and old imports.
 """
 
-from . import analysis, causal, data, experiment, explorer, figures, model, results  # noqa: F401 - the rooms, as submodules (windows: the module is attnbook.timeseries.windows; the name is its function)
+from . import analysis, causal, controls, data, experiment, explorer, figures, model, results  # noqa: F401 - the rooms, as submodules (windows: the module is attnbook.timeseries.windows; the name is its function)
 
 from .data import (
     FAMILIES, GARCH11, GENERATORS, HeavyTailedAR1, JumpDiffusion, MultiSeasonality, OneOverFNoise, RandomWalk,
@@ -16,7 +16,7 @@ from .windows import (
 )
 
 __all__ = [
-    "analysis", "causal", "data", "experiment", "explorer", "figures", "model", "results", "FAMILIES",
+    "analysis", "causal", "controls", "data", "experiment", "explorer", "figures", "model", "results", "FAMILIES",
     "GARCH11", "GENERATORS", "HeavyTailedAR1", "JumpDiffusion", "MultiSeasonality", "OneOverFNoise",
     "RandomWalk", "RegimeSwitching", "SeasonTrendOutliers", "Series", "TrendBreaks", "chronological_split",
     "denormalise", "disjoint_gap", "last_value", "make", "normalise", "seasonal_naive", "window_mean",

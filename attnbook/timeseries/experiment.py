@@ -7,6 +7,7 @@ across the non-stationary series that would otherwise be dominated by their larg
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -34,7 +35,10 @@ class Settings:
     section (:mod:`attnbook.timeseries.causal`) tests on ``eval_series`` fresh series per process of
     ``eval_windows`` non-overlapping windows each (the positive control's heads chosen on as many other
     series of ``select_windows`` windows each), with at most ``causal_draws`` null draws per test
-    (None: :func:`attnbook.stats.draws_for`; its layer-matched spaces of 4 to 16 sets are enumerated either way)."""
+    (None: :func:`attnbook.stats.draws_for`; its layer-matched spaces of 4 to 16 sets are enumerated either way).
+    Questions 2 to 4 are measured on ``question_series`` fresh series per process (one window each,
+    :mod:`attnbook.timeseries.controls`; issue 31), the forecast comparisons on the causal section's
+    fresh series."""
 
     series_len: int
     train: Training
@@ -47,9 +51,10 @@ class Settings:
     eval_windows: int = 4
     select_windows: int = 2
     causal_draws: int | None = None
+    question_series: int = 128
 
     def __post_init__(self) -> None:
-        for name in ("series_len", "n_windows", "heatmap_samples", "eval_series", "eval_windows", "select_windows"):
+        for name in ("series_len", "n_windows", "heatmap_samples", "eval_series", "eval_windows", "select_windows", "question_series"):
             checks.positive_int(name, getattr(self, name))
         if self.eval_series < 64:
             raise bad_argument(InvalidInputError, "eval_series", "at least 64 fresh series per process (issue 30)", self.eval_series)
@@ -68,10 +73,10 @@ DATA_SEED = 0
 PROFILES: dict[str, Settings] = {
     "quick": Settings(series_len=3000, train=Training(steps=160, batch_size=32, lr=2e-3, warmup=20, eval_every=40),
                       attn_dropout=0.0, n_windows=64, heatmap_samples=1, heatmap_heads=2, hardware=CPU_FP32,
-                      eval_series=64, eval_windows=4, select_windows=2, causal_draws=None),
+                      eval_series=64, eval_windows=4, select_windows=2, causal_draws=None, question_series=128),
     "full": Settings(series_len=10000, train=Training(steps=2000, batch_size=64, lr=1e-3, warmup=100, eval_every=100),
                      attn_dropout=None, n_windows=256, heatmap_samples=3, heatmap_heads=None, hardware=Hardware("auto", "fp32"),
-                     eval_series=256, eval_windows=4, select_windows=4, causal_draws=1000),
+                     eval_series=256, eval_windows=4, select_windows=4, causal_draws=1000, question_series=512),
 }
 
 
@@ -85,10 +90,16 @@ class RunConfig:
     val_fraction: float = 0.2
     model: ForecasterConfig = field(default_factory=ForecasterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    #: the generator's parameters over its defaults, as sorted ``(name, value)`` pairs (issue 31: the
+    #: stationary twin of RegimeSwitching is ``(("stay", 1.0),)``); empty for the nine processes
+    params: tuple[tuple[str, float], ...] = ()
 
     def to_dict(self) -> dict:
-        return {"generator": self.generator, "series_len": self.series_len, "data_seed": self.data_seed,
-                "val_fraction": self.val_fraction, "model": self.model.to_dict(), "train": asdict(self.train)}
+        out = {"generator": self.generator, "series_len": self.series_len, "data_seed": self.data_seed,
+               "val_fraction": self.val_fraction, "model": self.model.to_dict(), "train": asdict(self.train)}
+        if self.params:  # only then: the nine processes' cache keys stay those of issue 30
+            out["params"] = [list(p) for p in self.params]
+        return out
 
 
 @dataclass
@@ -116,7 +127,7 @@ def prepare(config: RunConfig) -> Dataset:
     L, H = config.model.input_len, config.model.horizon
     if config.series_len < 4 * (L + H):
         raise bad_argument(InvalidInputError, "series_len", f"at least 4 x (input_len + horizon) = {4 * (L + H)}", config.series_len)
-    series = make(config.generator).generate(config.series_len, config.data_seed)
+    series = make(config.generator, **dict(config.params)).generate(config.series_len, config.data_seed)
     inputs, targets, starts = windows(series.values, L, H)
     train_idx, val_idx = chronological_split(len(inputs), config.val_fraction, gap=disjoint_gap(L, H))
     x, y, mean, std = normalise(inputs, targets)
@@ -226,8 +237,11 @@ def run_generator(config: RunConfig, n_windows: int, *, progress: bool = True, d
     """Prepare, train-or-load (on ``device``), evaluate and record attention (on the CPU) for one generator and seed."""
     data = prepare(config)
     model, history, loaded = train_forecaster(config, data, progress=progress, device=device, precision=precision)
+    # the kept weights are those of the best validation step, whose MSE (the same function, same windows) the
+    # history holds: no second forward over the validation windows (issue 31's saving; equal to the bit on the CPU)
+    error = history.best_val if math.isfinite(history.best_val) else mse(model, data.x_val, data.y_val)
     return GeneratorRun(
-        config, data, model, history, loaded, mse(model, data.x_val, data.y_val), baseline_mse(data),
+        config, data, model, history, loaded, error, baseline_mse(data),
         record(model, data, n_windows), record(untrained(config), data, n_windows),
     )
 
@@ -256,14 +270,39 @@ def train_run(config: RunConfig, device: str = "cpu", precision: str = "fp32") -
     train_forecaster(config, progress=False, device=device, precision=precision)
 
 
+#: the stationary twin of RegimeSwitching (issue 31): the same generator with ``stay = 1``, so its state
+#: never changes — one level plus noise, no switch — the world of Q4's pseudo-switch control
+TWIN = "RegimeSwitching"
+TWIN_PARAMS: tuple[tuple[str, float], ...] = (("stay", 1.0),)
+
+
+def twin_configs(settings: Settings, seeds: Sequence[int]) -> list[RunConfig]:
+    """One :class:`RunConfig` per training seed for the stationary twin (:data:`TWIN` with
+    :data:`TWIN_PARAMS`): everything else as the nine processes' runs of that seed."""
+    model = ForecasterConfig(attn_dropout=settings.attn_dropout)
+    return [RunConfig(TWIN, series_len=settings.series_len, data_seed=DATA_SEED, model=model, train=settings.train.config(seed),
+                      params=TWIN_PARAMS) for seed in seeds]
+
+
 def chapter_runs(settings: Settings, seeds: Sequence[int]) -> list[Run]:
     """Every training of the chapter as a :class:`attnbook.runs.Run`: one forecaster per generator
-    and training seed, seed-major (the first seed's nine first)."""
+    and training seed, seed-major (the first seed's nine first), then the trained control of Q4 (the
+    stationary twin, :func:`twin_configs`), one per seed."""
     plan = configs(settings, seeds)
     where = settings.hardware.where()
-    return [Run("distribution-effects", f"{name} seed {seed}", seed, train_run, (plan[name][i], where["device"], where["precision"]),
-                entries=(RunCache.of("distribution", plan[name][i].to_dict()),))
-            for i, seed in enumerate(seeds) for name in plan]
+    out = [Run("distribution-effects", f"{name} seed {seed}", seed, train_run, (plan[name][i], where["device"], where["precision"]),
+               entries=(RunCache.of("distribution", plan[name][i].to_dict()),))
+           for i, seed in enumerate(seeds) for name in plan]
+    return out + [Run("distribution-effects", f"{TWIN} stationary twin seed {seed}", seed, train_run, (cfg, where["device"], where["precision"]),
+                      entries=(RunCache.of("distribution", cfg.to_dict()),))
+                  for seed, cfg in zip(seeds, twin_configs(settings, seeds))]
+
+
+def load_twins(settings: Settings, seeds: Sequence[int]) -> list[Forecaster]:
+    """The stationary twin's trained forecaster of every seed (in ``seeds``' order), from the cache
+    (run :func:`chapter_runs` first); eval mode, on the CPU."""
+    where = settings.hardware.where()
+    return [train_forecaster(cfg, progress=False, **where)[0].eval() for cfg in twin_configs(settings, seeds)]
 
 
 def load_runs(settings: Settings, seeds: Sequence[int], *, progress: bool = True) -> dict[str, list[GeneratorRun]]:
