@@ -22,7 +22,7 @@ import logging
 import os
 import pickle
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
@@ -30,7 +30,7 @@ from typing import TypeVar
 from .errors import InvalidInputError, bad_argument
 from .store import atomic_write, cache_dir
 
-__all__ = ["cached", "enabled", "memo_path", "source_digest"]
+__all__ = ["cached", "cached_map", "enabled", "memo_path", "source_digest"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,25 +68,59 @@ def memo_path(name: str, config: dict) -> Path:
     return cache_dir() / "memo" / name / f"{key}.pkl"
 
 
+_MISSING = object()
+
+
+def _load(name: str, path: Path):
+    if not enabled() or not path.is_file():
+        return _MISSING
+    try:
+        with path.open("rb") as f:
+            return pickle.load(f)
+    except Exception as exc:  # a truncated or foreign file: compute again and replace it
+        log.warning("memo %s: stored result unreadable (%s); computing it again", name, type(exc).__name__)
+        return _MISSING
+
+
+def _store(name: str, path: Path, result) -> None:
+    if not enabled():
+        return
+    try:
+        data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # e.g. a closure inside the result: still correct, just not kept
+        log.warning("memo %s: result not stored (%s: %s)", name, type(exc).__name__, exc)
+        return
+    atomic_write(path, lambda p: p.write_bytes(data))
+
+
 def cached(name: str, config: dict, compute: Callable[[], T]) -> T:
     """``compute()``, or the result stored by an earlier call with the same ``name``, ``config`` and
     package source (module docstring)."""
     if not callable(compute):
         raise bad_argument(InvalidInputError, "compute", "a function of no arguments", compute)
     path = memo_path(name, config)  # validates name and config even when switched off
-    if not enabled():
-        return compute()
-    if path.is_file():
-        try:
-            with path.open("rb") as f:
-                return pickle.load(f)
-        except Exception as exc:  # a truncated or foreign file: compute again and replace it
-            log.warning("memo %s: stored result unreadable (%s); computing it again", name, type(exc).__name__)
-    result = compute()
-    try:
-        data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:  # e.g. a closure inside the result: still correct, just not kept
-        log.warning("memo %s: result not stored (%s: %s)", name, type(exc).__name__, exc)
-        return result
-    atomic_write(path, lambda p: p.write_bytes(data))
+    result = _load(name, path)
+    if result is _MISSING:
+        result = compute()
+        _store(name, path, result)
     return result
+
+
+def cached_map(name: str, configs: Sequence[dict], compute: Callable[[list[int]], Sequence[T]]) -> list[T]:
+    """One result per config, in order: those stored read back, the others from ``compute(missing)``
+    (the indices of the configs without a stored result, in order; it returns their results in that
+    order, e.g. as parallel tasks) and stored. ``compute`` is not called when nothing is missing."""
+    if not callable(compute):
+        raise bad_argument(InvalidInputError, "compute", "a function of the missing indices", compute)
+    paths = [memo_path(name, c) for c in configs]
+    results = [_load(name, p) for p in paths]
+    missing = [i for i, r in enumerate(results) if r is _MISSING]
+    if missing:
+        fresh = list(compute(missing))
+        if len(fresh) != len(missing):
+            raise bad_argument(InvalidInputError, "compute", f"a function returning one result per missing index ({len(missing)})",
+                               f"{len(fresh)} results", raw=True)
+        for i, r in zip(missing, fresh):
+            results[i] = r
+            _store(name, paths[i], r)
+    return results

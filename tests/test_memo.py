@@ -88,3 +88,25 @@ def test_bad_config_and_compute(cache):
         memo.cached("a", {}, 3)
     with pytest.raises(InvalidInputError, match="config"):
         memo.cached("a", {"f": object()}, lambda: 1)
+
+
+def test_cached_map_computes_only_the_missing(cache):
+    asked = []
+
+    def run(configs):
+        def compute(missing):
+            asked.append(list(missing))
+            return [10 * configs[i]["i"] for i in missing]
+        return memo.cached_map("m", configs, compute)
+
+    assert run([{"i": 0}, {"i": 1}]) == [0, 10]
+    assert run([{"i": 0}, {"i": 2}, {"i": 1}]) == [0, 20, 10]
+    assert run([{"i": 2}]) == [20]
+    assert asked == [[0, 1], [1]]  # the second call missed only {"i": 2}, at index 1; the third nothing
+
+
+def test_cached_map_wrong_count(cache):
+    with pytest.raises(InvalidInputError, match="one result per missing index"):
+        memo.cached_map("m", [{"i": 0}, {"i": 1}], lambda missing: [1])
+    with pytest.raises(InvalidInputError, match="compute"):
+        memo.cached_map("m", [{}], None)

@@ -392,13 +392,24 @@ def use_test(run, corpus, settings: CausalSettings | None = None, *, models: Map
 def use_tests(runs: Mapping[int, object], corpus, settings: CausalSettings | None = None, *, seed: int = 0) -> dict[int, UseTest]:
     """:func:`use_test` for every training seed's run (``{seed: run}``), each a task of its own
     (:func:`attnbook.charlm.controls.map_tasks`: two at once on 2 cores, one torch thread each; the stored weights
-    travel with the task). The same numbers as one after the other: a test depends only on its run, corpus and seed."""
+    travel with the task). The same numbers as one after the other: a test depends only on its run, corpus and seed,
+    so a test already computed by this code (:mod:`attnbook.memo`: the build's execution, read again by the tests') is
+    read back instead."""
+    from dataclasses import asdict
+
+    from .. import memo
     from .controls import map_tasks
     from .experiment import load_model
 
-    calls = [((run, corpus, settings), {"models": {s: load_model(run.spec, s) for s in ("last", "middle")}, "seed": seed})
-             for run in runs.values()]
-    return dict(zip(runs, map_tasks(use_test, calls)))
+    order = list(runs.values())
+    configs = [{"run": run.spec.to_dict(), "settings": asdict(settings) if settings is not None else None, "seed": seed} for run in order]
+
+    def compute(missing: list[int]) -> list[UseTest]:
+        calls = [((order[i], corpus, settings), {"models": {s: load_model(order[i].spec, s) for s in ("last", "middle")}, "seed": seed})
+                 for i in missing]
+        return map_tasks(use_test, calls)
+
+    return dict(zip(runs, memo.cached_map("charlm/use-test", configs, compute)))
 
 
 # -- tables, figure, glue over seeds -------------------------------------------------------------------

@@ -239,10 +239,20 @@ def map_tasks(fn, calls: Sequence[tuple[tuple, dict]], threads: int = 1) -> list
 
 def seed_statistics(results: Sequence, corpora: Mapping, *, windows: int = WINDOWS, seed: int = 0) -> dict[int, list[RunStatistics]]:
     """``{training seed: [RunStatistics of each of its runs, corpus order]}`` for every run of ``results``, one task
-    per run (:func:`map_tasks`; the models travel with the task)."""
-    calls = [((r, corpora[r.spec.dataset]), {"windows": windows, "seed": seed, "models": run_models(r)}) for r in results]
+    per run (:func:`map_tasks`; the models travel with the task); a run's statistics already computed by this code are
+    read back (:mod:`attnbook.memo`)."""
+    from .. import memo
+
+    results = list(results)
+    configs = [{"run": r.spec.to_dict(), "windows": windows, "seed": seed} for r in results]
+
+    def compute(missing: list[int]) -> list[RunStatistics]:
+        calls = [((results[i], corpora[results[i].spec.dataset]), {"windows": windows, "seed": seed, "models": run_models(results[i])})
+                 for i in missing]
+        return map_tasks(run_statistics, calls)
+
     out: dict[int, list[RunStatistics]] = {}
-    for r, st in zip(results, map_tasks(run_statistics, calls)):
+    for r, st in zip(results, memo.cached_map("charlm/statistics", configs, compute)):
         out.setdefault(r.spec.seed, []).append(st)
     return out
 
