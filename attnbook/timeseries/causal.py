@@ -314,12 +314,28 @@ def causal_section(one: Mapping[str, GeneratorRun], settings: Settings, *, draw_
     from :data:`SELECT_SEED`), every process's stratum (:func:`generator_tests`, null draws capped at
     ``settings.causal_draws``; every space here is enumerated), and the pooled family of size ``family``
     (default: the chapter's :func:`~attnbook.registry.causal_family`). Timed: benchmarks call it as
-    ``causal_section(seed_runs(load_runs(settings, seeds), i), settings)``."""
-    from tqdm.auto import tqdm
+    ``causal_section(seed_runs(load_runs(settings, seeds), i), settings)``. A section this code already
+    computed for the same forecasters, settings, series and seeds is read back (:mod:`attnbook.memo`: the
+    build's execution, read again by the tests')."""
+    import hashlib
+    from dataclasses import asdict
 
+    from .. import memo
     from ..registry import causal_family
 
     family = len(causal_family(FINDING.split("/")[0])) if family is None else family
+    digest = hashlib.sha256()
+    for g, series in sorted((fresh or {}).items()):
+        digest.update(g.encode() + series.x.numpy().tobytes() + series.y.numpy().tobytes() + repr(series.seeds).encode())
+    config = {"runs": {g: run.config.to_dict() for g, run in sorted(one.items())}, "settings": asdict(settings), "draw_seed": draw_seed,
+              "family": family, "fresh": digest.hexdigest() if fresh else None}
+    return memo.cached("timeseries/causal-section", config, lambda: _causal_section(one, settings, draw_seed, family, fresh, progress))
+
+
+def _causal_section(one: Mapping[str, GeneratorRun], settings: Settings, draw_seed: int, family: int,
+                    fresh: Mapping[str, FreshSeries] | None, progress: bool) -> CausalSection:
+    from tqdm.auto import tqdm
+
     start = time.perf_counter()
     config = next(iter(one.values())).config.model
     strata = {}
