@@ -30,7 +30,7 @@ from typing import TypeVar
 from .errors import InvalidInputError, bad_argument
 from .store import atomic_write, cache_dir
 
-__all__ = ["cached", "cached_map", "enabled", "memo_path", "source_digest"]
+__all__ = ["cached", "cached_map", "enabled", "fingerprint", "memo_path", "source_digest"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,6 +51,44 @@ def source_digest() -> str:
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def fingerprint(value) -> str:
+    """SHA-256 of what a result depends on when it is not a config: a module's ``state_dict`` (names,
+    dtypes, shapes and bytes), tensors and arrays (dtype, shape, bytes), mappings (sorted by key),
+    sequences (in order), anything else by its ``repr`` — for configs that name a model or data by
+    their content."""
+    import numpy as np
+    import torch
+
+    digest = hashlib.sha256()
+
+    def feed(x) -> None:
+        if isinstance(x, torch.nn.Module):
+            feed(x.state_dict())
+        elif isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            digest.update(f"tensor {t.dtype} {tuple(t.shape)}".encode())
+            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(x, np.ndarray):
+            a = np.ascontiguousarray(x)
+            digest.update(f"array {a.dtype} {a.shape}".encode() + a.tobytes())
+        elif isinstance(x, dict):
+            digest.update(b"{")
+            for k in sorted(x, key=repr):
+                feed(k)
+                feed(x[k])
+            digest.update(b"}")
+        elif isinstance(x, (list, tuple)):
+            digest.update(b"[")
+            for v in x:
+                feed(v)
+            digest.update(b"]")
+        else:
+            digest.update(repr(x).encode() + b"\0")
+
+    feed(value)
     return digest.hexdigest()
 
 

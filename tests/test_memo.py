@@ -110,3 +110,21 @@ def test_cached_map_wrong_count(cache):
         memo.cached_map("m", [{"i": 0}, {"i": 1}], lambda missing: [1])
     with pytest.raises(InvalidInputError, match="compute"):
         memo.cached_map("m", [{}], None)
+
+
+def test_fingerprint_follows_content():
+    import torch
+
+    a = torch.nn.Linear(3, 2)
+    b = torch.nn.Linear(3, 2)
+    b.load_state_dict(a.state_dict())
+    assert memo.fingerprint(a) == memo.fingerprint(b)  # same weights, another object
+    with torch.no_grad():
+        b.weight[0, 0] += 1e-6
+    assert memo.fingerprint(a) != memo.fingerprint(b)
+    assert memo.fingerprint(torch.zeros(2, 3)) != memo.fingerprint(torch.zeros(3, 2))  # the shape counts
+    assert memo.fingerprint(torch.zeros(2)) != memo.fingerprint(torch.zeros(2, dtype=torch.float64))
+    assert memo.fingerprint(np.arange(3)) == memo.fingerprint(np.arange(3))
+    assert memo.fingerprint({"b": 1, "a": [1, 2]}) == memo.fingerprint({"a": [1, 2], "b": 1})
+    assert memo.fingerprint([1, 2]) != memo.fingerprint([2, 1])
+    assert memo.fingerprint(torch.zeros(0)) != memo.fingerprint(torch.zeros(1))

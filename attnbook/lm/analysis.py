@@ -441,14 +441,26 @@ def causal_section(lm: LanguageModel, selection: Sequence[RoleItem], test: Seque
     split** (``test``): one :func:`~attnbook.intervene.head_set_test` per group (``how`` from :data:`HOW`)
     and for the positive control, each against the layer-matched null, sized for the family of
     :func:`attnbook.registry.causal_family` (``max_draws``: ``None`` for :func:`attnbook.stats.draws_for`;
-    ``exact_up_to``: the largest null space enumerated, as in :func:`~attnbook.intervene.head_set_test`)."""
-    from .. import registry
-    from .attention import lm_attention
+    ``exact_up_to``: the largest null space enumerated, as in :func:`~attnbook.intervene.head_set_test`).
+    A section this code already computed for the same weights, items, measures and settings is read back
+    (:mod:`attnbook.memo`: the build's execution, read again by the tests')."""
+    from .. import memo
 
     selection, test = list(selection), list(test)
     shared = {i.source for i in selection} & {i.source for i in test}
     if shared:
         raise bad_argument(InvalidInputError, "test", "items whose source sentences the selection split does not hold", sorted(shared)[:3], raw=True)
+    config = {"model": lm.name, "weights": memo.fingerprint(lm.model), "selection": memo.fingerprint(selection), "test": memo.fingerprint(test),
+              "measures": memo.fingerprint(measures) if measures is not None else None, "seed": seed, "max_draws": max_draws,
+              "exact_up_to": exact_up_to}
+    return memo.cached("lm/causal-section", config, lambda: _causal_section(lm, selection, test, measures, seed, max_draws, exact_up_to, progress))
+
+
+def _causal_section(lm: LanguageModel, selection: list[RoleItem], test: list[RoleItem], measures: dict[str, torch.Tensor] | None,
+                    seed: int, max_draws: int | None, exact_up_to: int, progress: bool) -> CausalSection:
+    from .. import registry
+    from .attention import lm_attention
+
     start = time.perf_counter()
     if measures is None:
         measures = head_measures(lm_attention(lm, [i.source for i in selection]))
