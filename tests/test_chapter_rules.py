@@ -289,17 +289,22 @@ def test_chapter_4_compression_findings_by_hand():
     from attnbook.errors import InvalidInputError
     from attnbook.rl.analysis import compression_findings
 
-    keep, topk = compression_findings(_regret_sweep(), [29, 14], 59)
+    redrawn = {29: 12.6, 14: 13.4}  # random-K drawn again: +0.1 and −0.1 against the first draw
+    keep, topk = compression_findings(_regret_sweep(), [29, 14], 59, redrawn)
     assert keep.spec.key == "ad-compression/compression-keeps-return" and keep.measured == {"% of full": 95.0}
     assert keep.control == {"% of full": 80.0} and keep.verdict == "supported" and "recent at K = 29" in keep.detail
-    assert topk.measured == {"largest regret difference": -0.5} and topk.control == {"largest regret difference": 0.0}
-    assert topk.verdict == "supported"
-    random_keeps_it = compression_findings(_regret_sweep(random_pct=(92.0, 60.0)), [29, 14], 59)[0]
+    assert topk.measured == {"largest regret difference": -0.5} and topk.control == {"largest regret difference": pytest.approx(0.1)}
+    assert topk.verdict == "supported" and "random-K drawn again − random-K: K=29: 0.100" in topk.detail
+    chance_beats_it = compression_findings(_regret_sweep(), [29, 14], 59, {29: 12.0, 14: 13.0})[1]  # a second draw does as well
+    assert chance_beats_it.control == {"largest regret difference": pytest.approx(-0.5)} and chance_beats_it.verdict == "not supported"
+    random_keeps_it = compression_findings(_regret_sweep(random_pct=(92.0, 60.0)), [29, 14], 59, redrawn)[0]
     assert (random_keeps_it.verdict, random_keeps_it.reason) == ("not supported", "the control meets the rule too")
-    loses_once = compression_findings(_regret_sweep(topk=(12.0, 13.6)), [29, 14], 59)[1]  # worse than random at K = 14
+    loses_once = compression_findings(_regret_sweep(topk=(12.0, 13.6)), [29, 14], 59, redrawn)[1]  # worse than random at K = 14
     assert loses_once.measured["largest regret difference"] == pytest.approx(0.1) and loses_once.verdict == "not supported"
     with pytest.raises(InvalidInputError, match="K=7"):
-        compression_findings(_regret_sweep(), [29, 7], 59)
+        compression_findings(_regret_sweep(), [29, 7], 59, {29: 12.0, 7: 12.0})
+    with pytest.raises(InvalidInputError, match="redrawn"):
+        compression_findings(_regret_sweep(), [29, 14], 59, {29: 12.0})
 
 
 def test_chapter_4_bandit_experiment_steps_end_to_end(tmp_path, monkeypatch):

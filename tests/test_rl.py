@@ -566,7 +566,8 @@ def test_the_chapters_findings_are_the_registered_ones_for_each_profile():
                           for s in ("recent", "random", "topk") for k in (29, 14)] + [{"strategy": "full", "K": 59, "performance": 11.0,
                                                                                          "% of full": 100.0, "speed-up, batched": 1.0}])
     rows = _head_rows((3.0, 2.5, 0.5))
-    common = analysis.play_findings(_play()) + analysis.compression_findings(sweep, [29, 14], 59) + analysis.head_findings(_study(3.0, 3.0))
+    common = (analysis.play_findings(_play()) + analysis.compression_findings(sweep, [29, 14], 59, {29: 12.0, 14: 12.0})
+              + analysis.head_findings(_study(3.0, 3.0)) + analysis.recency_findings(1.0, {"shuffled": 0.1, "ed": 0.2, "untrained": 0.0}, 14, 59))
     quick = common + analysis.attention_findings(rows, rows, 2.0, 1.0)
     full = common + analysis.attention_findings(rows, rows, 2.0, 1.0, darkroom=True) + [analysis.darkroom_finding(_dark_returns(4.0, 9.6))]
     for profile, found in (("quick", quick), ("full", full)):
@@ -856,12 +857,16 @@ def test_chapter_runs_fill_the_entries_the_chapter_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("ATTNBOOK_RAY", "0")
     settings = _tiny_settings()
     chapter = experiment.chapter_runs(settings, (0, 1))
-    assert [r.label for r in chapter] == ["bandits AD seed 0", "bandits AD seed 1", "bandits ED seed 0", "bandits ED seed 1"]
+    assert [r.label for r in chapter] == ["bandits AD seed 0", "bandits AD seed 1", "bandits ED seed 0", "bandits ED seed 1",
+                                          "bandits AD, shuffled histories seed 0", "bandits AD, shuffled histories seed 1"]
     assert all(r.chapter == "ad-compression" and not r.cached for r in chapter)
     timings = runs.execute(chapter, progress=False)
     assert all(not t.cached and t.where == "in process" for t in timings) and all(r.cached for r in chapter)
     models = experiment.train_bandit_models(settings, None, seed=1)  # the chapter's loads: every entry is a run's
-    assert models.loaded
+    assert models.loaded and models.shuffled is not None and models.shuffled_history is not None
+    assert not torch.equal(models.ad.embed.weight, models.shuffled.embed.weight)  # same init, other data
+    assert [c["finding"].split("/")[1] for c in experiment.trained_controls(settings, (0, 1))] == [
+        "learns-in-context", "beats-random", "recency-vs-ed", "recency-vs-shuffled", "recency-survives"]
     assert not torch.equal(models.ad.embed.weight, experiment.train_bandit_models(settings, None, seed=0).ad.embed.weight)
     assert all(t.cached for t in runs.execute(chapter, progress=False))
     with pytest.raises(InvalidInputError, match="seed"):
@@ -898,6 +903,11 @@ def test_a_bandit_study_per_seed_gives_every_finding_and_the_tables_across_seeds
     found = across_seeds({s: analysis.seed_findings(st, settings.ks, L) for s, st in studies.items()})
     assert sorted(f.spec.key for f in found) == sorted(s.key for s in chapter_specs("ad-compression", "quick"))
     assert all(f.seeds == (0, 1) and len(f.per_seed) == 2 for f in found)
+    study = studies[0]
+    assert set(study.control_rows) == {"shuffled", "ed", "untrained"} and study.twin_rows is study.control_rows["untrained"]
+    assert study.recency_k == analysis.recency_k(L) and set(study.recency) == {"AD", "shuffled", "ed", "untrained"}
+    assert study.recency["AD"] == pytest.approx(analysis.model_recency(study.query, study.recency_k))
+    assert set(study.redrawn) == set(settings.ks) and {"held-out play", "compression sweep", "head ablation"} <= set(study.seconds)
     table = analysis.regret_by_seed({s: st.held.table for s, st in studies.items()})
     assert list(table.columns) == ["R(T), mean over seeds", "R(T), seed 0", "R(T), seed 1"]
     assert table.loc["AD", "R(T), mean over seeds"] == pytest.approx((table.loc["AD", "R(T), seed 0"] + table.loc["AD", "R(T), seed 1"]) / 2)
@@ -908,3 +918,146 @@ def test_a_bandit_study_per_seed_gives_every_finding_and_the_tables_across_seeds
     assert [c.text.split(" (")[0] for c in checks[2:]] == ["best compression of seed 0", "best compression of seed 1"]
     from attnbook.rl import figures
     assert "mean of 2 training seeds" in figures.compression_bars({s: st.sweep for s, st in studies.items()}, settings.ks).axes[0].get_title()
+
+
+# --- issue 31: recency as a defined quantity, its controls, recency heads vs sharp heads -------------
+
+
+def test_recency_k_is_the_newest_quarter():
+    assert analysis.recency_k(59) == 14 and analysis.recency_k(80) == 20 and analysis.recency_k(3) == 1
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(InvalidInputError, match="L"):
+            analysis.recency_k(bad)
+
+
+def test_recency_log_ratio_equals_a_hand_computation():
+    # one layer, two tasks, one head; L = 4 context transitions + the query (its own weight is left out)
+    w = torch.tensor([[[[0.1, 0.1, 0.2, 0.4, 0.2]], [[0.2, 0.2, 0.2, 0.2, 0.2]]]], dtype=torch.float64)
+    ratio = analysis.recency_log_ratio(w, k=1)
+    # task 0: p = (0.1, 0.1, 0.2, 0.4) / 0.8, mass on the newest 1 = 0.5, uniform share 1/4 -> log 2
+    # task 1: uniform -> mass 1/4 -> log 1 = 0
+    assert ratio.shape == (1, 2, 1) and ratio[0, 0, 0] == pytest.approx(np.log(2.0)) and ratio[0, 1, 0] == pytest.approx(0.0)
+    # k = 2: task 0 mass (0.2 + 0.4) / 0.8 = 0.75 over 2/4 -> log 1.5
+    assert analysis.recency_log_ratio(w, k=2)[0, 0, 0] == pytest.approx(np.log(1.5))
+    # default k = L // 4 = 1; all mass on the newest transitions: log(L / k), the largest value
+    assert np.allclose(analysis.recency_log_ratio(w), ratio)
+    top = torch.tensor([[[[0.0, 0.0, 0.0, 0.7, 0.3]]]], dtype=torch.float64)
+    assert analysis.recency_log_ratio(top, k=1)[0, 0, 0] == pytest.approx(np.log(4.0))
+    assert analysis.recency_log_ratio(torch.tensor([[[[1.0, 0.0, 0.0, 0.0, 0.0]]]]), k=1)[0, 0, 0] == -np.inf
+    # the model's value: the mean mass over tasks (0.5 and 0.25), then the log
+    assert analysis.model_recency(w, k=1) == pytest.approx(np.log(0.375 / 0.25))
+    for bad in (0, 5, 1.5):
+        with pytest.raises(InvalidInputError, match="k"):
+            analysis.recency_log_ratio(w, k=bad)
+    with pytest.raises(InvalidInputError, match="attention"):
+        analysis.recency_log_ratio(torch.ones(2, 3, 4))
+
+
+def test_sharpness_is_one_minus_normalised_entropy():
+    L = 4
+    w = torch.tensor([[[[0.25, 0.25, 0.25, 0.25, 0.0]], [[0.0, 0.0, 1.0, 0.0, 0.0]], [[0.5, 0.5, 0.0, 0.0, 0.0]]]], dtype=torch.float64)
+    s = analysis.sharpness(w)[0, :, 0]
+    assert s[0] == pytest.approx(0.0) and s[1] == pytest.approx(1.0) and s[2] == pytest.approx(1 - np.log(2) / np.log(L))
+    stats = analysis.query_stats(w)
+    assert np.allclose(analysis.sharpness(w), 1 - stats["entropy_norm"])
+
+
+def test_head_profile_and_the_chosen_heads_by_hand():
+    # two layers, two tasks, two heads, L = 4: L0H0 recent and sharp, L0H1 uniform, L1H0 old and sharp, L1H1 recent and broad
+    recent_sharp, uniform = [0.0, 0.0, 0.0, 1.0, 0.0], [0.25, 0.25, 0.25, 0.25, 0.0]
+    old_sharp, recent_broad = [1.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.2, 0.3, 0.5, 0.0]
+    w = torch.tensor([[[recent_sharp, uniform]] * 2, [[old_sharp, recent_broad]] * 2], dtype=torch.float64)  # (2, 2, 2, 5)
+    rows = analysis.head_profile(w, k=1)
+    by = {(r["layer"], r["head"]): r for r in rows}
+    assert by[(0, 0)]["recency_log_ratio"] == pytest.approx(np.log(4.0)) and by[(0, 0)]["sharpness"] == pytest.approx(1.0)
+    assert by[(0, 1)]["recency_log_ratio"] == pytest.approx(0.0) and by[(0, 1)]["sharpness"] == pytest.approx(0.0)
+    assert by[(1, 0)]["recency_log_ratio"] == -np.inf and by[(1, 0)]["sharp_head"] and not by[(1, 0)]["recency_head"]
+    assert by[(1, 1)]["recency_log_ratio"] == pytest.approx(np.log(2.0)) and not by[(1, 1)]["recency_head"]  # log 2 is not above log 2
+    assert by[(0, 0)]["recency_head"] and by[(0, 0)]["sharp_head"] and all(r["k"] == 1 and r["L"] == 4 for r in rows)
+    chosen = analysis.chosen_heads_profile(rows, [(0, 0), (1, 1)])
+    assert [c["head"] for c in chosen] == ["L0H0", "L1H1"]
+    assert [c["recency rank"] for c in chosen] == [1, 2] and [c["sharpness rank"] for c in chosen] == [1, 3]
+    with pytest.raises(InvalidInputError, match="heads"):
+        analysis.chosen_heads_profile(rows, [(2, 0)])
+    summary = analysis.recency_vs_sharpness({0: rows, 1: rows})
+    assert (summary["heads"], summary["recency_heads"], summary["sharp_heads"], summary["both"]) == (8, 2, 4, 2)
+    assert summary["pooled"]["n"] == 6  # the -inf heads have no rank on the recency scale
+
+
+def test_spearman_matches_scipy_and_the_fisher_interval_by_hand():
+    from scipy import stats as st
+
+    x = np.array([0.1, 0.5, 0.3, 0.9, 0.7, 0.2, 0.6, 0.8])
+    y = np.array([1.0, 2.5, 2.0, 3.5, 2.2, 0.5, 3.0, 4.0])
+    out = analysis.spearman(x, y)
+    ref = st.spearmanr(x, y)
+    assert out["rho"] == pytest.approx(ref.statistic) and out["p"] == pytest.approx(ref.pvalue) and out["n"] == 8
+    half = 1.959963984540054 * np.sqrt(1.06 / (8 - 3))
+    assert out["low"] == pytest.approx(np.tanh(np.arctanh(ref.statistic) - half))
+    assert out["high"] == pytest.approx(np.tanh(np.arctanh(ref.statistic) + half))
+    ranks = lambda v: np.argsort(np.argsort(v)).astype(float)  # noqa: E731  (no ties: Pearson of the ranks)
+    assert out["rho"] == pytest.approx(np.corrcoef(ranks(x), ranks(y))[0, 1])
+    perfect = analysis.spearman([1, 2, 3, 4], [2, 4, 6, 8])
+    assert perfect["rho"] == pytest.approx(1.0) and np.isnan(perfect["low"])
+    for bad in (([1, 2], [1, 2]), ([1, 2, 3], [1, 2]), ([1, 2, np.nan], [1, 2, 3])):
+        with pytest.raises(InvalidInputError, match="x, y"):
+            analysis.spearman(*bad)
+
+
+def test_shuffled_histories_are_a_seeded_permutation_of_each_history():
+    means = envs.bandit_tasks(20, 4, seed=0)
+    h = sources.bandit_histories(means, 30, "ucb", seed=0)
+    s = sources.shuffle_histories(h, seed=3)
+    assert s.actions.shape == h.actions.shape
+    for i in range(h.n):  # each history keeps its own transitions (action and reward together), in another order
+        assert sorted(zip(h.actions[i], h.rewards[i])) == sorted(zip(s.actions[i], s.rewards[i]))
+    assert not np.array_equal(s.actions, h.actions)
+    again, other = sources.shuffle_histories(h, seed=3), sources.shuffle_histories(h, seed=4)
+    assert np.array_equal(again.actions, s.actions) and not np.array_equal(other.actions, s.actions)
+    d = sources.noisy_expert_histories(np.array([[1, 1], [7, 7]]), 2, streams=1, seed=0)
+    ds = sources.shuffle_histories(d, seed=0)
+    for i in range(d.n):  # every field of a transition moves with it
+        pairs = lambda x: sorted(zip(x.obs[i], x.actions[i], x.rewards[i], x.next_obs[i], x.done[i]))  # noqa: E731
+        assert pairs(d) == pairs(ds)
+    with pytest.raises(InvalidInputError, match="histories"):
+        sources.shuffle_histories(h.actions, seed=0)
+    with pytest.raises(InvalidInputError, match="seed"):
+        sources.shuffle_histories(h, seed=-1)
+
+
+def test_ed_trains_for_ads_steps():
+    from attnbook import profiles
+    from attnbook.rl import experiment
+
+    for profile in ("quick", "full"):
+        s = profiles.get("ad-compression", profile)
+        assert s.ed_training().steps == s.train.steps
+    with pytest.raises(InvalidInputError, match="ed_steps"):
+        _tiny_settings(ed_steps=3)
+    assert experiment.BANDIT_MODELS == ("ad", "ed", "shuffled")
+
+
+def test_recency_findings_apply_one_rule_to_every_control():
+    found = analysis.recency_findings(1.0, {"shuffled": 0.1, "ed": 0.9, "untrained": 0.0}, 14, 59)
+    assert [f.spec.key.split("/")[1] for f in found] == ["recency-vs-shuffled", "recency-vs-ed", "recency-vs-untrained"]
+    assert [f.verdict for f in found] == ["supported", "not supported", "supported"]  # ED is recency-biased too
+    assert found[1].reason == "the control meets the rule too" and "k = 14 of L = 59" in found[0].detail
+    assert all(f.measured == {"recency log-ratio": 1.0} for f in found) and found[0].control == {"recency log-ratio": 0.1}
+    assert [f.verdict for f in analysis.recency_findings(0.5, {"shuffled": 0.0, "ed": 0.0, "untrained": 0.0}, 14, 59)] == ["not supported"] * 3
+    assert analysis.recency_findings(np.log(2), {"shuffled": 0.0, "ed": 0.0, "untrained": 0.0}, 14, 59)[0].verdict == "not supported"
+    with pytest.raises(InvalidInputError, match="controls"):
+        analysis.recency_findings(1.0, {"shuffled": 0.1}, 14, 59)
+
+
+def test_random_k_drawn_again_changes_only_the_kept_transitions():
+    config = ad.ADConfig(n_states=1, n_actions=3, n_ctx=16)
+    torch.manual_seed(0)
+    model = ad.ADTransformer(config).eval()
+    means = envs.bandit_tasks(6, 3, seed=1)
+    run = lambda **kw: ad.in_context(model, envs.Bandits(means, seed=2), 15, strategy="random", K=4, positions="original", seed=5, **kw)  # noqa: E731
+    assert np.array_equal(run().actions, run(selection_seed=5).actions)  # the default selection seed is the seed
+    assert not np.array_equal(run().actions, run(selection_seed=6).actions)
+    full = lambda **kw: ad.in_context(model, envs.Bandits(means, seed=2), 15, seed=5, **kw)  # noqa: E731
+    assert np.array_equal(full().actions, full(selection_seed=6).actions)  # the full context draws nothing: only actions' draws
+    with pytest.raises(InvalidInputError, match="selection_seed"):
+        run(selection_seed=-1)

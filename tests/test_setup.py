@@ -58,7 +58,7 @@ def test_a_training_block_becomes_one_train_config():
     assert (config.steps, config.batch_size, config.lr, config.weight_decay, config.warmup, config.eval_every, config.seed) == (
         block.steps, block.batch_size, block.lr, block.weight_decay, block.warmup, block.eval_every, 7)
     ed = profiles.get("ad-compression", "quick").ed_training()
-    assert ed.steps == 300 and ed.warmup == min(50, 300 // 4) and ed.lr == profiles.get("ad-compression", "quick").train.lr
+    assert ed.steps == 900 and ed.warmup == 50 and ed.lr == profiles.get("ad-compression", "quick").train.lr  # AD's steps (issue 31)
     charlm = profiles.get("charlm-evolution", "quick")  # every corpus trains under every training seed of the chapter
     assert set(charlm.datasets) == {"tinyshakespeare", "text8"} and charlm.threads == 1
     assert {d.train.steps for d in charlm.datasets.values()} == {1200}

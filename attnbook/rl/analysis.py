@@ -39,7 +39,9 @@ __all__ = ["STATS", "THRESHOLDS", "query_stats", "summarise", "insights", "finit
            "recency_survival", "play_findings", "compression_findings", "attention_findings", "darkroom_finding", "best_compression",
            "chapter_checks", "RECENCY_STAT", "recency_heads", "head_label", "tokens_and_heads", "head_texts", "head_findings",
            "head_records",
-           "seed_findings", "regret_by_seed", "sweep_by_seed"]
+           "seed_findings", "regret_by_seed", "sweep_by_seed", "recency_k", "recency_log_ratio", "sharpness", "head_profile",
+           "model_recency", "RECENCY_BAR", "SHARP_BAR", "spearman", "recency_vs_sharpness", "chosen_heads_profile", "recency_findings",
+           "RECENCY_CONTROLS"]
 
 STATS = ("mean", "std", "entropy", "entropy_norm", "recency", "recency_no_sink", "argmax", "argmax_rel", "sink",
          "reward_mass", "reward_enrichment")
@@ -107,6 +109,160 @@ def summarise(stats: dict[str, np.ndarray]) -> list[dict]:
                 row[f"{name}_std"] = float(np.nanstd(values)) if np.isfinite(values).any() else float("nan")
             rows.append(row)
     return rows
+
+
+# -- recency as a defined quantity (issue 31) --------------------------------------------------------
+
+#: a head is a "recency head" when its recency log-ratio is above log 2 (the newest k get at least twice their uniform share)
+RECENCY_BAR = math.log(2.0)
+#: a head is a "sharp head" when its sharpness (1 − entropy ÷ log L) is above 0.5 (the "focused" threshold of :data:`THRESHOLDS`)
+SHARP_BAR = 0.5
+
+
+def recency_k(L: int) -> int:
+    """The ``k`` of the recency log-ratio for a context of ``L`` transitions: the newest quarter,
+    ``⌊L/4⌋`` (at least 1) — the seed study's "newest 25 %", fixed before any result (issue 31).
+    Bandits (L = 59): k = 14; Dark Room (L = 80): k = 20, one episode."""
+    if not isinstance(L, int) or isinstance(L, bool) or L < 1:
+        raise bad_argument(InvalidInputError, "L", "a context of at least 1 transition", L)
+    return max(1, L // 4)
+
+
+def _context_rows(attention: Any) -> torch.Tensor:
+    w = torch.as_tensor(attention, dtype=torch.float64)
+    if w.dim() != 4 or w.shape[-1] < 3:
+        raise bad_argument(InvalidInputError, "attention", "query rows (layers, batch, heads, L + 1) with L >= 2", tuple(w.shape), raw=True)
+    L = w.shape[-1] - 1
+    return w[..., :L] / w[..., :L].sum(-1, keepdim=True).clamp_min(1e-300)
+
+
+def _recent_mass(attention: Any, k: int | None) -> tuple[torch.Tensor, int, int]:
+    p = _context_rows(attention)
+    L = p.shape[-1]
+    k = recency_k(L) if k is None else k
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= L:
+        raise bad_argument(InvalidInputError, "k", f"between 1 and L = {L} transitions", k)
+    return p[..., L - k:].sum(-1), k, L
+
+
+def recency_log_ratio(attention: Any, k: int | None = None) -> np.ndarray:
+    """The recency log-ratio of query rows ``attention`` ``(layers, batch, heads, L + 1)`` (the query
+    last; its weight on itself left out and the rest renormalised over the ``L`` context transitions,
+    as :func:`query_stats`): ``log( mass on the newest k transitions ÷ (k / L) )`` — the attention mass
+    on the most recent ``k`` steps over the share uniform attention over the same keys puts there.
+    0: no preference; log(L/k) at most (all mass on the newest k); negative: the recent steps get less
+    than their share. ``k`` default :func:`recency_k`. ``(layers, batch, heads)``; −inf where a row puts
+    no mass on the newest k."""
+    mass, k, L = _recent_mass(attention, k)
+    with np.errstate(divide="ignore"):
+        return np.log(mass.numpy() / (k / L))
+
+
+def sharpness(attention: Any) -> np.ndarray:
+    """``1 − entropy ÷ log L`` of each query row ``(layers, batch, heads, L + 1)`` over its ``L`` context
+    transitions (renormalised, as :func:`query_stats`): 0 for uniform attention, 1 for all weight on
+    one transition. ``(layers, batch, heads)``."""
+    p = _context_rows(attention)
+    L = p.shape[-1]
+    ent = -(p * torch.log(p.clamp_min(1e-300))).sum(-1)
+    return (1.0 - ent / math.log(L)).numpy()
+
+
+def head_profile(attention: Any, k: int | None = None) -> list[dict]:
+    """One row per layer and head: ``recency_log_ratio`` — ``log( mean over the batch of the mass on the
+    newest k ÷ (k / L) )`` (the head's mean query row's log-ratio, finite unless the head never looks
+    at the newest k) — ``sharpness`` (the mean over the batch of :func:`sharpness`), ``k`` and ``L``, and
+    whether the head is a recency head (:data:`RECENCY_BAR`) and a sharp head (:data:`SHARP_BAR`)."""
+    mass, k, L = _recent_mass(attention, k)
+    sharp = sharpness(attention)
+    m = mass.numpy().mean(1)  # (layers, heads)
+    s = sharp.mean(1)
+    rows = []
+    for layer in range(m.shape[0]):
+        for head in range(m.shape[1]):
+            ratio = math.log(m[layer, head] / (k / L)) if m[layer, head] > 0 else -math.inf
+            rows.append({"layer": layer, "head": head, "recency_log_ratio": ratio, "sharpness": float(s[layer, head]), "k": k, "L": L,
+                         "recency_head": ratio > RECENCY_BAR, "sharp_head": float(s[layer, head]) > SHARP_BAR})
+    return rows
+
+
+def model_recency(attention: Any, k: int | None = None) -> float:
+    """The model's recency log-ratio: ``log( mass on the newest k ÷ (k / L) )`` of the query row averaged
+    over layers, heads and the batch (the mean mass, then the log: one head that never looks at the
+    recent steps cannot drive it to −inf)."""
+    mass, k, L = _recent_mass(attention, k)
+    mean = float(mass.mean())
+    return math.log(mean / (k / L)) if mean > 0 else -math.inf
+
+
+def spearman(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -> dict:
+    """Spearman's rank correlation of ``x`` and ``y`` (scipy, two-sided p) with a Fisher-z interval whose
+    variance is Fieller, Hartley & Pearson's (1957) ``1.06 / (n − 3)``: ``tanh(atanh ρ ± z · √(1.06/(n − 3)))``.
+    ``{"rho", "p", "low", "high", "n"}``; NaN interval for n <= 3 or |ρ| = 1."""
+    from scipy import stats as st
+
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape or a.size < 3 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise bad_argument(InvalidInputError, "x, y", "two finite 1-D sequences of the same length >= 3", (a.shape, b.shape), raw=True)
+    res = st.spearmanr(a, b)
+    rho, p = float(res.statistic), float(res.pvalue)
+    n = a.size
+    if n <= 3 or not abs(rho) < 1:
+        return {"rho": rho, "p": p, "low": math.nan, "high": math.nan, "n": n}
+    z = float(st.norm.ppf(0.5 + confidence / 2))
+    half = z * math.sqrt(1.06 / (n - 3))
+    return {"rho": rho, "p": p, "low": math.tanh(math.atanh(rho) - half), "high": math.tanh(math.atanh(rho) + half), "n": n}
+
+
+def recency_vs_sharpness(profiles: Mapping[int, list[dict]]) -> dict:
+    """Recency heads against sharp heads over every head of every seed (``profiles``: ``{seed:
+    head_profile rows}``): the Spearman correlation of the recency log-ratio and the sharpness across
+    all heads and seeds (:func:`spearman`; heads of one seed share a model, so the p treats the
+    pairs as independent, which they are not quite — each seed's own correlation is beside it), the
+    per-seed correlations, and the counts of recency heads, sharp heads and heads that are both."""
+    rows = [r for seed_rows in profiles.values() for r in seed_rows if math.isfinite(r["recency_log_ratio"])]
+    pooled = spearman([r["recency_log_ratio"] for r in rows], [r["sharpness"] for r in rows])
+    per_seed = {}
+    for seed, seed_rows in profiles.items():
+        fin = [r for r in seed_rows if math.isfinite(r["recency_log_ratio"])]
+        per_seed[seed] = spearman([r["recency_log_ratio"] for r in fin], [r["sharpness"] for r in fin])
+    every = [r for seed_rows in profiles.values() for r in seed_rows]
+    return {"pooled": pooled, "per_seed": per_seed, "heads": len(every), "recency_heads": sum(r["recency_head"] for r in every),
+            "sharp_heads": sum(r["sharp_head"] for r in every), "both": sum(r["recency_head"] and r["sharp_head"] for r in every)}
+
+
+def chosen_heads_profile(profile: list[dict], heads: Sequence[tuple[int, int]]) -> list[dict]:
+    """Where the causal test's chosen ``heads`` ((layer, head) pairs) sit in ``profile`` (:func:`head_profile`):
+    per head its recency log-ratio and sharpness, their ranks among the model's heads (1 = the largest),
+    and whether it is a recency head and a sharp head."""
+    rank = lambda key: {(r["layer"], r["head"]): i + 1 for i, r in enumerate(sorted(profile, key=lambda r: -r[key]))}  # noqa: E731
+    by_ratio, by_sharp = rank("recency_log_ratio"), rank("sharpness")
+    index = {(r["layer"], r["head"]): r for r in profile}
+    out = []
+    for h in heads:
+        h = (int(h[0]), int(h[1]))
+        if h not in index:
+            raise bad_argument(InvalidInputError, "heads", "(layer, head) pairs of the profile", h)
+        r = index[h]
+        out.append({"head": head_label(*h), "recency_log_ratio": r["recency_log_ratio"], "recency rank": by_ratio[h],
+                    "sharpness": r["sharpness"], "sharpness rank": by_sharp[h], "recency_head": r["recency_head"], "sharp_head": r["sharp_head"]})
+    return out
+
+
+#: the recency finding's controls (issue 31): the key of each finding and the control's name in :func:`recency_findings`' ``controls``
+RECENCY_CONTROLS = {"shuffled": _KEY + "recency-vs-shuffled", "ed": _KEY + "recency-vs-ed", "untrained": _KEY + "recency-vs-untrained"}
+
+
+def recency_findings(model_value: float, controls: Mapping[str, float], k: int, L: int) -> list[Finding]:
+    """The recency finding under each of its controls (:data:`RECENCY_CONTROLS`), one finding each, all
+    with the same rule: AD's :func:`model_recency` (``model_value``) against each control's on the same
+    windows (``controls``: ``{"shuffled", "ed", "untrained"}`` → value)."""
+    missing = sorted(set(RECENCY_CONTROLS) - set(controls))
+    if missing:
+        raise bad_argument(InvalidInputError, "controls", f"values for {sorted(RECENCY_CONTROLS)}", f"no {missing}", raw=True)
+    return [spec(key).result(model_value, float(controls[name]),
+                             detail=f"k = {k} of L = {L}; AD {fmt(model_value)}, control ({name}) {fmt(float(controls[name]))}")
+            for name, key in RECENCY_CONTROLS.items()]
 
 
 def insights(rows: list[dict]) -> list[str]:
@@ -270,42 +426,49 @@ def _at(sweep, strategy: str, k: int, column: str) -> float:
     return float(row[column].iloc[0])
 
 
-def compression_findings(sweep, ks: Sequence[int], L: int) -> list[Finding]:
+def compression_findings(sweep, ks: Sequence[int], L: int, redrawn: Mapping[int, float]) -> list[Finding]:
     """The compression sweep's findings (``sweep``: columns ``strategy``, ``K``, ``performance`` =
     mean cumulative regret, ``% of full``, ``speed-up, batched``; ``ks`` its context sizes):
 
     1. ``compression-keeps-return``: "% of full" of :func:`best_compression` at ``K <= L/2``; control:
        random-K at the same K;
     2. ``topk-beats-random``: the largest, over ``ks``, of top-K's regret minus random-K's; control:
-       random-K in both slots (0).
+       the same difference for random-K drawn again (``redrawn``: ``{K: mean regret at T}`` of random-K
+       with another draw of the kept transitions, the same actions' draws) minus random-K — what
+       chance alone gives (issue 31: was random-K in both slots, a difference of 0 that could never pass).
     """
     top = best_compression(sweep, L)
     k = int(top.K)
+    missing = sorted(set(ks) - set(redrawn))
+    if missing:
+        raise bad_argument(InvalidInputError, "redrawn", f"random-K drawn again at every K of {list(ks)}", f"no K = {missing}", raw=True)
     diff = {kk: _at(sweep, "topk", kk, "performance") - _at(sweep, "random", kk, "performance") for kk in ks}
+    chance = {kk: float(redrawn[kk]) - _at(sweep, "random", kk, "performance") for kk in ks}
     return [
         spec(_KEY + "compression-keeps-return").result(float(top["% of full"]), _at(sweep, "random", k, "% of full"),
                                                       detail=f"{top.strategy} at K = {k}, batched speed-up {fmt(float(top['speed']))}"),
-        spec(_KEY + "topk-beats-random").result(max(diff.values()), 0.0,
-                                               detail="top-K − random-K regret at T: " + ", ".join(f"K={kk}: {fmt(d)}" for kk, d in diff.items())),
+        spec(_KEY + "topk-beats-random").result(max(diff.values()), max(chance.values()),
+                                               detail="top-K − random-K regret at T: " + ", ".join(f"K={kk}: {fmt(d)}" for kk, d in diff.items())
+                                                      + "; random-K drawn again − random-K: " + ", ".join(f"K={kk}: {fmt(d)}" for kk, d in chance.items())),
     ]
 
 
-def attention_findings(rows: list[dict], random_rows: list[dict], enrichment: float, enrichment_control: float,
+def attention_findings(rows: list[dict], control_rows: list[dict], enrichment: float, enrichment_control: float,
                        darkroom: bool = False) -> list[Finding]:
     """The query statistics' findings:
 
     1. ``recency-survives``: the share of AD's raw-recency heads (``rows``, :func:`summarise`) that
-       survive the fixes (:func:`recency_survival`; 0 without such heads); control: the random-init
-       transformer's heads on the same windows (``random_rows``);
+       survive the fixes (:func:`recency_survival`; 0 without such heads); control: the heads of AD
+       trained on shuffled histories on the same windows (``control_rows``; issue 31: was the random-init twin);
     2. ``reward-attention-bandits`` (or ``-darkroom`` with ``darkroom``): ``enrichment``
        (:func:`mean_enrichment`); control: ``enrichment_control``, the same attention against
        :func:`other_tasks_rewards`.
     """
-    (s, n), (rs, rn) = recency_survival(rows), recency_survival(random_rows)
+    (s, n), (rs, rn) = recency_survival(rows), recency_survival(control_rows)
     where = "darkroom" if darkroom else "bandits"
     return [
-        spec(_KEY + "recency-survives").result(_survival_share(rows), _survival_share(random_rows),
-                                              detail=f"{s} of {n} heads with a raw ratio > 2 survive, of {len(rows)}; random init: {rs} of {rn}"),
+        spec(_KEY + "recency-survives").result(_survival_share(rows), _survival_share(control_rows),
+                                              detail=f"{s} of {n} heads with a raw ratio > 2 survive, of {len(rows)}; control: {rs} of {rn}"),
         spec(_KEY + f"reward-attention-{where}").result(enrichment, enrichment_control),
     ]
 
@@ -363,8 +526,9 @@ def seed_findings(study: Any, ks: Sequence[int], L: int, darkroom: Any | None = 
     Dark Room's own finding is added. ``ks``: the sweep's context sizes, ``L`` the full context."""
     enrichment = study.enrichment if darkroom is None else (darkroom.enrichment, darkroom.enrichment_other_goals)
     found = play_findings(study.held.regret)
-    found += compression_findings(study.sweep, ks, L)
-    found += attention_findings(study.rows, study.twin_rows, *enrichment, darkroom=darkroom is not None)
+    found += compression_findings(study.sweep, ks, L, study.redrawn)
+    found += attention_findings(study.rows, study.control_rows["shuffled"], *enrichment, darkroom=darkroom is not None)
+    found += recency_findings(study.recency["AD"], study.recency, study.recency_k, L)
     found += head_findings(study.heads)
     if darkroom is not None:
         found.append(darkroom_finding(darkroom.returns))

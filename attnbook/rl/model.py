@@ -328,11 +328,15 @@ def in_context(
     n_sink: int = 1,
     greedy: bool = False,
     seed: int = 0,
+    selection_seed: int | None = None,
 ) -> Rollout:
     """Run ``model`` in context on every task of ``env`` (a :class:`~attnbook.rl.envs.Bandits` or
     :class:`~attnbook.rl.envs.DarkRoom`, reset here) for ``steps`` steps, with a rolling window
     of the last ``n_ctx`` stream tokens, compressed to ``K`` context tokens + the query by
-    ``strategy`` (:mod:`attnbook.rl.compress`) whenever it holds more than ``K``."""
+    ``strategy`` (:mod:`attnbook.rl.compress`) whenever it holds more than ``K``. ``seed`` seeds the
+    sampled actions and the strategies' own draws (random-K's choice); ``selection_seed`` (default
+    ``seed``) seeds the strategies' draws alone, so that random-K can be drawn again with the same
+    actions' draws (the control of ``topk-beats-random``)."""
     from . import compress
     from .envs import Bandits, DarkRoom
 
@@ -356,7 +360,7 @@ def in_context(
     n = env.n_tasks
     model.eval()
     generator = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed if selection_seed is None else checks.integer("selection_seed", selection_seed, 0))
     stream = torch.zeros(n, steps + 1, token_dim(c.n_states, c.n_actions))
     stream[:, 0, -1] = 1.0
     stream_rewards = np.zeros((n, steps + 1))

@@ -35,6 +35,7 @@ __all__ = [
     "q_learning_histories",
     "expert_darkroom_histories",
     "noisy_expert_histories",
+    "shuffle_histories",
 ]
 
 BANDIT_SOURCES = ("ucb", "thompson", "random", "expert")
@@ -65,6 +66,21 @@ class Histories:
         if self.steps % horizon:
             raise bad_argument(InvalidInputError, "horizon", f"a divisor of the {self.steps} steps", horizon)
         return self.rewards.reshape(self.n, -1, horizon).sum(-1)
+
+
+def shuffle_histories(histories: Histories, *, seed: int) -> Histories:
+    """The learning histories with each history's transitions in a random order (one permutation per
+    history, drawn from ``seed``; every field of a transition moves with it): the same transitions —
+    the same pulls, rewards and counts — with the order that shows learning gone. The control of the
+    recency finding (issue 31): an AD trained on these has nothing to learn from the order of its context."""
+    if not isinstance(histories, Histories):
+        raise bad_argument(InvalidInputError, "histories", "Histories", type(histories).__name__, raw=True)
+    seed = checks.integer("seed", seed, 0)
+    rng = np.random.default_rng([seed, 31])
+    order = np.argsort(rng.random((histories.n, histories.steps)), axis=1)
+    take = lambda a: np.take_along_axis(np.asarray(a), order, axis=1)  # noqa: E731
+    return Histories(take(histories.obs), take(histories.actions), take(histories.rewards), take(histories.next_obs),
+                     take(histories.done))
 
 
 # -- bandits --------------------------------------------------------------------------------------
