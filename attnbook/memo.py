@@ -16,6 +16,7 @@ stored; a stored file that cannot be read is computed again and replaced.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -56,7 +57,8 @@ def source_digest() -> str:
 
 def fingerprint(value) -> str:
     """SHA-256 of what a result depends on when it is not a config: a module's ``state_dict`` (names,
-    dtypes, shapes and bytes), tensors and arrays (dtype, shape, bytes), mappings (sorted by key),
+    dtypes, shapes and bytes), tensors and arrays (dtype, shape, bytes), dataclasses (their fields),
+    mappings (sorted by key),
     sequences (in order), anything else by its ``repr`` — for configs that name a model or data by
     their content."""
     import numpy as np
@@ -74,6 +76,9 @@ def fingerprint(value) -> str:
         elif isinstance(x, np.ndarray):
             a = np.ascontiguousarray(x)
             digest.update(f"array {a.dtype} {a.shape}".encode() + a.tobytes())
+        elif dataclasses.is_dataclass(x) and not isinstance(x, type):
+            digest.update(type(x).__qualname__.encode())
+            feed({f.name: getattr(x, f.name) for f in dataclasses.fields(x)})
         elif isinstance(x, dict):
             digest.update(b"{")
             for k in sorted(x, key=repr):

@@ -128,3 +128,18 @@ def test_fingerprint_follows_content():
     assert memo.fingerprint({"b": 1, "a": [1, 2]}) == memo.fingerprint({"a": [1, 2], "b": 1})
     assert memo.fingerprint([1, 2]) != memo.fingerprint([2, 1])
     assert memo.fingerprint(torch.zeros(0)) != memo.fingerprint(torch.zeros(1))
+
+
+def test_fingerprint_reads_dataclass_fields_not_their_repr():
+    import dataclasses
+
+    import torch
+
+    @dataclasses.dataclass
+    class Data:
+        x: torch.Tensor
+
+    a, b = torch.zeros(2000), torch.zeros(2000)
+    b[1000] = 1.0  # the middle of a long tensor: its repr elides it
+    assert repr(Data(a)) == repr(Data(b))
+    assert memo.fingerprint(Data(a)) != memo.fingerprint(Data(b))

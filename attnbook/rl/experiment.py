@@ -675,7 +675,18 @@ def recency_head_study(model: ADTransformer, data: BanditData, settings: Setting
     (layer-matched, falling back to unmatched when that space cannot reach α/m; exact where the space
     allows), sized for the chapter's family (:func:`attnbook.registry.causal_family`). Head means are
     over :func:`reference_windows` (computed once). ``seed`` seeds the evaluation and the reference
-    windows' draw: by default :data:`EVAL_SEED`, the same for every training seed."""
+    windows' draw: by default :data:`EVAL_SEED`, the same for every training seed. A study this code already computed
+    for the same weights, data, rows and settings is read back (:mod:`attnbook.memo`: the build's execution, read
+    again by the tests')."""
+    from .. import memo
+
+    config = {"weights": memo.fingerprint(model), "data": memo.fingerprint(data), "rows": memo.fingerprint(rows),
+              "settings": memo.fingerprint(settings), "seed": seed}
+    return memo.cached("rl/recency-head-study", config, lambda: _recency_head_study(model, data, settings, rows, seed, progress))
+
+
+def _recency_head_study(model: ADTransformer, data: BanditData, settings: Settings, rows: list[dict], seed: int,
+                        progress: bool) -> HeadStudy:
     from .. import registry
     from ..intervene import CausalFamily, head_effects, head_means, head_set_test, strongest_heads
     from . import analysis
