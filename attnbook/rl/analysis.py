@@ -198,7 +198,7 @@ def model_recency(attention: Any, k: int | None = None) -> float:
 def spearman(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -> dict:
     """Spearman's rank correlation of ``x`` and ``y`` (scipy, two-sided p) with a Fisher-z interval whose
     variance is Fieller, Hartley & Pearson's (1957) ``1.06 / (n − 3)``: ``tanh(atanh ρ ± z · √(1.06/(n − 3)))``.
-    ``{"rho", "p", "low", "high", "n"}``; NaN interval for n <= 3 or |ρ| = 1."""
+    ``{"rho", "p", "low", "high", "n"}``; NaN interval for n <= 3 or ``|ρ| = 1``."""
     from scipy import stats as st
 
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
