@@ -391,14 +391,14 @@ def use_test(run, corpus, settings: CausalSettings | None = None, *, models: Map
 
 def use_tests(runs: Mapping[int, object], corpus, settings: CausalSettings | None = None, *, seed: int = 0) -> dict[int, UseTest]:
     """:func:`use_test` for every training seed's run (``{seed: run}``), each a task of its own
-    (:func:`attnbook.charlm.controls.map_tasks`: two at once on 2 cores, one torch thread each; the stored weights
+    (:func:`attnbook.runs.map_tasks`: two at once on 2 cores, one torch thread each; the stored weights
     travel with the task). The same numbers as one after the other: a test depends only on its run, corpus and seed,
     so a test already computed by this code (:mod:`attnbook.memo`: the build's execution, read again by the tests') is
     read back instead."""
     from dataclasses import asdict
 
     from .. import memo
-    from .controls import map_tasks
+    from ..runs import map_tasks
     from .experiment import load_model
 
     order = list(runs.values())

@@ -42,6 +42,7 @@ import torch
 
 from .. import checks, metrics
 from ..errors import InvalidInputError, bad_argument
+from ..runs import map_tasks  # the run engine's; named here too, as the chapter calls it
 
 __all__ = ["WINDOWS", "CHUNK", "MEASURES", "window_length", "run_models", "map_tasks", "layer_diversity", "within_between", "independent_starts", "shuffle_within", "permute_positions", "unrepeated_batch", "window_statistics",
            "RunStatistics", "run_statistics", "seed_statistics", "partial_correlation", "partial_correlations", "partial_reading"]
@@ -210,31 +211,6 @@ def run_statistics(run, corpus, *, windows: int = WINDOWS, seed: int = 0, chunk:
                          shuffled=window_statistics(trained, shuffle_within(x, seed=seed), measures=("span",), **kw),
                          positions=window_statistics(moved, x, measures=("previous_token",), **kw), unrepeated=unrep,
                          seconds=time.perf_counter() - began)
-
-
-def _task(fn, args: tuple, kwargs: dict, threads: int):
-    """One task of :func:`map_tasks`: ``fn(*args, **kwargs)`` with ``threads`` torch threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def map_tasks(fn, calls: Sequence[tuple[tuple, dict]], threads: int = 1) -> list:
-    """``[fn(*args, **kwargs) for args, kwargs in calls]``, as Ray tasks of one CPU and ``threads`` torch threads each
-    on the instance :mod:`attnbook.runs` uses (two at once on 2 cores), in process with ``ATTNBOOK_RAY=0``. What a
-    task reads travels in its arguments (no worker reads the disk); results come back in order."""
-    from .. import runs
-
-    if not runs.use_ray() or len(calls) < 2:
-        return [_task(fn, a, k, threads) for a, k in calls]
-    import ray
-
-    runs.connect()
-    remote = ray.remote(num_cpus=1, max_retries=runs.MAX_RETRIES)(_task)
-    return ray.get([remote.remote(fn, a, k, threads) for a, k in calls])
 
 
 def seed_statistics(results: Sequence, corpora: Mapping, *, windows: int = WINDOWS, seed: int = 0) -> dict[int, list[RunStatistics]]:
