@@ -116,6 +116,7 @@ FINDINGS: tuple[FindingSpec, ...] = (
                 "the same agreement with the gradients permuted across each sentence's tokens (one seeded permutation per sentence, "
                 "on both token axes): the same attention, the same gradient values, their token alignment destroyed",
                 Rule.of(("mean Spearman ρ", ">=", 0.3), ("lower end of its 95 % interval", ">=", 0.3)),
+                declared="pre-registered",
                 note="Issue 31, a new finding; rule declared before its first result: 0.3 is the chapter's 'agree at least in part'. "
                      "Permuted gradients were preferred to a constant gradient (the attention alone, shown beside): a constant "
                      "gradient also drops the gradients' scale and sign (relu keeps every weight), so gradient rollout becomes "
