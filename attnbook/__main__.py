@@ -140,13 +140,15 @@ def stage(root: Path, executed: Sequence[Path]) -> Path:
     """Copy the book sources into ``_build/src`` with the executed chapters in place of the clean ones.
 
     The staged ``_config.yml`` turns execution off: the chapters already ran under papermill
-    (myst-nb's ``auto`` would re-run any notebook with an output-less cell). ``_static`` gets MathJax
-    and the theme overrides (:mod:`attnbook.site`) and the config points the pages at them; the staged
-    chapters' widget outputs are frozen into text (:func:`attnbook.site.freeze_widgets`).
+    (myst-nb's ``auto`` would re-run any notebook with an output-less cell). ``_static`` gets MathJax,
+    the theme overrides and the site's stylesheet (:mod:`attnbook.site`), the config points the pages
+    at them and adds the page-hygiene extension (:mod:`attnbook.site_hygiene`); the staged chapters'
+    progress bars are dropped, their kernel-only widgets become one line saying where they are live
+    (:func:`attnbook.site.freeze_widgets`), and the view's inline assets are kept once per page.
     """
     import yaml
 
-    from .site import fetch_assets, freeze_widgets, sphinx_config, write_overrides
+    from .site import EXTENSIONS, dedupe_view_assets, fetch_assets, freeze_widgets, sphinx_config, write_overrides, write_stylesheet
 
     src = root / "_build" / "src"
     if src.exists():
@@ -157,11 +159,15 @@ def stage(root: Path, executed: Sequence[Path]) -> Path:
     config.setdefault("execute", {})["execute_notebooks"] = "off"
     fetch_assets(src / "_static")  # MathJax served locally: the site works offline
     write_overrides(src / "_static")
+    write_stylesheet(src / "_static")
     config.setdefault("sphinx", {}).setdefault("config", {}).update(sphinx_config())
+    extensions = config["sphinx"].setdefault("extra_extensions", [])
+    extensions.extend(e for e in EXTENSIONS if e not in extensions)
     (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     for nb in executed:
         notebook = json.loads(nb.read_text(encoding="utf-8"))
-        freeze_widgets(notebook)  # a widget needs a kernel: the page shows text and the chapter's views instead
+        freeze_widgets(notebook)  # a widget needs a kernel: the page says where it is live, and shows the chapter's views
+        dedupe_view_assets(notebook)  # the view's script and styles once per page
         (src / "book" / nb.name).write_text(json.dumps(notebook, ensure_ascii=False, indent=1), encoding="utf-8")
     return src
 

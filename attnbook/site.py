@@ -7,11 +7,15 @@ no network) and unpacks ``es5/tex-mml-chtml.js`` and the CHTML fonts into the st
 
 The site carries no ipywidgets: a widget needs a kernel, and in a static page its controls would
 move and do nothing. Every chapter's maps are explorable in the page through its attention view
-(:mod:`attnbook.views`), whose script is inline. :func:`freeze_widgets` turns an executed chapter's
-widget outputs into text (a finished progress bar keeps its final line) and drops the widget state,
-so no page loads the 1.9 MB widget embedder. :data:`OVERRIDES` replaces one theme script the pages
-do not need (the theme's icons come from its CSS web font), keeping each chapter page, everything it
-loads included, within the 5 MB budget. :func:`sphinx_config` gives the ``_config.yml`` entries.
+(:mod:`attnbook.views`), whose script is inline. :func:`freeze_widgets` drops an executed chapter's
+progress bars (they are for the reader running the chapter, not for the page) and puts, in place
+of a widget that needs a kernel (an explorer's text box, upload, slider), one line saying where it
+is live; it drops the widget state, so no page loads the 1.9 MB widget embedder.
+:func:`dedupe_view_assets` keeps the attention view's inline script and styles once per page.
+:data:`OVERRIDES` replaces one theme script the pages do not need (the theme's icons come from its
+CSS web font), keeping each chapter page, everything it loads included, within the 5 MB budget.
+:func:`sphinx_config` gives the ``_config.yml`` entries: the local MathJax, the site's stylesheet
+(``site.css``) and the page-hygiene extension (:mod:`attnbook.site_hygiene`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from pathlib import Path
 from .errors import CorruptDataError, MissingResourceError
 from .store import atomic_write, cache_dir
 
-__all__ = ["Asset", "ASSETS", "OVERRIDES", "fetch_assets", "freeze_widgets", "sphinx_config", "write_overrides"]
+__all__ = ["Asset", "ASSETS", "EXTENSIONS", "LIVE_NOTE", "OVERRIDES", "STYLESHEET", "dedupe_view_assets", "fetch_assets", "freeze_widgets",
+           "sphinx_config", "write_overrides", "write_stylesheet"]
 
 
 @dataclass(frozen=True)
@@ -133,50 +138,104 @@ _WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 _PROGRESS = ("FloatProgressModel", "IntProgressModel")
 
 
-def _text(value: object) -> str:
-    return html.unescape(re.sub(r"<[^>]+>", "", str(value or ""))).replace("\u2007", " ").strip()
+#: what a page shows in place of a control that needs a kernel
+LIVE_NOTE = "This control needs a running kernel: it is live when you run this chapter in JupyterLab."
 
 
-def _progress_line(state: dict, model_id: str) -> str | None:
-    """The final line of a tqdm-style bar (HBox of HTML, progress, HTML) from saved widget state; else None."""
+def _is_progress_bar(state: dict, model_id: str) -> bool:
+    """A tqdm-style bar (HBox of HTML, progress, HTML) in saved widget state."""
     model = state.get(model_id, {})
     children = [c.removeprefix("IPY_MODEL_") for c in model.get("state", {}).get("children", [])]
     kinds = [state.get(c, {}).get("model_name") for c in children]
-    if model.get("model_name") != "HBoxModel" or len(children) != 3 or kinds[1] not in _PROGRESS or {kinds[0], kinds[2]} != {"HTMLModel"}:
-        return None
-    bar = state[children[1]]["state"]
-    value, top = float(bar.get("value") or 0.0), float(bar.get("max") or 0.0)
-    filled = int(round(10 * value / top)) if top > 0 else 0
-    return f"{_text(state[children[0]]['state'].get('value'))} {'█' * filled}{' ' * (10 - filled)} {_text(state[children[2]]['state'].get('value'))}"
+    return model.get("model_name") == "HBoxModel" and len(children) == 3 and kinds[1] in _PROGRESS and {kinds[0], kinds[2]} == {"HTMLModel"}
+
+
+_TQDM_LINE = re.compile(r"^.*\d+%\|.*\|.*$|^.*\d+/\d+ \[\d+:\d+.*(?:it/s|s/it|\?it/s).*\]$", re.M)
+
+
+def _live_note() -> dict:
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"text/html": f'<p class="attnbook-live-note">{html.escape(LIVE_NOTE)}</p>', "text/plain": LIVE_NOTE}}
 
 
 def freeze_widgets(nb: dict) -> int:
-    """Make an executed notebook (nbformat JSON) static, in place: a progress-bar widget output becomes
-    its final line as text, every other widget output is dropped, and the widget state is removed.
-    Returns the number of widget outputs changed."""
+    """Make an executed notebook (nbformat JSON) static, in place: a progress bar (widget, or tqdm's
+    text in a stream) is dropped; any other widget output (a control that needs a kernel) becomes
+    one :data:`LIVE_NOTE` line (one per cell); the widget state is removed. Returns the number of
+    outputs changed."""
     state = nb.get("metadata", {}).get("widgets", {}).get(_WIDGET_STATE, {}).get("state", {})
     changed = 0
     for cell in nb.get("cells", []):
-        kept = []
+        kept, noted = [], False
         for output in cell.get("outputs", []):
             view = output.get("data", {}).get(_WIDGET_VIEW)
             if view is None:
+                if output.get("output_type") == "stream":
+                    text = output.get("text", "")
+                    text = text if isinstance(text, str) else "".join(text)
+                    bare = _TQDM_LINE.sub("", text.replace("\r", "\n"))
+                    if bare != text.replace("\r", "\n"):
+                        changed += 1
+                        bare = re.sub(r"\n{2,}", "\n", bare).lstrip("\n")
+                        if bare.strip():
+                            kept.append({**output, "text": bare})
+                        continue
                 kept.append(output)
                 continue
             changed += 1
-            line = _progress_line(state, view.get("model_id", ""))
-            if line is not None:
-                kept.append({"output_type": "stream", "name": "stderr", "text": line + "\n"})
+            if not _is_progress_bar(state, view.get("model_id", "")) and not noted:
+                kept.append(_live_note())
+                noted = True
         if "outputs" in cell:
             cell["outputs"] = kept
     nb.get("metadata", {}).pop("widgets", None)
     return changed
 
 
+def dedupe_view_assets(nb: dict) -> int:
+    """Keep the attention view's inline script and styles in the first view of a notebook only
+    (:func:`attnbook.views.strip_assets` on the later ones; their mount script stays). Returns the
+    number of views stripped."""
+    from .views import strip_assets
+
+    seen, stripped = False, 0
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            page = output.get("data", {}).get("text/html")
+            if page is None:
+                continue
+            page = page if isinstance(page, str) else "".join(page)
+            if 'class="attnbook-view"' not in page:
+                continue
+            if seen:
+                output["data"]["text/html"] = strip_assets(page)
+                stripped += 1
+            seen = True
+    return stripped
+
+
+#: Sphinx extensions the staged book adds
+EXTENSIONS = ("attnbook.site_hygiene",)
+#: the site's stylesheet, staged as ``_static/attnbook.css``
+STYLESHEET = "attnbook.css"
+
+
+def write_stylesheet(static: Path) -> Path:
+    """Copy the package's ``site.css`` into ``static`` as :data:`STYLESHEET`; return its path."""
+    from importlib import resources
+
+    out = static / STYLESHEET
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(resources.files(__package__).joinpath("site.css").read_text(encoding="utf-8"), encoding="utf-8")
+    return out
+
+
 def sphinx_config() -> dict:
-    """``sphinx.config`` entries: the local MathJax (path relative to ``_static``) and no widget embedder."""
+    """``sphinx.config`` entries: the local MathJax (path relative to ``_static``), no widget embedder,
+    the site's stylesheet."""
     return {
         "html_static_path": ["_static"],
+        "html_css_files": [STYLESHEET],
         "nb_ipywidgets_js": {},
         "mathjax_path": "mathjax/tex-mml-chtml.js",
     }

@@ -74,19 +74,42 @@ def _bar(state: dict, mid: str, desc: str, value: float, top: float, stats: str)
     state[mid + "c"] = {"model_name": "HTMLModel", "state": {"value": stats}}
 
 
-def test_freeze_widgets_keeps_a_finished_bar_as_text_and_drops_the_rest():
+def test_freeze_widgets_drops_progress_bars_and_says_where_a_kernel_control_is_live():
     state = {"box": {"model_name": "VBoxModel", "state": {"children": []}}}
     _bar(state, "done", "training:\u2007100%", 13.0, 13.0, "\u200713/13\u2007[01:51&lt;00:00,\u20078.53s/it]")
     _bar(state, "half", "half", 1.0, 2.0, "1/2")
     view = lambda mid: {"output_type": "display_data", "metadata": {},  # noqa: E731
                         "data": {"text/plain": ["training: 0%"], "application/vnd.jupyter.widget-view+json": {"model_id": mid}}}
     text = {"output_type": "stream", "name": "stdout", "text": "kept\n"}
+    tqdm_text = {"output_type": "stream", "name": "stderr",
+                 "text": "runs:  50%|█████     | 1/2 [00:01<00:01,  1.00it/s]\rruns: 100%|██████████| 2/2 [00:02<00:00,  1.00it/s]\nwarning kept\n"}
     nb = {"metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {"state": state}}},
-          "cells": [{"cell_type": "code", "outputs": [view("done"), text, view("box")]}, {"cell_type": "code", "outputs": [view("half")]},
+          "cells": [{"cell_type": "code", "outputs": [view("done"), text, view("box"), view("box")]},
+                    {"cell_type": "code", "outputs": [view("half"), tqdm_text]},
                     {"cell_type": "markdown", "source": "x"}]}
-    assert site.freeze_widgets(nb) == 3
+    assert site.freeze_widgets(nb) == 5
     assert "widgets" not in nb["metadata"]
     first, second = nb["cells"][0]["outputs"], nb["cells"][1]["outputs"]
-    assert first[0]["text"] == "training: 100% ██████████ 13/13 [01:51<00:00, 8.53s/it]\n" and first[1] == text and len(first) == 2
-    assert second[0]["text"] == "half █████      1/2\n"
-    assert site.freeze_widgets({"cells": [{"cell_type": "code", "outputs": [view("missing")]}]}) == 1  # no state: dropped
+    assert first[0] == text and len(first) == 2  # the bar is gone; two kernel widgets of one cell: one line
+    assert site.LIVE_NOTE in first[1]["data"]["text/plain"] and 'class="attnbook-live-note"' in first[1]["data"]["text/html"]
+    assert second == [{"output_type": "stream", "name": "stderr", "text": "warning kept\n"}]  # tqdm's text gone, the rest kept
+    assert site.freeze_widgets({"cells": [{"cell_type": "code", "outputs": [view("missing")]}]}) == 1  # no state: a kernel control
+
+
+def test_dedupe_view_assets_keeps_the_script_and_styles_in_the_first_view_only(monkeypatch):
+    import attnbook.views
+
+    monkeypatch.setattr(attnbook.views, "strip_assets", lambda page: page.replace("<script>JS</script>", ""))
+    block = {"output_type": "display_data", "data": {"text/html": '<div class="attnbook-view"></div><script>JS</script>'}}
+    other = {"output_type": "display_data", "data": {"text/html": "<p>table</p>"}}
+    nb = {"cells": [{"cell_type": "code", "outputs": [other, dict(block, data=dict(block["data"]))]},
+                    {"cell_type": "code", "outputs": [dict(block, data=dict(block["data"]))]}]}
+    assert site.dedupe_view_assets(nb) == 1
+    assert "JS" in nb["cells"][0]["outputs"][1]["data"]["text/html"] and "JS" not in nb["cells"][1]["outputs"][0]["data"]["text/html"]
+
+
+def test_stylesheet_and_extension_are_staged(tmp_path):
+    out = site.write_stylesheet(tmp_path)
+    assert out.name == site.STYLESHEET and ".attnbook-live-note" in out.read_text()
+    assert site.sphinx_config()["html_css_files"] == [site.STYLESHEET]
+    assert site.EXTENSIONS == ("attnbook.site_hygiene",)
