@@ -135,7 +135,9 @@ def test_figures_numbered_captioned_described_cited(chapter: str) -> None:
         figure, image = meta.get("figure", {}), meta.get("image", {})
         name, caption, alt = figure.get("name", ""), figure.get("caption", ""), image.get("alt", "")
         # myst-nb wraps every rich output of the cell in the figure: a table beside the image repeats the label
-        rich = [o for o in executed.get("outputs", []) if o.get("output_type") in ("display_data", "execute_result")]
+        # (glue's hidden records are not rendered, so they do not count)
+        rich = [o for o in executed.get("outputs", []) if o.get("output_type") in ("display_data", "execute_result")
+                and "scrapbook" not in o.get("metadata", {})]
         if not (name and caption.strip() and alt.strip()):
             problems.append(f"{cell.get('id')}: caption/name/alt missing")
         elif len(rich) > 1:
