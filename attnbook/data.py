@@ -123,10 +123,12 @@ def missing_reason(name: str | CorpusSpec, prefix: int | None = None) -> str:
     """Which file to put where so that ``load_corpus(name, prefix=prefix)`` finds the corpus, with no
     machine path in it (chapters print it and the findings page shows it)."""
     spec = _spec(name)
-    files = f"{spec.filename} (from {spec.url})"
+    files = spec.filename
     if spec.prefix_file and prefix is not None and prefix <= spec.prefix_size:
         files += f" or {spec.prefix_file} (its first {spec.prefix_size:,} bytes)"
-    return f"put {files} into the folder $ATTNBOOK_DATA_DIR names, or into $ATTNBOOK_CACHE/data (default ~/.cache/attnbook/data)"
+    return (f"put {files} into the folder $ATTNBOOK_DATA_DIR names, or into $ATTNBOOK_CACHE/data (default ~/.cache/attnbook/data); "
+            f"with network access and ATTNBOOK_OFFLINE unset, the package downloads {spec.filename} into that cache itself "
+            "and keeps it only when its size and sha256 match the published ones")
 
 
 def locate(name: str | CorpusSpec, *, prefix: bool = False) -> Path | None:

@@ -266,8 +266,13 @@ def test_model_view_has_layers_times_heads_panels(maps):
     panels = _image_axes(fig)
     assert len(panels) == L * H
     assert all(not ax.get_xticks().size and not ax.get_yticks().size for ax in panels)
-    assert {ax.get_ylabel() for ax in panels} >= {"layer0", "layer1"}
+    assert [ax.get_ylabel() for ax in panels if ax.get_ylabel()] == [f"L{l}" for l in range(L)]
+    assert [ax.get_title() for ax in panels if ax.get_title()] == [f"H{h}" for h in range(H)]
     assert "key" in fig.get_supxlabel() and "query" in fig.get_supylabel()
+    width, _ = fig.get_size_inches()
+    assert width <= plots.heatmaps.PAGE_WIDTH_IN + 1e-9  # shown at its own size on a page, text >= 8 pt is >= 10 px
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+    assert texts and min(t.get_fontsize() for t in texts) >= plots.heatmaps.MIN_FONT_PT
     assert fig.get_suptitle()
     assert len({(ax.images[0].norm.vmin, ax.images[0].norm.vmax) for ax in panels}) == 1
     _close(fig)

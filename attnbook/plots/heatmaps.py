@@ -39,6 +39,11 @@ from .base import (
 
 
 # -- drawing helpers ---------------------------------------------------------------------------
+#: The width (inches) of an image shown at its own size on a book page (~750 px at 100 dpi).
+PAGE_WIDTH_IN = 7.5
+#: The smallest text (points) in a page-width figure: 8 pt at 100 dpi is 11 px on the page.
+MIN_FONT_PT = 8
+
 def _draw(ax: Axes, data: np.ndarray, allowed: np.ndarray, norm: mcolors.Normalize, colour: _Colour):
     """imshow ``data`` with the disallowed cells grey and the optional top-p% outline."""
     shown = np.maximum(data, norm.vmin) if isinstance(norm, mcolors.LogNorm) else data
@@ -226,18 +231,20 @@ def model_view(
     crop: bool = True,
     **colour: Any,
 ) -> Figure:
-    """Small multiples of every (chosen) layer x head (rows = layers, columns = heads).
+    """Small multiples of every (chosen) layer x head (rows = layers ``L<i>``, columns = heads ``H<j>``).
 
     One shared colour scale, no tick labels, cropped to the sample's unpadded length when
-    ``crop``. ``colour``: ``gamma``, ``robust``, ``log``, ``top_percent``, ``cmap``.
+    ``crop``. ``colour``: ``gamma``, ``robust``, ``log``, ``top_percent``, ``cmap``. The figure is at
+    most :data:`PAGE_WIDTH_IN` wide (a book page's image width) and its text at least
+    :data:`MIN_FONT_PT`, so every label stays readable where the page shows the image at its own size.
     """
     b = check_index("sample", sample, maps.batch_size)
     ls, hs = _layer_indices(maps, layers), _head_indices(maps, heads)
     style = _Colour(**colour)
     rows, cols, allowed = _valid_cells(maps, b, crop)
     panels = _panels(maps, ls, b, hs, rows, cols)
-    side = max(0.5, min(1.6, 15.0 / len(hs), 18.0 / len(ls)))
-    fig = _new_figure((side * len(hs) + 1.8, side * len(ls) + 1.0))
+    side = min(1.6, (PAGE_WIDTH_IN - 1.3) / len(hs))
+    fig = _new_figure((side * len(hs) + 1.3, side * len(ls) + 1.1))
     axes = fig.subplots(len(ls), len(hs), squeeze=False)
     norm = style.norm(panels[:, :, allowed])
     for i, l in enumerate(ls):
@@ -247,13 +254,16 @@ def model_view(
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(f"head {h}", fontsize=8)
+                ax.set_title(f"H{h}", fontsize=MIN_FONT_PT, pad=2)
             if j == 0:
-                ax.set_ylabel(maps.layer_names[l], fontsize=8, rotation=0, ha="right", va="center")
-    fig.colorbar(image, ax=axes, label="attention weight", shrink=0.8)
-    fig.supxlabel("key (columns of each panel)", fontsize=9)
-    fig.supylabel("query (rows of each panel); one row of panels per layer", fontsize=9)
-    fig.suptitle(title if title is not None else f"all layers x heads · sample {b} · {len(rows)}x{len(cols)} tokens")
+                ax.set_ylabel(f"L{l}", fontsize=MIN_FONT_PT, rotation=0, ha="right", va="center")
+    bar = fig.colorbar(image, ax=axes, shrink=0.8)
+    bar.set_label("attention weight", fontsize=MIN_FONT_PT)
+    bar.ax.tick_params(labelsize=MIN_FONT_PT)
+    fig.supxlabel("key (columns of each panel); H<j>: head j", fontsize=MIN_FONT_PT)
+    fig.supylabel("query (rows of each panel); L<i>: layer i", fontsize=MIN_FONT_PT)
+    fig.suptitle(title if title is not None else f"every layer x head · sample {b} · {len(rows)}x{len(cols)} tokens",
+                 fontsize=MIN_FONT_PT + 1)
     return fig
 
 
