@@ -318,7 +318,7 @@
     this.scaleButtons.forEach(function (b) { b.setAttribute("aria-pressed", String(b.getAttribute("data-scale") === s.scale)); });
     this.chipButtons.forEach(function (b, h) { b.setAttribute("aria-pressed", String(!!s.shown[h])); });
     this.chips.hidden = s.view !== "head";
-    this.headWrap.classList.toggle("attnbook-idle", s.view === "head");
+    this.headWrap.hidden = e.heads < 2 || s.view === "head"; // in the head view the chips pick the heads
     this.readout.removeAttribute("data-query"); this.readout.removeAttribute("data-key");
     this.readout.textContent = s.view === "model" ? "hover or focus a head; click it (or press Enter) to open its heatmap"
       : s.view === "head" ? "hover or focus a token to follow its attention" : "hover a cell to read its weight";
@@ -363,7 +363,10 @@
   };
   View.prototype.where = function (e) {
     var s = this.state, d = this.data, parts = [];
-    d.facets.forEach(function (f, i) { if (f.values.length > 1) parts.push(f.values[s.facets[i]]); });
+    d.facets.forEach(function (f, i) { // only facets with a choice; a bare number gets its facet's name
+      var v = String(f.values[s.facets[i]]);
+      if (f.values.length > 1) parts.push(/^[-+.\d]+$/.test(v) ? f.name + " " + v : v);
+    });
     if (e.samples.length > 1) parts.push(e.samples[s.sample].label);
     return parts;
   };
@@ -410,7 +413,7 @@
     var cell = Math.floor((avail - left - right) / nk);
     cell = Math.max(MIN_CELL, Math.min(26, cell, Math.floor(Math.max(420, avail * 0.9) / nq)));
     var W = nk * cell, Hh = nq * cell, bottom = 24 + lk * CHAR * 0.87;
-    var width = Math.max(left + W + right, Math.min(avail, 300)), height = top + Hh + bottom + 4;
+    var width = Math.max(left + W + right, avail), height = top + Hh + bottom + 4;
     var t = this.titleOf(e, s.head), root = this.svgRoot(width, height, t.title, t.full), vmax = this.vmax(e, s.layer, s.head);
     var picture = image(root, this.picture(e, s.layer, s.head, vmax), left, top, W, Hh);
     picture.setAttribute("class", "attnbook-cells");
@@ -455,15 +458,15 @@
     var self = this, s = this.state, h0 = this.headSlice(e, s.layer, 0), nq = h0.nq, nk = h0.nk, smp = h0.smp;
     var w = e.weights[s.sample], allowed = e.allowed[s.sample], n = Math.max(nq, nk);
     var cap = avail < 520 ? 10 : 16, lw = Math.max(longest(smp.queries, cap), longest(smp.keys, cap)) * CHAR + 10;
-    var width = Math.max(Math.min(avail, 640), 2 * lw + MIN_HEAD_GAP + 12), xl = Math.max(lw + 6, width / 2 - 150), xr = width - xl;
+    var width = Math.max(avail, 2 * lw + MIN_HEAD_GAP + 12), xl = Math.max(lw + 6, width / 2 - 150), xr = width - xl;
     var row = Math.max(4, Math.min(20, Math.floor(600 / n))), top = 62, height = top + n * row + 10;
     var every = Math.max(1, Math.ceil((SMALL + 2) / row)); // thin the labels when they would collide
     var t = this.titleOf(e, null), root = this.svgRoot(width, height, t.title, t.full);
     // legend: line weight
-    var lg = svg("g", { "class": "attnbook-legend" }, root), lx = Math.max(6, width / 2 - 130);
+    var lg = svg("g", { "class": "attnbook-legend" }, root), lx = Math.max(6, (width - 312) / 2);
     text(lg, lx, 36, "line opacity and width ∝ weight:", {}, "attnbook-muted");
     [0.25, 0.5, 1].forEach(function (v, k) {
-      var x = lx + 168 + k * 40;
+      var x = lx + 168 + k * 48;
       svg("line", { x1: x, x2: x + 16, y1: 32, y2: 32, "class": "attnbook-legend-line", "stroke-width": 0.5 + 2.5 * v, "stroke-opacity": v }, lg);
       text(lg, x + 18, 36, String(v), {}, "attnbook-muted");
     });
@@ -534,7 +537,7 @@
     var self = this, s = this.state, L = e.layers.length, H = e.heads, gap = 4, left = 34, top = 44;
     var thumb = Math.floor((avail - left - 8) / H) - gap;
     thumb = Math.max(MIN_THUMB, Math.min(84, thumb));
-    var width = left + H * (thumb + gap) + 8, height = top + L * (thumb + gap) + 6;
+    var width = Math.max(avail, left + H * (thumb + gap) + 8), height = top + L * (thumb + gap) + 6;
     var t = this.titleOf(e, null), where = this.where(e);
     var root = this.svgRoot(width, height, "all heads" + (where.length ? " · " + where.join(" · ") : ""));
     var every = Math.max(1, Math.ceil(44 / (thumb + gap))), headLabel = thumb >= 44 ? "head " : "h";
@@ -592,7 +595,8 @@
       if (tag === "text") to[i].setAttribute("font-family", cs.fontFamily);
       to[i].removeAttribute("class"); to[i].removeAttribute("tabindex");
     }
-    copy.removeAttribute("style");
+    Array.prototype.forEach.call(copy.querySelectorAll("[class], [tabindex]"), function (n) { n.removeAttribute("class"); n.removeAttribute("tabindex"); });
+    copy.removeAttribute("style"); copy.removeAttribute("class");
     var bg = svg("rect", { x: 0, y: 0, width: copy.getAttribute("width"), height: copy.getAttribute("height"), fill: background(this.drawing) });
     copy.insertBefore(bg, copy.firstChild);
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + new XMLSerializer().serializeToString(copy);
