@@ -167,7 +167,7 @@
       svg("line", { x1: x + 12, x2: x + 15, y1: yy, y2: yy, "class": "attnbook-frame" }, g);
       text(g, x + 17, yy + 3.5, fmt(v));
     });
-    text(g, x + 6, y - 6, "weight", { "text-anchor": "middle" }, "attnbook-muted");
+    text(g, x + 6, y - 8, "weight", { "text-anchor": "middle" }, "attnbook-muted");
     return g;
   }
 
@@ -394,7 +394,7 @@
     var root = svg("svg", { xmlns: SVGNS, "xmlns:xlink": "http://www.w3.org/1999/xlink", width: width, height: height,
                             viewBox: "0 0 " + width + " " + height, "font-family": "system-ui, sans-serif", "class": "attnbook-svg",
                             role: "img", "aria-label": full || title });
-    var t = text(root, width / 2, 16, short(title, Math.floor(width / 7)), { "text-anchor": "middle", "font-size": 13, "font-weight": "bold" });
+    var t = text(root, width / 2, 16, short(title, Math.floor((width - 8) / 8.2)), { "text-anchor": "middle", "font-size": 13, "font-weight": "bold" });
     if (full) tip(t, full);
     return root;
   };
@@ -438,7 +438,7 @@
       svg("polyline", { points: pts.join(" "), fill: "none", "class": "attnbook-series", "stroke-width": 1.4 }, root);
       text(root, left - 4, top - stripH / 2, "input", { "text-anchor": "end" }, "attnbook-muted");
     }
-    colourbar(root, left + W + 14, top + 10, Math.max(60, Math.min(Hh - 10, 240)), s.gamma, this.lut, vmax);
+    colourbar(root, left + W + 14, top + 16, Math.max(60, Math.min(Hh - 16, 240)), s.gamma, this.lut, vmax);
     var mark = svg("rect", { x: 0, y: 0, width: cell, height: cell, fill: "none", stroke: "#e41a1c", "stroke-width": 1.5, visibility: "hidden" }, root);
     picture.addEventListener("mousemove", function (ev) {
       var box = picture.getBoundingClientRect();
