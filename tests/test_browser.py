@@ -196,15 +196,22 @@ def _exercise_view(page, root, data: dict, tmp_path: Path) -> list[str]:
     unlabelled = root.evaluate("""r => Array.from(r.querySelectorAll('select, input, textarea, button')).filter(c =>
         !(c.id && r.querySelector('label[for="' + c.id + '"]')) && !c.getAttribute('aria-label') && !c.textContent.trim()).length""")
     assert unlabelled == 0, "a control without a label"
-    live = root.locator("[data-live]")
-    for k in range(live.count()):
-        assert live.nth(k).is_disabled(), "a kernel-only control is enabled in the page"
-        label = root.locator(f"label[for='{live.nth(k).get_attribute('id')}']").inner_text()
-        assert "live in JupyterLab" in label, label
+    live = root.locator(".attnbook-live")
+    if data["live"]:  # kernel-only controls: one line naming them, no dead control
+        assert live.count() == 1 and live.inner_text().startswith("Live in JupyterLab: "), live.all_inner_texts()
+        assert all(c["label"] in live.inner_text() for c in data["live"]) and data["live_hint"].rstrip(".") in live.inner_text()
+        assert live.locator("input, textarea, select, button").count() == 0, "a form control in the live line"
+    else:
+        assert live.count() == 0
+    single = root.evaluate("""r => Array.from(r.querySelectorAll('select')).filter(s => s.options.length < 2 && s.offsetParent !== null).length""")
+    assert single == 0, "a visible select with a single option"
     start = data["initial"]["facets"]
     entry = next(e for e in data["entries"] if e["key"] == start)
     layer, head = min(1, len(entry["layers"]) - 1), min(1, entry["heads"] - 1)
     before = _drawing(root)
+    options = root.locator("select.attnbook-layer option")
+    assert [options.nth(k).inner_text() for k in range(options.count())] == [f"L{k}" for k in range(len(entry["layers"]))]
+    assert [options.nth(k).get_attribute("title") for k in range(options.count())] == entry["layers"]
     if layer:
         before, after = before, _redrawn(page, root, lambda: root.locator("select.attnbook-layer").select_option(str(layer)))
         assert after != before, "changing the layer did not change the drawing"
@@ -244,6 +251,9 @@ def _exercise_view(page, root, data: dict, tmp_path: Path) -> list[str]:
         root.get_by_role("button", name="export SVG").click()
     exported = Path(svg_download.value.path()).read_text()
     assert exported.lstrip().startswith("<?xml") and "<svg" in exported and "<image" in exported, exported[:200]
+    assert "var(" not in exported and "class=" not in exported, "the export leans on the page's styles"
+    assert re.search(r'<svg[^>]*>\s*<rect x="0" y="0" width="[\d.]+" height="[\d.]+" fill="rgb\(\d+, \d+, \d+\)"', exported), \
+        "the export has no solid background first"
     with page.expect_download() as png_download:
         root.get_by_role("button", name="export PNG").click()
     png = Path(png_download.value.path()).read_bytes()
@@ -366,3 +376,279 @@ def _lab_steps(page, url: str) -> None:
     after = box.evaluate(state)
     assert after.split("#")[0] != before.split("#")[0], "the heatmap did not change"
     assert after.split("#")[1] != before.split("#")[1], "the statistics did not change"
+
+
+# -- the view's layout, theme, head view and keyboard (issue 32), on a standalone page -----------------
+LAYERS = tuple(f"encoder.layer.{k}.attention.self" for k in range(3))
+#: pydata-sphinx-theme's colour variables (light and dark), to mimic the site around a view
+PYDATA_VARS = {
+    "light": {"--pst-color-text-base": "#222832", "--pst-color-text-muted": "#48566b", "--pst-color-border": "#d1d5da",
+              "--pst-color-surface": "#f3f4f5", "--pst-color-on-surface": "#222832", "--pst-color-primary": "#0a7d91",
+              "--pst-color-background": "#ffffff"},
+    "dark": {"--pst-color-text-base": "#ced6dd", "--pst-color-text-muted": "#9ca4af", "--pst-color-border": "#48566b",
+             "--pst-color-surface": "#29313d", "--pst-color-on-surface": "#f3f4f5", "--pst-color-primary": "#3fb1c5",
+             "--pst-color-background": "#14181e"},
+}
+
+_CONTRAST_JS = """root => {
+  function rgba(c) { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; }
+  function lum(c) { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); }
+  function over(top, under) { const a = top[3]; return [0, 1, 2].map(i => top[i] * a + under[i] * (1 - a)).concat([1]); }
+  function background(node) { // first non-transparent background up the tree, composited over what is below
+    const layers = [];
+    for (let n = node; n && n.nodeType === 1; n = n.parentElement) {
+      const c = rgba(getComputedStyle(n).backgroundColor);
+      if (c && c[3] > 0) { layers.push(c); if (c[3] >= 1) break; }
+    }
+    let bg = [255, 255, 255, 1];
+    for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+    return bg;
+  }
+  function opacity(node) { let o = 1; for (let n = node; n && n.nodeType === 1; n = n.parentElement) o *= +getComputedStyle(n).opacity; return o; }
+  function visible(node) { const r = node.getBoundingClientRect(), cs = getComputedStyle(node);
+    return r.width > 0 && r.height > 0 && cs.visibility !== "hidden" && cs.display !== "none" && !node.closest("[hidden]"); }
+  const seen = new Set(), out = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+    const node = t.parentElement;
+    if (!t.textContent.trim() || !node || seen.has(node) || node.closest("script, style, title, option")) continue;
+    seen.add(node);
+  }
+  root.querySelectorAll("button, select, input[type=text], textarea").forEach(c => seen.add(c));
+  seen.forEach(node => {
+    if (!visible(node)) return;
+    const svg = node instanceof SVGElement, cs = getComputedStyle(node);
+    let fg = rgba(svg ? cs.fill : cs.color);
+    if (!fg) return; // no paint (fill none or a gradient)
+    const bg = background(node);
+    fg = over([fg[0], fg[1], fg[2], fg[3] * opacity(node)], bg);
+    const a = lum(fg), b = lum(bg), ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) out.push(`${node.tagName.toLowerCase()}.${(node.getAttribute("class") || "").split(" ")[0]} `
+      + `"${(node.textContent || node.value || "").trim().slice(0, 30)}": ${ratio.toFixed(2)}:1 (${fg.slice(0, 3)} on ${bg.slice(0, 3)})`);
+  });
+  return out;
+}"""
+
+
+def contrast_failures(page, root_selector: str) -> list[str]:
+    """Every visible text (HTML colour, SVG fill) and control under each ``root_selector`` element whose
+    WCAG contrast against its effective background (first non-transparent background up the tree,
+    the page's included, white below all) is under 4.5:1; one line each, empty when all read."""
+    out = []
+    for handle in page.query_selector_all(root_selector):
+        out += handle.evaluate(_CONTRAST_JS)
+    return out
+
+
+def _relative_luminance(rgb: tuple[int, int, int]) -> float:
+    def f(v):
+        v /= 255
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+    return 0.2126 * f(rgb[0]) + 0.7152 * f(rgb[1]) + 0.0722 * f(rgb[2])
+
+
+def test_contrast_helper_agrees_with_hand_computed_ratios(browser):
+    """#767676 on white is 4.54:1 (passes), #777777 4.48:1 (fails); SVG text is judged by its fill."""
+    assert round((1.05) / (_relative_luminance((0x76,) * 3) + 0.05), 2) == 4.54
+    page = browser.new_page()
+    page.set_content('<div id="r" style="background:#fff"><p style="color:#767676">ok</p><p style="color:#777777">low</p>'
+                     '<div style="background:#000"><span style="color:#444">dark low</span></div>'
+                     '<svg><text x="5" y="15" fill="#bbbbbb">svg low</text></svg><p hidden style="color:#eee">hidden</p></div>')
+    fails = contrast_failures(page, "#r")
+    assert [f.split('"')[1] for f in fails] == ["low", "dark low", "svg low"], fails
+    assert "4.48:1" in fails[0]
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def view_page(tmp_path_factory):
+    """A standalone page of one view: 3 layers (full module names), 4 heads of different sharpness, 2 samples, 18 tokens."""
+    g = torch.Generator().manual_seed(1)
+    T = 18
+    logits = torch.randn(3, 2, 4, T, T, generator=g)  # no mask: a causal first row would give every head a max of 1
+    logits = logits * torch.tensor([0.5, 2.0, 4.0, 8.0]).view(1, 1, 4, 1, 1)  # heads of different sharpness
+    toks = [[f"w{b}_{i}" for i in range(T)] for b in range(2)]
+    view = AttentionView("issue 32 view", live=[LiveControl("Your own text", "text"), LiveControl("Analyse")])
+    view.add(AttentionMaps(torch.softmax(logits, -1), layer_names=LAYERS, query_labels=toks, key_labels=toks))
+    folder = tmp_path_factory.mktemp("view")
+    path = view.save(folder / "view.html")
+    with _serve(folder, "view.html") as url:
+        yield f"{url}/view.html", read(path.read_text())[0]
+
+
+def _open(browser, url: str, **context):
+    ctx = browser.new_context(accept_downloads=True, **context)
+    page = ctx.new_page()
+    outside, _, _ = _offline(page, url.rsplit("/", 1)[0])
+    page.goto(url, wait_until="networkidle")
+    root = page.locator(".attnbook-view").first
+    page.wait_for_function("el => el.getAttribute('data-drawn') || el.getAttribute('data-error')", arg=root.element_handle(), timeout=30_000)
+    assert root.get_attribute("data-error") is None and outside == []
+    return ctx, page, root
+
+
+def _lines(root, head: int | None = None) -> int:
+    return root.locator("svg line[data-head]" if head is None else f"svg line[data-head='{head}']").count()
+
+
+def test_view_head_view_overlays_every_head_and_chips_toggle_them(browser, view_page):
+    url, data = view_page
+    ctx, page, root = _open(browser, url)
+    _redrawn(page, root, lambda: root.get_by_role("button", name="head view").click())
+    chips = root.locator("button.attnbook-chip")
+    assert chips.count() == 4 and all(chips.nth(h).get_attribute("aria-pressed") == "true" for h in range(4))
+    counts = [_lines(root, h) for h in range(4)]
+    assert all(c > 0 for c in counts), counts  # all heads overlaid
+    colours = {root.locator(f"svg g[data-head='{h}']").get_attribute("stroke") for h in range(4)}
+    assert len(colours) == 4, "heads share a colour"
+    _redrawn(page, root, lambda: chips.nth(1).click())
+    assert _lines(root, 1) == 0 and [_lines(root, h) for h in (0, 2, 3)] == [counts[0], counts[2], counts[3]]
+    assert chips.nth(1).get_attribute("aria-pressed") == "false"
+    n = int(root.get_attribute("data-drawn"))
+    chips.nth(2).dblclick()
+    page.wait_for_function("([el, n]) => +el.getAttribute('data-drawn') >= n + 3", arg=[root.element_handle(), n], timeout=20_000)
+    assert [_lines(root, h) for h in range(4)] == [0, 0, counts[2], 0], "double-click did not keep only head 2"
+    assert [chips.nth(h).get_attribute("aria-pressed") for h in range(4)] == ["false", "false", "true", "false"]
+    assert "heads 2 shown" in root.locator(".attnbook-mode-caption").inner_text()
+    # hover a query token: only its lines stay, the readout names the top weights of each shown head
+    root.locator(".attnbook-token[data-side='q']").nth(5).hover()
+    shown = root.locator("svg line[data-head]:not([visibility='hidden'])")
+    assert shown.count() > 0 and all(shown.nth(k).get_attribute("data-q") == "5" for k in range(shown.count()))
+    w = data["entries"][0]["weights"][0][0, 2, 5]
+    top = float(w.max())
+    text = root.locator(".attnbook-value").inner_text()
+    assert "attends to" in text and "head 2:" in text and "head 0:" not in text
+    assert abs(float(re.search(r"head 2: “[^”]+” (\S+?)[,;]", text + ";").group(1)) - top) <= 1e-3
+    assert root.locator(".attnbook-legend").count() == 1 and "∝ weight" in root.locator(".attnbook-legend").inner_html()
+    ctx.close()
+
+
+def test_view_scale_toggle_rescales_heatmap_head_and_model_views(browser, view_page):
+    url, data = view_page
+    w = data["entries"][0]["weights"][0]  # (layers, heads, q, k) of sample 0
+    maxima = [float(w[0, h].max()) for h in range(4)]
+    head = min(range(4), key=maxima.__getitem__)  # its own max is under the layer's: the two scales differ
+    assert maxima[head] < max(maxima) - 0.05
+    ctx, page, root = _open(browser, url)
+    _redrawn(page, root, lambda: root.locator("input.attnbook-head").fill(str(head)))
+    ticks = lambda: [t for t in root.locator(".attnbook-colourbar text").all_text_contents() if t != "weight"]  # noqa: E731
+    assert abs(float(ticks()[-1]) - maxima[head]) <= 2e-3, ticks()
+    for view in ("heatmap", "head view", "model view"):
+        if view != "heatmap":
+            _redrawn(page, root, lambda: root.get_by_role("button", name=view).click())
+        per_head = _drawing(root)
+        after = _redrawn(page, root, lambda: root.get_by_role("button", name="shared").click())
+        assert after != per_head, f"the shared scale did not change the {view}"
+        if view == "heatmap":
+            assert abs(float(ticks()[-1]) - max(maxima)) <= 2e-3, ticks()  # the colour bar tops at the layer's max
+        assert "shared" in root.locator(".attnbook-mode-caption").inner_text()
+        _redrawn(page, root, lambda: root.get_by_role("button", name="per head").click())
+        assert "own largest weight" in root.locator(".attnbook-mode-caption").inner_text()
+    ctx.close()
+
+
+def test_view_fits_a_phone_without_page_scroll(browser, view_page):
+    url, _ = view_page
+    ctx, page, root = _open(browser, url, viewport={"width": 390, "height": 844})
+    for view in ("heatmap", "head view", "model view"):
+        if view != "heatmap":
+            _redrawn(page, root, lambda: root.get_by_role("button", name=view).click())
+        page.wait_for_timeout(300)
+        scroll, client = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert scroll <= client, f"{view}: the page scrolls sideways ({scroll} > {client})"
+        svg = root.locator(".attnbook-drawing svg").bounding_box()
+        assert svg["x"] >= 0 and svg["x"] + svg["width"] <= client + 0.5, f"{view}: the drawing is cut ({svg})"
+        sizes = root.locator(".attnbook-drawing svg text").evaluate_all("ts => ts.map(t => t.getBoundingClientRect().height)")
+        fonts = root.locator(".attnbook-drawing svg").evaluate(
+            "s => Array.from(s.querySelectorAll('text')).map(t => +t.getAttribute('font-size') * s.getBoundingClientRect().width / s.viewBox.baseVal.width)")
+        assert min(fonts) >= 10 - 1e-6 and sizes, f"{view}: labels under 10 px as rendered ({min(fonts):.1f})"
+        if view == "heatmap":
+            bar = root.locator(".attnbook-colourbar").bounding_box()
+            assert bar["x"] >= 0 and bar["x"] + bar["width"] <= client, f"the colour bar is outside the viewport ({bar})"
+    ctx.close()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_view_text_and_controls_meet_aa_contrast(browser, view_page, theme):
+    url, _ = view_page
+    ctx, page, root = _open(browser, url, color_scheme=theme)  # a standalone page follows the reader's system
+    for view in ("heatmap", "head view", "model view"):
+        if view != "heatmap":
+            _redrawn(page, root, lambda: root.get_by_role("button", name=view).click())
+        assert contrast_failures(page, ".attnbook-view") == [], f"{theme}, {view}"
+    fg = root.evaluate("r => getComputedStyle(r).color")
+    rgb = tuple(int(x) for x in re.findall(r"\d+", fg)[:3])
+    assert (_relative_luminance(rgb) > 0.5) == (theme == "dark"), f"{theme}: the view's text is {fg}"
+    ctx.close()
+    # inside the site: pydata's variables on <html data-theme>, whatever the system says
+    ctx, page, root = _open(browser, url, color_scheme="light" if theme == "dark" else "dark")
+    css = ";".join(f"{k}:{v}" for k, v in PYDATA_VARS[theme].items())
+    page.evaluate("""([theme, css]) => { document.documentElement.setAttribute('data-theme', theme);
+        const s = document.createElement('style');
+        s.textContent = `html[data-theme="${theme}"]{${css}} body{background:var(--pst-color-background)!important;color:var(--pst-color-text-base)!important}`;
+        document.head.appendChild(s); }""", [theme, css])
+    for view in ("heatmap", "head view", "model view"):
+        if view != "heatmap":
+            _redrawn(page, root, lambda: root.get_by_role("button", name=view).click())
+        assert contrast_failures(page, ".attnbook-view") == [], f"site {theme}, {view}"
+    base = PYDATA_VARS[theme]["--pst-color-text-base"]
+    assert root.evaluate("r => getComputedStyle(r).color") == "rgb({}, {}, {})".format(*bytes.fromhex(base[1:])), "not the theme's text colour"
+    with page.expect_download() as svg_download:
+        root.get_by_role("button", name="export SVG").click()
+    exported = Path(svg_download.value.path()).read_text()
+    page_bg = "rgb({}, {}, {})".format(*bytes.fromhex(PYDATA_VARS[theme]["--pst-color-background"][1:]))
+    assert f'fill="{page_bg}"' in exported.split("<text")[0], "the export's background is not the theme's"
+    ctx.close()
+
+
+def test_view_keyboard_reaches_chips_tokens_and_thumbs(browser, view_page):
+    url, _ = view_page
+    ctx, page, root = _open(browser, url)
+    _redrawn(page, root, lambda: root.get_by_role("button", name="head view").click())
+    root.get_by_role("button", name="head view").focus()
+    for _ in range(30):  # Tab onwards until a head chip has the focus
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.classList.contains('attnbook-chip')"):
+            break
+    else:
+        pytest.fail("Tab never reached a head chip")
+    head = int(page.evaluate("document.activeElement.getAttribute('data-head')"))
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none", "no visible focus ring"
+    n = int(root.get_attribute("data-drawn"))
+    page.keyboard.press("Space")
+    page.wait_for_function("([el, n]) => +el.getAttribute('data-drawn') > n", arg=[root.element_handle(), n], timeout=20_000)
+    assert _lines(root, head) == 0 and root.locator(f"button.attnbook-chip[data-head='{head}']").get_attribute("aria-pressed") == "false"
+    token = root.locator(".attnbook-token[data-side='k']").nth(2)
+    assert token.get_attribute("tabindex") == "0"
+    token.focus()  # focus acts like hover
+    assert "is attended by" in root.locator(".attnbook-value").inner_text()
+    _redrawn(page, root, lambda: root.get_by_role("button", name="model view").click())
+    thumb = root.locator("image.attnbook-thumb[data-layer='2'][data-head='3']")
+    thumb.focus()
+    assert "L2" in root.locator(".attnbook-value").inner_text()
+    _redrawn(page, root, lambda: page.keyboard.press("Enter"))
+    assert root.get_by_role("button", name="heatmap").get_attribute("aria-pressed") == "true"
+    assert root.locator("select.attnbook-layer").input_value() == "2" and root.locator("input.attnbook-head").input_value() == "3"
+    ctx.close()
+
+
+def test_view_layers_read_l0_with_the_full_name_on_hover(browser, view_page):
+    url, _ = view_page
+    ctx, page, root = _open(browser, url, viewport={"width": 1366, "height": 900})
+    options = root.locator("select.attnbook-layer option")
+    assert options.all_inner_texts() == ["L0", "L1", "L2"]
+    assert [options.nth(k).get_attribute("title") for k in range(3)] == list(LAYERS)
+    title = root.locator(".attnbook-drawing svg > text").first
+    assert title.evaluate("t => t.firstChild.textContent").startswith("L0 · head 0")
+    assert title.locator("title").text_content().startswith(LAYERS[0])
+    assert LAYERS[0] in root.locator(".attnbook-mode-caption").inner_text()
+    _redrawn(page, root, lambda: root.get_by_role("button", name="model view").click())
+    labels = root.locator("svg text.attnbook-layer-label")
+    assert [labels.nth(k).evaluate("t => t.firstChild.textContent") for k in range(3)] == ["L0", "L1", "L2"]
+    assert [labels.nth(k).locator("title").text_content() for k in range(3)] == list(LAYERS)
+    assert "encoder.layer.0.att…" not in _drawing(root).replace("<title>", "\n").split("\n")[0]
+    box, svg = root.locator(".attnbook-drawing").bounding_box(), root.locator(".attnbook-drawing svg").bounding_box()
+    assert svg["x"] + svg["width"] <= box["x"] + box["width"] + 0.5, "the model view spills out of its box"
+    ctx.close()

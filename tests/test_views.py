@@ -18,7 +18,7 @@ from hypothesis.extra.numpy import arrays
 
 from attnbook.errors import CorruptDataError, InvalidInputError
 from attnbook.maps import AttentionMaps
-from attnbook.views import AttentionView, LiveControl, read
+from attnbook.views import AttentionView, LiveControl, read, strip_assets
 from attnbook.views import encode as codec
 
 
@@ -131,7 +131,7 @@ def test_labels_cannot_break_out_of_the_page():
     toks = [["</script>", "<!--", "<b>x</b>"]]
     w = torch.softmax(torch.randn(1, 1, 1, 3, 3), -1)
     html_text = AttentionView("<i>title</i>").add(AttentionMaps(w, query_labels=toks, key_labels=toks), note="</script><script>alert(1)").to_html()
-    assert html_text.count("</script>") == 2  # the data block and the script: nothing from the labels or the note
+    assert html_text.count("</script>") == 3  # the data block, the view script, the mount: nothing from the labels or the note
     entry = read(html_text)[0]["entries"][0]
     assert entry["samples"][0]["keys"] == toks[0] and entry["note"] == "</script><script>alert(1)"
     assert "<i>title</i>" not in html_text.split("<script")[0]  # the title is escaped in the markup
@@ -229,3 +229,57 @@ def test_bad_add_arguments_and_incomplete_grids():
 def test_the_payload_is_plain_json():
     data = AttentionView("t", facets=("k",)).add(_maps(), k=3).payload()
     assert json.loads(json.dumps(data)) == data and data["facets"][0]["values"] == ["3"]
+
+
+# -- the block's layout: marked assets, strip_assets, the live line --------------------------------
+def _parts(html_text: str) -> list[str]:
+    """The top-level elements of a block, by their opening tag."""
+    rest = html_text.split("</div>", 1)[1]
+    return [m.group(1) for m in re.finditer(r"<(style|script)\b[^>]*>.*?</\1>", rest, re.S)]
+
+
+def test_the_block_marks_its_assets_and_mounts_in_its_own_script():
+    html_text = AttentionView("t").add(_maps()).to_html()
+    uid = re.search(r'id="(attnbook-view-[^"]+)"', html_text).group(1)
+    styles = re.findall(r'<style class="attnbook-view-style">(.*?)</style>', html_text, re.S)
+    scripts = re.findall(r'<script class="attnbook-view-script">(.*?)</script>', html_text, re.S)
+    assert len(styles) == 1 and styles[0].startswith(".attnbook-view")
+    assert len(scripts) == 1 and scripts[0].startswith("/* attnbook attention view") and "mount(document" not in scripts[0]
+    assert html_text.endswith(f'<script>window.attnbookView.mount(document.getElementById("{uid}"));</script>')
+    assert _parts(html_text) == ["style", "script", "script"]  # after the root div: style, view script, mount
+    assert re.sub(r"<(style|script)\b[^>]*>.*?</\1>", "", html_text.split("</div>", 1)[1], flags=re.S) == ""
+
+
+def test_strip_assets_keeps_the_views_and_their_mounts_only():
+    view = AttentionView("t").add(_maps())
+    one, two = view.to_html(), view.to_html()
+    page = "<p>before</p>" + one + "<p>between</p>" + two
+    stripped = strip_assets(page)
+    assert "attnbook-view-style" not in stripped and "attnbook-view-script" not in stripped
+    assert "<style" not in stripped and "window.attnbookView = " not in stripped  # the whole asset went, not just its class
+    assert stripped.count("window.attnbookView.mount(") == 2 and stripped.count('class="attnbook-view"') == 2
+    assert stripped.startswith("<p>before</p>") and "<p>between</p>" in stripped
+    assert [v["title"] for v in read(stripped)] == ["t", "t"]  # the payloads stay whole
+    # exactly the two assets of each block are gone: the rest of the text is unchanged, in order
+    css, js = re.search(r'<style class="attnbook-view-style">.*?</style>', one, re.S).group(0), \
+        re.search(r'<script class="attnbook-view-script">.*?</script>', one, re.S).group(0)
+    assert stripped == page.replace(css, "").replace(js, "")
+    assert strip_assets(stripped) == stripped and strip_assets("<p>no view</p>") == "<p>no view</p>"
+    with pytest.raises(InvalidInputError, match="block_html"):
+        strip_assets(b"<div></div>")
+
+
+def test_live_controls_reach_the_page_as_labels_and_a_hint_without_form_controls():
+    live = [LiveControl("Your own text", "text"), LiveControl("Upload .txt", "file"), LiveControl("Analyse")]
+    html_text = AttentionView("t", live=live, live_hint="type your own text below").add(_maps()).to_html()
+    data = read(html_text)[0]
+    assert [c["label"] for c in data["live"]] == ["Your own text", "Upload .txt", "Analyse"]
+    assert data["live_hint"] == "type your own text below"
+    markup = re.sub(r"<script.*?</script>|<style.*?</style>", "", html_text, flags=re.S)
+    assert re.search(r"<(input|textarea|select|button)\b", markup) is None  # the block ships no form control of its own
+    assert "Live in JupyterLab: " in html_text  # the script writes the line (checked drawn in test_browser)
+
+
+def test_saved_page_fits_phones_and_has_a_dark_scheme(tmp_path):
+    text = AttentionView("page").add(_maps()).save(tmp_path / "v.html").read_text()
+    assert 'name="viewport" content="width=device-width' in text and "prefers-color-scheme: dark" in text

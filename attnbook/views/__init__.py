@@ -5,6 +5,6 @@ that JupyterLab and the built book show alike; :mod:`attnbook.views.encode` pack
 """
 
 from .encode import ENCODINGS
-from .view import MAX_BYTES, VIEWS, AttentionView, LiveControl, read
+from .view import MAX_BYTES, VIEWS, AttentionView, LiveControl, read, strip_assets
 
-__all__ = ["AttentionView", "LiveControl", "ENCODINGS", "MAX_BYTES", "VIEWS", "read"]
+__all__ = ["AttentionView", "LiveControl", "ENCODINGS", "MAX_BYTES", "VIEWS", "read", "strip_assets"]

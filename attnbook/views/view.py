@@ -5,8 +5,14 @@ the view renders as one self-contained HTML block — the data (deflated, quanti
 script (``view.js``) and the styles (``view.css``) inline, nothing fetched — which shows the same in
 JupyterLab (a trusted output) and in the built site. In the page a reader picks the facets, the
 layer, the head, the sample, the view (heatmap, head view, model view) and the colour gamma, reads a
-weight by hovering it and exports what is drawn as SVG or PNG. Controls that need a kernel are
-listed as :class:`LiveControl` and shown disabled, marked "live in JupyterLab".
+weight by hovering it and exports what is drawn as SVG or PNG. Drawings fit their container's width
+and take their colours from the theme (the site's, JupyterLab's, or light/dark defaults). Controls
+that need a kernel are listed as :class:`LiveControl`; the page names them in one line saying where
+they are live, with no dead control.
+
+The block marks its inline assets (``<style class="attnbook-view-style">`` and
+``<script class="attnbook-view-script">``, then a separate mount script) so a page holding several
+views can keep them once: :func:`strip_assets` removes them from all blocks but the first.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from ..maps import AttentionMaps
 from ..store import atomic_write
 from . import encode as codec
 
-__all__ = ["AttentionView", "LiveControl", "MAX_BYTES", "VIEWS", "read"]
+__all__ = ["AttentionView", "LiveControl", "MAX_BYTES", "VIEWS", "read", "strip_assets"]
 
 #: the drawings a reader can switch between
 VIEWS = ("heatmap", "head", "model")
@@ -39,12 +45,18 @@ VIEWS = ("heatmap", "head", "model")
 MAX_BYTES = 2_500_000
 _KINDS = ("text", "file", "button", "range")
 _DATA_CLASS = "attnbook-view-data"
+_STYLE_CLASS = "attnbook-view-style"
+_SCRIPT_CLASS = "attnbook-view-script"
+#: the standalone page's own colours (light, and dark where the reader's system asks for it)
+_PAGE_STYLE = ("<style>:root{color-scheme:light dark}body{margin:16px;background:#ffffff;color:#1f2328;"
+               "font-family:system-ui,sans-serif}@media (prefers-color-scheme: dark){body{background:#0d1117;color:#e6edf3}}</style>")
 _counter = itertools.count()
 
 
 @dataclass(frozen=True)
 class LiveControl:
-    """A control that needs a kernel (typing text, uploading a file, retraining): drawn disabled.
+    """A control that needs a kernel (typing text, uploading a file, retraining): named in the view's
+    "Live in JupyterLab" line (no form control in the page).
 
     ``kind``: ``"text"`` (a text area), ``"file"`` (a file input), ``"button"`` or ``"range"``.
     """
@@ -247,8 +259,9 @@ class AttentionView:
             f'<script type="application/json" class="{_DATA_CLASS}">{text}</script>'
             f'<p class="attnbook-fallback">{title}: this interactive view needs JavaScript '
             f"(in JupyterLab: trust the notebook or run the cell).</p></div>"
-            f"<style>{_asset('view.css')}</style>"
-            f"<script>{_asset('view.js')}\nwindow.attnbookView.mount(document.getElementById({json.dumps(uid)}));</script>"
+            f'<style class="{_STYLE_CLASS}">{_asset("view.css")}</style>'
+            f'<script class="{_SCRIPT_CLASS}">{_asset("view.js")}</script>'
+            f"<script>window.attnbookView.mount(document.getElementById({json.dumps(uid)}));</script>"
         )
 
     def _repr_html_(self) -> str:
@@ -258,12 +271,24 @@ class AttentionView:
         """Write a standalone HTML page holding the view (opens offline in any browser)."""
         path = Path(path)
         page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title or "attention view")}'
-                f"</title></head><body>{self.to_html()}</body></html>")
+                f'</title><meta name="viewport" content="width=device-width, initial-scale=1">{_PAGE_STYLE}</head><body>{self.to_html()}</body></html>')
         atomic_write(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
         return path
 
     def __repr__(self) -> str:
         return f"AttentionView({self.title!r}, facets={list(self.facets)}, entries={len(self._entries)})"
+
+
+_ASSETS = re.compile(rf'<style class="{_STYLE_CLASS}">.*?</style>|<script class="{_SCRIPT_CLASS}">.*?</script>', re.S)
+
+
+def strip_assets(block_html: str) -> str:
+    """``block_html`` without the views' inline assets (the marked style and view script), keeping
+    every view's ``div`` and mount script: for all views of a page but the first, whose assets
+    serve them all (the script defines ``window.attnbookView`` before the later mounts run)."""
+    if not isinstance(block_html, str):
+        raise bad_argument(InvalidInputError, "block_html", "a string", block_html)
+    return _ASSETS.sub("", block_html)
 
 
 _PAYLOAD = re.compile(rf'<script type="application/json" class="{_DATA_CLASS}">(.*?)</script>', re.S)
