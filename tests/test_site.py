@@ -96,16 +96,23 @@ def test_freeze_widgets_drops_progress_bars_and_says_where_a_kernel_control_is_l
     assert site.freeze_widgets({"cells": [{"cell_type": "code", "outputs": [view("missing")]}]}) == 1  # no state: a kernel control
 
 
-def test_dedupe_view_assets_keeps_the_script_and_styles_in_the_first_view_only(monkeypatch):
-    import attnbook.views
+def test_dedupe_view_assets_keeps_the_script_and_styles_in_the_first_view_only():
+    import torch
 
-    monkeypatch.setattr(attnbook.views, "strip_assets", lambda page: page.replace("<script>JS</script>", ""))
-    block = {"output_type": "display_data", "data": {"text/html": '<div class="attnbook-view"></div><script>JS</script>'}}
+    from attnbook.maps import AttentionMaps
+    from attnbook.views import AttentionView
+
+    def block(title):
+        maps = AttentionMaps(torch.softmax(torch.randn(1, 1, 2, 3, 3, generator=torch.Generator().manual_seed(0)), -1))
+        return {"output_type": "display_data", "metadata": {}, "data": {"text/html": AttentionView(title).add(maps).to_html()}}
+
     other = {"output_type": "display_data", "data": {"text/html": "<p>table</p>"}}
-    nb = {"cells": [{"cell_type": "code", "outputs": [other, dict(block, data=dict(block["data"]))]},
-                    {"cell_type": "code", "outputs": [dict(block, data=dict(block["data"]))]}]}
-    assert site.dedupe_view_assets(nb) == 1
-    assert "JS" in nb["cells"][0]["outputs"][1]["data"]["text/html"] and "JS" not in nb["cells"][1]["outputs"][0]["data"]["text/html"]
+    nb = {"cells": [{"cell_type": "code", "outputs": [other, block("a")]}, {"cell_type": "code", "outputs": [block("b"), block("c")]}]}
+    assert site.dedupe_view_assets(nb) == 2
+    pages = [o["data"]["text/html"] for c in nb["cells"] for o in c["outputs"]][1:]
+    assert [p.count('class="attnbook-view-script"') for p in pages] == [1, 0, 0]
+    assert [p.count('class="attnbook-view-style"') for p in pages] == [1, 0, 0]
+    assert all(p.count("attnbookView.mount(") == 1 and 'class="attnbook-view"' in p for p in pages)  # each view still mounts
 
 
 def test_stylesheet_and_extension_are_staged(tmp_path):
