@@ -90,16 +90,18 @@ color:var(--ab-text);max-width:100%;font-size:.9em;margin:.5em 0 1em}}
 @media (prefers-color-scheme:dark){{html:not([data-theme]) body:not([data-jp-theme-light]) {_ROOT}{{--ab-text:#e6edf3;--ab-muted:#9198a1;
 --ab-border:#3d444d;--ab-surface:#151b23;--ab-bg:#0d1117;{_badge_vars(True)}}}}}
 {", ".join(_DARK_SCOPES)}{{{_badge_vars(True)}}}
+html[data-theme="dark"] .bd-content div.cell_output div.text_html:has(> {_ROOT}){{background:transparent;color:inherit;padding:0}}
 {_ROOT} table.ab-table{{width:100%;max-width:100%;table-layout:auto;border-collapse:collapse;margin:0;display:table;overflow:visible}}
 {_ROOT} .ab-table th,{_ROOT} .ab-table td{{text-align:left;vertical-align:top;padding:.35em .5em;border:0;border-bottom:1px solid var(--ab-border);
-overflow-wrap:anywhere;word-break:normal;white-space:normal;hyphens:auto}}
+overflow-wrap:break-word;word-break:normal;white-space:normal;hyphens:manual}}
 {_ROOT} .ab-table thead th{{background:var(--ab-surface);color:var(--ab-text);font-weight:600;border-bottom:2px solid var(--ab-border)}}
 {_ROOT} .ab-table td.ab-verdict{{white-space:nowrap;overflow-wrap:normal}}
+{_ROOT} table.ab-table.ab-fixed{{table-layout:fixed}}
 {_ROOT} .ab-table td.num{{text-align:right;font-variant-numeric:tabular-nums}}
 {_ROOT} .ab-badge{{display:inline-block;padding:.1em .55em;border-radius:1em;font-weight:600;font-size:.92em;line-height:1.5;white-space:nowrap}}
 {"".join(f"{_ROOT} .ab-{kind}{{color:var(--ab-{kind}-fg);background:var(--ab-{kind}-bg)}}" for kind in BADGES)}
 {_ROOT} .ab-note{{display:block;color:var(--ab-muted);font-size:.88em;margin-top:.2em}}
-{_ROOT} .ab-seed{{display:inline-block;min-width:1.6em;margin:0 .15em .15em 0;padding:0 .3em;border-radius:.3em;font-size:.85em;text-align:center}}
+{_ROOT} .ab-seed{{display:inline-block;white-space:nowrap;min-width:1.6em;margin:0 .15em .15em 0;padding:0 .3em;border-radius:.3em;font-size:.85em;text-align:center}}
 {_ROOT} .ab-filters{{display:flex;flex-wrap:wrap;gap:.5em 1em;align-items:center;margin:.3em 0 .6em}}
 {_ROOT} .ab-filters[hidden]{{display:none}}
 {_ROOT} .ab-filters label{{font-weight:600;margin-right:.3em}}
@@ -108,11 +110,12 @@ padding:.2em .4em;font:inherit;max-width:100%}}
 {_ROOT} .ab-filters select:focus-visible,{_ROOT} .ab-filters button:focus-visible{{outline:2px solid var(--ab-text);outline-offset:2px}}
 {_ROOT} .ab-count{{color:var(--ab-muted)}}
 {_ROOT} tr[hidden]{{display:none}}
-{_ROOT} table.ab-grid{{width:100%;border-collapse:collapse;margin:0;display:table}}
+{_ROOT} table.ab-grid{{width:100%;border-collapse:collapse;margin:0;display:table;table-layout:fixed}}
+{_ROOT} .ab-grid col.ab-tickcol{{width:4.6em}}
 {_ROOT} .ab-grid th,{_ROOT} .ab-grid td{{padding:.25em .4em;border:0;border-bottom:1px solid var(--ab-border);vertical-align:top;text-align:center;
-overflow-wrap:anywhere;white-space:normal}}
+overflow-wrap:break-word;white-space:normal}}
 {_ROOT} .ab-grid thead th{{background:var(--ab-surface);font-weight:600;font-size:.9em}}
-{_ROOT} .ab-grid th[scope=row],{_ROOT} .ab-grid th[scope=colgroup]{{text-align:left;font-weight:normal}}
+{_ROOT} .ab-grid th[scope=row],{_ROOT} .ab-grid th[scope=colgroup]{{text-align:left;font-weight:normal;overflow-wrap:anywhere}}
 {_ROOT} .ab-grid th[scope=colgroup]{{font-weight:600;background:var(--ab-surface)}}
 {_ROOT} .ab-grid summary{{cursor:pointer}}
 {_ROOT} .ab-grid details p{{margin:.2em 0 .3em;color:var(--ab-muted);font-size:.9em}}
@@ -128,6 +131,11 @@ overflow-wrap:anywhere;white-space:normal}}
 {_ROOT} .ab-table td.num{{text-align:left}}
 {_ROOT} .ab-table td[data-label]:not(.ab-verdict)::before{{content:attr(data-label) ": ";font-weight:600;color:var(--ab-muted)}}
 {_ROOT} .ab-table td.ab-verdict{{padding-bottom:.3em}}
+}}
+@media (max-width:480px){{
+{_ROOT} .ab-grid col.ab-tickcol{{width:3.5em}}
+{_ROOT} .ab-grid thead th{{font-size:.78em;padding:.25em .15em}}
+{_ROOT} .ab-grid td{{padding:.25em .15em}}
 }}
 """
 
@@ -198,7 +206,8 @@ def _seeds(text: str) -> str:
 
 def _rows_html(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, verdict: int, html_columns: frozenset[int] = frozenset(),
                notes: dict[int, list[tuple[str, int]]] | None = None, data: dict[str, int] | None = None,
-               numeric: frozenset[int] = frozenset(), formats: dict[int, Any] | None = None) -> str:
+               numeric: frozenset[int] = frozenset(), formats: dict[int, Any] | None = None,
+               widths: Sequence[str | None] | None = None) -> str:
     notes = notes or {}
     data = data or {}
     formats = formats or {}
@@ -216,6 +225,10 @@ def _rows_html(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, verdict
             cls = ' class="ab-verdict"' if k == verdict else (' class="num"' if k in numeric else "")
             cells.append(f'<td{cls} data-label="{_esc(name)}">{text}{extra}</td>')
         body.append(f"<tr{attrs}>{''.join(cells)}</tr>")
+    if widths:  # a fixed layout: the table never grows past its column; columns without a width share what is left
+        cols = "".join(f'<col style="width:{w}">' if w else "<col>" for w in widths)
+        return (f'<table class="ab-table ab-fixed"><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>'
+                f'<tbody>{"".join(body)}</tbody></table>')
     return f'<table class="ab-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
@@ -235,7 +248,7 @@ def findings_html(table: Any, *, element_id: str = "attnbook-findings", filters:
     rows = [[r["verdict"], r["chapter"], r["statement"], _seeds(r["per seed"]), r["measured"], r["control"], r["rule"], r["declared"], r["reason"]]
             for _, r in table.iterrows()]
     body = _rows_html(columns, rows, verdict=0, html_columns=frozenset({3}), notes={2: [("why", 8)], 6: [("declared", 7)]},
-                      data={"chapter": 1, "verdict": 0})
+                      data={"chapter": 1, "verdict": 0}, widths=["10.5em", "6.5em", None, "4.6em", None, None, None])
     controls = ""
     if filters:
         selects = []

@@ -77,7 +77,7 @@ GRID_COLUMNS = (("weights", "every recorded layer within 1e-5 of the library's o
                 ("state", "no hook left and every flag restored, after a normal exit and after an exception"),
                 ("refused", "refused with a typed error and a reason"))
 #: symbol -> (badge kind, legend text)
-TICKS = {"✓": ("supported", "holds"), "✗": ("not-supported", "fails"), "–": ("not-run", "does not apply")}
+TICKS = {"✓": ("supported", "holds"), "✗": ("not-supported", "fails"), "–": ("inconclusive", "does not apply")}
 
 
 def _cells(row: pd.Series) -> list[tuple[str, str]]:
@@ -126,4 +126,4 @@ def tick_grid(table: pd.DataFrame) -> str:
             body.append(f'<tr data-family="{esc(row.family)}"><th scope="row"><details><summary>{esc(row.family)}{kind}</summary>'
                         f"<p>{details}</p></details></th>{cells}</tr>")
     return (f'{assets()}<div class="attnbook-fv attnbook-compat"><ul class="ab-legend">{legend}</ul>'
-            f'<table class="ab-grid"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+            f'<table class="ab-grid"><colgroup><col>{"<col class=ab-tickcol>" * len(GRID_COLUMNS)}</colgroup><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
