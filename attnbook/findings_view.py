@@ -96,6 +96,8 @@ html[data-theme="dark"] .bd-content div.cell_output div.text_html:has(> {_ROOT})
 overflow-wrap:break-word;word-break:normal;white-space:normal;hyphens:manual}}
 {_ROOT} .ab-table thead th{{background:var(--ab-surface);color:var(--ab-text);font-weight:600;border-bottom:2px solid var(--ab-border)}}
 {_ROOT} .ab-table td.ab-verdict{{white-space:nowrap;overflow-wrap:normal}}
+{_ROOT} .ab-fixed td{{overflow-wrap:anywhere}}
+{_ROOT} .ab-fixed td.ab-verdict{{overflow-wrap:normal}}
 {_ROOT} table.ab-table.ab-fixed{{table-layout:fixed}}
 {_ROOT} .ab-table td.num{{text-align:right;font-variant-numeric:tabular-nums}}
 {_ROOT} .ab-badge{{display:inline-block;padding:.1em .55em;border-radius:1em;font-weight:600;font-size:.92em;line-height:1.5;white-space:nowrap}}
@@ -125,6 +127,7 @@ overflow-wrap:break-word;white-space:normal}}
 @media (max-width:{BREAKPOINT_PX}px){{
 {_ROOT} .ab-table thead{{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}}
 {_ROOT} .ab-table,{_ROOT} .ab-table tbody,{_ROOT} .ab-table tr,{_ROOT} .ab-table td{{display:block;width:auto}}
+{_ROOT} .ab-table colgroup{{display:none}}
 {_ROOT} .ab-table tr{{border:1px solid var(--ab-border);border-radius:.5em;margin:0 0 .7em;padding:.4em .6em;background:var(--ab-bg)}}
 {_ROOT} .ab-table tr[hidden]{{display:none}}
 {_ROOT} .ab-table td{{border:0;padding:.15em 0}}
@@ -248,7 +251,7 @@ def findings_html(table: Any, *, element_id: str = "attnbook-findings", filters:
     rows = [[r["verdict"], r["chapter"], r["statement"], _seeds(r["per seed"]), r["measured"], r["control"], r["rule"], r["declared"], r["reason"]]
             for _, r in table.iterrows()]
     body = _rows_html(columns, rows, verdict=0, html_columns=frozenset({3}), notes={2: [("why", 8)], 6: [("declared", 7)]},
-                      data={"chapter": 1, "verdict": 0}, widths=["10.5em", "6.5em", None, "4.6em", None, None, None])
+                      data={"chapter": 1, "verdict": 0}, widths=["9.6em", "6.5em", None, "4.6em", None, None, None])
     controls = ""
     if filters:
         selects = []
@@ -264,12 +267,14 @@ def findings_html(table: Any, *, element_id: str = "attnbook-findings", filters:
     return f'{assets()}<div class="attnbook-fv" id="{_esc(element_id)}"{flag}>{controls}{body}</div>{script}'
 
 
-def table_html(frame: Any, verdict: str | None = None, *, notes: dict[str, Sequence[str]] | None = None, element_id: str | None = None) -> str:
+def table_html(frame: Any, verdict: str | None = None, *, notes: dict[str, Sequence[str]] | None = None, element_id: str | None = None,
+               widths: Sequence[str | None] | None = None) -> str:
     """Any table of the page (a DataFrame; a named index becomes leading columns) as one block: the
     ``verdict`` column first as a badge, text that wraps, numbers one format per column
     (:func:`attnbook.tables.column_format`), cards on a phone. ``notes`` folds columns under
     another (``{"check": ["threshold"]}`` shows "threshold: …" beneath the check), so a wide table
-    keeps few columns."""
+    keeps few columns. ``widths`` (one CSS width or None per shown column, in the order shown) fixes
+    the layout: the table then never grows past its column, and columns without a width share the rest."""
     import pandas as pd
 
     from . import tables
@@ -289,6 +294,8 @@ def table_html(frame: Any, verdict: str | None = None, *, notes: dict[str, Seque
             raise bad_argument(InvalidInputError, "notes", f"columns of the table {columns} other than the verdict", bad, raw=True)
     hidden = set(itertools.chain.from_iterable(notes.values()))
     order = ([verdict] if verdict else []) + [c for c in columns if c != verdict and c not in hidden]
+    if widths is not None and len(widths) != len(order):
+        raise bad_argument(InvalidInputError, "widths", f"one width (or None) per shown column {order}", list(widths), raw=True)
     values = [list(flat[c]) for c in columns]
     fmt = {c: tables.column_format(v) for c, v in zip(columns, values)}
     numeric = {c for c, v in zip(columns, values)
@@ -298,6 +305,6 @@ def table_html(frame: Any, verdict: str | None = None, *, notes: dict[str, Seque
     index = {c: k for k, c in enumerate(shown)}
     body = _rows_html(order, rows, verdict=0 if verdict else -1,
                       notes={index[h]: [(c, index[c]) for c in folded] for h, folded in notes.items()},
-                      numeric=frozenset(index[c] for c in order if c in numeric))
+                      numeric=frozenset(index[c] for c in order if c in numeric), widths=widths)
     ident = f' id="{_esc(element_id)}"' if element_id else ""
     return f'{assets()}<div class="attnbook-fv"{ident}>{body}</div>'

@@ -178,6 +178,11 @@ def test_a_table_refuses_bad_arguments():
         fv.table_html(frame, "b", notes={"a": ["b"]})
     with pytest.raises(InvalidInputError, match="notes"):
         fv.table_html(frame, notes={"a": ["c"]})
+    with pytest.raises(InvalidInputError, match="widths"):
+        fv.table_html(frame, "b", widths=["5em"])
+    fixed = _parse(fv.table_html(frame, "b", widths=["5em", None]))
+    assert [a.get("style") for t, a in fixed.tags if t == "col"] == ["width:5em", None]
+    assert ("table", {"class": "ab-table ab-fixed"}) in fixed.tags
 
 
 def test_chapter_tables_in_a_notebook_show_badges_first_and_checks_still_assert(monkeypatch, capsys):
