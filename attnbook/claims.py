@@ -96,12 +96,15 @@ def _in_notebook() -> bool:
     return shell is not None and hasattr(shell, "kernel")
 
 
-def _show(frame) -> None:
-    """``frame`` as HTML in a notebook, as a text table elsewhere."""
+def _show(frame, verdict: str | None = None, notes: Mapping[str, Sequence[str]] | None = None) -> None:
+    """``frame`` as HTML in a notebook (the ``verdict`` column first, as a badge, and ``notes``
+    folded under their host column: :func:`attnbook.findings_view.table_html`), as a text table elsewhere."""
     if _in_notebook():
-        from IPython.display import display
+        from IPython.display import HTML, display
 
-        display(frame)
+        from .findings_view import table_html
+
+        display(HTML(table_html(frame, verdict, notes=notes)))
     else:
         print(_table([frame.index.name, *frame.columns], [[str(i), *map(str, r)] for i, r in zip(frame.index, frame.values.tolist())]))
 
@@ -122,7 +125,7 @@ def show_checks(checks: Sequence[Check]) -> None:
     raise AssertionError unless all hold."""
     if not checks or not all(isinstance(c, Check) for c in checks):
         raise bad_argument(InvalidInputError, "checks", "one or more Check", checks)
-    _show(checks_frame(checks))
+    _show(checks_frame(checks), "holds")
     held = sum(c.holds for c in checks)
     print(f"checks: {held}/{len(checks)} hold")
     failing = [c.text for c in checks if not c.holds]
@@ -461,7 +464,7 @@ def show_findings(findings: Sequence[Finding | AcrossSeeds]) -> None:
     keys = [f.spec.key for f in findings]
     if len(set(keys)) != len(keys):
         raise bad_argument(InvalidInputError, "findings", "each registered finding once", sorted(k for k in keys if keys.count(k) > 1), raw=True)
-    _show(findings_frame(findings))
+    _show(findings_frame(findings), "verdict", {"rule": ["declared"]})
     print(findings_line(findings))
 
 

@@ -21,7 +21,7 @@ from .chapters import EXPERIMENTS
 from .errors import MissingResourceError
 from .store import read_json, results_dir
 
-__all__ = ["CHAPTERS", "collect", "checks_table", "counts", "headline", "filter_view", "causal_table", "causal_findings", "runs_table", "not_run_note",
+__all__ = ["CHAPTERS", "collect", "view", "table_view", "CORPUS_NOTE", "checks_table", "counts", "headline", "filter_view", "causal_table", "causal_findings", "runs_table", "not_run_note",
            "EXPECTED_COLUMNS", "read_expected", "verdict_changes"]
 
 #: results folder -> the chapter's title in the table (from the one chapter table, :mod:`attnbook.chapters`)
@@ -184,14 +184,23 @@ def runs_table(profile: str = "quick") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["chapter", "profile", "training seeds", "hardware", "torch", "wall time (min)"])
 
 
+#: how the package gets a corpus (:mod:`attnbook.data`), said wherever a corpus did not run: no address to fetch by hand
+CORPUS_NOTE = ("A corpus is never fetched by hand: `attnbook.data` looks for it in the folder `ATTNBOOK_DATA_DIR` names, then in the cache, and "
+               "otherwise downloads it itself and uses it only once its size and sha256 match the ones the package records "
+               "(`ATTNBOOK_OFFLINE=1` forbids the download).")
+
+
 def not_run_note(table: pd.DataFrame) -> str:
     """Markdown for the findings page: which parts of which chapters did not run and why, from the
-    'not run' rows of :func:`collect`'s table."""
+    'not run' rows of :func:`collect`'s table; where a corpus did not run, how the package gets one
+    (:data:`CORPUS_NOTE`) — never an address for the reader to fetch."""
     skipped = table[table.verdict == "not run"]
     if skipped.empty:
         return "Every part of every chapter ran."
     parts = [f"**{statement}** ({chapter}): {why}" for statement, chapter, why in zip(skipped.statement, skipped.chapter, skipped["reason"])]
     note = "Not run in this build, so neither found nor tested: " + "; ".join(parts) + "."
+    if any("corpus" in f"{s} {w}".lower() for s, w in zip(skipped.statement, skipped["reason"])):
+        note += " " + CORPUS_NOTE
     return note.replace("$", r"\$")  # "$ATTNBOOK_DATA_DIR … $ATTNBOOK_CACHE" is not inline math
 
 
@@ -240,6 +249,28 @@ def filter_view(table: pd.DataFrame, columns: tuple[str, ...] = ("chapter", "ver
     return HTML(f'<div class="attnbook-filter" id="{element_id}"><p>{" ".join(controls)} <span class="attnbook-filter-count"></span></p>'
                 f'<table class="dataframe"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
                 f"<script>{_FILTER_SCRIPT % {'id': element_id}}</script></div>")
+
+
+def view(table: pd.DataFrame):
+    """:func:`collect`'s table for the page: verdict badges first, cards on a phone, filters by chapter
+    and verdict that work without a kernel (:func:`attnbook.findings_view.findings_html`); an
+    :class:`IPython.display.HTML`."""
+    from IPython.display import HTML
+
+    from .findings_view import findings_html
+
+    return HTML(findings_html(table))
+
+
+def table_view(frame: pd.DataFrame, verdict: str | None = None, notes: dict[str, list[str]] | None = None):
+    """Another table of the page (checks, causal tests, runs) with the ``verdict`` column first as a
+    badge, ``notes`` folded under their host column and text that wraps
+    (:func:`attnbook.findings_view.table_html`); an :class:`IPython.display.HTML`."""
+    from IPython.display import HTML
+
+    from .findings_view import table_html
+
+    return HTML(table_html(frame, verdict, notes=notes))
 
 
 #: the columns of ``tests/expected_verdicts.csv``
