@@ -62,5 +62,24 @@ def test_long_frames_are_elided_and_long_text_cut():
     assert page.count("<tr>") == 1 + 4 and "6 more rows" in page and "x" * 9 + "…" in page
 
 
-def test_install_outside_ipython_does_nothing():
+def test_install_outside_ipython_does_nothing(monkeypatch):
+    import IPython
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)
     assert install() is False
+
+
+def test_install_makes_frame_html_the_notebook_form_of_a_dataframe(monkeypatch):
+    import IPython
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    html_formatter = shell.display_formatter.formatters["text/html"]
+    try:
+        assert install() is True
+        frame = pd.DataFrame({"ratio": [0.017, 1.601278e7]})
+        shown, _ = shell.display_formatter.format(frame)
+        assert shown["text/html"] == frame_html(frame) and "1.70e-02" in shown["text/html"]
+    finally:
+        html_formatter.pop(pd.DataFrame, None)
