@@ -148,7 +148,7 @@ def stage(root: Path, executed: Sequence[Path]) -> Path:
     """
     import yaml
 
-    from .site import EXTENSIONS, dedupe_view_assets, fetch_assets, freeze_widgets, sphinx_config, write_overrides, write_stylesheet
+    from .site import EXTENSIONS, dedupe_inline_assets, fetch_assets, freeze_widgets, sphinx_config, write_overrides, write_stylesheet
 
     src = root / "_build" / "src"
     if src.exists():
@@ -167,7 +167,7 @@ def stage(root: Path, executed: Sequence[Path]) -> Path:
     for nb in executed:
         notebook = json.loads(nb.read_text(encoding="utf-8"))
         freeze_widgets(notebook)  # a widget needs a kernel: the page says where it is live, and shows the chapter's views
-        dedupe_view_assets(notebook)  # the view's script and styles once per page
+        dedupe_inline_assets(notebook)  # the views' and tables' shared script and styles once per page
         (src / "book" / nb.name).write_text(json.dumps(notebook, ensure_ascii=False, indent=1), encoding="utf-8")
     return src
 

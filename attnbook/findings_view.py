@@ -24,7 +24,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["BADGES", "BREAKPOINT_PX", "badge_kind", "badge", "contrast", "relative_luminance", "assets", "reset_assets", "findings_html",
+__all__ = ["BADGES", "BREAKPOINT_PX", "badge_kind", "badge", "contrast", "relative_luminance", "assets", "STYLE_CLASS", "findings_html",
            "table_html"]
 
 #: below this width (px) a table of this module is a stack of cards
@@ -171,23 +171,15 @@ _SCRIPT = """
 })();
 """
 
-_sent = False
+#: the class marking this module's inline style (the site keeps it once per page: :func:`attnbook.site.dedupe_inline_assets`)
+STYLE_CLASS = "attnbook-findings-style"
 
 
-def assets(force: bool = False) -> str:
-    """The page's ``<style>``: the first time in this kernel (or with ``force``), else ``""``. (The
-    filters' ``<script>`` is in the one filtered block of a page, after the rows it filters.)"""
-    global _sent
-    if _sent and not force:
-        return ""
-    _sent = True
-    return f"<style>{_STYLE}</style>"
-
-
-def reset_assets() -> None:
-    """Forget that the assets were sent (the next block carries them again)."""
-    global _sent
-    _sent = False
+def assets() -> str:
+    """The blocks' ``<style>``, marked with :data:`STYLE_CLASS`. Every block carries it, so each
+    output reads on its own in JupyterLab; the site build keeps the first on a page. (The filters'
+    ``<script>`` is in the one filtered block of a page, after the rows it filters.)"""
+    return f'<style class="{STYLE_CLASS}">{_STYLE}</style>'
 
 
 def _esc(value: Any) -> str:

@@ -11,7 +11,8 @@ move and do nothing. Every chapter's maps are explorable in the page through its
 progress bars (they are for the reader running the chapter, not for the page) and puts, in place
 of a widget that needs a kernel (an explorer's text box, upload, slider), one line saying where it
 is live; it drops the widget state, so no page loads the 1.9 MB widget embedder.
-:func:`dedupe_view_assets` keeps the attention view's inline script and styles once per page.
+:func:`dedupe_inline_assets` keeps the inline script and styles that outputs share (the attention
+view's, the findings tables') once per page.
 :data:`OVERRIDES` replaces one theme script the pages do not need (the theme's icons come from its
 CSS web font), keeping each chapter page, everything it loads included, within the 5 MB budget.
 :func:`sphinx_config` gives the ``_config.yml`` entries: the local MathJax, the site's stylesheet
@@ -35,7 +36,7 @@ from pathlib import Path
 from .errors import CorruptDataError, MissingResourceError
 from .store import atomic_write, cache_dir
 
-__all__ = ["Asset", "ASSETS", "EXTENSIONS", "LIVE_NOTE", "OVERRIDES", "STYLESHEET", "dedupe_view_assets", "fetch_assets", "freeze_widgets",
+__all__ = ["Asset", "ASSETS", "EXTENSIONS", "LIVE_NOTE", "OVERRIDES", "STYLESHEET", "dedupe_inline_assets", "fetch_assets", "freeze_widgets",
            "sphinx_config", "write_overrides", "write_stylesheet"]
 
 
@@ -192,26 +193,35 @@ def freeze_widgets(nb: dict) -> int:
     return changed
 
 
-def dedupe_view_assets(nb: dict) -> int:
-    """Keep the attention view's inline script and styles in the first view of a notebook only
-    (:func:`attnbook.views.strip_assets` on the later ones; their mount script stays). Returns the
-    number of views stripped."""
-    from .views import strip_assets
+#: an inline asset an output marks as shared by the page: ``<style class="attnbook-…-style">`` or
+#: ``<script class="attnbook-…-script">`` (the view's script and styles, the findings tables' styles)
+_MARKED = re.compile(r'<(style|script) class="(attnbook-[a-z0-9-]+-(?:style|script))">.*?</\1>', re.S)
 
-    seen, stripped = False, 0
+
+def dedupe_inline_assets(nb: dict) -> int:
+    """Keep each marked inline asset (:data:`_MARKED`: the attention view's script and styles, the
+    findings tables' styles) in the first output of a notebook that carries it; later copies are
+    removed (every output carries them so it reads alone in JupyterLab; the page needs them once, and
+    the first copy comes before every output that uses it). Returns the number of copies removed."""
+    seen: set[str] = set()
+    removed = 0
+
+    def keep_first(match: re.Match) -> str:
+        nonlocal removed
+        if match.group(2) in seen:
+            removed += 1
+            return ""
+        seen.add(match.group(2))
+        return match.group(0)
+
     for cell in nb.get("cells", []):
         for output in cell.get("outputs", []):
             page = output.get("data", {}).get("text/html")
             if page is None:
                 continue
             page = page if isinstance(page, str) else "".join(page)
-            if 'class="attnbook-view"' not in page:
-                continue
-            if seen:
-                output["data"]["text/html"] = strip_assets(page)
-                stripped += 1
-            seen = True
-    return stripped
+            output["data"]["text/html"] = _MARKED.sub(keep_first, page)
+    return removed
 
 
 #: Sphinx extensions the staged book adds

@@ -80,9 +80,8 @@ def test_every_badge_meets_wcag_aa_in_light_and_dark(kind):
 
 
 def test_the_style_sets_each_badge_colour_for_light_and_dark_from_the_table():
-    fv.reset_assets()
     style = fv.assets()
-    assert fv.assets() == "" and fv.assets(force=True) == style  # once per kernel, unless forced
+    assert style.startswith(f'<style class="{fv.STYLE_CLASS}">') and fv.assets() == style  # every block carries it; the site keeps one
     for kind, (_, lf, lb, df, db) in fv.BADGES.items():
         assert f"--ab-{kind}-fg:{lf};--ab-{kind}-bg:{lb};" in style and f"--ab-{kind}-fg:{df};--ab-{kind}-bg:{db};" in style
     assert 'html[data-theme="dark"] .attnbook-fv' in style and "prefers-color-scheme:dark" in style
@@ -101,7 +100,6 @@ def test_badge_kinds_and_escaping():
 # -- the findings table -------------------------------------------------------------------------------
 
 def test_the_findings_block_puts_the_badge_first_in_every_row_and_carries_the_filters():
-    fv.reset_assets()
     table = _table()
     text = fv.findings_html(table)
     tree = _parse(text)
@@ -124,12 +122,13 @@ def test_the_findings_block_puts_the_badge_first_in_every_row_and_carries_the_fi
     filters = next(a for t, a in tree.tags if t == "div" and a.get("class") == "ab-filters")
     assert "hidden" in filters  # without JavaScript: no controls, every row shown
     assert not any("hidden" in r["attrs"] for r in body)
-    assert "5 of 5 findings shown" in text and text.count("<script>") == 1 and text.count("<style>") == 1
+    assert "5 of 5 findings shown" in text and text.count("<script>") == 1 and text.count('<style class="attnbook-findings-style">') == 1
     assert "heads &lt;b&gt;attend&lt;/b&gt; &amp; more" in text and "<b>attend" not in text
     assert '<abbr class="ab-seed ab-not-supported" title="seed 1: not supported">1:N</abbr>' in text
     assert "why: why a" in text and "declared: pre-registered" in text and "why: —" not in text
     again = fv.findings_html(table, element_id="other", filters=False)
-    assert "<style>" not in again and "<script>" not in again and "ab-filters" not in again
+    style, _, rest = again.partition("</style>")
+    assert style.startswith('<style class="attnbook-findings-style">') and "<script>" not in rest and "ab-filters" not in rest
 
 
 def test_the_findings_block_refuses_a_table_without_its_columns():
@@ -138,9 +137,8 @@ def test_the_findings_block_refuses_a_table_without_its_columns():
 
 
 def test_the_page_view_is_html_with_the_filters():
-    fv.reset_assets()
     html = findings.view(_table()).data
-    assert 'data-filter=""' in html and html.startswith("<style>")
+    assert 'data-filter=""' in html and html.startswith('<style class="attnbook-findings-style">')
 
 
 def test_the_not_run_note_says_how_the_package_gets_a_corpus_and_gives_no_address():
@@ -155,7 +153,6 @@ def test_the_not_run_note_says_how_the_package_gets_a_corpus_and_gives_no_addres
 # -- the other tables ---------------------------------------------------------------------------------
 
 def test_a_table_gets_its_verdict_first_notes_folded_and_one_number_format_per_column():
-    fv.reset_assets()
     frame = pd.DataFrame({"chapter": ["a", "b"], "check": ["rows sum to 1", "x < y"], "measured": [0.017, 1.601278e7],
                           "threshold": ["< 1", "> 2"], "holds": ["yes", "NO"]}).set_index(["chapter", "check"])
     tree = _parse(fv.table_html(frame, "holds", notes={"check": ["threshold"]}))
@@ -191,7 +188,6 @@ def test_chapter_tables_in_a_notebook_show_badges_first_and_checks_still_assert(
     shown = []
     monkeypatch.setattr(claims, "_in_notebook", lambda: True)
     monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj.data))
-    fv.reset_assets()
     with pytest.raises(AssertionError, match="broken"):
         claims.show_checks([claims.Check("fine", 0.5, "<", 1.0), claims.Check("broken", 2.0, "<", 1.0)])
     assert capsys.readouterr().out.splitlines()[-1] == "checks: 1/2 hold"
@@ -205,7 +201,7 @@ def test_chapter_tables_in_a_notebook_show_badges_first_and_checks_still_assert(
     head, row = _parse(shown[1]).rows
     assert [c["text"] for c in head["cells"]][:2] == ["verdict", "finding"] and "declared" not in [c["text"] for c in head["cells"]]
     assert row["cells"][0]["text"].strip().endswith(found[0].verdict) and "declared: " in shown[1]
-    assert "<style>" in shown[0] and "<style>" not in shown[1]  # the page's style once
+    assert all(o.startswith('<style class="attnbook-findings-style">') for o in shown[:2])  # each output reads alone; the site keeps one a page
 
 
 # -- the compatibility tick grid ---------------------------------------------------------------------
@@ -220,7 +216,6 @@ def _matrix() -> pd.DataFrame:
 
 
 def test_the_tick_grid_says_what_the_matrix_measured():
-    fv.reset_assets()
     matrix = _matrix()
     text = tick_grid(matrix)
     tree = _parse(text)
@@ -243,4 +238,4 @@ def test_the_tick_grid_says_what_the_matrix_measured():
             assert tick["tabindex"] == "0" and tick["class"] == f"ab-tick ab-{TICKS[c['text']][0]}"
             assert tick["aria-label"] == f"{TICKS[c['text']][1]}: {tick['title']}"
     assert "t5 &lt;x&gt;" in text and "FAILS: weights differ" in text and "not token × token" in text
-    assert text.count("<style>") == 1 and tick_grid(matrix).count("<style>") == 0
+    assert text.count('<style class="attnbook-findings-style">') == 1 and tick_grid(matrix).count('<style class="attnbook-findings-style">') == 1

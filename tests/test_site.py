@@ -96,23 +96,30 @@ def test_freeze_widgets_drops_progress_bars_and_says_where_a_kernel_control_is_l
     assert site.freeze_widgets({"cells": [{"cell_type": "code", "outputs": [view("missing")]}]}) == 1  # no state: a kernel control
 
 
-def test_dedupe_view_assets_keeps_the_script_and_styles_in_the_first_view_only():
+def test_dedupe_inline_assets_keeps_each_shared_script_and_style_in_its_first_output_only():
     import torch
 
+    from attnbook import findings_view
     from attnbook.maps import AttentionMaps
     from attnbook.views import AttentionView
 
-    def block(title):
-        maps = AttentionMaps(torch.softmax(torch.randn(1, 1, 2, 3, 3, generator=torch.Generator().manual_seed(0)), -1))
-        return {"output_type": "display_data", "metadata": {}, "data": {"text/html": AttentionView(title).add(maps).to_html()}}
+    def html_output(text):
+        return {"output_type": "display_data", "metadata": {}, "data": {"text/html": text}}
 
-    other = {"output_type": "display_data", "data": {"text/html": "<p>table</p>"}}
-    nb = {"cells": [{"cell_type": "code", "outputs": [other, block("a")]}, {"cell_type": "code", "outputs": [block("b"), block("c")]}]}
-    assert site.dedupe_view_assets(nb) == 2
-    pages = [o["data"]["text/html"] for c in nb["cells"] for o in c["outputs"]][1:]
-    assert [p.count('class="attnbook-view-script"') for p in pages] == [1, 0, 0]
-    assert [p.count('class="attnbook-view-style"') for p in pages] == [1, 0, 0]
-    assert all(p.count("attnbookView.mount(") == 1 and 'class="attnbook-view"' in p for p in pages)  # each view still mounts
+    def view(title):
+        maps = AttentionMaps(torch.softmax(torch.randn(1, 1, 2, 3, 3, generator=torch.Generator().manual_seed(0)), -1))
+        return html_output(AttentionView(title).add(maps).to_html())
+
+    table = html_output(findings_view.assets() + "<div>table</div>")
+    nb = {"cells": [{"cell_type": "code", "outputs": [html_output("<p>x</p>"), view("a"), table]},
+                    {"cell_type": "code", "outputs": [view("b"), dict(table, data=dict(table["data"])), view("c")]}]}
+    assert site.dedupe_inline_assets(nb) == 2 * 2 + 1  # two views' script and style, one table's style
+    pages = [o["data"]["text/html"] for c in nb["cells"] for o in c["outputs"]]
+    assert [p.count('class="attnbook-view-script"') for p in pages] == [0, 1, 0, 0, 0, 0]
+    assert [p.count('class="attnbook-view-style"') for p in pages] == [0, 1, 0, 0, 0, 0]
+    assert [p.count(f'class="{findings_view.STYLE_CLASS}"') for p in pages] == [0, 0, 1, 0, 0, 0]
+    assert [p.count("attnbookView.mount(") for p in pages] == [0, 1, 0, 1, 0, 1]  # every view still mounts
+    assert pages[4] == "<div>table</div>" and site.dedupe_inline_assets(nb) == 0
 
 
 def test_stylesheet_and_extension_are_staged(tmp_path):

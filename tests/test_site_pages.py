@@ -96,8 +96,8 @@ def test_page_html_loads_each_local_asset_once_and_mathjax_only_with_maths(path)
     files += [re.sub(r"[?#].*$", "", m) for m in re.findall(r"<link[^>]*rel=\"stylesheet\"[^>]*href=\"([^\"]+)\"", page)]
     twice = sorted({f for f in files if files.count(f) > 1})
     assert twice == [], f"{path.name}: included more than once: {twice}"
-    inline_views = len(re.findall(r'<script class="attnbook-view-script">', page))
-    assert inline_views <= 1, f"{path.name}: the view's script {inline_views} times"
+    marked = re.findall(r'<(?:style|script) class="(attnbook-[a-z0-9-]+-(?:style|script))">', page)
+    assert len(marked) == len(set(marked)), f"{path.name}: a shared inline script or style more than once: {sorted(marked)}"
     mathjax = any("mathjax" in f.lower() for f in files)
     maths = 'class="math' in page
     assert mathjax == maths, f"{path.name}: MathJax {'loaded without maths' if mathjax else 'missing for its maths'}"
