@@ -19,6 +19,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from attnbook import plots  # noqa: E402
+from attnbook.plots import legibility  # noqa: E402
 from attnbook.errors import InvalidInputError, OutOfRangeError  # noqa: E402
 from attnbook.maps import AttentionMaps  # noqa: E402
 
@@ -270,9 +271,9 @@ def test_model_view_has_layers_times_heads_panels(maps):
     assert [ax.get_title() for ax in panels if ax.get_title()] == [f"H{h}" for h in range(H)]
     assert "key" in fig.get_supxlabel() and "query" in fig.get_supylabel()
     width, _ = fig.get_size_inches()
-    assert width <= plots.heatmaps.PAGE_WIDTH_IN + 1e-9  # shown at its own size on a page, text >= 8 pt is >= 10 px
+    assert width <= legibility.BOOK_WIDTH_IN + 1e-9  # shown at its own size on a page, text >= 8 pt is >= 10 px
     texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
-    assert texts and min(t.get_fontsize() for t in texts) >= plots.heatmaps.MIN_FONT_PT
+    assert texts and min(t.get_fontsize() for t in texts) >= legibility.MIN_FONT_PT
     assert fig.get_suptitle()
     assert len({(ax.images[0].norm.vmin, ax.images[0].norm.vmax) for ax in panels}) == 1
     _close(fig)
@@ -413,9 +414,9 @@ def test_head_dendrogram_labels_and_errors():
     d = torch.cdist(x, x)
     fig = plots.head_dendrogram(d, n_heads=3, title="t")
     ax = fig.axes[0]
-    names = sorted(t.get_text() for t in ax.get_xticklabels())
+    names = sorted(t.get_text() for t in ax.get_yticklabels())  # leaves run down the figure
     assert names == sorted(f"L{l}H{h}" for l in range(2) for h in range(3))
-    assert ax.get_title() == "t" and "Jensen" in ax.get_ylabel()
+    assert ax.get_title() == "t" and "Jensen" in ax.get_xlabel()
     with pytest.raises(InvalidInputError, match="n_heads"):
         plots.head_dendrogram(d, n_heads=4)
     with pytest.raises(InvalidInputError, match="distances"):

@@ -111,3 +111,41 @@ def test_chapter_images_have_alt_text_in_words(path):
     assert images and len(alts) == len(images), f"{path.name}: {len(images) - len(alts)} images without alt text"
     bad = [a for a in alts if len(a.split()) < 3 or re.fullmatch(r"[0-9a-f]{16,}", a)]
     assert bad == [], f"{path.name}: alt text that is not a description: {bad[:3]}"
+
+
+@pytest.mark.parametrize("page_name", [p for p in _pages() if Path(p).stem in CHAPTERS], ids=lambda p: Path(p).stem)
+def test_chapter_figures_text_reads_at_desktop_width(browser, site_url, page_name):  # noqa: F811
+    """Every figure of a chapter, as the page shows it at 1366 px: its smallest text (the height the
+    PNG records, :data:`attnbook.plots.legibility.PNG_TEXT_KEY`, times displayed ÷ natural width) is at
+    least :data:`~attnbook.plots.legibility.MIN_TEXT_PX` CSS px, the floor of the attention views' labels,
+    and no text runs past the figure's edge (:data:`~attnbook.plots.legibility.PNG_CUT_KEY`)."""
+    import json
+
+    from PIL import Image
+
+    from attnbook.plots.legibility import COLUMN_PX, MIN_TEXT_PX, PNG_CUT_KEY, PNG_TEXT_KEY
+
+    desk = browser.new_page(viewport={"width": 1366, "height": 900}, color_scheme="light")
+    _offline(desk, site_url)
+    desk.goto(f"{site_url}/{page_name}", wait_until="networkidle")
+    desk.wait_for_function("[...document.querySelectorAll('article img')].every(i => i.complete && i.naturalWidth > 0)")
+    shown = desk.evaluate("""[...document.querySelectorAll('article img')].map(i => ({
+        src: new URL(i.src).pathname, alt: i.alt, natural: i.naturalWidth, width: i.getBoundingClientRect().width}))""")
+    desk.close()
+    assert shown, f"{page_name}: no figure"
+    small, unmeasured, cut = [], [], []
+    for img in shown:
+        with Image.open(SITE / img["src"].lstrip("/")) as png:  # the site is served from its root
+            entries = getattr(png, "text", {})
+        measured = entries.get(PNG_TEXT_KEY)
+        cut += [f"{text!r} in {img['alt'][:40]}" for text in json.loads(entries.get(PNG_CUT_KEY, "[]"))]
+        if measured is None:
+            unmeasured.append(img["alt"][:60])
+            continue
+        width = img["width"] or min(img["natural"], COLUMN_PX)  # an image in a closed box: as wide as it would show
+        px = float(measured) * width / img["natural"]
+        if px < MIN_TEXT_PX:
+            small.append(f"{px:.1f} px ({img['natural']} px shown at {img['width']:.0f}): {img['alt'][:60]}")
+    assert unmeasured == [], f"{page_name}: figures that record no text size (not drawn as a BookFigure): {unmeasured}"
+    assert small == [], f"{page_name}: figure text below {MIN_TEXT_PX} px on the page: {small}"
+    assert cut == [], f"{page_name}: figure text cut at the figure's edge: {cut}"

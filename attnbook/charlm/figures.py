@@ -40,13 +40,13 @@ def _first_run(results: Sequence[RunResult], position: int) -> RunResult:
 
 
 def loss_curves(results: Sequence[RunResult], floors: dict[str, float] | None = None) -> Figure:
-    """Training and validation loss per dataset, mean ± standard error over seeds;
-    ``floors[dataset]`` (the bigram loss) as a dotted line."""
+    """Training and validation loss per dataset (one panel each, stacked), mean ± standard error
+    over seeds; ``floors[dataset]`` (the bigram loss) as a dotted line."""
     groups = by_dataset(results)
     if not groups:
         return nothing_trained("char-LM losses")
-    fig = plots.BookFigure(figsize=(5.2 * len(groups), 4.0), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(groups)))
+    fig = plots.BookFigure(figsize=(plots.BOOK_WIDTH_IN, 3.2 * len(groups) + 0.5), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(groups), 1))
     for ax, (dataset, runs) in zip(axes, groups.items()):
         steps = np.asarray(runs[0].history.steps)
         val = np.stack([r.history.val_loss for r in runs])
@@ -54,7 +54,7 @@ def loss_curves(results: Sequence[RunResult], floors: dict[str, float] | None = 
         plots.band_curves(steps, {"validation": val, "training (mean since the last evaluation)": train}, ax=ax, ylabel="loss (nats / char)")
         if floors and dataset in floors:
             ax.axhline(floors[dataset], color="grey", linestyle=":", label=f"bigram floor {floors[dataset]:.2f}")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=plots.MIN_FONT_PT)
         ax.set_title(f"{dataset}: loss over training")
     fig.suptitle("char-LM losses, mean ± standard error over seeds")
     return fig
@@ -67,7 +67,7 @@ def metric_evolution(results: Sequence[RunResult], metrics: Sequence[str] = ("en
         raise bad_argument(InvalidInputError, "metrics", "at least one metric", metrics)
     if not groups:
         return nothing_trained("attention over training")
-    fig = plots.BookFigure(figsize=(5.2 * len(groups), 3.2 * len(metrics)), layout="constrained")
+    fig = plots.BookFigure(figsize=(min(plots.BOOK_WIDTH_IN, 5.2 * len(groups)), 2.7 * len(metrics) + 0.6), layout="constrained")
     axes = np.asarray(fig.subplots(len(metrics), len(groups), squeeze=False))
     for col, (dataset, runs) in enumerate(groups.items()):
         steps = np.asarray(runs[0].steps)
@@ -84,8 +84,9 @@ def metric_evolution(results: Sequence[RunResult], metrics: Sequence[str] = ("en
 
 def layer_similarity(runs: RunResult | Sequence[RunResult], metric: str = "layer_js", snapshots: Sequence[int] | None = None,
                      position: int = 0) -> Figure:
-    """The (L, L) matrix of ``metric`` ('layer_js' or 'layer_cosine') at chosen snapshot indices, for
-    one run or, given several, the first seed of the dataset at ``position`` (0 first, -1 last)."""
+    """The (L, L) matrix of ``metric`` ('layer_js' or 'layer_cosine') at chosen snapshot indices
+    (two panels a row), for one run or, given several, the first seed of the dataset at
+    ``position`` (0 first, -1 last)."""
     if metric not in ("layer_js", "layer_cosine"):
         raise bad_argument(InvalidInputError, "metric", "'layer_js' or 'layer_cosine'", metric)
     if not isinstance(runs, RunResult):
@@ -96,8 +97,13 @@ def layer_similarity(runs: RunResult | Sequence[RunResult], metric: str = "layer
     n = len(run.steps)
     picked = list(snapshots) if snapshots is not None else sorted({0, n // 4, n // 2, n - 1})
     mats = run.snapshots[metric]
-    fig = plots.BookFigure(figsize=(3.3 * len(picked) + 1.0, 3.3), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(picked)))
+    ncols = min(2, len(picked))
+    nrows = -(-len(picked) // ncols)
+    fig = plots.BookFigure(figsize=(min(plots.BOOK_WIDTH_IN, 3.3 * ncols + 1.0), 3.0 * nrows + 0.5), layout="constrained")
+    grid = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax in grid[len(picked):]:
+        ax.remove()
+    axes = grid[: len(picked)]
     vmax = float(np.nanmax(mats[picked])) if metric == "layer_js" else 1.0
     image = None
     for ax, k in zip(axes, picked):
@@ -111,7 +117,8 @@ def layer_similarity(runs: RunResult | Sequence[RunResult], metric: str = "layer
         for i in range(L):
             for j in range(L):
                 dark = mats[k][i, j] < 0.6 * max(vmax, 1e-6)  # light text on the dark end of the colour map
-                ax.text(j, i, f"{mats[k][i, j]:.2f}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
+                ax.text(j, i, f"{mats[k][i, j]:.2f}", ha="center", va="center", fontsize=plots.MIN_FONT_PT,
+                        color="white" if dark else "black")
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="JS divergence (nats)" if metric == "layer_js" else "cosine similarity")
     fig.suptitle(f"{run.spec.name}: {'JS divergence' if metric == 'layer_js' else 'cosine similarity'} between layers over training")
     return fig
@@ -119,10 +126,10 @@ def layer_similarity(runs: RunResult | Sequence[RunResult], metric: str = "layer
 
 def window_maps(results: Sequence[RunResult], position: int = 0) -> Figure:
     """Head-averaged maps on the stored validation window of the first seed of the dataset at
-    ``position``: rows the start, a quarter in and the end of training, columns the layers."""
+    ``position``: columns the start, a quarter in and the end of training, rows the layers."""
     if not results:
         return nothing_trained("head-averaged attention on one validation window")
     run = _first_run(results, position)
     ks = [0, len(run.steps) // 4, len(run.steps) - 1]
-    panels = {f"step {run.steps[k]} · layer {l}": run.maps[k, l].astype(np.float32).mean(0) for k in ks for l in range(run.maps.shape[1])}
-    return plots.maps_grid(panels, ncols=run.maps.shape[1], title=f"{run.spec.name}: head-averaged attention on one validation window", gamma=0.5)
+    panels = {f"layer {l} · step {run.steps[k]}": run.maps[k, l].astype(np.float32).mean(0) for l in range(run.maps.shape[1]) for k in ks}
+    return plots.maps_grid(panels, ncols=len(ks), title=f"{run.spec.name}: head-averaged attention on one validation window", gamma=0.5)

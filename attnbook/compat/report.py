@@ -49,25 +49,30 @@ def refusals_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def differences_figure(table: pd.DataFrame) -> Figure:
     """Largest absolute difference of the captured weights from the reference and of the outputs with
-    capture from those without, per recorded family, on a log scale (exact zeros drawn at 1e-10), with
-    the 1e-5 tolerance."""
+    capture from those without, per recorded family (one row each, down the figure, so it keeps the
+    page's column and its labels the book's smallest font), on a log scale (exact zeros drawn at
+    1e-10), with the 1e-5 tolerance."""
+    from ..plots.legibility import BOOK_WIDTH_IN, MIN_FONT_PT
+
     recorded = table[table.expect == "recorded"].reset_index(drop=True)
     floor = 1e-10
-    fig = plots.BookFigure(figsize=(11.0, 4.2), layout="constrained")
+    fig = plots.BookFigure(figsize=(BOOK_WIDTH_IN, 1.6 + 0.14 * len(recorded)), layout="constrained")
     ax = fig.subplots()
-    x = np.arange(len(recorded))
+    y = np.arange(len(recorded))
     for offset, column, label, marker in ((-0.15, "weights_diff", "weights vs the library's reference", "o"),
                                           (0.15, "outputs_diff", "outputs with vs without capture", "s")):
         values = np.maximum(recorded[column].to_numpy(dtype=float), floor)
-        ax.scatter(x + offset, values, s=18, marker=marker, label=label)
-    ax.axhline(ATOL, color="crimson", linestyle="--", linewidth=1, label=f"tolerance {ATOL:g}")
-    ax.set_yscale("log")
-    ax.set_ylim(floor / 3, 1e-2)
-    ax.set_xticks(x, [f"{lib[:5]}·{fam}" for lib, fam in zip(recorded.library, recorded.family)], rotation=90, fontsize=7)
-    ax.set_ylabel("largest absolute difference")
-    ax.set_xlabel("family (library · family)")
-    ax.set_title("capture against each library's own reference, per family (0 drawn at 1e-10)")
-    ax.legend(fontsize=8, loc="upper left")
+        ax.scatter(values, y + offset, s=18, marker=marker, label=label)
+    ax.axvline(ATOL, color="crimson", linestyle="--", linewidth=1, label=f"tolerance {ATOL:g}")
+    ax.set_xscale("log")
+    ax.set_xlim(floor / 3, 1e-2)
+    ax.set_ylim(len(recorded) - 0.5, -0.5)  # the first family at the top
+    ax.set_yticks(y, [f"{lib[:5]}·{fam}" for lib, fam in zip(recorded.library, recorded.family)], fontsize=MIN_FONT_PT)
+    ax.set_xlabel("largest absolute difference (0 drawn at 1e-10)")
+    ax.set_ylabel("family (library · family)")
+    ax.set_title("Capture against each library's own reference, per family")
+    ax.grid(alpha=0.3, axis="x")
+    fig.legend(fontsize=MIN_FONT_PT, loc="outside lower center", ncol=2)
     return fig
 
 

@@ -44,22 +44,31 @@ def figure_png(fig: Figure, dpi: int = PNG_DPI, colours: int | None = PNG_COLOUR
     (median cut, no dithering; None keeps matplotlib's 32-bit RGBA). A book figure is lines, text
     and colormaps of 256 entries, so the palette keeps what it shows while the file is about 2.5×
     smaller, which keeps a chapter page with every seed's figures within its size budget. A figure
-    with transparent pixels keeps its alpha (fast-octree palette)."""
+    with transparent pixels keeps its alpha (fast-octree palette). Titles wrap at the figure's edge
+    (:func:`attnbook.plots.legibility.wrap_titles`), and the file carries the height of the figure's
+    smallest text in its own pixels and the texts still cut at its edge as tEXt entries
+    (:func:`attnbook.plots.legibility.png_entries`), which the site's tests read to check what a
+    page shows."""
+    from PIL import Image, PngImagePlugin
+
+    from .legibility import png_entries, wrap_titles
+
+    wrap_titles(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    if colours is None:
-        return buffer.getvalue()
-    from PIL import Image
-
-    checks.integer("colours", colours, minimum=2)
+    info = PngImagePlugin.PngInfo()
+    for key, value in png_entries(fig, dpi).items():
+        info.add_text(key, value)
     image = Image.open(io.BytesIO(buffer.getvalue()))
-    opaque = image.mode != "RGBA" or image.getchannel("A").getextrema()[0] == 255
-    if opaque:
-        image = image.convert("RGB").quantize(colors=min(colours, 256), method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    else:
-        image = image.quantize(colors=min(colours, 256), method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    if colours is not None:
+        checks.integer("colours", colours, minimum=2)
+        opaque = image.mode != "RGBA" or image.getchannel("A").getextrema()[0] == 255
+        if opaque:
+            image = image.convert("RGB").quantize(colors=min(colours, 256), method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        else:
+            image = image.quantize(colors=min(colours, 256), method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     out = io.BytesIO()
-    image.save(out, format="png", optimize=True)
+    image.save(out, format="png", optimize=True, pnginfo=info)
     return out.getvalue()
 
 

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from .. import checks
 from ..errors import InvalidInputError, bad_argument
 from .base import _labels, _new_figure, _tick_text, figure_and_axes
+from .legibility import BOOK_WIDTH_IN, MIN_FONT_PT
 
 
 # -- curves ------------------------------------------------------------------------------------
@@ -56,7 +57,7 @@ def curves(
     ax.set_title(title if title is not None else f"{ylabel} against {xlabel}")
     ax.grid(alpha=0.3)
     if names is not None or positions:
-        ax.legend(fontsize=8 if legend_columns == 1 else 7, ncol=checks.positive_int("legend_columns", legend_columns))
+        ax.legend(fontsize=MIN_FONT_PT, ncol=checks.positive_int("legend_columns", legend_columns))
     return fig
 
 
@@ -132,15 +133,16 @@ def metric_bars(
     """Bar chart of named values with optional error bars and a dashed threshold line."""
     names, data = _bar_data(values, labels)
     err = _bar_errors(errors, names)
-    fig, ax = figure_and_axes(ax, (min(14.0, max(4.5, 0.55 * len(data) + 2)), 4.0))
+    fig, ax = figure_and_axes(ax, (min(BOOK_WIDTH_IN, max(4.5, 0.55 * len(data) + 2)), 4.0))
     x = np.arange(len(data))
     ax.bar(x, data, yerr=err, capsize=3 if err is not None else 0, color="C0")
     slanted = len(data) > 8 or max(len(n) for n in names) > 6
-    ax.set_xticks(x, [_tick_text(n) for n in names], rotation=40 if slanted else 0, ha="right" if slanted else "center")
+    ax.set_xticks(x, [_tick_text(n) for n in names], rotation=(90 if len(data) > 16 else 40) if slanted else 0,
+                  ha="right" if slanted else "center", rotation_mode="anchor" if slanted else "default")
     if threshold is not None:
         level = checks.real("threshold", threshold)
         ax.axhline(level, linestyle="--", color="C3", linewidth=1.2, label=f"threshold {level:g}")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=MIN_FONT_PT)
     ax.set_ylabel(ylabel if ylabel is not None else "value")
     if xlabel is not None:
         ax.set_xlabel(xlabel)
@@ -252,16 +254,16 @@ def series_overview(
         data[str(name)] = array[:limit]
     kinds = {} if families is None else {str(k): str(v) for k, v in families.items()}
     nrows = math.ceil(len(data) / ncols)
-    fig = _new_figure((min(16.0, 4.2 * ncols), 2.3 * nrows + 0.6))
+    fig = _new_figure((min(BOOK_WIDTH_IN, 4.2 * ncols), 2.1 * nrows + 0.6))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in list(axes.flat)[len(data):]:
         fig.delaxes(ax)
     for ax, (name, values) in zip(axes.flat, data.items()):
         ax.plot(np.arange(len(values)), values, color=WINDOW_COLOUR, linewidth=0.8)
         ax.set_title(f"{name} ({kinds[name]})" if name in kinds else name, fontsize=9)
-        ax.set_xlabel("time step", fontsize=8)
-        ax.set_ylabel("value", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_xlabel("time step", fontsize=MIN_FONT_PT)
+        ax.set_ylabel("value", fontsize=MIN_FONT_PT)
+        ax.tick_params(labelsize=MIN_FONT_PT)
         ax.grid(alpha=0.3)
     longest = max(len(v) for v in data.values())
     fig.suptitle(title if title is not None else f"{len(data)} series · first {longest} steps")
@@ -309,17 +311,18 @@ def grouped_bars(
                 raise bad_argument(InvalidInputError, f"errors[{str(key)!r}]", "non-negative values", f"minimum {np.nanmin(array):.3g}", raw=True)
             err[str(key)] = np.nan_to_num(array, nan=0.0)
     level = None if reference is None else checks.real("reference", reference)
-    fig, ax = figure_and_axes(ax, (min(15.0, max(5.0, 0.45 * len(groups) * len(data) + 0.5 * len(groups) + 2)), 4.3))
+    fig, ax = figure_and_axes(ax, (min(BOOK_WIDTH_IN, max(5.0, 0.45 * len(groups) * len(data) + 0.5 * len(groups) + 2)), 4.3))
     x = np.arange(len(groups))
     width = 0.8 / len(data)
     handles = []
     for k, (key, row) in enumerate(data.items()):
         handles.append(ax.bar(x - 0.4 + width * (k + 0.5), row, width=width, yerr=err.get(key),
                               capsize=3 if key in err else 0, color=f"C{k % 10}", label=key))
-    ax.set_xticks(x, [g.replace("$", r"\$") for g in groups], rotation=35, ha="right", rotation_mode="anchor")
+    ax.set_xticks(x, [g.replace("$", r"\$") for g in groups], rotation=90 if len(groups) > 12 else 35, ha="right",
+                  rotation_mode="anchor", fontsize=9 if len(groups) > 12 else None)
     if level is not None:
         handles.append(ax.axhline(level, linestyle="--", color="grey", linewidth=1.2, label=f"reference {level:g}"))
-    ax.legend(handles=handles, fontsize=8)
+    ax.legend(handles=handles, fontsize=MIN_FONT_PT)
     ax.set_ylabel(ylabel if ylabel is not None else "value")
     ax.set_title(title if title is not None else "comparison by group")
     ax.grid(axis="y", alpha=0.3)
@@ -365,7 +368,7 @@ def band_curves(
         ax.set_ylabel(ylabel)
     ax.set_title(title if title is not None else "mean ± standard error over runs")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=MIN_FONT_PT)
     return fig
 
 
@@ -405,5 +408,5 @@ def ablation_strips(
     ax.set_xlabel(xlabel)
     ax.set_title(title if title is not None else "Chosen heads against random head sets of the same size")
     ax.grid(alpha=0.3, axis="x")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=MIN_FONT_PT, loc="best")
     return fig

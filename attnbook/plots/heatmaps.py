@@ -36,13 +36,10 @@ from .base import (
     _set_ticks,
     figure_and_axes,
 )
+from .legibility import BOOK_WIDTH_IN, MIN_FONT_PT
 
 
 # -- drawing helpers ---------------------------------------------------------------------------
-#: The width (inches) of an image shown at its own size on a book page (~750 px at 100 dpi).
-PAGE_WIDTH_IN = 7.5
-#: The smallest text (points) in a page-width figure: 8 pt at 100 dpi is 11 px on the page.
-MIN_FONT_PT = 8
 
 def _draw(ax: Axes, data: np.ndarray, allowed: np.ndarray, norm: mcolors.Normalize, colour: _Colour):
     """imshow ``data`` with the disallowed cells grey and the optional top-p% outline."""
@@ -199,7 +196,7 @@ def head_view(
     panels = _panels(maps, [l], b, hs, rows, cols)[0]
     ncols = min(len(hs), 4) if ncols is None else max(1, min(int(ncols), len(hs)))
     nrows = math.ceil(len(hs) / ncols)
-    side = min(3.2, 14.0 / ncols)
+    side = min(3.2, (BOOK_WIDTH_IN - 1.2) / ncols)  # the column's width: the page shows it at its own size
     fig = _new_figure((side * ncols + 1.2, side * nrows + 0.8))
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
     norm = style.norm(panels[:, allowed])
@@ -235,15 +232,16 @@ def model_view(
 
     One shared colour scale, no tick labels, cropped to the sample's unpadded length when
     ``crop``. ``colour``: ``gamma``, ``robust``, ``log``, ``top_percent``, ``cmap``. The figure is at
-    most :data:`PAGE_WIDTH_IN` wide (a book page's image width) and its text at least
-    :data:`MIN_FONT_PT`, so every label stays readable where the page shows the image at its own size.
+    most :data:`~attnbook.plots.legibility.BOOK_WIDTH_IN` wide (the page's column) and its text at
+    least :data:`~attnbook.plots.legibility.MIN_FONT_PT`, so the page shows it at its own size with
+    every label readable.
     """
     b = check_index("sample", sample, maps.batch_size)
     ls, hs = _layer_indices(maps, layers), _head_indices(maps, heads)
     style = _Colour(**colour)
     rows, cols, allowed = _valid_cells(maps, b, crop)
     panels = _panels(maps, ls, b, hs, rows, cols)
-    side = min(1.6, (PAGE_WIDTH_IN - 1.3) / len(hs))
+    side = min(1.6, (BOOK_WIDTH_IN - 1.3) / len(hs))
     fig = _new_figure((side * len(hs) + 1.3, side * len(ls) + 1.1))
     axes = fig.subplots(len(ls), len(hs), squeeze=False)
     norm = style.norm(panels[:, :, allowed])
@@ -335,9 +333,17 @@ def token_highlight(
 def _annotate(ax: Axes, data: np.ndarray, image, fmt: str) -> None:
     for (i, j), v in np.ndenumerate(data):
         if np.isnan(v):
-            ax.text(j, i, "–", ha="center", va="center", fontsize=8, color="black")
+            ax.text(j, i, "–", ha="center", va="center", fontsize=MIN_FONT_PT, color="black")
             continue
-        ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=8, color=_ink(image.cmap(image.norm(v))))
+        ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=MIN_FONT_PT, color=_ink(image.cmap(image.norm(v))))
+
+
+def _cells_fit(data: np.ndarray, fmt: str, cell_in: float) -> bool:
+    """Whether every value written with ``fmt`` at :data:`MIN_FONT_PT` (about 0.6 em a character)
+    fits a cell ``cell_in`` inches wide."""
+    finite = data[np.isfinite(data)]
+    longest = max((len(format(v, fmt)) for v in finite.ravel()), default=1)
+    return longest * 0.6 * MIN_FONT_PT / 72 <= 0.9 * cell_in
 
 
 def layer_head_grid(
@@ -353,8 +359,9 @@ def layer_head_grid(
 ) -> Figure:
     """A metric per layer and head ``(L, H)`` as a heatmap (x = head, y = layer), values written in.
 
-    NaN marks a missing value (grey cell). Cells are annotated when ``annotate`` and there are at
-    most ``MAX_ANNOTATED_CELLS`` of them.
+    NaN marks a missing value (grey cell). Cells are annotated when ``annotate``, there are at
+    most ``MAX_ANNOTATED_CELLS`` of them and the values fit their cells at the book's smallest font
+    (the figure is at most the column's width, so the page shows it at its own size).
     """
     data = checks.array("values", values, (2,), allow_nan=True)
     n_layers, n_heads = data.shape
@@ -363,7 +370,8 @@ def layer_head_grid(
         format(0.5, fmt)
     except (TypeError, ValueError):
         raise bad_argument(InvalidInputError, "fmt", "a float format spec such as '.2f'", fmt) from None
-    fig, ax = figure_and_axes(ax, (min(14.0, 2.8 + 0.6 * n_heads), min(12.0, 1.6 + 0.45 * n_layers)))
+    width = min(BOOK_WIDTH_IN, 2.8 + 0.6 * n_heads)
+    fig, ax = figure_and_axes(ax, (width, min(12.0, 1.6 + 0.45 * n_layers)))
     finite = data[np.isfinite(data)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     image = ax.imshow(np.ma.masked_invalid(data), cmap=_colormap(cmap), aspect="auto", interpolation="nearest",
@@ -371,7 +379,7 @@ def layer_head_grid(
     _set_ticks(ax, "x", [str(h) for h in range(n_heads)])
     _set_ticks(ax, "y", names if names is not None else [str(i) for i in range(n_layers)])
     ax.tick_params(axis="x", labelrotation=0)
-    if annotate and data.size <= MAX_ANNOTATED_CELLS:
+    if annotate and data.size <= MAX_ANNOTATED_CELLS and _cells_fit(data, fmt, (fig.get_figwidth() - 2.6) / n_heads):
         _annotate(ax, data, image, fmt)
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
@@ -386,7 +394,9 @@ def head_dendrogram(
     """Hierarchical clustering of heads from a symmetric distance matrix ``(L·H, L·H)``.
 
     Head ``i`` is layer ``i // n_heads``, head ``i % n_heads``; leaves are labelled ``L<l>H<h>``
-    and coloured by layer, so runs of one colour are heads of one layer that attend alike.
+    and coloured by layer, so runs of one colour are heads of one layer that attend alike. The
+    leaves run down the figure (``orientation="left"``), so it keeps the column's width and its
+    labels the book's smallest font for any number of heads.
     Linkage by ``scipy.cluster.hierarchy.linkage(method)`` on the condensed distances.
     """
     from scipy.cluster.hierarchy import dendrogram, linkage
@@ -400,15 +410,16 @@ def head_dendrogram(
         raise bad_argument(InvalidInputError, "n_heads", f"a positive divisor of {n}", n_heads, raw=True)
     condensed = squareform(np.clip((data + data.T) / 2, 0, None), checks=False)
     tree = linkage(condensed, method=method)
-    fig, ax = figure_and_axes(ax, (min(16.0, 3.0 + 0.18 * n), 4.5))
+    fig, ax = figure_and_axes(ax, (min(BOOK_WIDTH_IN, 6.0), max(3.0, 1.2 + 0.13 * n)))
     names = [f"L{i // n_heads}H{i % n_heads}" for i in range(n)]
-    dendrogram(tree, labels=names, ax=ax, color_threshold=0, above_threshold_color="#555555", leaf_font_size=7)
+    dendrogram(tree, labels=names, ax=ax, orientation="left", color_threshold=0, above_threshold_color="#555555",
+               leaf_font_size=MIN_FONT_PT)
     palette = matplotlib.colormaps["tab10"]
-    for label in ax.get_xticklabels():
+    for label in ax.get_yticklabels():
         layer = int(label.get_text()[1:].split("H")[0])
         label.set_color(palette(layer % 10))
-    ax.set_xlabel("head (L<layer>H<head>, coloured by layer)")
-    ax.set_ylabel(f"Jensen-Shannon divergence ({method} linkage)")
+    ax.set_ylabel("head (L<layer>H<head>, coloured by layer)")
+    ax.set_xlabel(f"Jensen-Shannon divergence ({method} linkage)")
     ax.set_title(title if title is not None else "heads clustered by attention distance")
     return fig
 
@@ -424,7 +435,8 @@ def maps_grid(maps_by_name: Mapping[str, Any], *, ncols: int = 3, title: str | N
     n = len(arrays)
     cols = max(1, min(int(ncols), n))
     rows = math.ceil(n / cols)
-    fig = _new_figure((3.6 * cols + 1.0, 3.3 * rows + 0.6))
+    side = min(3.6, (BOOK_WIDTH_IN - 1.0) / cols)
+    fig = _new_figure((side * cols + 1.0, side * 0.92 * rows + 0.6))
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     spec = _Colour(**colour)
     norm = spec.norm(np.concatenate([a.ravel() for a in arrays.values()]))
@@ -432,9 +444,9 @@ def maps_grid(maps_by_name: Mapping[str, Any], *, ncols: int = 3, title: str | N
     for ax, (name, data) in zip(axes, arrays.items()):
         image = ax.imshow(data, cmap=spec.cmap, norm=norm, aspect="auto", interpolation="nearest")
         ax.set_title(name, fontsize=10)
-        ax.set_xlabel("key", fontsize=8)
-        ax.set_ylabel("query", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_xlabel("key", fontsize=MIN_FONT_PT)
+        ax.set_ylabel("query", fontsize=MIN_FONT_PT)
+        ax.tick_params(labelsize=MIN_FONT_PT)
     for ax in axes[n:]:
         ax.remove()
     fig.colorbar(image, ax=list(axes[:n]), shrink=0.8, label="attention weight")

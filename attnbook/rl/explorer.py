@@ -35,7 +35,7 @@ def render_compression(query: Any, rewards: Any, sweep: pd.DataFrame, strategy: 
     r = np.asarray(rewards, dtype=np.float64)
     row = q[:, task, :, :L].mean((0, 1)).numpy()
     kept = compress.select(strategy, 1, L, K, scores=row[None], rewards=r[task:task + 1], rng=np.random.default_rng(0))[0]
-    fig = plots.BookFigure(figsize=(9.0, 3.4), layout="constrained")
+    fig = plots.BookFigure(figsize=(plots.BOOK_WIDTH_IN, 3.4), layout="constrained")
     ax = fig.add_subplot()
     ax.bar(np.arange(L), row, color="lightgrey", label="dropped")
     ax.bar(kept, row[kept], color="#377eb8", label=f"kept ({len(kept)})")
@@ -44,7 +44,7 @@ def render_compression(query: Any, rewards: Any, sweep: pd.DataFrame, strategy: 
     ax.set_xlabel("context position (0 = oldest, query after the last)")
     ax.set_ylabel("query attention (mean over layers, heads)")
     ax.set_title(f"{strategy}, K = {K}: what the model keeps on task {task}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=plots.MIN_FONT_PT)
     match = sweep[(sweep.strategy == strategy) & (sweep.K == K)]
     result = "not in the sweep" if match.empty else (
         f"performance {match['performance'].iloc[0]:.3f} ± {match['se'].iloc[0]:.3f}, {match['% of full'].iloc[0]:.1f} % of full")

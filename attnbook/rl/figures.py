@@ -91,5 +91,5 @@ def recency_and_sharpness(profiles: Mapping[str, Mapping[int, Sequence[dict]]], 
     ax.set_xlabel("sharpness (1 − entropy ÷ log L)")
     ax.set_ylabel("recency log-ratio, log(mass on newest k ÷ k/L)")
     ax.set_title("Recency heads and sharp heads: every head of every training seed")
-    ax.legend(fontsize=7, ncol=len(profiles), loc="best")
+    ax.legend(fontsize=plots.MIN_FONT_PT, ncol=len(profiles), loc="best")
     return fig

@@ -54,7 +54,7 @@ def series_attention(
     size = len(values)
     horizon = len(truth) if truth is not None else (len(guess) if guess is not None else 0)
     position = size - 1 if query is None else _query_position(query, size + horizon)
-    fig, ax = plots.figure_and_axes(ax, (8.0, 3.8))
+    fig, ax = plots.figure_and_axes(ax, (plots.BOOK_WIDTH_IN, 3.8))
     twin = ax.twinx()
     steps = np.arange(size)
     twin.bar(steps, attn, width=0.8, color=plots.WEIGHT_COLOUR, alpha=0.45, label=f"attention weight (query {position})")

@@ -23,7 +23,7 @@ def canvas_figure(mapped: Mapped, probs: Any = None, *, truth: Any = None, basel
         raise bad_argument(InvalidInputError, "mapped", "the Mapped of series_to_image", type(mapped).__name__, raw=True)
     c = mapped.config
     panels = 1 if probs is None else 2
-    fig = plots.BookFigure(figsize=(12.0, 3.2 * panels + 0.6), layout="constrained")
+    fig = plots.BookFigure(figsize=(plots.BOOK_WIDTH_IN, 2.6 * panels + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(panels, 1, sharex=True))
     extent = (0, c.width, 0, c.bins)
     axes[0].imshow(mapped.image.T, origin="lower", aspect="auto", cmap="magma", extent=extent, interpolation="nearest")
@@ -54,7 +54,7 @@ def canvas_figure(mapped: Mapped, probs: Any = None, *, truth: Any = None, basel
         if baseline is not None:
             axes[1].plot(cols, to_rows(baseline), color="#e41a1c", linewidth=0.8, linestyle=":", label="repeat last period")
         axes[1].set_ylim(0, c.bins)
-        axes[1].legend(fontsize=8, loc="upper left")
+        axes[1].legend(fontsize=plots.MIN_FONT_PT, loc="upper left")
     axes[-1].set_xlabel("canvas column (history | future)")
     if title:
         fig.suptitle(title)
@@ -80,7 +80,7 @@ def forecast_panels(panels: dict[str, tuple[Any, Any, dict[str, Any]]], *, show_
     samples from the end of the history)."""
     if not isinstance(panels, dict) or not panels:
         raise bad_argument(InvalidInputError, "panels", "a non-empty dict name → (history, truth, forecasts)", type(panels).__name__, raw=True)
-    fig = plots.BookFigure(figsize=(12.0, 2.3 * len(panels) + 0.8), layout="constrained")
+    fig = plots.BookFigure(figsize=(plots.BOOK_WIDTH_IN, 2.0 * len(panels) + 1.0), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(panels), 1, sharex=True))
     for ax, (name, (history, truth, forecasts)) in zip(axes, panels.items()):
         h, y = np.asarray(history, dtype=np.float64), np.asarray(truth, dtype=np.float64)
@@ -95,7 +95,7 @@ def forecast_panels(panels: dict[str, tuple[Any, Any, dict[str, Any]]], *, show_
         ax.set_ylabel("value")
     axes[-1].set_xlabel("samples after the end of the history")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 8), fontsize=8)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize=plots.MIN_FONT_PT)
     if title:
         fig.suptitle(title)
     return fig
@@ -135,7 +135,7 @@ def learning_curve(history: Any, levels: dict[str, float], *, curve: str = "held
         ax.axhline(float(level), color="black", linestyle=[(0, (1, 3)), (0, (4, 2, 1, 2))][k % 2], linewidth=1.0, label=f"{label} ({float(level):.3f})")
     ax.set_xlabel("pretraining step")
     ax.set_ylabel(curve)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=plots.MIN_FONT_PT, loc="upper right")
     if title:
         ax.set_title(title)
     return fig

@@ -225,8 +225,9 @@ def correlation_figure(
     log: bool = False,
     top_percent: float | None = 99.99,
 ) -> plots.BookFigure:
-    """The seed's per-head figure: the time map (patch × patch heatmap, left) and the lag
-    profile in samples (right).
+    """The seed's per-head figure: the time map (patch × patch heatmap, top) and the lag profile in
+    samples (below it); stacked, so the figure keeps the page's column and its labels the book's
+    smallest font (the seed put them side by side, 13 inches wide).
 
     Options as the seed: ``powermap`` (a power-law colour scale with ``gamma``; off: linear),
     ``robust_percentiles`` (clip the colour range to these percentiles; None: full range),
@@ -239,8 +240,8 @@ def correlation_figure(
     prof = np.asarray(torch.as_tensor(profile, dtype=torch.float64))
     if tmap.ndim != 2 or prof.ndim != 1 or len(prof) < 2:
         raise bad_argument(InvalidInputError, "time_map/profile", "a 2-D time map and a 1-D profile", (tmap.shape, prof.shape), raw=True)
-    fig = plots.BookFigure(figsize=(13.0, 5.0), layout="constrained")
-    left, right = fig.subplots(1, 2, width_ratios=[1.1, 1.0])
+    fig = plots.BookFigure(figsize=(plots.BOOK_WIDTH_IN, 10.0), layout="constrained")
+    left, right = fig.subplots(2, 1, height_ratios=[1.7, 1.0])
     labels = [f"{round(c * spp)}" for c in range(tmap.shape[1])]
     plots.heatmap(
         tmap,
