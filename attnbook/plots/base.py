@@ -57,7 +57,7 @@ def figure_png(fig: Figure, dpi: int = PNG_DPI, colours: int | None = PNG_COLOUR
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     info = PngImagePlugin.PngInfo()
-    for key, value in png_entries(fig, dpi).items():
+    for key, value in png_entries(fig, dpi, draw=False).items():  # measured on the layout savefig drew
         info.add_text(key, value)
     image = Image.open(io.BytesIO(buffer.getvalue()))
     if colours is not None:

@@ -25,6 +25,7 @@ import math
 from matplotlib.axis import Tick
 from matplotlib.figure import Figure
 from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 from .. import checks
 from .base import PNG_DPI
@@ -37,24 +38,29 @@ PNG_TEXT_KEY = "attnbook:smallest-text-px"  # PNG tEXt key: the smallest text's 
 PNG_CUT_KEY = "attnbook:texts-cut"  # PNG tEXt key: a JSON list of the texts that run past the figure's edge
 
 
-def text_sizes(fig: Figure) -> list[tuple[float, str]]:
-    """``(size in points, text)`` of every text the figure draws: visible, not empty, and inside
-    the figure once it is laid out (tick labels of ticks outside the view are not drawn). Draws
-    the figure first, so constrained layout and the tick labels are final."""
-    fig.draw_without_rendering()
-    frame = fig.bbox
-    sizes = []
+def _drawn_texts(fig: Figure, draw: bool) -> list[tuple[Text, Bbox]]:
+    """Every visible, non-empty text of ``fig`` with its box in display pixels (after laying the
+    figure out when ``draw``; without, the layout of the last draw, e.g. ``savefig``'s)."""
+    if draw:
+        fig.draw_without_rendering()
+    drawn = []
     for text in fig.findobj(Text):
         if not text.get_visible() or not text.get_text().strip() or text.figure is None:
             continue
-        axes = text.axes
-        if axes is not None and not axes.get_visible():
+        if text.axes is not None and not text.axes.get_visible():
             continue
         box = text.get_window_extent()
-        if box.width <= 0 or box.height <= 0 or not box.overlaps(frame):
-            continue
-        sizes.append((float(text.get_fontsize()), text.get_text()))
-    return sizes
+        if box.width > 0 and box.height > 0:
+            drawn.append((text, box))
+    return drawn
+
+
+def text_sizes(fig: Figure, *, draw: bool = True) -> list[tuple[float, str]]:
+    """``(size in points, text)`` of every text the figure draws: visible, not empty, and inside
+    the figure once it is laid out (tick labels of ticks outside the view are not drawn). Lays the
+    figure out first unless ``draw`` is False (the figure was just drawn)."""
+    frame = fig.bbox
+    return [(float(t.get_fontsize()), t.get_text()) for t, box in _drawn_texts(fig, draw) if box.overlaps(frame)]
 
 
 def wrap_titles(fig: Figure) -> None:
@@ -65,30 +71,24 @@ def wrap_titles(fig: Figure) -> None:
         title.set_wrap(True)
 
 
-def cut_texts(fig: Figure, tolerance_px: float = 1.0) -> list[str]:
+def cut_texts(fig: Figure, tolerance_px: float = 1.0, *, draw: bool = True) -> list[str]:
     """The texts (titles, labels, legends, annotations; tick labels aside, as the axis draws only
     those in view) that the figure draws past its own edge, where the PNG cuts them off."""
-    fig.draw_without_rendering()
     frame = fig.bbox.padded(tolerance_px)
     ticks = {id(t) for tick in fig.findobj(Tick) for t in (tick.label1, tick.label2)}
-    cut = []
-    for text in fig.findobj(Text):
-        if id(text) in ticks or not text.get_visible() or not text.get_text().strip() or text.figure is None:
-            continue
-        if text.axes is not None and not text.axes.get_visible():
-            continue
-        box = text.get_window_extent()
-        if box.width > 0 and box.height > 0 and not (frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)):
-            cut.append(text.get_text())
-    return cut
+    return [t.get_text() for t, box in _drawn_texts(fig, draw)
+            if id(t) not in ticks and not (frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1))]
 
 
-def png_entries(fig: Figure, dpi: float) -> dict[str, str]:
+def png_entries(fig: Figure, dpi: float, *, draw: bool = True) -> dict[str, str]:
     """The tEXt entries :func:`~attnbook.plots.base.figure_png` stores: :data:`PNG_TEXT_KEY` (the
     smallest text's height in the PNG's pixels, ``size_pt / 72 · dpi``; absent without text) and
-    :data:`PNG_CUT_KEY` (:func:`cut_texts` as JSON, each cut to 60 characters)."""
-    entries = {PNG_CUT_KEY: json.dumps([t[:60] for t in cut_texts(fig)], ensure_ascii=True)}
-    smallest = smallest_text_pt(fig)
+    :data:`PNG_CUT_KEY` (:func:`cut_texts` as JSON, each cut to 60 characters). ``draw=False``
+    measures the layout of the last draw (``figure_png`` calls it right after ``savefig``)."""
+    if draw:
+        fig.draw_without_rendering()
+    entries = {PNG_CUT_KEY: json.dumps([t[:60] for t in cut_texts(fig, draw=False)], ensure_ascii=True)}
+    smallest = min((size for size, _ in text_sizes(fig, draw=False)), default=math.inf)
     if math.isfinite(smallest):
         entries[PNG_TEXT_KEY] = f"{smallest / 72 * dpi:.2f}"
     return entries
