@@ -308,15 +308,23 @@ def _expected_row(f: dict, profile: str) -> str:
 def verdict_changes(expected: pd.DataFrame, profile: str = "quick") -> list[str]:
     """What differs between the chapters' summaries for ``profile`` and the ``expected`` rows for that
     profile: a registered finding with no verdict, a verdict with no expected row or the reverse, other
-    seeds, and every changed verdict (across seeds or on one seed) — one line each (empty: all agree)."""
+    seeds, and every changed verdict (across seeds or on one seed) — one line each (empty: all agree).
+
+    The expected verdicts are those of the profile's full data: a chapter that ran without a corpus
+    the profile uses (its summary's ``not_run`` names it, for want of data) is not compared; when no
+    other chapter differs, :class:`MissingResourceError` says which chapters were left out."""
     from .registry import chapter_specs
 
-    changes = []
+    changes, partial = [], []
     for slug, title in CHAPTERS.items():
         path = results_dir(slug, profile) / "summary.json"
         if not path.is_file():
             raise MissingResourceError(f"{title}: no results for profile {profile!r} (run the chapter first: python -m attnbook run {slug})")
         summary = read_json(path)
+        missing = [n["what"] for n in summary.get("not_run", []) if "corpus" in str(n.get("what", "")) and "profile" not in str(n.get("why", ""))]
+        if missing:
+            partial.append(f"{title} ran without {', '.join(missing)} (data unavailable)")
+            continue
         got = {f["key"]: f for f in summary.get("findings", [])}
         for s in chapter_specs(slug, profile):
             if s.key not in got:
@@ -334,4 +342,6 @@ def verdict_changes(expected: pd.DataFrame, profile: str = "quick") -> list[str]
             if [row[2], row[3], row[4]] != [want[key].seeds, want[key].verdict, want[key].per_seed]:
                 changes.append(f"{key}: expected {want[key].verdict!r} (seeds {want[key].seeds}: {want[key].per_seed}), got {row[3]!r} "
                                f"(seeds {row[2]}: {row[4]}) (update to {','.join(row)} in a commit that says why)")
+    if partial and not changes:
+        raise MissingResourceError("the expected verdicts are those of the full data, not compared: " + "; ".join(partial))
     return changes

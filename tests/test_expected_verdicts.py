@@ -69,3 +69,22 @@ def test_verdict_changes_finds_missing_extra_and_changed_verdicts(tmp_path, monk
     bad.write_text("key,profile,seeds,verdict,per_seed\nx/y,quick,0 1,supported,S\n")
     with pytest.raises(InvalidInputError, match="one letter per seed"):
         findings.read_expected(bad)
+
+
+def test_a_chapter_that_ran_without_a_corpus_is_not_compared(tmp_path, monkeypatch):
+    """The expected table holds the verdicts of the full quick data: chapter 5 trained without text8
+    (a newcomer offline) is left out, said in the error, and the other chapters are still compared."""
+    import pandas as pd
+
+    from attnbook.claims import Check, write_summary
+
+    monkeypatch.setenv("ATTNBOOK_RESULTS", str(tmp_path))
+    for slug in findings.CHAPTERS:
+        not_run = {"text8 corpus": "data unavailable", "enwik8 corpus": "the full profile only"} if slug == "charlm-evolution" else None
+        write_summary(tmp_path / slug / "quick" / "summary.json", checks=[Check("c", 0.0, "<=", 0.0)], not_run=not_run, seed=0)
+    expected = pd.DataFrame(columns=["key", "profile", "seeds", "verdict", "per_seed"])
+    changes = findings.verdict_changes(expected, "quick")  # the complete chapters still differ (no verdicts reported)
+    assert changes and not any(c.startswith("charlm-evolution/") for c in changes)
+    monkeypatch.setattr(registry, "chapter_specs", lambda slug, profile: [])  # nothing registered: the complete chapters agree
+    with pytest.raises(MissingResourceError, match="ran without text8 corpus"):
+        findings.verdict_changes(expected, "quick")
