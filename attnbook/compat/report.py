@@ -52,11 +52,9 @@ def differences_figure(table: pd.DataFrame) -> Figure:
     capture from those without, per recorded family (one row each, down the figure, so it keeps the
     page's column and its labels the book's smallest font), on a log scale (exact zeros drawn at
     1e-10), with the 1e-5 tolerance."""
-    from ..plots.legibility import BOOK_WIDTH_IN, MIN_FONT_PT
-
     recorded = table[table.expect == "recorded"].reset_index(drop=True)
     floor = 1e-10
-    fig = plots.BookFigure(figsize=(BOOK_WIDTH_IN, 1.6 + 0.14 * len(recorded)), layout="constrained")
+    fig = plots.BookFigure(figsize=(plots.BOOK_WIDTH_IN, 1.6 + 0.14 * len(recorded)), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(recorded))
     for offset, column, label, marker in ((-0.15, "weights_diff", "weights vs the library's reference", "o"),
@@ -67,12 +65,12 @@ def differences_figure(table: pd.DataFrame) -> Figure:
     ax.set_xscale("log")
     ax.set_xlim(floor / 3, 1e-2)
     ax.set_ylim(len(recorded) - 0.5, -0.5)  # the first family at the top
-    ax.set_yticks(y, [f"{lib[:5]}·{fam}" for lib, fam in zip(recorded.library, recorded.family)], fontsize=MIN_FONT_PT)
+    ax.set_yticks(y, [f"{lib[:5]}·{fam}" for lib, fam in zip(recorded.library, recorded.family)], fontsize=plots.MIN_FONT_PT)
     ax.set_xlabel("largest absolute difference (0 drawn at 1e-10)")
     ax.set_ylabel("family (library · family)")
     ax.set_title("Capture against each library's own reference, per family")
     ax.grid(alpha=0.3, axis="x")
-    fig.legend(fontsize=MIN_FONT_PT, loc="outside lower center", ncol=2)
+    fig.legend(fontsize=plots.MIN_FONT_PT, loc="outside lower center", ncol=2)
     return fig
 
 

@@ -88,15 +88,16 @@ def png_entries(fig: Figure, dpi: float, *, draw: bool = True) -> dict[str, str]
     if draw:
         fig.draw_without_rendering()
     entries = {PNG_CUT_KEY: json.dumps([t[:60] for t in cut_texts(fig, draw=False)], ensure_ascii=True)}
-    smallest = min((size for size, _ in text_sizes(fig, draw=False)), default=math.inf)
+    smallest = smallest_text_pt(fig, draw=False)
     if math.isfinite(smallest):
         entries[PNG_TEXT_KEY] = f"{smallest / 72 * dpi:.2f}"
     return entries
 
 
-def smallest_text_pt(fig: Figure) -> float:
-    """The size in points of the smallest text ``fig`` draws (``inf`` when it draws none)."""
-    return min((size for size, _ in text_sizes(fig)), default=math.inf)
+def smallest_text_pt(fig: Figure, *, draw: bool = True) -> float:
+    """The size in points of the smallest text ``fig`` draws (``inf`` when it draws none); ``draw`` as
+    in :func:`text_sizes`."""
+    return min((size for size, _ in text_sizes(fig, draw=draw)), default=math.inf)
 
 
 def page_px(size_pt: float, width_in: float, dpi: float, column_px: float = COLUMN_PX) -> float:
